@@ -1,0 +1,59 @@
+// `aicn daemon` / `aicn start`: run the node until SIGINT/SIGTERM.
+import { access, rm, writeFile, rename } from 'node:fs/promises'
+import { join } from 'node:path'
+import { loadConfig } from '../config/index.ts'
+import { createLogger } from '../logger.ts'
+import { AicnNode } from '../node.ts'
+import { apiFilePath, defaultDir } from './paths.ts'
+import { initNode } from './init.ts'
+
+export interface DaemonOptions { config?: string }
+
+export interface Output { line: (text: string) => void }
+
+/** The config to run: --config, else worker.json or input.json in the default folder, created on first run. */
+async function resolveConfigPath (options: DaemonOptions, out: Output): Promise<string> {
+  if (options.config !== undefined) return options.config
+  const dir = defaultDir()
+  for (const name of ['worker.json', 'input.json']) {
+    const candidate = join(dir, name)
+    if (await access(candidate).then(() => true, () => false)) return candidate
+  }
+  const created = await initNode({ mode: 'worker', dir })
+  out.line(`First run: created a worker node in ${dir}`)
+  out.line(`Peer ID: ${created.identity.peerId}`)
+  return created.configPath
+}
+
+export async function runDaemon (options: DaemonOptions, out: Output): Promise<void> {
+  const configPath = await resolveConfigPath(options, out)
+  const config = await loadConfig(configPath)
+  const log = createLogger({ level: config.App.LogLevel, output: config.App.LogOutput, file: config.App.LogFile })
+  const node = await AicnNode.start({ configPath, config, log })
+
+  const apiFile = apiFilePath(configPath)
+  const temp = `${apiFile}.${process.pid}.tmp`
+  await writeFile(temp, node.apiUrl)
+  await rename(temp, apiFile)
+  out.line(`Peer ID: ${node.control.peerId}`)
+  out.line(`API server listening on ${node.apiUrl}`)
+  out.line('Daemon is ready')
+
+  await new Promise<void>((resolve) => {
+    let stopping = false
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        out.line(`Received ${signal} again, exiting now`)
+        process.exit(1)
+      }
+      stopping = true
+      out.line(`Received ${signal}, shutting down (send it again to force)`)
+      node.stop()
+        .catch((err: Error) => { log.error({ err: err.message }, 'shutdown failed') })
+        .finally(() => { rm(apiFile, { force: true }).finally(resolve) })
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+  })
+  log.flush()
+}

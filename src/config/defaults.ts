@@ -1,0 +1,69 @@
+// The shape of the config file as data: canonical key names in the order they are written, the JSON
+// type of every key and the default filled in at load (reference §2.3). normalizeConfig walks this
+// table, so a key's name, type and default live in exactly one place.
+
+/** Where the HTTP API listens unless the config says otherwise: loopback only, because the
+ * admin endpoints (register, bootstrap add/rm) have no authentication. */
+export const DEFAULT_API_ADDR = '127.0.0.1:6000'
+
+/** The Go network's published pre-shared key (reference §2.2). It is public, so it gives no admission
+ * control; aicn writes it only when asked to join that network (`aicn init --network dbc`). */
+export const GO_NODE_PSK = 'f504f536a912a8cf7d00adacee8ed20270c5040d961d7f3da4fccbcbec0ec48a'
+
+/** The pubsub topic and DHT rendezvous namespace of the Go network. */
+export const DEFAULT_TOPIC_NAME = 'DeepBrainChain'
+
+/** The Go network's DHT protocol prefix (`/dbc/kad/1.0.0`). */
+export const DEFAULT_PROTOCOL_PREFIX = '/dbc'
+
+export type FieldSpec =
+  /** `default` replaces a missing or empty string */
+  | { kind: 'string', default?: string }
+  /** JSON number holding an integer; `default` replaces a missing value or 0 (Go's "if 0" defaults) */
+  | { kind: 'integer', default?: number }
+  /** `forced` overrides whatever the file says (Pubsub.Enabled) */
+  | { kind: 'boolean', forced?: boolean }
+  | { kind: 'array', items: FieldSpec }
+  | { kind: 'object', fields: Record<string, FieldSpec> }
+
+const str = (fallback?: string): FieldSpec => ({ kind: 'string', default: fallback })
+const int = (fallback?: number): FieldSpec => ({ kind: 'integer', default: fallback })
+const bool: FieldSpec = { kind: 'boolean' }
+const strings: FieldSpec = { kind: 'array', items: str() }
+const obj = (fields: Record<string, FieldSpec>): FieldSpec => ({ kind: 'object', fields })
+
+export const CONFIG_SPEC = obj({
+  Bootstrap: strings,
+  Addresses: strings,
+  API: obj({ Addr: str() }),
+  Identity: obj({ PeerID: str(), PrivKey: str() }),
+  Swarm: obj({
+    ConnMgr: obj({ Type: str('basic'), HighWater: int(400), LowWater: int(100), GracePeriod: str('20s') }),
+    DisableNatPortMap: bool,
+    RelayClient: obj({ Enabled: bool, StaticRelays: strings }),
+    RelayService: obj({ Enabled: bool }),
+    EnableHolePunching: bool,
+    EnableAutoNATService: bool,
+    DialTimeout: str()
+  }),
+  // The Go node always runs pubsub; the file's value is ignored there, so we force it too.
+  Pubsub: obj({ Enabled: { kind: 'boolean', forced: true }, Router: str('gossipsub'), FloodPublish: bool }),
+  Routing: obj({ Type: str('auto'), ProtocolPrefix: str() }),
+  App: obj({
+    LogLevel: str('info'),
+    LogFile: str(),
+    LogOutput: str('stderr'),
+    PreSharedKey: str(),
+    TopicName: str(),
+    Datastore: str(),
+    AutoUpgrade: obj({ Enabled: bool, TimeInterval: str('1h') }),
+    PeersCollect: obj({ Enabled: bool, HeartbeatInterval: str('180s'), ClientProject: str() })
+  }),
+  AIProjects: {
+    kind: 'array',
+    items: obj({
+      Project: str(),
+      Models: { kind: 'array', items: obj({ Model: str(), API: str(), Type: int(), CID: str() }) }
+    })
+  }
+})

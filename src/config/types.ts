@@ -1,0 +1,46 @@
+// The node's configuration, with the Go node's canonical key names (reference §2.3) so that an
+// operator's existing worker.json / input.json works unchanged. Keys are matched case-insensitively
+// at load; the node always writes these canonical names back.
+
+export type ModelType = 0 | 1 | 2 | 3 | 4
+
+export interface AIModelConfig {
+  Model: string
+  API: string
+  Type: number
+  CID: string
+}
+
+export interface AIProjectConfig {
+  Project: string
+  Models: AIModelConfig[]
+}
+
+export interface Config {
+  Bootstrap: string[]
+  Addresses: string[]
+  API: { Addr: string }
+  Identity: { PeerID: string, PrivKey: string }
+  Swarm: {
+    ConnMgr: { Type: 'basic' | 'none', HighWater: number, LowWater: number, GracePeriod: string }
+    DisableNatPortMap: boolean
+    RelayClient: { Enabled: boolean, StaticRelays: string[] }
+    RelayService: { Enabled: boolean }
+    EnableHolePunching: boolean
+    EnableAutoNATService: boolean
+    DialTimeout: string
+  }
+  Pubsub: { Enabled: boolean, Router: 'gossipsub' | 'floodsub', FloodPublish: boolean }
+  Routing: { Type: 'auto' | 'none' | 'dhtclient' | 'dhtserver', ProtocolPrefix: string }
+  App: {
+    LogLevel: 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal'
+    LogFile: string
+    LogOutput: string
+    PreSharedKey: string
+    TopicName: string
+    Datastore: string
+    AutoUpgrade: { Enabled: boolean, TimeInterval: string }
+    PeersCollect: { Enabled: boolean, HeartbeatInterval: string, ClientProject: string }
+  }
+  AIProjects: AIProjectConfig[]
+}

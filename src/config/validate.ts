@@ -1,0 +1,202 @@
+// The rules of reference §2.3, with messages that name the key and say what would be right. Every
+// problem is collected so that an operator fixes the file in one go; the ConfigError lists them one
+// per line in file order (the first line is what the CLI shows most prominently).
+import { stat } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import { privateKeyFromProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr, type Component } from '@multiformats/multiaddr'
+import { ConfigError } from '../errors.ts'
+import { parseDuration } from './duration.ts'
+import type { AIProjectConfig, Config } from './types.ts'
+
+export interface ValidateOptions {
+  /** Check the file system: `App.Datastore` is an existing directory and, when logging to a file,
+   * `App.LogFile` can be created. Default true; tools that only inspect a config turn it off. */
+  checkDatastore?: boolean
+}
+
+const CONN_MGR_TYPES = ['basic', 'none']
+const PUBSUB_ROUTERS = ['gossipsub', 'floodsub']
+const ROUTING_TYPES = ['auto', 'none', 'dhtclient', 'dhtserver']
+const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'panic', 'fatal']
+const LOG_OUTPUTS = ['stdout', 'stderr', 'file']
+const STRICT_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
+const HEX_KEY = /^[0-9a-fA-F]{64}$/
+
+/** Checks every rule of the config; throws one ConfigError listing all problems, one per line. */
+export async function validateConfig (config: Config, options: ValidateOptions = {}): Promise<void> {
+  const problems: string[] = []
+  const report = (path: string, message: string): void => { problems.push(`${path}: ${message}`) }
+
+  // An empty list is allowed: the first node of a network has nobody to bootstrap from.
+  config.Bootstrap.forEach((addr, i) => checkMultiaddr(addr, `Bootstrap[${i}]`, true, report))
+  if (config.Addresses.length === 0) report('Addresses', 'must not be empty (e.g. ["/ip4/0.0.0.0/tcp/7001"])')
+  config.Addresses.forEach((addr, i) => checkMultiaddr(addr, `Addresses[${i}]`, false, report))
+  checkApiAddr(config.API.Addr, report)
+  checkIdentity(config.Identity, report)
+
+  const { Swarm: swarm } = config
+  checkOneOf(swarm.ConnMgr.Type, CONN_MGR_TYPES, 'Swarm.ConnMgr.Type', report)
+  if (swarm.ConnMgr.HighWater < 0) report('Swarm.ConnMgr.HighWater', 'must not be negative')
+  if (swarm.ConnMgr.LowWater < 0) report('Swarm.ConnMgr.LowWater', 'must not be negative')
+  if (swarm.ConnMgr.LowWater > swarm.ConnMgr.HighWater) {
+    report('Swarm.ConnMgr.LowWater', `must not be greater than Swarm.ConnMgr.HighWater (${swarm.ConnMgr.LowWater} > ${swarm.ConnMgr.HighWater})`)
+  }
+  checkDuration(swarm.ConnMgr.GracePeriod, 'Swarm.ConnMgr.GracePeriod', 'non-negative', report)
+  swarm.RelayClient.StaticRelays.forEach((addr, i) => checkMultiaddr(addr, `Swarm.RelayClient.StaticRelays[${i}]`, true, report))
+  if (swarm.DialTimeout !== '') checkDuration(swarm.DialTimeout, 'Swarm.DialTimeout', 'non-negative', report)
+
+  checkOneOf(config.Pubsub.Router, PUBSUB_ROUTERS, 'Pubsub.Router', report)
+  checkOneOf(config.Routing.Type, ROUTING_TYPES, 'Routing.Type', report)
+  const prefix = config.Routing.ProtocolPrefix
+  if (prefix !== '' && !/^\/\S*[^/\s]$/.test(prefix)) {
+    report('Routing.ProtocolPrefix', `must be empty or a path like "/dbc" (got ${JSON.stringify(prefix)})`)
+  }
+
+  const { App: app } = config
+  checkOneOf(app.LogLevel, LOG_LEVELS, 'App.LogLevel', report)
+  const outputs = app.LogOutput.split('+')
+  const unknownOutput = outputs.find((output) => !LOG_OUTPUTS.includes(output))
+  if (unknownOutput !== undefined) {
+    report('App.LogOutput', `${JSON.stringify(unknownOutput)} is not one of stdout, stderr, file (join several with "+", e.g. "stderr+file")`)
+  }
+  const checkFiles = options.checkDatastore !== false
+  if (outputs.includes('file')) {
+    if (app.LogFile === '') report('App.LogFile', 'must be set when App.LogOutput contains "file"')
+    else if (checkFiles) await checkLogFile(app.LogFile, report)
+  }
+  if (app.PreSharedKey !== '' && !HEX_KEY.test(app.PreSharedKey)) {
+    report('App.PreSharedKey', `must be empty or exactly 64 hex characters (got ${app.PreSharedKey.length} characters; "aicn psk" makes one)`)
+  }
+  if (app.TopicName === '') report('App.TopicName', 'must not be empty (the Go network uses "DeepBrainChain")')
+  if (app.Datastore === '') report('App.Datastore', 'must not be empty (a directory for the node\'s databases)')
+  else if (checkFiles) await checkDatastoreDir(app.Datastore, report)
+  checkDuration(app.AutoUpgrade.TimeInterval, 'App.AutoUpgrade.TimeInterval', 'positive', report)
+  checkDuration(app.PeersCollect.HeartbeatInterval, 'App.PeersCollect.HeartbeatInterval', 'positive', report)
+
+  config.AIProjects.forEach((project, i) => checkProject(project, `AIProjects[${i}]`, report))
+
+  if (problems.length > 0) throw new ConfigError(problems.join('\n'))
+}
+
+type Report = (path: string, message: string) => void
+
+function checkOneOf (value: string, allowed: string[], path: string, report: Report): void {
+  if (allowed.includes(value)) return
+  const choices = allowed.map((choice) => JSON.stringify(choice))
+  const list = choices.length === 2 ? choices.join(' or ') : `one of ${choices.join(', ')}`
+  report(path, `must be ${list} (got ${JSON.stringify(value)})`)
+}
+
+function checkDuration (value: string, path: string, range: 'positive' | 'non-negative', report: Report): void {
+  let ms: number
+  try {
+    ms = parseDuration(value)
+  } catch {
+    report(path, `invalid duration ${JSON.stringify(value)} (a number with a unit: "20s", "1m30s", "1h")`)
+    return
+  }
+  if (ms < 0) report(path, 'must not be negative')
+  else if (ms === 0 && range === 'positive') report(path, 'must be greater than zero')
+}
+
+/** A multiaddr; with `withPeer`, one that ends in /p2p/<peer id> so that we know whom we dial. */
+function checkMultiaddr (text: string, path: string, withPeer: boolean, report: Report): void {
+  let components: Component[]
+  try {
+    if (text === '') throw new Error('empty string')
+    components = multiaddr(text).getComponents()
+  } catch (err) {
+    report(path, `${JSON.stringify(text)} is not a multiaddr (${(err as Error).message})`)
+    return
+  }
+  if (!withPeer) return
+  const last = components.at(-1)
+  if (last?.name !== 'p2p' || last.value === undefined) {
+    report(path, `${JSON.stringify(text)} must end with /p2p/<peer id>`)
+    return
+  }
+  try {
+    peerIdFromString(last.value)
+  } catch {
+    report(path, `${JSON.stringify(text)} has an invalid peer id ${JSON.stringify(last.value)}`)
+  }
+}
+
+/** `host:port`, `[ipv6]:port` or `:port` (all interfaces), as Go's net.Listen accepts. */
+export function parseHostPort (addr: string): { host: string, port: number } {
+  const match = /^(?:\[([0-9A-Za-z:.%]+)\]|([^:[\]\s/]*)):(\d{1,5})$/.exec(addr)
+  const port = Number(match?.[3])
+  if (match == null || port > 65535) throw new Error(`${JSON.stringify(addr)} is not host:port`)
+  return { host: match[1] ?? match[2], port }
+}
+
+function checkApiAddr (addr: string, report: Report): void {
+  try {
+    parseHostPort(addr)
+  } catch {
+    report('API.Addr', `must be host:port, e.g. "127.0.0.1:6000" (got ${JSON.stringify(addr)})`)
+  }
+}
+
+function checkIdentity (identity: Config['Identity'], report: Report): void {
+  if (identity.PrivKey === '') {
+    report('Identity.PrivKey', 'must not be empty (run "aicn init" for a new identity)')
+    if (identity.PeerID === '') report('Identity.PeerID', 'must not be empty')
+    return
+  }
+  let expected: string
+  try {
+    if (!STRICT_BASE64.test(identity.PrivKey)) throw new Error('not standard base64 with padding')
+    expected = peerIdFromPrivateKey(privateKeyFromProtobuf(Buffer.from(identity.PrivKey, 'base64'))).toString()
+  } catch (err) {
+    report('Identity.PrivKey', `is not a base64-encoded libp2p private key (${(err as Error).message})`)
+    return
+  }
+  if (identity.PeerID === '') report('Identity.PeerID', `must not be empty (expected ${expected})`)
+  else if (identity.PeerID !== expected) report('Identity.PeerID', `does not match Identity.PrivKey (expected ${expected})`)
+}
+
+function checkProject (project: AIProjectConfig, path: string, report: Report): void {
+  if (project.Project === '') report(`${path}.Project`, 'must not be empty')
+  project.Models.forEach((model, i) => {
+    const modelPath = `${path}.Models[${i}]`
+    if (model.Model === '') report(`${modelPath}.Model`, 'must not be empty')
+    if (model.Type < 0) report(`${modelPath}.Type`, 'must not be negative')
+    if (model.API === '') {
+      report(`${modelPath}.API`, 'must not be empty')
+      return
+    }
+    let url: URL | undefined
+    try { url = new URL(model.API) } catch {}
+    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+      report(`${modelPath}.API`, `must be an http:// or https:// URL (got ${JSON.stringify(model.API)})`)
+    }
+  })
+}
+
+async function checkDatastoreDir (dir: string, report: Report): Promise<void> {
+  const info = await statOrUndefined(dir)
+  if (info === undefined) report('App.Datastore', `directory ${dir} does not exist (create it, or run "aicn init")`)
+  else if (!info.isDirectory()) report('App.Datastore', `${dir} is not a directory`)
+}
+
+async function checkLogFile (file: string, report: Report): Promise<void> {
+  const info = await statOrUndefined(file)
+  if (info !== undefined) {
+    // A terminal or other device is refused as the Go node does: logs would be interleaved or lost.
+    if (!info.isFile()) report('App.LogFile', `${file} is not a regular file`)
+    return
+  }
+  const parent = await statOrUndefined(dirname(file))
+  if (parent?.isDirectory() !== true) report('App.LogFile', `directory ${dirname(file)} does not exist`)
+}
+
+async function statOrUndefined (path: string): Promise<Awaited<ReturnType<typeof stat>> | undefined> {
+  try {
+    return await stat(path)
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,144 @@
+// The node-control operations behind `/api/v0` (seed 002, reference §9.4.1–9.4.2). Route handlers call
+// these and never touch libp2p themselves.
+import { KEEP_ALIVE, type PeerId } from '@libp2p/interface'
+import type { Registry } from 'prom-client'
+import { AicnError, ErrorCode } from './errors.ts'
+import type { ConfigStore } from './config/store.ts'
+import type { HostInfo, HostInfoCollector } from './hostinfo/index.ts'
+import type { Host } from './p2p/host.ts'
+import type { LatencyTracker } from './p2p/latency.ts'
+import { identifiedPeerInfo, localPeerInfo, type PeerInfo } from './p2p/peer-info.ts'
+import type { Rendezvous } from './p2p/rendezvous.ts'
+import { connectTo, disconnectFrom, forgetTags, parseNodeAddr, swarmAddrs, swarmPeers, USER_CONNECT_TAG, type SwarmPeer } from './p2p/swarm.ts'
+import { parsePeerId, type RpcService } from './protocols/rpc.ts'
+import { queryHostInfo, queryPeerInfo } from './protocols/queries.ts'
+
+const FIND_PEER_TIMEOUT_MS = 10_000
+const RENDEZVOUS_TIMEOUT_MS = 10_000
+
+export interface ControlDeps {
+  host: Host
+  rpc: RpcService
+  config: ConfigStore
+  hostInfo: HostInfoCollector
+  latency: LatencyTracker
+  rendezvous?: Rendezvous
+  metrics: Registry
+  topic: string
+}
+
+export class NodeControl {
+  private readonly deps: ControlDeps
+
+  constructor (deps: ControlDeps) {
+    this.deps = deps
+  }
+
+  get peerId (): string {
+    return this.deps.host.peerId.toString()
+  }
+
+  async id (): Promise<PeerInfo> {
+    return await localPeerInfo(this.deps.host)
+  }
+
+  /** Node ids known in the network: this node, and every peer the peer store knows. */
+  async peers (): Promise<string[]> {
+    const known = await this.deps.host.peerStore.all()
+    return [this.peerId, ...known.map((p) => p.id.toString()).sort()]
+  }
+
+  async peer (nodeId: string, signal: AbortSignal): Promise<PeerInfo> {
+    const peerId = parsePeerId(nodeId)
+    if (peerId.equals(this.deps.host.peerId)) return await this.id()
+    const identified = await identifiedPeerInfo(this.deps.host, peerId)
+    if (identified !== undefined) return identified
+    await this.locate(peerId, signal)
+    return await queryPeerInfo(this.deps.rpc, peerId, signal)
+  }
+
+  async hostInfo (nodeId: string, signal: AbortSignal): Promise<HostInfo> {
+    const peerId = parsePeerId(nodeId)
+    if (peerId.equals(this.deps.host.peerId)) return await this.deps.hostInfo.collect()
+    await this.locate(peerId, signal)
+    return await queryHostInfo(this.deps.rpc, peerId, signal)
+  }
+
+  swarmPeers (): SwarmPeer[] {
+    return swarmPeers(this.deps.host, this.deps.latency)
+  }
+
+  async swarmAddrs (): Promise<Array<{ peer: string, addrs: string[] }>> {
+    return await swarmAddrs(this.deps.host)
+  }
+
+  async swarmConnect (nodeAddr: string): Promise<void> {
+    await connectTo(this.deps.host, parseNodeAddr(nodeAddr), { [USER_CONNECT_TAG]: 100 })
+  }
+
+  async swarmDisconnect (nodeAddr: string): Promise<void> {
+    await disconnectFrom(this.deps.host, parseNodeAddr(nodeAddr))
+  }
+
+  pubsubPeers (): string[] {
+    return this.deps.host.services.pubsub.getSubscribers(this.deps.topic).map((p) => p.toString())
+  }
+
+  async rendezvousPeers (signal: AbortSignal): Promise<string[]> {
+    const rendezvous = this.deps.rendezvous
+    if (rendezvous === undefined) throw new AicnError(ErrorCode.UNSUPPORTED, 'rendezvous needs the DHT, which Routing.Type "none" turns off', { status: 501 })
+    const timeout = AbortSignal.timeout(RENDEZVOUS_TIMEOUT_MS)
+    try {
+      return await rendezvous.findPeers(AbortSignal.any([signal, timeout]))
+    } catch (err) {
+      if (timeout.aborted) throw new AicnError(ErrorCode.TIMEOUT, 'rendezvous lookup timed out')
+      throw new AicnError(ErrorCode.ROUTING, `rendezvous lookup failed: ${(err as Error).message}`, { status: 502 })
+    }
+  }
+
+  bootstrapList (): string[] {
+    return [...this.deps.config.current.Bootstrap]
+  }
+
+  /** Connects to the peer, keeps it connected, and saves it in the config's bootstrap list. */
+  async bootstrapAdd (nodeAddr: string): Promise<void> {
+    const target = parseNodeAddr(nodeAddr)
+    await connectTo(this.deps.host, target, { [USER_CONNECT_TAG]: 100, [KEEP_ALIVE]: 1 })
+    await this.saveBootstrap((list) => list.includes(nodeAddr) ? list : [...list, nodeAddr])
+  }
+
+  /** Removes the address from the bootstrap list and closes the connection to that peer. */
+  async bootstrapRm (nodeAddr: string): Promise<void> {
+    const target = parseNodeAddr(nodeAddr)
+    await forgetTags(this.deps.host, target.peerId)
+    if (this.deps.host.getConnections(target.peerId).length > 0) await this.deps.host.hangUp(target.peerId)
+    await this.saveBootstrap((list) => list.filter((a) => a !== nodeAddr))
+  }
+
+  async metrics (): Promise<{ body: string, contentType: string }> {
+    return { body: await this.deps.metrics.metrics(), contentType: this.deps.metrics.contentType }
+  }
+
+  private async saveBootstrap (change: (list: string[]) => string[]): Promise<void> {
+    try {
+      await this.deps.config.update((draft) => { draft.Bootstrap = change(draft.Bootstrap) })
+    } catch (err) {
+      throw new AicnError(ErrorCode.INTERNAL, `could not save the config: ${(err as Error).message}`)
+    }
+  }
+
+  /** Makes sure we know addresses for a peer we are not connected to, asking the DHT if needed. */
+  private async locate (peerId: PeerId, signal: AbortSignal): Promise<void> {
+    const host = this.deps.host
+    if (host.getConnections(peerId).length > 0) return
+    const known = await host.peerStore.get(peerId).then((p) => p.addresses.length > 0, () => false)
+    if (known) return
+    const timeout = AbortSignal.timeout(FIND_PEER_TIMEOUT_MS)
+    try {
+      await host.peerRouting.findPeer(peerId, { signal: AbortSignal.any([signal, timeout]), useCache: false })
+    } catch (err) {
+      if (signal.aborted) throw new AicnError(ErrorCode.TIMEOUT, 'request cancelled')
+      throw new AicnError(ErrorCode.ROUTING, `node ${peerId.toString()} was not found in the network`)
+    }
+  }
+}

@@ -1,0 +1,10 @@
+// The HTTP layer's public face: routes import from here.
+export { HttpServer, requestSignal, parseAddr } from './server.ts'
+export type { Route, RouteContext, HttpServerOptions, ListenResult, Method } from './server.ts'
+export { Params } from './params.ts'
+export type { StringOptions, IntOptions, BoolOptions } from './params.ts'
+export { ok, raw, text, errorBody } from './reply.ts'
+export type { Reply } from './reply.ts'
+export { httpMetrics } from './metrics.ts'
+export type { HttpMetrics } from './metrics.ts'
+export { DEFAULT_BODY_LIMIT } from './body.ts'

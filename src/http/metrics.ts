@@ -1,0 +1,48 @@
+// HTTP metrics. The route label is the route's declared path (or 'unmatched'), never the request URL, so
+// random URLs cannot blow up the number of series.
+import { Counter, Gauge, Histogram, register as defaultRegister, type Registry } from 'prom-client'
+
+export interface HttpMetrics {
+  duration: Histogram<'method' | 'route' | 'status'>
+  requests: Counter<'method' | 'route' | 'status'>
+  inFlight: Gauge
+}
+
+const LABELS = ['method', 'route', 'status'] as const
+
+// Several servers in one process (tests, or an API and a gateway server) share one registry; prom-client
+// throws on a second registration of the same name, so each registry gets its metrics once.
+const cache = new WeakMap<Registry, HttpMetrics>()
+
+export function httpMetrics (registry: Registry = defaultRegister): HttpMetrics {
+  const cached = cache.get(registry)
+  if (cached !== undefined) return cached
+  const metrics: HttpMetrics = {
+    duration: existing(registry, 'aicn_http_request_duration_seconds') ?? new Histogram({
+      name: 'aicn_http_request_duration_seconds',
+      help: 'Time from receiving an HTTP API request until its response is finished',
+      labelNames: LABELS,
+      // AI requests take seconds to minutes, so the buckets reach further than prom-client's defaults.
+      buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+      registers: [registry]
+    }),
+    requests: existing(registry, 'aicn_http_requests_total') ?? new Counter({
+      name: 'aicn_http_requests_total',
+      help: 'HTTP API requests answered',
+      labelNames: LABELS,
+      registers: [registry]
+    }),
+    inFlight: existing(registry, 'aicn_http_requests_in_flight') ?? new Gauge({
+      name: 'aicn_http_requests_in_flight',
+      help: 'HTTP API requests being processed now',
+      registers: [registry]
+    })
+  }
+  cache.set(registry, metrics)
+  return metrics
+}
+
+// Also covers metrics registered by another copy of this module (e.g. tests loading both src and dist).
+function existing<T> (registry: Registry, name: string): T | undefined {
+  return registry.getSingleMetric(name) as T | undefined
+}

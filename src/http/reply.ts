@@ -1,0 +1,43 @@
+// What a route handler returns. Handlers never touch the Koa response themselves, so that the envelope,
+// the content type and error handling stay the same on every endpoint.
+import type { AicnError } from '../errors.ts'
+
+export type Reply =
+  /** `200 {"code":0,"message":"ok","data":…}`; the data key is left out when data is undefined. */
+  | { kind: 'envelope', data?: unknown, message?: string }
+  /** Bare JSON: some endpoints of the contract (id, swarm/peers, swarm/addrs, pubsub/peers) answer without the envelope. */
+  | { kind: 'raw', body: unknown, status?: number }
+  /** Anything that is not JSON, e.g. the Prometheus exposition format. */
+  | { kind: 'text', body: string, contentType: string }
+
+export const ok = (data?: unknown, message?: string): Reply => ({ kind: 'envelope', data, message })
+
+export const raw = (body: unknown, status?: number): Reply => ({ kind: 'raw', body, status })
+
+export const text = (body: string, contentType: string): Reply => ({ kind: 'text', body, contentType })
+
+/** The body of every error answer: the contract's envelope without data. */
+export function errorBody (err: AicnError): { code: number, message: string } {
+  return { code: err.code, message: err.message }
+}
+
+export const JSON_TYPE = 'application/json; charset=utf-8'
+
+export interface Rendered { status: number, contentType: string, body: string }
+
+/** Turns a Reply into status, content type and bytes; throws a TypeError on something that is not a Reply
+ * (a handler bug, which the server reports as an internal error). */
+export function render (reply: Reply): Rendered {
+  if (reply == null || typeof reply !== 'object') throw new TypeError(`handler returned ${String(reply)} instead of a Reply`)
+  switch (reply.kind) {
+    case 'envelope':
+      // JSON.stringify drops a key whose value is undefined, which is what leaves "data" out.
+      return { status: 200, contentType: JSON_TYPE, body: JSON.stringify({ code: 0, message: reply.message ?? 'ok', data: reply.data }) }
+    case 'raw':
+      return { status: reply.status ?? 200, contentType: JSON_TYPE, body: JSON.stringify(reply.body) ?? 'null' }
+    case 'text':
+      return { status: 200, contentType: reply.contentType, body: reply.body }
+    default:
+      throw new TypeError(`handler returned a Reply of unknown kind ${JSON.stringify((reply as { kind?: unknown }).kind)}`)
+  }
+}

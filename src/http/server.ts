@@ -1,0 +1,314 @@
+// The HTTP layer the API routes plug into: routing (404/405), JSON bodies, the reply envelope, error
+// answers, metrics, access log, client-disconnect signals and a graceful close. Routes only see Params and
+// return a Reply; everything about HTTP itself lives here.
+import { createServer, STATUS_CODES, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
+import Koa from 'koa'
+import type { Context, Next, Request } from 'koa'
+import type { Registry } from 'prom-client'
+import { AicnError, ErrorCode, isAicnError } from '../errors.ts'
+import type { Logger } from '../logger.ts'
+import { DEFAULT_BODY_LIMIT, isJsonReadable, readJsonBody } from './body.ts'
+import { httpMetrics, type HttpMetrics } from './metrics.ts'
+import { Params } from './params.ts'
+import { errorBody, JSON_TYPE, render, type Reply } from './reply.ts'
+
+export type Method = 'GET' | 'POST'
+
+export interface RouteContext {
+  params: Params
+  request: Request
+  /** Aborted when the client disconnects before the response is finished. */
+  signal: AbortSignal
+  ctx: Context
+}
+
+export interface Route {
+  /** e.g. '/api/v0/id'; a trailing slash in the request is tolerated. */
+  path: string
+  methods: Method[]
+  handler: (rc: RouteContext) => Promise<Reply>
+  /** false for routes that read ctx.req themselves (uploads, proxies); the JSON body is then not read. */
+  readBody?: boolean
+}
+
+export interface HttpServerOptions {
+  routes: Route[]
+  logger: Logger
+  /** Largest JSON body accepted; default 1 MiB. */
+  bodyLimitBytes?: number
+  /** Where the HTTP metrics go; default prom-client's global register. */
+  registry?: Registry
+}
+
+export interface ListenResult { host: string, port: number, url: string }
+
+// Receiving a whole request (headers and body) should never take long; answering may (AI calls), so there
+// is deliberately no socket inactivity timeout (server.timeout stays 0).
+const REQUEST_TIMEOUT_MS = 120_000
+const HEADERS_TIMEOUT_MS = 30_000
+const KEEP_ALIVE_TIMEOUT_MS = 5_000
+const DEFAULT_GRACE_MS = 5_000
+
+// ctx.state keys shared with the outer middleware (and usable by middleware added later via `app`).
+const ROUTE_LABEL = 'aicnRoute'
+const SIGNAL = 'aicnSignal'
+
+export class HttpServer {
+  readonly app: Koa
+  readonly #routes = new Map<string, Route>()
+  readonly #logger: Logger
+  readonly #bodyLimit: number
+  readonly #metrics: HttpMetrics
+  #server?: Server
+  #closing?: Promise<void>
+
+  constructor (options: HttpServerOptions) {
+    this.#logger = options.logger
+    this.#bodyLimit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT
+    this.#metrics = httpMetrics(options.registry)
+    for (const route of options.routes) this.#addRoute(route)
+
+    this.app = new Koa()
+    // With a listener Koa no longer prints errors (e.g. a failing response stream) to stderr itself.
+    this.app.on('error', (err: unknown) => { this.#logger.warn({ err }, 'http response failed') })
+    this.app.use(async (ctx, next) => { await this.#observe(ctx, next) })
+    this.app.use(async (ctx, next) => { await this.#catchErrors(ctx, next) })
+    this.app.use(async (ctx, next) => { await this.#dispatch(ctx, next) })
+  }
+
+  async listen (addr: string): Promise<ListenResult> {
+    if (this.#server !== undefined) throw new Error('the HTTP server is already listening')
+    const { host, port } = parseAddr(addr)
+    const server = createServer(this.app.callback())
+    server.requestTimeout = REQUEST_TIMEOUT_MS
+    server.headersTimeout = HEADERS_TIMEOUT_MS
+    server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => { this.#onClientError(err, socket) })
+
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => { reject(listenError(addr, err)) }
+      server.once('error', onError)
+      server.listen({ host, port }, () => {
+        server.off('error', onError)
+        resolve()
+      })
+    })
+    server.on('error', (err) => { this.#logger.error({ err }, 'http server error') })
+    this.#server = server
+
+    const bound = server.address() as AddressInfo
+    const reachable = bound.address === '::' || bound.address === '0.0.0.0' ? '127.0.0.1' : bound.address
+    const urlHost = reachable.includes(':') ? `[${reachable}]` : reachable
+    return { host: bound.address, port: bound.port, url: `http://${urlHost}:${bound.port}` }
+  }
+
+  /** Stops accepting connections, lets requests in flight finish for up to graceMs, then cuts the rest. */
+  async close (graceMs: number = DEFAULT_GRACE_MS): Promise<void> {
+    const server = this.#server
+    if (server === undefined) return
+    this.#closing ??= new Promise<void>((resolve) => {
+      const timer = setTimeout(() => { server.closeAllConnections() }, graceMs)
+      server.close(() => {
+        clearTimeout(timer)
+        resolve()
+      })
+      // Idle keep-alive sockets would otherwise hold close() open until they time out.
+      server.closeIdleConnections()
+    })
+    await this.#closing
+  }
+
+  #addRoute (route: Route): void {
+    if (!route.path.startsWith('/')) throw new Error(`route path must start with "/": ${route.path}`)
+    if (route.methods.length === 0) throw new Error(`route ${route.path} has no methods`)
+    const key = normalizePath(route.path)
+    if (this.#routes.has(key)) throw new Error(`route ${route.path} is defined twice`)
+    this.#routes.set(key, route)
+  }
+
+  /** Metrics, access log, and `Connection: close` while shutting down. Outermost, so it sees every answer. */
+  async #observe (ctx: Context, next: Next): Promise<void> {
+    const started = process.hrtime.bigint()
+    const { method, path } = ctx
+    const res = ctx.res
+    this.#metrics.inFlight.inc()
+    // 'close' fires both after a normal finish and when the client goes away; it is the one event that
+    // covers streamed bodies to their end.
+    res.once('close', () => {
+      this.#metrics.inFlight.dec()
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9
+      // 499 (nginx's "client closed request") when the client left before we answered at all.
+      const status = res.headersSent ? String(res.statusCode) : '499'
+      const labels = { method, route: routeLabel(ctx), status }
+      this.#metrics.duration.observe(labels, seconds)
+      this.#metrics.requests.inc(labels)
+      this.#logger.debug({ method, path, status: Number(status), ms: Math.round(seconds * 1000) }, 'http request')
+      if (this.#closing !== undefined) this.#server?.closeIdleConnections()
+    })
+    await next()
+    if (this.#closing !== undefined && !res.headersSent) ctx.set('Connection', 'close')
+  }
+
+  async #catchErrors (ctx: Context, next: Next): Promise<void> {
+    try {
+      await next()
+    } catch (err) {
+      this.#answerError(ctx, err)
+    }
+  }
+
+  #answerError (ctx: Context, err: unknown): void {
+    const { method, path } = ctx
+    if (ctx.res.headersSent || ctx.res.destroyed) {
+      // Nothing can be said to the client any more (it left, or a stream was already under way).
+      this.#logger.debug({ err, method, path }, 'error after the response started or the client left')
+      if (!ctx.res.writableEnded) ctx.res.destroy()
+      return
+    }
+    let answer: AicnError
+    if (isAicnError(err)) {
+      answer = err
+      if (err.status >= 500) this.#logger.warn({ err, method, path }, 'request failed')
+    } else if (isExposedHttpError(err)) {
+      // ctx.throw(4xx, …) from middleware added later through `app`.
+      answer = new AicnError(codeForStatus(err.status), err.message, { status: err.status })
+    } else {
+      this.#logger.error({ err, method, path }, 'unhandled error in HTTP handler')
+      answer = new AicnError(ErrorCode.INTERNAL, 'internal error')
+    }
+    ctx.status = answer.status
+    ctx.set('Content-Type', JSON_TYPE)
+    ctx.body = JSON.stringify(errorBody(answer))
+  }
+
+  async #dispatch (ctx: Context, next: Next): Promise<void> {
+    const route = this.#routes.get(normalizePath(ctx.path))
+    if (route === undefined) {
+      // Give middleware added later through `app` its chance before answering 404.
+      await next()
+      if (ctx.body == null && ctx.status === 404 && !ctx.res.headersSent) {
+        throw new AicnError(ErrorCode.UNSUPPORTED, `no such endpoint: ${ctx.method} ${clip(ctx.path)}`, { status: 404 })
+      }
+      return
+    }
+    ctx.state[ROUTE_LABEL] = route.path
+
+    const method = ctx.method === 'HEAD' ? 'GET' : ctx.method // Koa strips the body of HEAD answers
+    if (!(route.methods as string[]).includes(method)) {
+      const allowed = route.methods.join(', ')
+      ctx.set('Allow', allowed)
+      throw new AicnError(ErrorCode.UNSUPPORTED, `method ${clip(ctx.method)} not allowed on ${route.path}; use ${allowed}`, { status: 405 })
+    }
+
+    let body: Record<string, unknown> | undefined
+    if (method === 'POST' && route.readBody !== false && isJsonReadable(ctx.get('Content-Type'))) {
+      try {
+        body = await readJsonBody(ctx.req, this.#bodyLimit)
+      } catch (err) {
+        // The rest of the body is left unread, so this connection cannot carry another request.
+        if (!ctx.req.complete) ctx.set('Connection', 'close')
+        throw err
+      }
+    }
+
+    const params = Params.from(ctx.query, body)
+    const reply = await route.handler({ params, request: ctx.request, signal: requestSignal(ctx), ctx })
+    const rendered = render(reply)
+    ctx.status = rendered.status
+    ctx.set('Content-Type', rendered.contentType)
+    ctx.body = rendered.body
+  }
+
+  #onClientError (err: NodeJS.ErrnoException, socket: Duplex): void {
+    // Malformed HTTP, oversized headers or a request that took too long to arrive: there is no request
+    // object, so answer on the raw socket (unless a response is already under way) and drop the connection.
+    this.#logger.debug({ err: err.message, code: err.code }, 'bad HTTP from client')
+    const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage
+    if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent === true) {
+      socket.destroy()
+      return
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
+    const body = JSON.stringify({ code: ErrorCode.PARAM, message: `bad request: ${STATUS_CODES[status] ?? 'malformed HTTP'}` })
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${JSON_TYPE}\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      () => { socket.destroy() }
+    )
+    // A peer that never reads would keep the socket half-open forever.
+    setTimeout(() => { socket.destroy() }, 1_000).unref()
+  }
+}
+
+/** The request's disconnect signal, shared by everyone who asks for it during one request. Exported for
+ * middleware added through `app` (e.g. streaming routes). */
+export function requestSignal (ctx: Context): AbortSignal {
+  const existing = ctx.state[SIGNAL] as AbortSignal | undefined
+  if (existing !== undefined) return existing
+  const controller = new AbortController()
+  const res = ctx.res
+  if (res.destroyed && !res.writableFinished) {
+    controller.abort(new Error('client disconnected'))
+  } else {
+    // ServerResponse emits 'close' also when its socket dies; only a close before the end is a disconnect.
+    res.once('close', () => {
+      if (!res.writableFinished) controller.abort(new Error('client disconnected'))
+    })
+  }
+  ctx.state[SIGNAL] = controller.signal
+  return controller.signal
+}
+
+/** Splits 'host:port', '[::1]:port' or ':port' (all interfaces). */
+export function parseAddr (addr: string): { host: string | undefined, port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(addr.trim())
+  const port = match === null ? NaN : Number(match[3])
+  if (match === null || port > 65535) {
+    throw new Error(`API.Addr "${addr}" must look like host:port, e.g. 127.0.0.1:6000, [::1]:6000 or :6000`)
+  }
+  const host = match[1] ?? match[2]
+  return { host: host === '' ? undefined : host, port }
+}
+
+function listenError (addr: string, err: NodeJS.ErrnoException): Error {
+  switch (err.code) {
+    case 'EADDRINUSE': return new Error(`API.Addr ${addr} is already in use`, { cause: err })
+    case 'EADDRNOTAVAIL': return new Error(`API.Addr ${addr}: that address does not belong to this machine`, { cause: err })
+    case 'EACCES': return new Error(`API.Addr ${addr}: permission denied (ports below 1024 need privileges)`, { cause: err })
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN': return new Error(`API.Addr ${addr}: unknown host`, { cause: err })
+    default: return new Error(`API.Addr ${addr}: ${err.message}`, { cause: err })
+  }
+}
+
+function normalizePath (path: string): string {
+  const trimmed = path.replace(/\/+$/, '')
+  return trimmed === '' ? '/' : trimmed
+}
+
+function routeLabel (ctx: Context): string {
+  const ours = ctx.state[ROUTE_LABEL]
+  if (typeof ours === 'string') return ours
+  // @koa/router marks the matched pattern (not the URL) here, which is just as safe as a label.
+  const routers = (ctx as Context & { _matchedRoute?: unknown })._matchedRoute
+  return typeof routers === 'string' ? routers : 'unmatched'
+}
+
+// Request paths and methods are echoed in error messages; keep a giant URL from coming back whole.
+function clip (text: string): string {
+  return text.length > 200 ? `${text.slice(0, 200)}...` : text
+}
+
+function isExposedHttpError (err: unknown): err is Error & { status: number } {
+  const e = err as { status?: unknown, expose?: unknown } | null
+  return err instanceof Error && typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && e.expose === true
+}
+
+function codeForStatus (status: number): typeof ErrorCode[keyof typeof ErrorCode] {
+  if (status === 404 || status === 405) return ErrorCode.UNSUPPORTED
+  if (status === 413) return ErrorCode.BUFFER
+  if (status === 403) return ErrorCode.PERMISSION
+  return ErrorCode.PARAM
+}

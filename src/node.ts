@@ -1,0 +1,122 @@
+// The one place that wires everything together: config → identity → datastore → libp2p host →
+// protocols → HTTP API, and the reverse on stop.
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { LevelDatastore } from 'datastore-level'
+import { Registry } from 'prom-client'
+import type { Config } from './config/types.ts'
+import { ConfigStore } from './config/store.ts'
+import { HostInfoCollector } from './hostinfo/index.ts'
+import { createHost, type Host } from './p2p/host.ts'
+import { identityFromBase64 } from './p2p/identity.ts'
+import { ConnectionHistory } from './p2p/history.ts'
+import { recordConnections, redialHistory } from './p2p/reconnect.ts'
+import { LatencyTracker } from './p2p/latency.ts'
+import { Rendezvous } from './p2p/rendezvous.ts'
+import { parseNodeAddr } from './p2p/swarm.ts'
+import { RpcService } from './protocols/rpc.ts'
+import { registerQueryHandlers } from './protocols/queries.ts'
+import { NodeControl } from './control.ts'
+import { HttpServer } from './http/index.ts'
+import { controlRoutes } from './http/routes/control.ts'
+import type { Logger } from './logger.ts'
+import { AGENT_VERSION } from './version.ts'
+
+export interface NodeOptions {
+  configPath: string
+  config: Config
+  log: Logger
+}
+
+export class AicnNode {
+  readonly host: Host
+  readonly control: NodeControl
+  readonly apiUrl: string
+  private readonly stopSteps: StopStep[]
+  private readonly log: Logger
+
+  private constructor (host: Host, control: NodeControl, apiUrl: string, stopSteps: StopStep[], log: Logger) {
+    this.host = host
+    this.control = control
+    this.apiUrl = apiUrl
+    this.stopSteps = stopSteps
+    this.log = log
+  }
+
+  static async start (options: NodeOptions): Promise<AicnNode> {
+    const { config, log } = options
+    // Everything started so far, stopped in reverse order if a later step fails or on stop().
+    const stopSteps: StopStep[] = []
+    try {
+      const identity = identityFromBase64(config.Identity.PrivKey)
+      const store = new ConfigStore(options.configPath, config)
+
+      const peerstorePath = join(config.App.Datastore, 'peerstore')
+      await mkdir(peerstorePath, { recursive: true })
+      const datastore = new LevelDatastore(peerstorePath)
+      await datastore.open()
+      stopSteps.push({ name: 'peer store', run: async () => { await datastore.close() } })
+
+      const history = new ConnectionHistory(join(config.App.Datastore, 'conns.db'), log)
+      await history.open()
+      stopSteps.push({ name: 'connection history', run: async () => { await history.close() } })
+
+      const metrics = new Registry()
+      const host = await createHost({ config, privateKey: identity.privateKey, datastore, agentVersion: AGENT_VERSION, metricsRegistry: metrics })
+      recordConnections(host, history, log)
+      await host.start()
+      stopSteps.push({ name: 'libp2p', run: async () => { await host.stop() } })
+      log.info({ peerId: identity.peerId, addresses: host.getMultiaddrs().map((a) => a.toString()) }, 'libp2p host started')
+
+      const hostInfo = new HostInfoCollector()
+      const rpc = new RpcService(host, { agentVersion: AGENT_VERSION, log })
+      const latency = new LatencyTracker(host, log)
+      latency.start()
+      stopSteps.push({ name: 'latency tracker', run: () => { latency.stop() } })
+
+      const topic = config.App.TopicName
+      host.services.pubsub.subscribe(topic)
+
+      let rendezvous: Rendezvous | undefined
+      if (host.services.dht !== undefined) {
+        const started = new Rendezvous(host, topic, log)
+        started.start()
+        stopSteps.push({ name: 'rendezvous', run: () => { started.stop() } })
+        rendezvous = started
+      }
+
+      const control = new NodeControl({ host, rpc, config: store, hostInfo, latency, rendezvous, metrics, topic })
+      registerQueryHandlers(rpc, { localPeerInfo: async () => await control.id(), localHostInfo: async () => await hostInfo.collect() })
+      await rpc.start()
+
+      const bootstrapIds = new Set(config.Bootstrap.map((a) => parseNodeAddr(a).peerId.toString()))
+      redialHistory(host, history, bootstrapIds, log)
+        .then((r) => { if (r.connected + r.failed > 0) log.info(r, 'redialled peers from the connection history') })
+        .catch((err: Error) => { log.warn({ err: err.message }, 'redialling the connection history failed') })
+
+      const http = new HttpServer({ routes: controlRoutes(control), logger: log, registry: metrics })
+      const listening = await http.listen(config.API.Addr)
+      stopSteps.push({ name: 'HTTP API', run: async () => { await http.close() } })
+      log.info({ url: listening.url }, 'HTTP API listening')
+
+      return new AicnNode(host, control, listening.url, stopSteps, log)
+    } catch (err) {
+      await runStopSteps(stopSteps, log)
+      throw err
+    }
+  }
+
+  /** Stops in reverse start order: HTTP drains first, the databases close last. */
+  async stop (): Promise<void> {
+    await runStopSteps(this.stopSteps, this.log)
+  }
+}
+
+interface StopStep { name: string, run: () => Promise<void> | void }
+
+/** Runs the steps last-first, once each; a failing step is logged and the rest still run. */
+async function runStopSteps (steps: StopStep[], log: Logger): Promise<void> {
+  for (const step of steps.splice(0).reverse()) {
+    try { await step.run() } catch (err) { log.warn({ err: (err as Error).message }, `stopping ${step.name} failed`) }
+  }
+}

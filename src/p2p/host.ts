@@ -1,0 +1,139 @@
+// Builds the libp2p host the way the Go node does (reference §5), so both can share one network:
+// TCP + (optional) PSK + Noise + yamux, identify with protocol version aicn/0.0.1, ping, Kademlia with
+// `<prefix>/kad/1.0.0`, pubsub that also speaks /floodsub/1.0.0, relay, AutoNAT, hole punching, NAT mapping.
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify, identifyPush } from '@libp2p/identify'
+import { ping } from '@libp2p/ping'
+import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
+import { gossipsub, StrictSign } from '@libp2p/gossipsub'
+import { floodsub } from '@libp2p/floodsub'
+import { preSharedKey } from '@libp2p/pnet'
+import { bootstrap } from '@libp2p/bootstrap'
+import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { autoNAT } from '@libp2p/autonat'
+import { dcutr } from '@libp2p/dcutr'
+import { uPnPNAT } from '@libp2p/upnp-nat'
+import { prometheusMetrics } from '@libp2p/prometheus-metrics'
+import { multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { Datastore } from 'interface-datastore'
+import type { PrivateKey } from '@libp2p/interface'
+import type { Config } from '../config/types.ts'
+import { parseDuration } from '../config/duration.ts'
+import { swarmKeyFromHex } from './psk.ts'
+import type { PubSub } from './pubsub.ts'
+
+/** The identify protocol version every aicn and Go node announces. */
+export const PROTOCOL_VERSION = 'aicn/0.0.1'
+
+export interface HostServices extends Record<string, unknown> {
+  identify: unknown
+  identifyPush: unknown
+  ping: import('@libp2p/ping').Ping
+  pubsub: PubSub
+  dht?: KadDHT
+  relay?: unknown
+  autoNAT?: unknown
+  dcutr?: unknown
+  upnp?: unknown
+}
+
+export type Host = Libp2p<HostServices>
+
+export interface HostOptions {
+  config: Config
+  privateKey: PrivateKey
+  datastore?: Datastore
+  agentVersion: string
+  /** where libp2p's metrics (and process metrics) are registered; none when absent */
+  metricsRegistry?: import('prom-client').Registry
+}
+
+export function dhtProtocol (config: Config): string {
+  return `${config.Routing.ProtocolPrefix === '' ? '/ipfs' : config.Routing.ProtocolPrefix}/kad/1.0.0`
+}
+
+/** Identify reads its protocol version from a prefix that also renames the protocol; we keep the
+ * standard /ipfs/id/1.0.0 protocol and set the announced version directly, before the service starts. */
+function withProtocolVersion<T> (factory: (components: any) => T): (components: any) => T {
+  return (components) => {
+    const service = factory(components) as { host?: { protocolVersion: string } }
+    if (service.host != null) service.host.protocolVersion = PROTOCOL_VERSION
+    return service as T
+  }
+}
+
+export async function createHost (options: HostOptions): Promise<Host> {
+  const { config } = options
+  const bootstrapList = config.Bootstrap
+  const relayService = config.Swarm.RelayService.Enabled
+  const dialTimeout = config.Swarm.DialTimeout === '' ? undefined : parseDuration(config.Swarm.DialTimeout)
+
+  const listen = [...config.Addresses]
+  if (config.Swarm.RelayClient.Enabled) {
+    // AutoRelay as the Go node: the bootstrap peers are the static relays.
+    const relays = config.Swarm.RelayClient.StaticRelays.length > 0 ? config.Swarm.RelayClient.StaticRelays : bootstrapList
+    for (const relay of relays) listen.push(`${relay}/p2p-circuit`)
+  }
+
+  const services: Record<string, (components: any) => unknown> = {
+    identify: withProtocolVersion(identify()),
+    identifyPush: withProtocolVersion(identifyPush()),
+    ping: ping(),
+    pubsub: pubsubFactory(config)
+  }
+  if (config.Routing.Type !== 'none') {
+    services.dht = kadDHT({
+      protocol: dhtProtocol(config),
+      clientMode: config.Routing.Type === 'dhtclient' ? true : config.Routing.Type === 'dhtserver' ? false : undefined,
+      // The default mapper drops private addresses, which would hide every node on a LAN or loopback.
+      peerInfoMapper: passthroughMapper,
+      // Queries wait for the first self-query; run it soon after start so lookups are quick.
+      initialQuerySelfInterval: 200
+    })
+  }
+  if (relayService) services.relay = circuitRelayServer()
+  if (config.Swarm.EnableAutoNATService) services.autoNAT = autoNAT()
+  if (config.Swarm.EnableHolePunching) services.dcutr = dcutr()
+  if (!config.Swarm.DisableNatPortMap) services.upnp = uPnPNAT()
+
+  const maxConnections = config.Swarm.ConnMgr.Type === 'none' ? Number.MAX_SAFE_INTEGER : config.Swarm.ConnMgr.HighWater
+
+  return await createLibp2p({
+    privateKey: options.privateKey,
+    start: false,
+    datastore: options.datastore,
+    nodeInfo: { name: 'aicn', version: options.agentVersion, userAgent: options.agentVersion },
+    addresses: { listen },
+    transports: [tcp(), circuitRelayTransport()],
+    connectionProtector: config.App.PreSharedKey === '' ? undefined : preSharedKey({ psk: swarmKeyFromHex(config.App.PreSharedKey) }),
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionManager: { maxConnections, dialTimeout },
+    peerDiscovery: bootstrapList.length > 0 ? [bootstrap({ list: bootstrapList, timeout: 0 })] : [],
+    metrics: options.metricsRegistry == null ? undefined : prometheusMetrics({ registry: options.metricsRegistry }),
+    services: services as any
+  }) as unknown as Host
+}
+
+function pubsubFactory (config: Config): (components: any) => unknown {
+  if (config.Pubsub.Router === 'floodsub') {
+    return floodsub({ globalSignaturePolicy: 'StrictSign' }) as (components: any) => unknown
+  }
+  const directPeers = config.Bootstrap.map((address) => {
+    const addr = multiaddr(address)
+    return { id: peerIdFromString(addr.getComponents().findLast((c) => c.name === 'p2p')?.value ?? ''), addrs: [addr] }
+  })
+  return gossipsub({
+    globalSignaturePolicy: StrictSign,
+    allowPublishToZeroTopicPeers: true,
+    // Go nodes started from the -init templates speak only /floodsub/1.0.0.
+    fallbackToFloodsub: true,
+    floodPublish: config.Pubsub.FloodPublish,
+    doPX: config.Routing.Type === 'dhtserver' || config.Swarm.RelayService.Enabled,
+    directPeers
+  }) as (components: any) => unknown
+}

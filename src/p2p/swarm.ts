@@ -1,0 +1,81 @@
+// Connections as the node-control API shows and changes them (reference §9.4.1–9.4.2).
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { KEEP_ALIVE, type PeerId } from '@libp2p/interface'
+import { AicnError, ErrorCode } from '../errors.ts'
+import { formatDuration } from '../config/duration.ts'
+import type { Host } from './host.ts'
+import type { LatencyTracker } from './latency.ts'
+
+/** Peers connected or added through the API are kept by the connection manager, as in the Go node. */
+export const USER_CONNECT_TAG = 'user-connect'
+const CONNECT_TIMEOUT_MS = 60_000
+
+export interface NodeAddress { addr: Multiaddr, peerId: PeerId }
+
+/** Parses `node_addr`: a multiaddr that ends in /p2p/<node id>. */
+export function parseNodeAddr (text: string): NodeAddress {
+  let addr: Multiaddr
+  try {
+    addr = multiaddr(text)
+  } catch (err) {
+    throw new AicnError(ErrorCode.PARAM, `"${text}" is not a multiaddr: ${(err as Error).message}`)
+  }
+  const id = addr.getComponents().findLast((c) => c.name === 'p2p')?.value
+  if (id === undefined) throw new AicnError(ErrorCode.PARAM, `"${text}" must end with /p2p/<node id>`)
+  try {
+    return { addr, peerId: peerIdFromString(id) }
+  } catch {
+    throw new AicnError(ErrorCode.PARAM, `"${id}" in "${text}" is not a valid node id`)
+  }
+}
+
+export async function connectTo (host: Host, target: NodeAddress, tags: Record<string, number>): Promise<void> {
+  if (target.peerId.equals(host.peerId)) throw new AicnError(ErrorCode.PARAM, 'cannot connect to this node itself')
+  if (host.getConnections(target.peerId).length === 0) {
+    try {
+      await host.dial(target.addr, { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) })
+    } catch (err) {
+      throw new AicnError(ErrorCode.ROUTING, `cannot connect to ${target.addr.toString()}: ${(err as Error).message}`, { status: 502 })
+    }
+  }
+  await host.peerStore.merge(target.peerId, {
+    multiaddrs: [target.addr],
+    tags: Object.fromEntries(Object.entries(tags).map(([name, value]) => [name, { value }]))
+  })
+}
+
+export async function disconnectFrom (host: Host, target: NodeAddress): Promise<void> {
+  if (host.getConnections(target.peerId).length === 0) {
+    throw new AicnError(ErrorCode.PARAM, `not connected to ${target.peerId.toString()}`)
+  }
+  // Drop the tags first so the connection manager does not dial the peer straight back.
+  await forgetTags(host, target.peerId)
+  await host.hangUp(target.peerId)
+}
+
+export async function forgetTags (host: Host, peerId: PeerId): Promise<void> {
+  if (await host.peerStore.has(peerId)) {
+    await host.peerStore.merge(peerId, { tags: { [USER_CONNECT_TAG]: undefined, [KEEP_ALIVE]: undefined } })
+  }
+}
+
+export interface SwarmPeer { id: string, peer: string, addr: string, latency: string, direction: 'Inbound' | 'Outbound' }
+
+export function swarmPeers (host: Host, latency: LatencyTracker): SwarmPeer[] {
+  return host.getConnections().map((connection, index) => {
+    const peer = connection.remotePeer.toString()
+    return {
+      id: `${peer.slice(0, 10)}-${index + 1}`,
+      peer,
+      addr: connection.remoteAddr.toString(),
+      latency: formatDuration(latency.latencyMs(peer) ?? 0),
+      direction: connection.direction === 'inbound' ? 'Inbound' : 'Outbound'
+    }
+  })
+}
+
+export async function swarmAddrs (host: Host): Promise<Array<{ peer: string, addrs: string[] }>> {
+  const peers = await host.peerStore.all()
+  return peers.map((p) => ({ peer: p.id.toString(), addrs: p.addresses.map((a) => a.multiaddr.toString()) }))
+}
