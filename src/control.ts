@@ -16,6 +16,9 @@ import { queryHostInfo, queryPeerInfo } from './protocols/queries.ts'
 const FIND_PEER_TIMEOUT_MS = 10_000
 const RENDEZVOUS_TIMEOUT_MS = 10_000
 
+/** A query that may travel to another node: cancelled with the HTTP request, optionally with its own timeout. */
+export interface RemoteCall { signal: AbortSignal, timeoutMs?: number }
+
 export interface ControlDeps {
   host: Host
   rpc: RpcService
@@ -48,20 +51,20 @@ export class NodeControl {
     return [this.peerId, ...known.map((p) => p.id.toString()).sort()]
   }
 
-  async peer (nodeId: string, signal: AbortSignal): Promise<PeerInfo> {
+  async peer (nodeId: string, call: RemoteCall): Promise<PeerInfo> {
     const peerId = parsePeerId(nodeId)
     if (peerId.equals(this.deps.host.peerId)) return await this.id()
     const identified = await identifiedPeerInfo(this.deps.host, peerId)
     if (identified !== undefined) return identified
-    await this.locate(peerId, signal)
-    return await queryPeerInfo(this.deps.rpc, peerId, signal)
+    await this.locate(peerId, call.signal)
+    return await queryPeerInfo(this.deps.rpc, peerId, call)
   }
 
-  async hostInfo (nodeId: string, signal: AbortSignal): Promise<HostInfo> {
+  async hostInfo (nodeId: string, call: RemoteCall): Promise<HostInfo> {
     const peerId = parsePeerId(nodeId)
     if (peerId.equals(this.deps.host.peerId)) return await this.deps.hostInfo.collect()
-    await this.locate(peerId, signal)
-    return await queryHostInfo(this.deps.rpc, peerId, signal)
+    await this.locate(peerId, call.signal)
+    return await queryHostInfo(this.deps.rpc, peerId, call)
   }
 
   swarmPeers (): SwarmPeer[] {

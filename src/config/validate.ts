@@ -2,7 +2,6 @@
 // problem is collected so that an operator fixes the file in one go; the ConfigError lists them one
 // per line in file order (the first line is what the CLI shows most prominently).
 import { stat } from 'node:fs/promises'
-import { dirname } from 'node:path'
 import { privateKeyFromProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Component } from '@multiformats/multiaddr'
@@ -12,7 +11,7 @@ import type { AIProjectConfig, Config } from './types.ts'
 
 export interface ValidateOptions {
   /** Check the file system: `App.Datastore` is an existing directory and, when logging to a file,
-   * `App.LogFile` can be created. Default true; tools that only inspect a config turn it off. */
+   * `App.LogFile` is not a directory. Default true; tools that only inspect a config turn it off. */
   checkDatastore?: boolean
 }
 
@@ -183,14 +182,9 @@ async function checkDatastoreDir (dir: string, report: Report): Promise<void> {
 }
 
 async function checkLogFile (file: string, report: Report): Promise<void> {
+  // A missing file (and folder) is created by the logger; a directory in its place never works.
   const info = await statOrUndefined(file)
-  if (info !== undefined) {
-    // A terminal or other device is refused as the Go node does: logs would be interleaved or lost.
-    if (!info.isFile()) report('App.LogFile', `${file} is not a regular file`)
-    return
-  }
-  const parent = await statOrUndefined(dirname(file))
-  if (parent?.isDirectory() !== true) report('App.LogFile', `directory ${dirname(file)} does not exist`)
+  if (info?.isDirectory() === true) report('App.LogFile', `${file} is a directory, not a file`)
 }
 
 async function statOrUndefined (path: string): Promise<Awaited<ReturnType<typeof stat>> | undefined> {

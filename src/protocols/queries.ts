@@ -5,7 +5,7 @@ import { protocol } from '../proto/index.ts'
 import { AicnError, ErrorCode } from '../errors.ts'
 import type { HostInfo } from '../hostinfo/index.ts'
 import type { PeerInfo } from '../p2p/peer-info.ts'
-import type { RpcService } from './rpc.ts'
+import type { RpcCallOptions, RpcService } from './rpc.ts'
 
 export interface QuerySources {
   localPeerInfo: () => Promise<PeerInfo>
@@ -29,8 +29,8 @@ export function registerQueryHandlers (rpc: RpcService, sources: QuerySources): 
   })
 }
 
-export async function queryPeerInfo (rpc: RpcService, peerId: PeerId, signal?: AbortSignal): Promise<PeerInfo> {
-  const body = await rpc.request(peerId, protocol.MessageType.PEER_IDENTITY, protocol.PeerIdentityBody.encode({ req: {} }).finish(), signal)
+export async function queryPeerInfo (rpc: RpcService, peerId: PeerId, call: RpcCallOptions): Promise<PeerInfo> {
+  const body = await rpc.request(peerId, protocol.MessageType.PEER_IDENTITY, protocol.PeerIdentityBody.encode({ req: {} }).finish(), call)
   const res = decodeBody(() => protocol.PeerIdentityBody.decode(body)).res
   if (res == null) throw new AicnError(ErrorCode.PROTOBUF, `node ${peerId.toString()} sent no identity`)
   return {
@@ -42,8 +42,8 @@ export async function queryPeerInfo (rpc: RpcService, peerId: PeerId, signal?: A
   }
 }
 
-export async function queryHostInfo (rpc: RpcService, peerId: PeerId, signal?: AbortSignal): Promise<HostInfo> {
-  const body = await rpc.request(peerId, protocol.MessageType.HOST_INFO, protocol.HostInfoBody.encode({ req: {} }).finish(), signal)
+export async function queryHostInfo (rpc: RpcService, peerId: PeerId, call: RpcCallOptions): Promise<HostInfo> {
+  const body = await rpc.request(peerId, protocol.MessageType.HOST_INFO, protocol.HostInfoBody.encode({ req: {} }).finish(), call)
   const res = decodeBody(() => protocol.HostInfoBody.decode(body)).res
   if (res == null) throw new AicnError(ErrorCode.PROTOBUF, `node ${peerId.toString()} sent no host info`)
   return hostInfoFromProto(res)

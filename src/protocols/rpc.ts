@@ -22,6 +22,13 @@ export interface RpcOptions {
   timeoutMs?: number
 }
 
+export interface RpcCallOptions {
+  /** aborts the call, e.g. when the HTTP client went away */
+  signal?: AbortSignal
+  /** overrides the service's default timeout for this call */
+  timeoutMs?: number
+}
+
 /** Answers a request: returns the serialized `<Type>Body{res}`, or throws an AicnError. */
 export type RpcHandler = (request: protocol.Message, remote: PeerId) => Promise<Uint8Array>
 
@@ -59,9 +66,10 @@ export class RpcService {
   }
 
   /** Sends a request to `peerId` and returns the response body, or throws an AicnError. */
-  async request (peerId: PeerId, type: protocol.MessageType, body: Uint8Array, signal?: AbortSignal): Promise<Uint8Array> {
-    const timeout = AbortSignal.timeout(this.timeoutMs)
-    const options = { signal: signal == null ? timeout : AbortSignal.any([signal, timeout]) }
+  async request (peerId: PeerId, type: protocol.MessageType, body: Uint8Array, call: RpcCallOptions = {}): Promise<Uint8Array> {
+    const timeoutMs = call.timeoutMs ?? this.timeoutMs
+    const timeout = AbortSignal.timeout(timeoutMs)
+    const options = { signal: call.signal == null ? timeout : AbortSignal.any([call.signal, timeout]) }
     const id = randomUUID()
     const request = protocol.Message.encode({
       header: this.header(id, peerId.toString()),
@@ -73,7 +81,7 @@ export class RpcService {
     try {
       stream = await this.host.dialProtocol(peerId, RPC_PROTOCOL, options)
     } catch (err) {
-      throw dialError(peerId, err, timeout)
+      throw dialError(peerId, err, timeout, timeoutMs)
     }
     try {
       const lp = lpStream(stream, { maxDataLength: this.maxMessageBytes })
@@ -92,7 +100,7 @@ export class RpcService {
     } catch (err) {
       stream.abort(err as Error)
       if (err instanceof AicnError) throw err
-      if (timeout.aborted) throw new AicnError(ErrorCode.TIMEOUT, `node ${peerId.toString()} did not answer within ${this.timeoutMs} ms`)
+      if (timeout.aborted) throw new AicnError(ErrorCode.TIMEOUT, `node ${peerId.toString()} did not answer within ${timeoutMs} ms`)
       throw new AicnError(ErrorCode.STREAM, `request to node ${peerId.toString()} failed: ${(err as Error).message}`)
     }
   }
@@ -139,8 +147,8 @@ function decode (bytes: Uint8Array): protocol.Message {
   }
 }
 
-function dialError (peerId: PeerId, err: unknown, timeout: AbortSignal): AicnError {
-  if (timeout.aborted) return new AicnError(ErrorCode.TIMEOUT, `node ${peerId.toString()} could not be reached in time`)
+function dialError (peerId: PeerId, err: unknown, timeout: AbortSignal, timeoutMs: number): AicnError {
+  if (timeout.aborted) return new AicnError(ErrorCode.TIMEOUT, `node ${peerId.toString()} could not be reached within ${timeoutMs} ms`)
   const message = (err as Error).message
   return new AicnError(ErrorCode.ROUTING, `cannot reach node ${peerId.toString()}: ${message}`, { status: 502 })
 }

@@ -48,8 +48,8 @@ test('Message with header and AIProjectBody{res} round-trips', () => {
   assert.equal(decoded.header.timestamp, 1736400000)
   assert.equal(typeof decoded.header.timestamp, 'number', 'int64 decodes as a plain number')
   assert.equal(decoded.header.node_id, '16Uiu2HAmExample')
-  assert.deepEqual([...decoded.header.node_pub_key], [8, 2, 18, 33, 3, 1, 2, 3])
-  assert.equal(decoded.header.sign.length, 0)
+  assert.deepEqual([...(decoded.header.node_pub_key ?? [])], [8, 2, 18, 33, 3, 1, 2, 3])
+  assert.equal(decoded.header.sign?.length, 0, 'unset bytes read back as an empty array')
 
   const decodedBody = protocol.AIProjectBody.decode(decoded.body)
   assert.equal(decodedBody.data, 'res')
@@ -111,26 +111,11 @@ test('field numbers and types match the Go schema (known encodings)', () => {
       '0a0170' + '12016d' + '1a0c' + '0a04' + ascii('user') + '1204' + ascii('"Hi"') + '2001' + '2a0163' + '350000803f' + '3d0000003f' + '8201030a0177'],
     ['ChatCompletionResponse created/choices/usage/id/object',
       protocol.ChatCompletionResponse.encode({ created: 1, choices: [{ index: 1, message: { role: 'a', content: 'b' }, finish_reason: 's' }], usage: { completion_tokens: 1, prompt_tokens: 2, total_tokens: 3 }, id: 'i', object: 'o' }).finish(),
-      '0801' + '120e' + '0801' + '1206' + '0a0161' + '120162' + '1a0173' + '1a06' + '080110021803' + '220169' + '2a016f'],
+      '0801' + '120d' + '0801' + '1206' + '0a0161' + '120162' + '1a0173' + '1a06' + '080110021803' + '220169' + '2a016f'],
     ['ChatContentPart type/text/image/audio',
       protocol.ChatContentPart.encode({ type: protocol.ChatContentPart.Type.AUDIO, text: { type: 't', text: 'x' }, image: { url: 'u', detail: 'd' }, audio: { data: 'z', format: 'f' } }).finish(),
-      '0802' + '2206' + '0a0174' + '120178' + '1a06' + '120175' + '1a0164' + '2206' + '12017a' + '1a0166'],
-    ['HostInfoResponse os/cpu/memory/disk/gpu + extensions',
-      protocol.HostInfoResponse.encode({
-        os: { os: 'o', platform: 'p', platform_family: 'f', platform_version: 'v', kernel_version: 'k', kernel_arch: 'a' },
-        cpu: [{ model_name: 'm', total_cores: 4, total_threads: 8 }],
-        memory: { total_physical_bytes: 16, total_usable_bytes: 15 },
-        disk: [{ drive_type: 'SSD', size_bytes: 1000, model: 'd', serial_number: 's' }],
-        gpu: [{ vendor: 'NVIDIA', product: 'X', memory_bytes: 1, driver_version: 'd', utilization_percent: 50, memory_used_bytes: 2 }],
-        errors: ['e']
-      }).finish(),
-      '0a12' + '0a016f' + '120170' + '1a0166' + '220176' + '2a016b' + '320161' +
-      '1207' + '0a016d' + '1004' + '1808' +
-      '1a04' + '1010' + '100f'.replace('100f', '100f') .slice(0, 0) + '0810100f' .slice(0, 0) + '' +
-      '', ],
+      '0802' + '1206' + '0a0174' + '120178' + '1a06' + '120175' + '1a0164' + '2206' + '12017a' + '1a0166'],
   ]
-  // The HostInfoResponse vector above is built piecewise below to keep it readable; drop its placeholder.
-  cases.pop()
   const hostInfo = protocol.HostInfoResponse.encode({
     os: { os: 'o', platform: 'p', platform_family: 'f', platform_version: 'v', kernel_version: 'k', kernel_arch: 'a' },
     cpu: [{ model_name: 'm', total_cores: 4, total_threads: 8 }],
@@ -143,9 +128,9 @@ test('field numbers and types match the Go schema (known encodings)', () => {
     '0a12' + '0a016f' + '120170' + '1a0166' + '220176' + '2a016b' + '320161' + // 1 os {1..6}
     '1207' + '0a016d' + '1004' + '1808' + //                                       2 cpu {1 model_name, 2 cores, 3 threads}
     '1a04' + '0810' + '100f' + //                                                  3 memory {1 physical, 2 usable}
-    '220b' + '0a0153' + '10e807' + '1a0164' + '220173' + //                        4 disk {1 type, 2 size, 3 model, 4 serial}
-    '2a12' + '0a014e' + '120158' + 'a00601' + 'aa060164' + 'b00632' + 'b80602' + // 5 gpu {1,2, ext 100..103}
-    'a20601' + '65'])//                                                            ext 100 errors
+    '220c' + '0a0153' + '10e807' + '1a0164' + '220173' + //                        4 disk {1 type, 2 size, 3 model, 4 serial}
+    '2a13' + '0a014e' + '120158' + 'a00601' + 'aa060164' + 'b00632' + 'b80602' + // 5 gpu {1,2, ext 100..103}
+    'a20601' + '65']) //                                                           ext 100 errors
   cases.push(['AIModelOfProject 1..5 + ext available=100',
     protocol.AIModelOfProject.encode({ model: 'm', api: 'a', type: 1, idle: 2, cid: 'c', available: false }).finish(),
     '0a016d' + '120161' + '1801' + '2002' + '2a0163' + 'a00600'])
@@ -159,7 +144,7 @@ test('field numbers and types match the Go schema (known encodings)', () => {
       protocol.ChatCompletionBody.encode({ req: {} }).finish(), protocol.ChatCompletionBody.encode({ res: {} }).finish(),
       protocol.AIProjectBody.encode({ req: {} }).finish(), protocol.AIProjectBody.encode({ res: {} }).finish()
     ]),
-    '0a00120'.concat('0', '0a00', '1200', '0a00', '1200', '0a00', '1200')])
+    '0a00' + '1200' + '0a00' + '1200' + '0a00' + '1200' + '0a00' + '1200'])
   cases.push(['ChatContentParts parts=1', protocol.ChatContentParts.encode({ parts: [{}] }).finish(), '0a00'])
 
   for (const [name, bytes, want] of cases) assert.equal(hex(bytes), want, name)
@@ -184,17 +169,17 @@ test('aicn extension fields are an unchanged-prefix addition that a Go-schema re
 
   // a reader that lacks field 100 (as Go's generated code does) decodes the fields it knows and skips the rest
   const goModel = goView.lookupType('gocheck.AIModelOfProject')
-  assert.deepEqual(goModel.toObject(goModel.decode(extended)), base)
+  assert.deepEqual(goModel.toObject(goModel.decode(extended), { defaults: true }), base)
 
   const goResp = goView.lookupType('gocheck.AIProjectResponse')
   const resp = protocol.AIProjectResponse.encode({
     projects: [{ project: 'p', models: [{ ...base, available: false }] }], node_type: 4, region: 'eu', version: 'v1', capacity: 2
   }).finish()
-  assert.deepEqual(goResp.toObject(goResp.decode(resp)), { projects: [{ project: 'p', models: [base] }], node_type: 4 })
+  assert.deepEqual(goResp.toObject(goResp.decode(resp), { defaults: true }), { projects: [{ project: 'p', models: [base] }], node_type: 4 })
 
   const goGpu = goView.lookupType('gocheck.GpuInfo')
   const gpu = protocol.HostInfoResponse.GpuInfo.encode({ vendor: 'NVIDIA', product: 'RTX 4090', memory_bytes: 24 * 2 ** 30, driver_version: '550', utilization_percent: 7, memory_used_bytes: 2 ** 40 }).finish()
-  assert.deepEqual(goGpu.toObject(goGpu.decode(gpu)), { vendor: 'NVIDIA', product: 'RTX 4090' })
+  assert.deepEqual(goGpu.toObject(goGpu.decode(gpu), { defaults: true }), { vendor: 'NVIDIA', product: 'RTX 4090' })
 
   // and the other direction: bytes from a Go node (no extensions) decode with extensions at their defaults
   const fromGo = goResp.encode(goResp.fromObject({ projects: [{ project: 'p', models: [base] }], node_type: 1 })).finish()
@@ -244,9 +229,6 @@ test('JobFrame round-trips each oneof case', () => {
     deadline_unix_ms: 1736400000123,
     path: '/v1/images/edits'
   }
-  const rh = protocol.MessageType // keep the two namespaces visibly separate in the test
-  assert.equal(rh.AI_PROJECT, 2)
-
   const frames: job.JobFrame.$Properties[] = [
     { request_head: head },
     { body_chunk: Buffer.from('data: {"x":1}\n\n') },
