@@ -1,6 +1,7 @@
 // The rules of reference §2.3, with messages that name the key and say what would be right. Every
 // problem is collected so that an operator fixes the file in one go; the ConfigError lists them one
 // per line in file order (the first line is what the CLI shows most prominently).
+import type { Stats } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { privateKeyFromProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
@@ -167,9 +168,8 @@ function checkProject (project: AIProjectConfig, path: string, report: Report): 
       report(`${modelPath}.API`, 'must not be empty')
       return
     }
-    let url: URL | undefined
-    try { url = new URL(model.API) } catch {}
-    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    const protocol = URL.canParse(model.API) ? new URL(model.API).protocol : ''
+    if (protocol !== 'http:' && protocol !== 'https:') {
       report(`${modelPath}.API`, `must be an http:// or https:// URL (got ${JSON.stringify(model.API)})`)
     }
   })
@@ -187,7 +187,7 @@ async function checkLogFile (file: string, report: Report): Promise<void> {
   if (info?.isDirectory() === true) report('App.LogFile', `${file} is a directory, not a file`)
 }
 
-async function statOrUndefined (path: string): Promise<Awaited<ReturnType<typeof stat>> | undefined> {
+async function statOrUndefined (path: string): Promise<Stats | undefined> {
   try {
     return await stat(path)
   } catch {

@@ -44,9 +44,10 @@ export interface HttpServerOptions {
 
 export interface ListenResult { host: string, port: number, url: string }
 
-// Receiving a whole request (headers and body) should never take long; answering may (AI calls), so there
-// is deliberately no socket inactivity timeout (server.timeout stays 0).
-const REQUEST_TIMEOUT_MS = 120_000
+// Headers must arrive quickly (slowloris); the whole request may take longer because routes that stream
+// uploads themselves (readBody: false) can receive tens of MiB on slow links. Answering may take minutes
+// (AI calls), so there is deliberately no socket inactivity timeout (server.timeout stays 0).
+const REQUEST_TIMEOUT_MS = 300_000
 const HEADERS_TIMEOUT_MS = 30_000
 const KEEP_ALIVE_TIMEOUT_MS = 5_000
 const DEFAULT_GRACE_MS = 5_000
