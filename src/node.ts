@@ -7,7 +7,7 @@ import { Registry } from 'prom-client'
 import type { Config } from './config/types.ts'
 import { ConfigStore } from './config/store.ts'
 import { HostInfoCollector } from './hostinfo/index.ts'
-import { createHost, type Host } from './p2p/host.ts'
+import { createHost, dhtProtocol, type Host } from './p2p/host.ts'
 import { identityFromBase64 } from './p2p/identity.ts'
 import { ConnectionHistory } from './p2p/history.ts'
 import { recordConnections, redialHistory } from './p2p/reconnect.ts'
@@ -79,7 +79,7 @@ export class AicnNode {
 
       let rendezvous: Rendezvous | undefined
       if (host.services.dht !== undefined) {
-        const started = new Rendezvous(host, topic, log)
+        const started = new Rendezvous(host, topic, dhtProtocol(config), log)
         started.start()
         stopSteps.push({ name: 'rendezvous', run: () => { started.stop() } })
         rendezvous = started

@@ -70,7 +70,8 @@ export async function createHost (options: HostOptions): Promise<Host> {
   const { config } = options
   const bootstrapList = config.Bootstrap
   const relayService = config.Swarm.RelayService.Enabled
-  const dialTimeout = config.Swarm.DialTimeout === '' ? undefined : parseDuration(config.Swarm.DialTimeout)
+  // As in the Go node, an empty or zero DialTimeout means libp2p's default.
+  const dialTimeout = config.Swarm.DialTimeout === '' ? undefined : parseDuration(config.Swarm.DialTimeout) || undefined
 
   const listen = [...config.Addresses]
   if (config.Swarm.RelayClient.Enabled) {
@@ -82,7 +83,9 @@ export async function createHost (options: HostOptions): Promise<Host> {
   const services: Record<string, (components: any) => unknown> = {
     identify: withProtocolVersion(identify()),
     identifyPush: withProtocolVersion(identifyPush()),
-    ping: ping(),
+    // The DHT pings a peer before adding it to its routing table while our latency tracker may ping the
+    // same peer; the default of one outbound ping stream per connection makes one of them fail.
+    ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 4 }),
     pubsub: pubsubFactory(config)
   }
   if (config.Routing.Type !== 'none') {

@@ -8,6 +8,7 @@ import type { Host } from './host.ts'
 /** The weight of a new sample, as go-libp2p's peerstore latency EWMA. */
 const ALPHA = 0.1
 const PING_TIMEOUT_MS = 10_000
+const FIRST_SAMPLE_DELAY_MS = 500
 
 export class LatencyTracker {
   private readonly host: Host
@@ -15,7 +16,10 @@ export class LatencyTracker {
   private readonly intervalMs: number
   private readonly rtts = new Map<string, number>()
   private timer?: NodeJS.Timeout
-  private readonly onOpen = (event: CustomEvent<PeerId>): void => { void this.sample(event.detail) }
+  // Sample a new peer once identify and the DHT's own checks have settled.
+  private readonly onOpen = (event: CustomEvent<PeerId>): void => {
+    setTimeout(() => { void this.sample(event.detail) }, FIRST_SAMPLE_DELAY_MS).unref()
+  }
   private readonly onClose = (event: CustomEvent<PeerId>): void => { this.rtts.delete(event.detail.toString()) }
 
   constructor (host: Host, log: Logger, intervalMs = 60_000) {

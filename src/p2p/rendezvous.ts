@@ -9,7 +9,10 @@ import type { Host } from './host.ts'
 
 const TTL_MS = 3 * 3600_000
 const READVERTISE_MS = TTL_MS * 7 / 8
-const MAX_RETRY_MS = 120_000
+const RETRY_MS = 120_000
+/** After meeting a new DHT server, advertise again, at most this often. */
+const ON_CONNECT_MIN_GAP_MS = 30_000
+const ON_CONNECT_DELAY_MS = 1000
 const FIND_LIMIT = 100
 
 export async function namespaceCid (namespace: string): Promise<CID> {
@@ -21,40 +24,36 @@ export class Rendezvous {
   private readonly namespace: string
   private readonly log: Logger
   private timer?: NodeJS.Timeout
+  private lastAdvertised = 0
+  /** how many DHT servers we were connected to at the last advertisement */
+  private serversAtLastAdvertise = 0
+  private running = false
   private stopped = false
+  private readonly dhtProtocol: string
+  private readonly onIdentify = (event: CustomEvent<{ protocols: string[] }>): void => {
+    if (!event.detail.protocols.includes(this.dhtProtocol)) return
+    // A provide made while we knew no DHT server reached nobody: repeat it as soon as we know one.
+    if (this.serversAtLastAdvertise === 0 || Date.now() - this.lastAdvertised >= ON_CONNECT_MIN_GAP_MS) {
+      this.schedule(ON_CONNECT_DELAY_MS)
+    }
+  }
 
-  constructor (host: Host, namespace: string, log: Logger) {
+  constructor (host: Host, namespace: string, dhtProtocol: string, log: Logger) {
     this.host = host
     this.namespace = namespace
+    this.dhtProtocol = dhtProtocol
     this.log = log
   }
 
-  /** Provides the namespace now and keeps it provided; retries quickly while the node has no peers. */
   start (): void {
-    let retryMs = 1000
-    const advertise = async (): Promise<void> => {
-      if (this.stopped) return
-      let next = READVERTISE_MS
-      try {
-        await this.host.contentRouting.provide(await namespaceCid(this.namespace), { signal: AbortSignal.timeout(60_000) })
-        retryMs = 1000
-        this.log.debug({ namespace: this.namespace }, 'advertised rendezvous namespace')
-      } catch (err) {
-        next = retryMs
-        retryMs = Math.min(retryMs * 2, MAX_RETRY_MS)
-        this.log.debug({ err: (err as Error).message }, 'rendezvous advertise failed, will retry')
-      }
-      if (!this.stopped) {
-        this.timer = setTimeout(() => { void advertise() }, next)
-        this.timer.unref()
-      }
-    }
-    void advertise()
+    this.host.addEventListener('peer:identify', this.onIdentify)
+    this.schedule(0)
   }
 
   stop (): void {
     this.stopped = true
     clearTimeout(this.timer)
+    this.host.removeEventListener('peer:identify', this.onIdentify)
   }
 
   /** Node ids that provide the namespace (at most 100). */
@@ -65,5 +64,39 @@ export class Rendezvous {
       if (found.size >= FIND_LIMIT) break
     }
     return [...found]
+  }
+
+  private schedule (delayMs: number): void {
+    if (this.stopped) return
+    clearTimeout(this.timer)
+    this.timer = setTimeout(() => { void this.advertise() }, delayMs)
+    this.timer.unref()
+  }
+
+  private async advertise (): Promise<void> {
+    if (this.running || this.stopped) return
+    this.running = true
+    this.lastAdvertised = Date.now()
+    this.serversAtLastAdvertise = await this.connectedDhtServers()
+    let next = READVERTISE_MS
+    try {
+      await this.host.contentRouting.provide(await namespaceCid(this.namespace), { signal: AbortSignal.timeout(60_000) })
+      this.log.debug({ namespace: this.namespace }, 'advertised rendezvous namespace')
+    } catch (err) {
+      next = RETRY_MS
+      this.log.debug({ err: (err as Error).message }, 'rendezvous advertise failed, will retry')
+    } finally {
+      this.running = false
+    }
+    this.schedule(next)
+  }
+
+  private async connectedDhtServers (): Promise<number> {
+    let count = 0
+    for (const peer of this.host.getPeers()) {
+      const protocols = await this.host.peerStore.get(peer).then((p) => p.protocols, () => [] as string[])
+      if (protocols.includes(this.dhtProtocol)) count++
+    }
+    return count
   }
 }
