@@ -45,12 +45,6 @@ export class NodeControl {
     return await localPeerInfo(this.deps.host)
   }
 
-  /** Node ids known in the network: this node, and every peer the peer store knows. */
-  async peers (): Promise<string[]> {
-    const known = await this.deps.host.peerStore.all()
-    return [this.peerId, ...known.map((p) => p.id.toString()).sort()]
-  }
-
   async peer (nodeId: string, call: RemoteCall): Promise<PeerInfo> {
     const peerId = parsePeerId(nodeId)
     if (peerId.equals(this.deps.host.peerId)) return await this.id()

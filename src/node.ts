@@ -19,6 +19,16 @@ import { registerQueryHandlers } from './protocols/queries.ts'
 import { NodeControl } from './control.ts'
 import { HttpServer } from './http/index.ts'
 import { controlRoutes } from './http/routes/control.ts'
+import { registryRoutes } from './http/routes/registry.ts'
+import { parseDuration } from './config/duration.ts'
+import { LocalRegistry } from './registry/local.ts'
+import { NetworkView } from './registry/view.ts'
+import { NetworkRegistry } from './registry/network.ts'
+import { checkModelApi } from './registry/model-api.ts'
+import { HealthChecker } from './registry/health.ts'
+import { applyHealth, watchRegisteredModels } from './registry/health-sync.ts'
+import { Heartbeats } from './protocols/heartbeat.ts'
+import { NODE_TYPE } from './protocols/heartbeat-codec.ts'
 import type { Logger } from './logger.ts'
 import { AGENT_VERSION } from './version.ts'
 
@@ -61,6 +71,15 @@ export class AicnNode {
       await history.open()
       stopSteps.push({ name: 'connection history', run: async () => { await history.close() } })
 
+      const heartbeatMs = parseDuration(config.App.PeersCollect.HeartbeatInterval)
+      // A node counts for routing while heard within three heartbeat intervals.
+      const view = new NetworkView({ path: join(config.App.Datastore, 'view.db'), routingFreshMs: 3 * heartbeatMs, log })
+      await view.open()
+      stopSteps.push({ name: 'network view', run: async () => { await view.close() } })
+      const pruner = setInterval(() => { view.prune() }, heartbeatMs)
+      pruner.unref()
+      stopSteps.push({ name: 'view pruning', run: () => { clearInterval(pruner) } })
+
       const metrics = new Registry()
       const host = await createHost({ config, privateKey: identity.privateKey, datastore, agentVersion: AGENT_VERSION, metricsRegistry: metrics })
       recordConnections(host, history, log)
@@ -87,14 +106,33 @@ export class AicnNode {
 
       const control = new NodeControl({ host, rpc, config: store, hostInfo, latency, rendezvous, metrics, topic })
       registerQueryHandlers(rpc, { localPeerInfo: async () => await control.id(), localHostInfo: async () => await hostInfo.collect() })
+      const local = new LocalRegistry(store, async (api) => await checkModelApi(api))
+      const network = new NetworkRegistry({ host, view, local, rpc, latency })
       await rpc.start()
+
+      const health = new HealthChecker({}, applyHealth(local))
+      const unwatch = watchRegisteredModels(local, health)
+      stopSteps.push({ name: 'health checks', run: () => { unwatch(); health.stop() } })
+
+      const heartbeats = new Heartbeats({
+        host,
+        topic,
+        registry: local,
+        view,
+        intervalMs: heartbeatMs,
+        baseNodeType: (config.Swarm.RelayService.Enabled ? NODE_TYPE.PUBLIC_IP : 0) | (config.App.PeersCollect.Enabled ? NODE_TYPE.PEERS_COLLECT : 0),
+        version: AGENT_VERSION,
+        log
+      })
+      heartbeats.start()
+      stopSteps.push({ name: 'heartbeats', run: async () => { await heartbeats.stop() } })
 
       const bootstrapIds = new Set(config.Bootstrap.map((a) => parseNodeAddr(a).peerId.toString()))
       redialHistory(host, history, bootstrapIds, log)
         .then((r) => { if (r.connected + r.failed > 0) log.info(r, 'redialled peers from the connection history') })
         .catch((err: Error) => { log.warn({ err: err.message }, 'redialling the connection history failed') })
 
-      const http = new HttpServer({ routes: controlRoutes(control), logger: log, registry: metrics })
+      const http = new HttpServer({ routes: [...controlRoutes(control), ...registryRoutes(local, network)], logger: log, registry: metrics })
       const listening = await http.listen(config.API.Addr)
       stopSteps.push({ name: 'HTTP API', run: async () => { await http.close() } })
       log.info({ url: listening.url }, 'HTTP API listening')

@@ -1,0 +1,21 @@
+import type { RemoteCall } from '../../control.ts'
+import { parseDuration } from '../../config/duration.ts'
+import { AicnError, ErrorCode } from '../../errors.ts'
+import type { RouteContext } from '../server.ts'
+
+const MAX_TIMEOUT_MS = 5 * 60_000
+
+/** Queries that reach another node take an optional `timeout` (a Go duration such as "5s", as kubo's API). */
+export function remoteCall (rc: RouteContext): RemoteCall {
+  const text = rc.params.optionalString('timeout')
+  if (text === undefined || text === '') return { signal: rc.signal }
+  let timeoutMs: number
+  try {
+    timeoutMs = parseDuration(text)
+  } catch {
+    throw new AicnError(ErrorCode.PARAM, `timeout "${text}" is not a duration such as "10s"`)
+  }
+  if (timeoutMs <= 0 || timeoutMs > MAX_TIMEOUT_MS) throw new AicnError(ErrorCode.PARAM, 'timeout must be between 1ms and 5m')
+  return { signal: rc.signal, timeoutMs }
+}
+

@@ -1,0 +1,72 @@
+// Heartbeat messages in the Go node's format (reference §8.1): a `Message` of type AI_PROJECT with empty
+// `id` and `receiver`, body `AIProjectBody{res}`, published unencrypted on the topic. Unlike the Go node we
+// leave each model's `api` empty (other nodes never need a model server's internal URL) and add our
+// extensions in high field numbers that Go nodes skip.
+import { protocol } from '../proto/index.ts'
+import type { ViewProject } from '../registry/view-types.ts'
+
+export const HEARTBEAT_MESSAGE = 'heartbeat'
+/** result_message of the empty heartbeat a node sends when it stops, so others drop it at once. */
+export const LEAVING_MESSAGE = 'leaving'
+
+export const NODE_TYPE = { PUBLIC_IP: 0x01, PEERS_COLLECT: 0x02, MODEL: 0x04 } as const
+
+export interface Heartbeat {
+  nodeId: string
+  version: string
+  nodeType: number
+  projects: ViewProject[]
+  leaving: boolean
+  timestamp: number
+}
+
+export function encodeHeartbeat (heartbeat: Omit<Heartbeat, 'timestamp'>): Uint8Array {
+  const body = protocol.AIProjectBody.encode({
+    res: {
+      projects: heartbeat.projects.map((p) => ({
+        project: p.project,
+        models: p.models.map((m) => ({ model: m.model, api: '', type: m.type, idle: m.busy, cid: m.cid, available: m.available }))
+      })),
+      node_type: heartbeat.nodeType,
+      version: heartbeat.version
+    }
+  }).finish()
+  return protocol.Message.encode({
+    header: { client_version: heartbeat.version, timestamp: Math.floor(Date.now() / 1000), id: '', node_id: heartbeat.nodeId, receiver: '' },
+    type: protocol.MessageType.AI_PROJECT,
+    body,
+    result_message: heartbeat.leaving ? LEAVING_MESSAGE : HEARTBEAT_MESSAGE
+  }).finish()
+}
+
+/** A topic message is a heartbeat when it is a broadcast: no request id and no receiver (reference §6.4). */
+export function isBroadcast (message: protocol.Message): boolean {
+  return (message.header?.id ?? '') === '' && (message.header?.receiver ?? '') === ''
+}
+
+/** Decodes a heartbeat; throws on anything that is not a well-formed one. */
+export function decodeHeartbeat (message: protocol.Message): Heartbeat {
+  if (message.type !== protocol.MessageType.AI_PROJECT) throw new Error(`broadcast of type ${message.type} is not a heartbeat`)
+  const nodeId = message.header?.node_id ?? ''
+  if (nodeId === '') throw new Error('heartbeat without node_id')
+  const res = protocol.AIProjectBody.decode(message.body).res
+  if (res == null) throw new Error('heartbeat without AIProjectResponse')
+  return {
+    nodeId,
+    version: (res.version ?? '') !== '' ? res.version ?? '' : message.header?.client_version ?? '',
+    nodeType: res.node_type ?? 0,
+    leaving: message.result_message === LEAVING_MESSAGE,
+    timestamp: Number(message.header?.timestamp ?? 0),
+    projects: (res.projects ?? []).map((p) => ({
+      project: p.project ?? '',
+      models: (p.models ?? []).map((m) => ({
+        model: m.model ?? '',
+        cid: m.cid ?? '',
+        type: m.type ?? 0,
+        busy: m.idle ?? 0,
+        // Go nodes do not send the field: their models count as available.
+        available: m.available ?? true
+      }))
+    }))
+  }
+}

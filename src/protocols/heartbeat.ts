@@ -1,0 +1,146 @@
+// Gossip of who serves what. Publishes this node's heartbeat at start, at once after a registration or
+// health change, at most once a second for busy-counter changes, every HeartbeatInterval, and an empty
+// "leaving" heartbeat at stop. Receives the others' into the network view, trusting a heartbeat only when
+// the header's node_id is the pubsub message's signed author (nobody can announce models for another node).
+import type { PeerId } from '@libp2p/interface'
+import { protocol } from '../proto/index.ts'
+import type { Logger } from '../logger.ts'
+import type { Host } from '../p2p/host.ts'
+import type { PubSubMessage, TopicValidatorResult } from '../p2p/pubsub.ts'
+import type { LocalRegistry, ChangeReason } from '../registry/local.ts'
+import type { NetworkView } from '../registry/view.ts'
+import { decodeHeartbeat, encodeHeartbeat, isBroadcast, NODE_TYPE, type Heartbeat } from './heartbeat-codec.ts'
+
+/** go-libp2p-pubsub's limit for one message; anything larger is rejected. */
+export const MAX_TOPIC_MESSAGE_BYTES = 1024 * 1024
+const BUSY_COALESCE_MS = 1000
+
+export interface HeartbeatOptions {
+  host: Host
+  topic: string
+  registry: LocalRegistry
+  view: NetworkView
+  intervalMs: number
+  /** NODE_TYPE flags other than MODEL, which follows the registry */
+  baseNodeType: number
+  version: string
+  log: Logger
+}
+
+export class Heartbeats {
+  private readonly options: HeartbeatOptions
+  private readonly self: string
+  private timer?: NodeJS.Timeout
+  private busyTimer?: NodeJS.Timeout
+  private lastPublished = 0
+  private stopped = false
+  private unsubscribeRegistry?: () => void
+  private readonly onMessage = (event: CustomEvent<PubSubMessage>): void => { this.receive(event.detail) }
+
+  constructor (options: HeartbeatOptions) {
+    this.options = options
+    this.self = options.host.peerId.toString()
+  }
+
+  start (): void {
+    const { host, topic, intervalMs } = this.options
+    const pubsub = host.services.pubsub
+    pubsub.topicValidators.set(topic, (peer, message) => this.validate(peer, message))
+    pubsub.addEventListener('message', this.onMessage)
+    this.unsubscribeRegistry = this.options.registry.onChange((reason) => { this.changed(reason) })
+    this.timer = setInterval(() => { void this.publish() }, intervalMs)
+    this.timer.unref()
+    void this.publish()
+  }
+
+  /** Tells the network this node is leaving, then stops publishing. */
+  async stop (): Promise<void> {
+    this.stopped = true
+    clearInterval(this.timer)
+    clearTimeout(this.busyTimer)
+    this.unsubscribeRegistry?.()
+    const pubsub = this.options.host.services.pubsub
+    pubsub.removeEventListener('message', this.onMessage)
+    await this.send(true).catch((err: Error) => { this.options.log.debug({ err: err.message }, 'could not publish the leaving heartbeat') })
+  }
+
+  /** Publishes the current heartbeat now. */
+  async publish (): Promise<void> {
+    if (this.stopped) return
+    clearTimeout(this.busyTimer)
+    this.busyTimer = undefined
+    this.lastPublished = Date.now()
+    await this.send(false).catch((err: Error) => { this.options.log.warn({ err: err.message }, 'heartbeat publish failed') })
+  }
+
+  private changed (reason: ChangeReason): void {
+    if (reason !== 'busy') {
+      void this.publish()
+      return
+    }
+    // Busy counters change with every job: coalesce them into at most one heartbeat a second.
+    if (this.busyTimer !== undefined) return
+    const wait = Math.max(0, this.lastPublished + BUSY_COALESCE_MS - Date.now())
+    this.busyTimer = setTimeout(() => { void this.publish() }, wait)
+    this.busyTimer.unref()
+  }
+
+  private async send (leaving: boolean): Promise<void> {
+    const { registry, host, topic, view, version } = this.options
+    const projects = leaving ? [] : registry.projects().map((p) => ({ project: p.project, models: p.models.map(({ model, cid, type, busy, available }) => ({ model, cid, type, busy, available })) }))
+    const nodeType = this.options.baseNodeType | (registry.hasModels() ? NODE_TYPE.MODEL : 0)
+    // Our own entry goes straight into the view: pubsub does not deliver our messages back to us.
+    if (!leaving) view.update({ nodeId: this.self, projects, nodeType, version, lastHeard: Date.now() })
+    await host.services.pubsub.publish(topic, encodeHeartbeat({ nodeId: this.self, version, nodeType, projects, leaving }))
+  }
+
+  private validate (peer: PeerId, message: PubSubMessage): TopicValidatorResult {
+    const result = checkTopicMessage(message)
+    if (result.verdict === 'reject') {
+      this.options.log.debug({ from: message.from?.toString(), via: peer.toString(), reason: result.reason }, 'rejected a topic message')
+    }
+    return result.verdict
+  }
+
+  private receive (message: PubSubMessage): void {
+    if (message.topic !== this.options.topic) return
+    const checked = checkTopicMessage(message)
+    if (checked.heartbeat === undefined || checked.heartbeat.nodeId === this.self) return
+    const heartbeat = checked.heartbeat
+    if (heartbeat.leaving) {
+      this.options.view.remove(heartbeat.nodeId)
+      return
+    }
+    this.options.view.update({
+      nodeId: heartbeat.nodeId,
+      projects: heartbeat.projects,
+      nodeType: heartbeat.nodeType,
+      version: heartbeat.version,
+      lastHeard: Date.now()
+    })
+  }
+}
+
+export interface TopicCheck { verdict: TopicValidatorResult, reason?: string, heartbeat?: Heartbeat }
+
+/** The topic validator's rules, pure so they can be tested on their own. Messages other than heartbeats
+ * (the Go node's broadcast requests and responses) are let through when they decode. */
+export function checkTopicMessage (message: PubSubMessage): TopicCheck {
+  if (message.type !== 'signed' || message.from === undefined) return { verdict: 'reject', reason: 'unsigned message' }
+  if (message.data.byteLength > MAX_TOPIC_MESSAGE_BYTES) return { verdict: 'reject', reason: 'oversized message' }
+  let decoded: protocol.Message
+  try {
+    decoded = protocol.Message.decode(message.data)
+  } catch {
+    return { verdict: 'reject', reason: 'not a protobuf Message' }
+  }
+  if (!isBroadcast(decoded)) return { verdict: 'accept' }
+  let heartbeat: Heartbeat
+  try {
+    heartbeat = decodeHeartbeat(decoded)
+  } catch (err) {
+    return { verdict: 'reject', reason: (err as Error).message }
+  }
+  if (heartbeat.nodeId !== message.from.toString()) return { verdict: 'reject', reason: 'heartbeat for another node' }
+  return { verdict: 'accept', heartbeat }
+}

@@ -1,0 +1,115 @@
+// The registry side of `/api/v0`: this node's registrations, the network's view (who serves which
+// project and model, how busy, how far), and any node's registrations asked over the RPC protocol.
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { PeerId } from '@libp2p/interface'
+import { protocol } from '../proto/index.ts'
+import { AicnError, ErrorCode } from '../errors.ts'
+import type { Host } from '../p2p/host.ts'
+import type { LatencyTracker } from '../p2p/latency.ts'
+import { parsePeerId, type RpcCallOptions, type RpcService } from '../protocols/rpc.ts'
+import type { LocalRegistry } from './local.ts'
+import type { NetworkView } from './view.ts'
+import type { Candidate } from './view-types.ts'
+
+/** libp2p connectedness as the Go node reports it: 0 not connected, 1 connected, 4 relayed only. */
+export const CONNECTIVITY = { NOT_CONNECTED: 0, CONNECTED: 1, LIMITED: 4 } as const
+
+/** A node that serves a model, as `ai/projects/peers` shows it (seed 000, with the reference's Idle and cid). */
+export interface ProjectPeer { node_id: string, connectivity: number, latency: number, Idle: number, cid: string }
+
+/** A node's registrations as `ai/project/peer` shows them (seed 002). */
+export interface NodeProjects { project: string, models: string[] }
+
+export const PEERS_DEFAULT = 20
+export const PEERS_MAX = 100
+export const LIST_DEFAULT = 100
+
+export class NetworkRegistry {
+  private readonly host: Host
+  private readonly view: NetworkView
+  private readonly local: LocalRegistry
+  private readonly rpc: RpcService
+  private readonly latency: LatencyTracker
+
+  constructor (deps: { host: Host, view: NetworkView, local: LocalRegistry, rpc: RpcService, latency: LatencyTracker }) {
+    this.host = deps.host
+    this.view = deps.view
+    this.local = deps.local
+    this.rpc = deps.rpc
+    this.latency = deps.latency
+    this.rpc.handle(protocol.MessageType.AI_PROJECT, async () => this.encodeLocalProjects())
+  }
+
+  nodes (): string[] {
+    return this.view.nodes()
+  }
+
+  projects (limit: number): string[] {
+    return this.view.projects(limit)
+  }
+
+  models (project: string, limit: number): string[] {
+    return this.view.models(project, limit)
+  }
+
+  /** Nodes that serve the model and count for routing, best first: connected, least busy, nearest. */
+  peers (project: string, model: string, limit: number): ProjectPeer[] {
+    return this.rank(this.view.candidates(project, model)).slice(0, limit)
+  }
+
+  /** Candidates ordered for routing; callers pick from the front. */
+  rank (candidates: Candidate[]): ProjectPeer[] {
+    const peers = candidates.map((c) => ({
+      node_id: c.nodeId,
+      connectivity: this.connectivity(c.nodeId),
+      latency: this.latencyMicros(c.nodeId),
+      Idle: c.busy,
+      cid: c.cid
+    }))
+    const connectedFirst = (p: ProjectPeer): number => p.node_id === this.host.peerId.toString() ? 0 : p.connectivity === CONNECTIVITY.CONNECTED ? 1 : p.connectivity === CONNECTIVITY.LIMITED ? 2 : 3
+    const unknownLast = (latency: number): number => latency === 0 ? Number.MAX_SAFE_INTEGER : latency
+    return peers.sort((a, b) => connectedFirst(a) - connectedFirst(b) || a.Idle - b.Idle || unknownLast(a.latency) - unknownLast(b.latency) || a.node_id.localeCompare(b.node_id))
+  }
+
+  connectivity (nodeId: string): number {
+    if (nodeId === this.host.peerId.toString()) return CONNECTIVITY.CONNECTED
+    let peerId: PeerId
+    try { peerId = peerIdFromString(nodeId) } catch { return CONNECTIVITY.NOT_CONNECTED }
+    const connections = this.host.getConnections(peerId)
+    if (connections.length === 0) return CONNECTIVITY.NOT_CONNECTED
+    return connections.some((c) => c.limits === undefined) ? CONNECTIVITY.CONNECTED : CONNECTIVITY.LIMITED
+  }
+
+  /** Smoothed ping round trip in microseconds; 0 when unknown (and for this node). */
+  latencyMicros (nodeId: string): number {
+    const ms = this.latency.latencyMs(nodeId)
+    return ms === undefined ? 0 : Math.max(1, Math.round(ms * 1000))
+  }
+
+  /** Any node's registrations: this node's from the registry, others' asked over the RPC protocol. */
+  async projectsOf (nodeId: string, call: RpcCallOptions): Promise<NodeProjects[]> {
+    const peerId = parsePeerId(nodeId)
+    if (peerId.equals(this.host.peerId)) return this.local.projects().map((p) => ({ project: p.project, models: p.models.map((m) => m.model) }))
+    const body = await this.rpc.request(peerId, protocol.MessageType.AI_PROJECT, protocol.AIProjectBody.encode({ req: {} }).finish(), call)
+    let res: protocol.AIProjectResponse.$Properties | null | undefined
+    try {
+      res = protocol.AIProjectBody.decode(body).res
+    } catch (err) {
+      throw new AicnError(ErrorCode.PROTOBUF, `malformed answer from ${nodeId}: ${(err as Error).message}`)
+    }
+    if (res == null) throw new AicnError(ErrorCode.PROTOBUF, `node ${nodeId} sent no projects`)
+    return (res.projects ?? []).map((p) => ({ project: p.project ?? '', models: [...new Set((p.models ?? []).map((m) => m.model ?? ''))] }))
+  }
+
+  private encodeLocalProjects (): Uint8Array {
+    return protocol.AIProjectBody.encode({
+      res: {
+        projects: this.local.projects().map((p) => ({
+          project: p.project,
+          // Other nodes never need a model server's internal URL.
+          models: p.models.map((m) => ({ model: m.model, api: '', type: m.type, idle: m.busy, cid: m.cid, available: m.available }))
+        }))
+      }
+    }).finish()
+  }
+}
