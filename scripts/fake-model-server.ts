@@ -416,13 +416,13 @@ export async function startFakeModelServer (options: FakeModelServerOptions = {}
   }
 
   /** n images as URLs served by this server, or inline base64. */
-  function images (seed: string, n: number, format: string): Json[] {
+  function images (kind: string, prompt: string, n: number, format: string): Json[] {
     return Array.from({ length: n }, (_, i) => {
-      const png = makePng(`${seed}#${i}`)
-      if (format === 'b64_json') return { b64_json: png.toString('base64'), revised_prompt: seed }
+      const png = makePng(`${kind}:${prompt}#${i}`) // colour varies with the prompt and the index
+      if (format === 'b64_json') return { b64_json: png.toString('base64'), revised_prompt: prompt }
       const name = `img-${randomBytes(8).toString('hex')}`
       files.set(name, png)
-      return { url: `${baseUrl}/files/${name}.png`, revised_prompt: seed }
+      return { url: `${baseUrl}/files/${name}.png`, revised_prompt: prompt }
     })
   }
 
@@ -440,7 +440,7 @@ export async function startFakeModelServer (options: FakeModelServerOptions = {}
 
   function generations (body: Json, res: http.ServerResponse): void {
     if (typeof body.prompt !== 'string' || body.prompt === '') throw new HttpError(400, "'prompt' is a required property")
-    const data = images(body.prompt, imageCount(body.n), imageFormat(body.response_format, 'url'))
+    const data = images('generation', body.prompt, imageCount(body.n), imageFormat(body.response_format, 'url'))
     sendJson(res, 200, { created: now(), data }, { 'x-fake-params': paramsHeader(without(body, 'prompt')) })
   }
 
@@ -475,7 +475,7 @@ export async function startFakeModelServer (options: FakeModelServerOptions = {}
     for (const [part, pieces] of textParts) fields[part.name] = Buffer.concat(pieces).toString('utf8')
     if (imageParts === 0) throw new HttpError(400, "'image' is a required property")
     const prompt = typeof fields.prompt === 'string' ? fields.prompt : ''
-    const data = images(`edit:${prompt}`, imageCount(fields.n), imageFormat(fields.response_format, 'b64_json'))
+    const data = images('edit', prompt, imageCount(fields.n), imageFormat(fields.response_format, 'b64_json'))
     sendJson(res, 200, { created: now(), data, received_bytes: receivedBytes }, { 'x-fake-params': paramsHeader(fields) })
   }
 

@@ -12,8 +12,14 @@ export interface PubSubMessage {
 
 export type TopicValidatorResult = 'accept' | 'ignore' | 'reject'
 
+export interface SubscriptionChange {
+  peerId: PeerId
+  subscriptions: Array<{ topic: string, subscribe: boolean }>
+}
+
 export interface PubSubEvents {
   message: CustomEvent<PubSubMessage>
+  'subscription-change': CustomEvent<SubscriptionChange>
 }
 
 export interface PubSub extends TypedEventTarget<PubSubEvents> {

@@ -6,14 +6,15 @@ import type { PeerId } from '@libp2p/interface'
 import { protocol } from '../proto/index.ts'
 import type { Logger } from '../logger.ts'
 import type { Host } from '../p2p/host.ts'
-import type { PubSubMessage, TopicValidatorResult } from '../p2p/pubsub.ts'
+import type { PubSubMessage, SubscriptionChange, TopicValidatorResult } from '../p2p/pubsub.ts'
 import type { LocalRegistry, ChangeReason } from '../registry/local.ts'
 import type { NetworkView } from '../registry/view.ts'
 import { decodeHeartbeat, encodeHeartbeat, isBroadcast, NODE_TYPE, type Heartbeat } from './heartbeat-codec.ts'
 
 /** go-libp2p-pubsub's limit for one message; anything larger is rejected. */
 export const MAX_TOPIC_MESSAGE_BYTES = 1024 * 1024
-const BUSY_COALESCE_MS = 1000
+const COALESCE_MS = 1000
+const JITTER_MS = 200
 
 export interface HeartbeatOptions {
   host: Host
@@ -31,11 +32,15 @@ export class Heartbeats {
   private readonly options: HeartbeatOptions
   private readonly self: string
   private timer?: NodeJS.Timeout
-  private busyTimer?: NodeJS.Timeout
+  private soonTimer?: NodeJS.Timeout
   private lastPublished = 0
   private stopped = false
   private unsubscribeRegistry?: () => void
   private readonly onMessage = (event: CustomEvent<PubSubMessage>): void => { this.receive(event.detail) }
+  // A node that just joined the topic has not heard us yet (our last heartbeat may be minutes old).
+  private readonly onSubscriptionChange = (event: CustomEvent<SubscriptionChange>): void => {
+    if (event.detail.subscriptions.some((s) => s.topic === this.options.topic && s.subscribe)) this.publishSoon()
+  }
 
   constructor (options: HeartbeatOptions) {
     this.options = options
@@ -47,6 +52,7 @@ export class Heartbeats {
     const pubsub = host.services.pubsub
     pubsub.topicValidators.set(topic, (peer, message) => this.validate(peer, message))
     pubsub.addEventListener('message', this.onMessage)
+    pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
     this.unsubscribeRegistry = this.options.registry.onChange((reason) => { this.changed(reason) })
     this.timer = setInterval(() => { void this.publish() }, intervalMs)
     this.timer.unref()
@@ -57,32 +63,36 @@ export class Heartbeats {
   async stop (): Promise<void> {
     this.stopped = true
     clearInterval(this.timer)
-    clearTimeout(this.busyTimer)
+    clearTimeout(this.soonTimer)
     this.unsubscribeRegistry?.()
     const pubsub = this.options.host.services.pubsub
     pubsub.removeEventListener('message', this.onMessage)
+    pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
     await this.send(true).catch((err: Error) => { this.options.log.debug({ err: err.message }, 'could not publish the leaving heartbeat') })
   }
 
   /** Publishes the current heartbeat now. */
   async publish (): Promise<void> {
     if (this.stopped) return
-    clearTimeout(this.busyTimer)
-    this.busyTimer = undefined
+    clearTimeout(this.soonTimer)
+    this.soonTimer = undefined
     this.lastPublished = Date.now()
     await this.send(false).catch((err: Error) => { this.options.log.warn({ err: err.message }, 'heartbeat publish failed') })
   }
 
   private changed (reason: ChangeReason): void {
-    if (reason !== 'busy') {
-      void this.publish()
-      return
-    }
-    // Busy counters change with every job: coalesce them into at most one heartbeat a second.
-    if (this.busyTimer !== undefined) return
-    const wait = Math.max(0, this.lastPublished + BUSY_COALESCE_MS - Date.now())
-    this.busyTimer = setTimeout(() => { void this.publish() }, wait)
-    this.busyTimer.unref()
+    if (reason === 'busy') this.publishSoon()
+    else void this.publish()
+  }
+
+  /** Publishes within about a second, coalescing bursts (busy counters change with every job, and a
+   * joining node makes every node answer) into at most one heartbeat a second per node. */
+  private publishSoon (): void {
+    if (this.soonTimer !== undefined || this.stopped) return
+    // A little jitter keeps the answers of many nodes to one event from arriving all at once.
+    const wait = Math.max(0, this.lastPublished + COALESCE_MS - Date.now()) + Math.floor(Math.random() * JITTER_MS)
+    this.soonTimer = setTimeout(() => { void this.publish() }, wait)
+    this.soonTimer.unref()
   }
 
   private async send (leaving: boolean): Promise<void> {
@@ -107,6 +117,9 @@ export class Heartbeats {
     const checked = checkTopicMessage(message)
     if (checked.heartbeat === undefined || checked.heartbeat.nodeId === this.self) return
     const heartbeat = checked.heartbeat
+    // A node we have not heard of has not heard of us either: answer with our heartbeat. This costs one
+    // heartbeat per node when a node joins; a signed view sync would make joins cheaper in big networks.
+    if (!heartbeat.leaving && this.options.view.get(heartbeat.nodeId) === undefined) this.publishSoon()
     if (heartbeat.leaving) {
       this.options.view.remove(heartbeat.nodeId)
       return

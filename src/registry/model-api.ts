@@ -71,7 +71,6 @@ async function lookupWithTimeout (host: string, sources: LocalAddressSource): Pr
   // dns.lookup cannot be cancelled; the race only stops us waiting for it.
   const timeout = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(() => { reject(new Error(`timed out after ${ms} ms`)) }, ms)
-    timer.unref()
   })
   try {
     return await Promise.race([sources.lookup(host), timeout])

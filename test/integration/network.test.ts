@@ -63,9 +63,11 @@ describe('a three-node network', () => {
   })
 
   test('peers, swarm and pubsub views', async () => {
-    const peers = await b.call('/api/v0/peers')
-    assert.equal(peers.body.code, 0)
-    for (const id of [a.peerId, b.peerId, c.peerId]) assert.ok(peers.body.data.includes(id), `peers include ${id}`)
+    // `peers` lists the nodes whose heartbeats this node has heard.
+    await waitFor(async () => {
+      const peers = await b.call('/api/v0/peers')
+      return [a.peerId, b.peerId, c.peerId].every((id) => peers.body.data.includes(id))
+    }, 10_000, 'B to hear every node')
 
     const swarm = await b.call('/api/v0/swarm/peers')
     assert.ok(Array.isArray(swarm.body))
