@@ -26,6 +26,8 @@ export interface FakeModelServerOptions {
   tokenDelayMs?: number
   /** Makes every route answer this status and body (default: an OpenAI-style error). */
   failWith?: { status: number, body?: unknown }
+  /** Pause before answering any request (a slow model); 0 unless set. */
+  responseDelayMs?: number
 }
 
 export interface RecordedRequest {
@@ -41,6 +43,8 @@ export interface FakeModelServer {
   url: string
   port: number
   requests: RecordedRequest[]
+  /** how many streamed answers ended early because the client went away */
+  readonly abortedStreams: number
   close: () => Promise<void>
 }
 
@@ -326,6 +330,7 @@ export async function startFakeModelServer (options: FakeModelServerOptions = {}
   const tokens = options.tokens ?? DEFAULT_TOKENS
   const tokenDelayMs = options.tokenDelayMs ?? 0
   const requests: RecordedRequest[] = []
+  let abortedStreams = 0
   const files = new Map<string, Buffer>()
   let baseUrl = ''
 
@@ -334,7 +339,10 @@ export async function startFakeModelServer (options: FakeModelServerOptions = {}
   /** Sends server-sent events; stops early (without throwing) if the client goes away. */
   async function streamEvents (res: http.ServerResponse, headers: http.OutgoingHttpHeaders, events: Iterable<{ data: unknown, delay: boolean }>): Promise<void> {
     const gone = new AbortController()
-    res.on('close', () => { gone.abort() })
+    res.on('close', () => {
+      if (!res.writableFinished) abortedStreams++
+      gone.abort()
+    })
     res.writeHead(200, { ...headers, 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
     res.flushHeaders()
     try {
@@ -485,6 +493,7 @@ export async function startFakeModelServer (options: FakeModelServerOptions = {}
     const record: RecordedRequest = { method, path, headers: { ...req.headers }, body: Buffer.alloc(0) }
     requests.push(record)
     const body = recorded(req, record)
+    if ((options.responseDelayMs ?? 0) > 0) await sleep(options.responseDelayMs)
 
     if (options.failWith !== undefined) {
       await readAll(body, Infinity)
@@ -545,6 +554,7 @@ export async function startFakeModelServer (options: FakeModelServerOptions = {}
     url: baseUrl,
     port,
     requests,
+    get abortedStreams () { return abortedStreams },
     close: async () => {
       await new Promise<void>((resolve) => {
         server.close(() => { resolve() })

@@ -47,16 +47,17 @@ const kinds: Record<ErrorCodeValue, ErrorKind> = {
   [ErrorCode.INTERNAL]: { status: 500, message: 'Internal error' }
 }
 
-/** An error that carries the API's error code and the HTTP status to answer with. */
+/** An error that carries the API's error code and the HTTP status to answer with. The code is one of
+ * ours, or one a model server or a remote node reported, which is passed through. */
 export class AicnError extends Error {
-  readonly code: ErrorCodeValue
+  readonly code: number
   readonly status: number
 
-  constructor (code: ErrorCodeValue, message?: string, options?: { status?: number, cause?: unknown }) {
-    super(message ?? kinds[code].message, { cause: options?.cause })
+  constructor (code: ErrorCodeValue | number, message?: string, options?: { status?: number, cause?: unknown }) {
+    super(message ?? defaultMessage(code), { cause: options?.cause })
     this.name = 'AicnError'
     this.code = code
-    this.status = options?.status ?? kinds[code].status
+    this.status = options?.status ?? statusForCode(code)
   }
 }
 

@@ -28,6 +28,12 @@ import { checkModelApi } from './registry/model-api.ts'
 import { HealthChecker } from './registry/health.ts'
 import { applyHealth, watchRegisteredModels } from './registry/health-sync.ts'
 import { Heartbeats } from './protocols/heartbeat.ts'
+import { JobProtocol } from './protocols/job.ts'
+import { ModelClient } from './models/client.ts'
+import { LocalExecutor } from './jobs/local.ts'
+import { NodeSelector } from './jobs/selector.ts'
+import { JobDispatcher } from './jobs/dispatcher.ts'
+import { jobRoutes } from './http/routes/jobs.ts'
 import { NODE_TYPE } from './protocols/heartbeat-codec.ts'
 import type { Logger } from './logger.ts'
 import { AGENT_VERSION } from './version.ts'
@@ -110,6 +116,15 @@ export class AicnNode {
       const network = new NetworkRegistry({ host, view, local, rpc, latency })
       await rpc.start()
 
+      const models = new ModelClient()
+      stopSteps.push({ name: 'model client', run: async () => { await models.close() } })
+      const executor = new LocalExecutor({ registry: local, client: models, nodeId: identity.peerId })
+      const jobs = new JobProtocol(host, { log })
+      // A job that arrives from the network runs here, on this node's models; it is never forwarded again.
+      await jobs.start(executor.run)
+      stopSteps.push({ name: 'job protocol', run: async () => { await jobs.stop() } })
+      const dispatcher = new JobDispatcher({ selfId: identity.peerId, local: executor, remote: jobs, selector: new NodeSelector(), network, log })
+
       const health = new HealthChecker({}, applyHealth(local))
       const unwatch = watchRegisteredModels(local, health)
       stopSteps.push({ name: 'health checks', run: () => { unwatch(); health.stop() } })
@@ -132,7 +147,7 @@ export class AicnNode {
         .then((r) => { if (r.connected + r.failed > 0) log.info(r, 'redialled peers from the connection history') })
         .catch((err: Error) => { log.warn({ err: err.message }, 'redialling the connection history failed') })
 
-      const http = new HttpServer({ routes: [...controlRoutes(control), ...registryRoutes(local, network)], logger: log, registry: metrics })
+      const http = new HttpServer({ routes: [...controlRoutes(control), ...registryRoutes(local, network), ...jobRoutes({ dispatcher })], logger: log, registry: metrics })
       const listening = await http.listen(config.API.Addr)
       stopSteps.push({ name: 'HTTP API', run: async () => { await http.close() } })
       log.info({ url: listening.url }, 'HTTP API listening')

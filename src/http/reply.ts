@@ -4,13 +4,25 @@ import type { AicnError } from '../errors.ts'
 
 export type Reply =
   /** `200 {"code":0,"message":"ok","data":…}`; the data key is left out when data is undefined. */
-  | { kind: 'envelope', data?: unknown, message?: string }
+  | { kind: 'envelope', data?: unknown, message?: string, headers?: Record<string, string> }
   /** Bare JSON: some endpoints of the contract (id, swarm/peers, swarm/addrs, pubsub/peers) answer without the envelope. */
   | { kind: 'raw', body: unknown, status?: number }
   /** Anything that is not JSON, e.g. the Prometheus exposition format. */
   | { kind: 'text', body: string, contentType: string }
+  /** A body written chunk by chunk as it arrives (server-sent events from a model), never buffered. */
+  | StreamReply
 
-export const ok = (data?: unknown, message?: string): Reply => ({ kind: 'envelope', data, message })
+export interface StreamReply {
+  kind: 'stream'
+  status: number
+  contentType: string
+  headers?: Record<string, string>
+  body: AsyncIterable<Uint8Array>
+  /** the bytes to end with when the body fails after the first chunk (e.g. an SSE error event) */
+  onError?: (err: unknown) => Uint8Array | undefined
+}
+
+export const ok = (data?: unknown, message?: string, headers?: Record<string, string>): Reply => ({ kind: 'envelope', data, message, headers })
 
 export const raw = (body: unknown, status?: number): Reply => ({ kind: 'raw', body, status })
 
@@ -23,7 +35,7 @@ export function errorBody (err: AicnError): { code: number, message: string } {
 
 export const JSON_TYPE = 'application/json; charset=utf-8'
 
-export interface Rendered { status: number, contentType: string, body: string }
+export interface Rendered { status: number, contentType: string, body: string, headers?: Record<string, string> }
 
 /** Turns a Reply into status, content type and bytes; throws a TypeError on something that is not a Reply
  * (a handler bug, which the server reports as an internal error). */
@@ -32,11 +44,13 @@ export function render (reply: Reply): Rendered {
   switch (reply.kind) {
     case 'envelope':
       // JSON.stringify drops a key whose value is undefined, which is what leaves "data" out.
-      return { status: 200, contentType: JSON_TYPE, body: JSON.stringify({ code: 0, message: reply.message ?? 'ok', data: reply.data }) }
+      return { status: 200, contentType: JSON_TYPE, body: JSON.stringify({ code: 0, message: reply.message ?? 'ok', data: reply.data }), headers: reply.headers }
     case 'raw':
       return { status: reply.status ?? 200, contentType: JSON_TYPE, body: JSON.stringify(reply.body) ?? 'null' }
     case 'text':
       return { status: 200, contentType: reply.contentType, body: reply.body }
+    case 'stream':
+      throw new TypeError('a stream reply is written by the server, not rendered')
     default:
       throw new TypeError(`handler returned a Reply of unknown kind ${JSON.stringify((reply as { kind?: unknown }).kind)}`)
   }

@@ -13,6 +13,7 @@ import { DEFAULT_BODY_LIMIT, isJsonReadable, readJsonBody } from './body.ts'
 import { httpMetrics, type HttpMetrics } from './metrics.ts'
 import { Params } from './params.ts'
 import { errorBody, JSON_TYPE, render, type Reply } from './reply.ts'
+import { writeStream } from './stream.ts'
 
 export type Method = 'GET' | 'POST'
 
@@ -216,9 +217,14 @@ export class HttpServer {
 
     const params = Params.from(ctx.query, body)
     const reply = await route.handler({ params, request: ctx.request, signal: requestSignal(ctx), ctx })
+    if (reply?.kind === 'stream') {
+      await writeStream(ctx, reply, this.#logger)
+      return
+    }
     const rendered = render(reply)
     ctx.status = rendered.status
     ctx.set('Content-Type', rendered.contentType)
+    if (rendered.headers !== undefined) ctx.set(rendered.headers)
     ctx.body = rendered.body
   }
 

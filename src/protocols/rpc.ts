@@ -93,7 +93,7 @@ export class RpcService {
         throw new AicnError(ErrorCode.PROTOBUF, `node ${peerId.toString()} answered with a mismatched header`)
       }
       if (response.result_code !== 0) {
-        throw new AicnError(response.result_code as never, response.result_message !== '' ? response.result_message : defaultMessage(response.result_code),
+        throw new AicnError(response.result_code, response.result_message !== '' ? response.result_message : defaultMessage(response.result_code),
           { status: statusForCode(response.result_code) })
       }
       return response.body

@@ -1,0 +1,140 @@
+// `/api/v0` model calls (seed 002, seed 000): chat/completion, image/gen, image/edit, each addressed to a
+// node (`node_id`) or, on the `/proxy` paths, to whichever node the router picks. The client's body reaches
+// the model untouched apart from our routing fields, so no parameter is ever lost on any path.
+import { randomUUID } from 'node:crypto'
+import { AicnError, ErrorCode } from '../../errors.ts'
+import type { Job, JobDispatcher } from '../../jobs/dispatcher.ts'
+import { isEventStream, readModelJson } from '../../jobs/answer.ts'
+import { checkIpfsNode, uploadImage } from '../../jobs/ipfs.ts'
+import { DEFAULT_TIMEOUT_MS, JobKind, type JobKindValue, type JobResponse } from '../../jobs/types.ts'
+import { ok, type Reply } from '../reply.ts'
+import type { Route, RouteContext } from '../server.ts'
+import { remoteCall } from './remote-call.ts'
+
+/** Our routing fields; everything else in the body is the model's. */
+const ROUTING_FIELDS = new Set(['node_id', 'project', 'cid', 'ipfs_node'])
+const MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+
+export interface JobRouteOptions {
+  dispatcher: JobDispatcher
+  /** per-kind timeouts; defaults to DEFAULT_TIMEOUT_MS */
+  timeoutsMs?: Partial<Record<JobKindValue, number>>
+}
+
+export function jobRoutes (options: JobRouteOptions): Route[] {
+  const { dispatcher } = options
+  const timeout = (kind: JobKindValue): number => options.timeoutsMs?.[kind] ?? DEFAULT_TIMEOUT_MS[kind]
+
+  /** Sends the job to the named node, or to the best node for the project on `/proxy`. */
+  const send = async (rc: RouteContext, job: Job, proxy: boolean, direct: boolean): Promise<JobResponse> => {
+    if (proxy) return await dispatcher.toProject(job, rc.signal, { direct })
+    return await dispatcher.toNode(rc.params.string('node_id', { required: true }), job, rc.signal)
+  }
+
+  const head = (rc: RouteContext, kind: JobKindValue, proxy: boolean, contentType: string, stream: boolean): Job['head'] => ({
+    requestId: randomUUID(),
+    project: rc.params.string('project', { required: true, maxLength: 256 }),
+    model: rc.params.string('model', { required: true, maxLength: 256 }),
+    cid: proxy ? '' : rc.params.string('cid', { default: '', maxLength: 256 }),
+    kind,
+    contentType,
+    stream,
+    // A client may ask for a shorter (or longer, up to 5 min) deadline with `timeout`, e.g. "30s".
+    deadline: Date.now() + (remoteCall(rc).timeoutMs ?? timeout(kind))
+  })
+
+  const chat = (proxy: boolean) => async (rc: RouteContext): Promise<Reply> => {
+    if (!proxy) rc.params.string('node_id', { required: true })
+    if (!Array.isArray(rc.params.raw('messages'))) throw new AicnError(ErrorCode.PARAM, 'messages must be a list of {"role","content"}')
+    const stream = rc.params.bool('stream', { default: false })
+    const job: Job = { head: head(rc, JobKind.CHAT, proxy, 'application/json', stream), body: { bytes: modelBody(rc) } }
+    const response = await send(rc, job, proxy, stream)
+    if (stream && response.error === undefined && response.status < 400 && isEventStream(response.contentType)) {
+      return sse(response)
+    }
+    return ok(await readModelJson(response), undefined, servedBy(response))
+  }
+
+  const imageGen = (proxy: boolean) => async (rc: RouteContext): Promise<Reply> => {
+    if (!proxy) rc.params.string('node_id', { required: true })
+    rc.params.string('prompt', { required: true })
+    const ipfsText = rc.params.string('ipfs_node', { default: '' })
+    const ipfs = ipfsText === '' ? undefined : checkIpfsNode(ipfsText)
+    // For IPFS we need the image bytes, so the model is asked for base64 whatever the client said.
+    const bytes = modelBody(rc, ipfs === undefined ? {} : { response_format: 'b64_json' })
+    const response = await send(rc, { head: head(rc, JobKind.IMAGE_GEN, proxy, 'application/json', false), body: { bytes } }, proxy, false)
+    const answer = await readModelJson(response)
+    if (ipfs === undefined) return ok(answer, undefined, servedBy(response))
+    const images = ((answer as { data?: Array<{ b64_json?: string }> }).data ?? []).map((d) => d.b64_json).filter((b): b is string => typeof b === 'string')
+    if (images.length === 0) throw new AicnError(ErrorCode.MODEL, 'the model returned no image to upload')
+    const choices = await Promise.all(images.map(async (b64) => await uploadImage(ipfs, Buffer.from(b64, 'base64'), rc.signal)))
+    return ok({ ipfs_node: ipfsText, choices }, undefined, servedBy(response))
+  }
+
+  const imageEdit = (proxy: boolean) => async (rc: RouteContext): Promise<Reply> => {
+    if (!proxy) rc.params.string('node_id', { required: true })
+    const contentType = rc.request.get('content-type')
+    if (!/^multipart\/form-data;\s*boundary=/i.test(contentType)) {
+      throw new AicnError(ErrorCode.PARAM, 'image edit takes a multipart/form-data body (image, mask, prompt, …); routing fields go in the query string')
+    }
+    const declared = Number(rc.request.get('content-length'))
+    if (declared > MAX_UPLOAD_BYTES) throw new AicnError(ErrorCode.BUFFER, `upload exceeds ${MAX_UPLOAD_BYTES} bytes`)
+    const job: Job = { head: head(rc, JobKind.IMAGE_EDIT, proxy, contentType, false), body: { stream: limited(rc.ctx.req, MAX_UPLOAD_BYTES) } }
+    const response = await send(rc, job, proxy, true)
+    return ok(await readModelJson(response), undefined, servedBy(response))
+  }
+
+  const post = (path: string, handler: Route['handler'], readBody = true): Route => ({ path: `/api/v0${path}`, methods: ['POST'], handler, readBody })
+  return [
+    post('/chat/completion', chat(false)),
+    post('/chat/completion/proxy', chat(true)),
+    post('/image/gen', imageGen(false)),
+    post('/image/gen/proxy', imageGen(true)),
+    post('/image/edit', imageEdit(false), false),
+    post('/image/edit/proxy', imageEdit(true), false)
+  ]
+}
+
+/** The client's JSON body without our routing fields, with `overrides` applied. */
+function modelBody (rc: RouteContext, overrides: Record<string, unknown> = {}): Uint8Array {
+  const body = rc.params.body
+  const out: Record<string, unknown> = {}
+  if (body !== null && typeof body === 'object') {
+    for (const [key, value] of Object.entries(body)) {
+      if (!ROUTING_FIELDS.has(key.toLowerCase())) out[key] = value
+    }
+  }
+  // The model gets the model name in its usual key even when the client wrote `Model`.
+  for (const key of Object.keys(out)) if (key !== 'model' && key.toLowerCase() === 'model') delete out[key]
+  out.model = rc.params.string('model', { required: true })
+  return Buffer.from(JSON.stringify({ ...out, ...overrides }))
+}
+
+function servedBy (response: JobResponse): Record<string, string> {
+  return { 'X-AICN-Node': response.nodeId, 'X-AICN-CID': response.cid }
+}
+
+function sse (response: JobResponse): Reply {
+  return {
+    kind: 'stream',
+    status: response.status,
+    contentType: response.contentType,
+    headers: servedBy(response),
+    body: response.body,
+    // After the first byte a failure can only be told in the stream: an error event, then the end.
+    onError: (err) => {
+      const error = err instanceof AicnError ? err : new AicnError(ErrorCode.STREAM, (err as Error).message)
+      return Buffer.from(`data: ${JSON.stringify({ error: { code: error.code, message: error.message, type: 'stream_error' } })}\n\n`)
+    }
+  }
+}
+
+/** Passes an upload through, refusing to carry more than `limit` bytes. */
+async function * limited (source: AsyncIterable<Uint8Array>, limit: number): AsyncGenerator<Uint8Array> {
+  let size = 0
+  for await (const chunk of source) {
+    size += chunk.byteLength
+    if (size > limit) throw new AicnError(ErrorCode.BUFFER, `upload exceeds ${limit} bytes`)
+    yield chunk
+  }
+}

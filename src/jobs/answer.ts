@@ -1,0 +1,53 @@
+// Reads a model's non-streamed answer and decides whether it is a success or an error, without the Go
+// node's traps: any JSON content type counts (B8), an HTTP error status is an error even without a
+// `code` (B8), and a JSON answer to a stream request is reported, not dropped (B3).
+import { AicnError, ErrorCode } from '../errors.ts'
+import { collect } from './iterables.ts'
+import type { JobResponse } from './types.ts'
+
+/** Largest non-streamed answer we hold in memory (images as base64 can be large). */
+export const MAX_ANSWER_BYTES = 64 * 1024 * 1024
+
+export function isJson (contentType: string): boolean {
+  return /^application\/([\w.+-]*\+)?json\b/i.test(contentType.trim())
+}
+
+export function isEventStream (contentType: string): boolean {
+  return /^text\/event-stream\b/i.test(contentType.trim())
+}
+
+/** The answer's JSON on success; throws an AicnError carrying the model's code and message otherwise. */
+export async function readModelJson (response: JobResponse): Promise<unknown> {
+  if (response.error !== undefined) throw new AicnError(response.error.code, response.error.message, { status: response.status })
+  const bytes = await collect(response.body, MAX_ANSWER_BYTES)
+  if (bytes === undefined) throw new AicnError(ErrorCode.MODEL, `the model's answer is larger than ${MAX_ANSWER_BYTES} bytes`)
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')
+  let parsed: unknown
+  if (isJson(response.contentType)) {
+    try {
+      parsed = JSON.parse(text)
+    } catch {
+      throw new AicnError(ErrorCode.MODEL, `the model answered malformed JSON (HTTP ${response.status})`, { status: 502 })
+    }
+  }
+  const failure = modelFailure(response.status, parsed, text, response.contentType)
+  if (failure !== undefined) throw failure
+  return parsed
+}
+
+/** The error a model's answer describes, if any. */
+export function modelFailure (status: number, parsed: unknown, text: string, contentType: string): AicnError | undefined {
+  const object = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? parsed as Record<string, unknown> : undefined
+  const code = typeof object?.code === 'number' && object.code !== 0 ? object.code : undefined
+  const error = object?.error
+  const errorMessage = typeof error === 'string' ? error : (error as { message?: unknown } | undefined)?.message
+  const message = typeof object?.message === 'string' && code !== undefined ? object.message : typeof errorMessage === 'string' ? errorMessage : undefined
+  if (status < 400 && code === undefined && error == null) {
+    if (parsed === undefined) return new AicnError(ErrorCode.MODEL, `the model answered ${contentType === '' ? 'without a content type' : contentType}, not JSON`, { status: 502 })
+    return undefined
+  }
+  // A model's own 4xx (bad request, rate limit) is the client's to see; anything else is a bad gateway.
+  const httpStatus = status >= 400 && status < 500 ? status : 502
+  const fallback = parsed === undefined && text.trim() !== '' ? text.trim().slice(0, 200) : `HTTP ${status}`
+  return new AicnError((code ?? ErrorCode.MODEL), `model error: ${message ?? fallback}`, { status: httpStatus })
+}

@@ -1,0 +1,106 @@
+// Sends a job where it must run: to a named node (this one runs it on its own model, any other gets it
+// over the job protocol), or, by project and model, to the best node the selector finds, trying the next
+// one when a node fails before the first byte of its answer.
+import { AicnError, ErrorCode } from '../errors.ts'
+import type { Logger } from '../logger.ts'
+import type { JobProtocol } from '../protocols/job.ts'
+import { parsePeerId } from '../protocols/rpc.ts'
+import type { NetworkRegistry } from '../registry/network.ts'
+import { finishing, discard } from './iterables.ts'
+import type { LocalExecutor } from './local.ts'
+import { isRetryable, type NodeSelector } from './selector.ts'
+import type { JobHead, JobResponse } from './types.ts'
+
+/** A job's body: bytes that can be sent again to another node, or a one-shot stream (an upload). */
+export type JobBody = { bytes: Uint8Array } | { stream: AsyncIterable<Uint8Array> }
+
+export interface Job { head: JobHead, body: JobBody }
+
+/** How many nodes the router asks for before choosing. */
+const CANDIDATES = 100
+
+export class JobDispatcher {
+  private readonly selfId: string
+  private readonly local: LocalExecutor
+  private readonly remote: JobProtocol
+  private readonly selector: NodeSelector
+  private readonly network: NetworkRegistry
+  private readonly log: Logger
+
+  constructor (deps: { selfId: string, local: LocalExecutor, remote: JobProtocol, selector: NodeSelector, network: NetworkRegistry, log: Logger }) {
+    this.selfId = deps.selfId
+    this.local = deps.local
+    this.remote = deps.remote
+    this.selector = deps.selector
+    this.network = deps.network
+    this.log = deps.log
+  }
+
+  /** Runs the job on the given node. */
+  async toNode (nodeId: string, job: Job, signal: AbortSignal): Promise<JobResponse> {
+    const peerId = parsePeerId(nodeId)
+    const request = { head: job.head, body: bodyOf(job.body) }
+    if (nodeId === this.selfId) return await this.local.run(request, signal)
+    return await this.remote.run(peerId, request, signal)
+  }
+
+  /** Runs the job on a node that serves its project and model; `direct` keeps relay-only nodes out
+   * (streams and uploads need a direct connection). */
+  async toProject (job: Job, signal: AbortSignal, options: { direct: boolean }): Promise<JobResponse> {
+    const { project, model } = job.head
+    const candidates = this.network.peers(project, model, CANDIDATES)
+    const plan = this.selector.plan(candidates, { direct: options.direct, self: this.selfId })
+    if (plan.length === 0) throw new AicnError(ErrorCode.NO_NODE, `no reachable node serves model "${model}" of project "${project}"`)
+
+    const consumed = { started: false }
+    const body = 'bytes' in job.body ? job.body : { stream: watchStart(job.body.stream, consumed) }
+    let lastError: unknown
+    for (const [attempt, candidate] of plan.entries()) {
+      // An upload can only be sent once: after its first byte left, there is nothing to retry with.
+      if (attempt > 0 && consumed.started) break
+      const release = this.selector.started(candidate.node_id)
+      try {
+        const response = await this.toNode(candidate.node_id, { head: { ...job.head, cid: candidate.cid }, body }, signal)
+        const failedEarly = response.error !== undefined ? response.status >= 500 || response.status === 404 : response.status >= 500 || response.status === 429
+        if (failedEarly && attempt < plan.length - 1 && !consumed.started) {
+          this.selector.failed(candidate.node_id)
+          release()
+          await discard(response.body)
+          lastError = new AicnError(response.error?.code ?? ErrorCode.MODEL, response.error?.message ?? `HTTP ${response.status}`)
+          this.log.debug({ node: candidate.node_id, status: response.status }, 'node failed before answering; trying the next')
+          continue
+        }
+        if (failedEarly) this.selector.failed(candidate.node_id)
+        else this.selector.succeeded(candidate.node_id)
+        return { ...response, body: finishing(response.body, release) }
+      } catch (err) {
+        release()
+        lastError = err
+        if (signal.aborted || !(isRetryable(err) || notServedHere(err))) throw err
+        this.selector.failed(candidate.node_id)
+        this.log.debug({ node: candidate.node_id, err: (err as Error).message }, 'node failed before answering; trying the next')
+      }
+    }
+    throw lastError ?? new AicnError(ErrorCode.NO_NODE, `no node could run model "${model}" of project "${project}"`)
+  }
+}
+
+/** The view said the node serves the model, but the node says it does not (it changed meanwhile). */
+function notServedHere (err: unknown): boolean {
+  return err instanceof AicnError && err.code === ErrorCode.MODEL && err.status === 404
+}
+
+async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes
+}
+
+function bodyOf (body: JobBody): AsyncIterable<Uint8Array> {
+  return 'bytes' in body ? once(body.bytes) : body.stream
+}
+
+async function * watchStart (stream: AsyncIterable<Uint8Array>, consumed: { started: boolean }): AsyncGenerator<Uint8Array> {
+  for await (const chunk of stream) {
+    consumed.started = true
+    yield chunk
+  }
+}
