@@ -55,11 +55,12 @@ export class LocalRegistry {
     return this.store.current.AIProjects.some((p) => p.Models.length > 0)
   }
 
-  /** The model to run a job on: the given CID, or the least busy available one. */
+  /** The model to run a job on: the given CID, or the least busy one, preferring those whose server
+   * answers health checks (a job addressed here still tries a model marked down: it may be back). */
   find (project: string, model: string, cid = ''): LocalModel | undefined {
     const models = this.projects().find((p) => p.project === project)?.models.filter((m) => m.model === model) ?? []
     if (cid !== '') return models.find((m) => m.cid === cid)
-    return models.filter((m) => m.available).sort((a, b) => a.busy - b.busy)[0]
+    return models.sort((a, b) => Number(b.available) - Number(a.available) || a.busy - b.busy)[0]
   }
 
   /** Counts a job on the model until the returned function is called (once). */

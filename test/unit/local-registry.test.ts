@@ -75,7 +75,7 @@ test('busy counters: acquire and release once; find picks the least busy availab
     registry.setAvailable('P', 'm', 'a', false)
     assert.equal(registry.find('P', 'm')?.cid, 'b')
     registry.setAvailable('P', 'm', 'b', false)
-    assert.equal(registry.find('P', 'm'), undefined)
+    assert.equal(registry.find('P', 'm')?.available, false, 'a model marked down is still found as a last resort')
     assert.deepEqual(changes.filter((c) => c !== 'registration'), ['busy', 'busy', 'health', 'health'])
   })
 })

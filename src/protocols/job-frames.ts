@@ -1,0 +1,314 @@
+// Framing of the job protocol (proto/job.proto): every JobFrame travels as a varint length prefix and its
+// protobuf bytes. Reading keeps flow control: the stream is paused while decoded frames wait for their
+// consumer, so a slow model server slows the uploader down instead of filling our memory. Writing waits
+// for the stream to drain.
+import * as lp from 'it-length-prefixed'
+import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
+import { job } from '../proto/index.ts'
+import { DEFAULT_TIMEOUT_MS, JobKind, type JobHead, type JobKindValue } from '../jobs/types.ts'
+
+/** A job never runs longer than this, whatever deadline the requester asked for. */
+export const MAX_JOB_MS = 10 * 60_000
+
+/** A frame the peer should not have sent (garbage, too large, out of order); the stream is aborted. */
+export class FrameError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'FrameError'
+  }
+}
+
+// ---- writing
+
+/** A whole frame with its length prefix, for heads and `end`. */
+export function encodeFrame (frame: job.JobFrame.$Properties): Uint8Array {
+  return job.JobFrame.encodeDelimited(frame).finish()
+}
+
+/** The bytes before a body chunk: frame length, the tag of `body_chunk` (field 2, length-delimited), chunk
+ * length. Together with the chunk they are exactly what encodeFrame({ body_chunk }) gives. */
+const bodyFrameHeader = Object.assign((chunkLength: number): Uint8Array<ArrayBuffer> => {
+  const frameLength = 1 + varintLength(chunkLength) + chunkLength
+  const header = new Uint8Array(varintLength(frameLength) + 1 + varintLength(chunkLength))
+  let offset = writeVarint(header, 0, frameLength)
+  header[offset++] = 0x12
+  writeVarint(header, offset, chunkLength)
+  bodyFrameHeader.bytes = header.byteLength
+  return header
+}, { bytes: 0 })
+
+/** A body_chunk frame that references the chunk instead of copying it into a protobuf buffer. */
+export function encodeBodyFrame (chunk: Uint8Array): Parameters<Stream['send']>[0] {
+  return lp.encode.single(chunk, { lengthEncoder: bodyFrameHeader, maxDataLength: Number.MAX_SAFE_INTEGER })
+}
+
+/** Sends bytes; when the stream's buffers are full, resolves once they drained (backpressure). */
+export async function write (stream: Stream, data: Parameters<Stream['send']>[0]): Promise<void> {
+  if (stream.send(data)) return
+  await drained(stream)
+}
+
+// Not stream.onDrain(): in @libp2p/utils 7.4 its promise is created once and stays resolved after the
+// first drain, so later calls return at once and backpressure is lost.
+async function drained (stream: Stream): Promise<void> {
+  if (!stream.writableNeedsDrain) return
+  await new Promise<void>((resolve, reject) => {
+    const onDrain = (): void => { cleanup(); resolve() }
+    const onClose = (evt: StreamCloseEvent): void => { cleanup(); reject(evt.error ?? new Error('the stream closed')) }
+    const cleanup = (): void => {
+      stream.removeEventListener('drain', onDrain)
+      stream.removeEventListener('close', onClose)
+    }
+    stream.addEventListener('drain', onDrain)
+    stream.addEventListener('close', onClose)
+  })
+}
+
+function varintLength (value: number): number {
+  let length = 1
+  while (value >= 0x80) { value = Math.floor(value / 0x80); length++ }
+  return length
+}
+
+function writeVarint (target: Uint8Array, offset: number, value: number): number {
+  while (value >= 0x80) {
+    target[offset++] = (value & 0x7f) | 0x80
+    value = Math.floor(value / 0x80)
+  }
+  target[offset++] = value
+  return offset
+}
+
+// ---- reading
+
+/** Yamux lets a peer send up to its receive window (at most 16 MiB) after we paused; the stream's
+ * default 4 MiB read buffer would reset a paused stream before that. */
+const PAUSED_READ_BUFFER_BYTES = 16 * 1024 * 1024 + 256 * 1024
+
+export interface FrameReaderOptions {
+  /** a longer frame is a protocol error */
+  maxFrameBytes: number
+  /** the stream is paused while more than this many bytes of decoded frames wait to be read */
+  highWaterBytes: number
+}
+
+/** Reads JobFrames from a stream, one at a time, in order. Frames without a known case are skipped. */
+export class FrameReader {
+  private readonly stream: Stream
+  private readonly maxFrameBytes: number
+  private readonly maxPrefixBytes: number
+  private readonly highWater: number
+  /** received bytes not yet cut into frames */
+  private readonly pending: Uint8Array[] = []
+  private pendingBytes = 0
+  /** whole frames waiting for next() */
+  private readonly frames: Uint8Array[] = []
+  private queuedBytes = 0
+  private ended = false
+  private failure?: Error
+  private wake?: () => void
+
+  constructor (stream: Stream, options: FrameReaderOptions) {
+    this.stream = stream
+    this.maxFrameBytes = options.maxFrameBytes
+    this.maxPrefixBytes = varintLength(options.maxFrameBytes)
+    this.highWater = options.highWaterBytes
+    stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, PAUSED_READ_BUFFER_BYTES)
+    stream.addEventListener('message', this.onMessage)
+    stream.addEventListener('end', this.onEnd)
+    stream.addEventListener('close', this.onClose)
+    if (stream.status !== 'open') this.ended = true
+  }
+
+  /** The next frame; null when the peer closed its side; throws when the stream failed. */
+  async next (): Promise<job.JobFrame | null> {
+    for (;;) {
+      const bytes = this.frames.shift()
+      if (bytes !== undefined) {
+        this.queuedBytes -= bytes.byteLength
+        if (this.queuedBytes <= this.highWater / 2 && this.stream.readStatus === 'paused') this.stream.resume()
+        const frame = this.decode(bytes)
+        if (frame.frame === undefined) continue
+        return frame
+      }
+      if (this.failure !== undefined) throw this.failure
+      if (this.ended) return null
+      if (this.stream.readStatus === 'paused') this.stream.resume()
+      await new Promise<void>((resolve) => { this.wake = resolve })
+    }
+  }
+
+  /** Aborts the stream because of what the peer sent; pending and later reads throw `err`. */
+  fail (err: Error): void {
+    this.failure ??= err
+    this.stream.abort(err)
+    this.notify()
+  }
+
+  /** Stops listening; call once the stream is no longer read. */
+  dispose (): void {
+    this.stream.removeEventListener('message', this.onMessage)
+    this.stream.removeEventListener('end', this.onEnd)
+    this.stream.removeEventListener('close', this.onClose)
+    this.frames.length = 0
+    this.pending.length = 0
+  }
+
+  private decode (bytes: Uint8Array): job.JobFrame {
+    try {
+      return job.JobFrame.decode(bytes)
+    } catch (err) {
+      const error = new FrameError(`undecodable frame: ${(err as Error).message}`)
+      this.fail(error)
+      throw error
+    }
+  }
+
+  private readonly onMessage = (evt: StreamMessageEvent): void => {
+    if (this.failure !== undefined) return
+    const data = evt.data
+    if (data instanceof Uint8Array) this.append(data)
+    else for (const buf of data) this.append(buf)
+    try {
+      this.cut()
+    } catch (err) {
+      this.fail(err as Error)
+      return
+    }
+    if (this.queuedBytes > this.highWater && this.stream.readStatus === 'readable') this.stream.pause()
+    this.notify()
+  }
+
+  // 'end' comes before the 'close' of a reset or abort in the same call, so a woken reader already sees
+  // the failure.
+  private readonly onEnd = (): void => {
+    this.ended = true
+    this.notify()
+  }
+
+  private readonly onClose = (evt: StreamCloseEvent): void => {
+    if (evt.error !== undefined) this.failure ??= evt.error
+    this.ended = true
+    this.notify()
+  }
+
+  private notify (): void {
+    const wake = this.wake
+    this.wake = undefined
+    wake?.()
+  }
+
+  private append (buf: Uint8Array): void {
+    if (buf.byteLength === 0) return
+    this.pending.push(buf)
+    this.pendingBytes += buf.byteLength
+  }
+
+  /** Moves every complete frame from `pending` to `frames`. */
+  private cut (): void {
+    while (this.pendingBytes > 0) {
+      let length = 0
+      let prefix = 0
+      for (;;) {
+        if (prefix === this.maxPrefixBytes) throw new FrameError('frame length prefix too long')
+        if (prefix === this.pendingBytes) return
+        const byte = this.byteAt(prefix)
+        length += (byte & 0x7f) * 2 ** (7 * prefix)
+        prefix++
+        if (byte < 0x80) break
+      }
+      if (length > this.maxFrameBytes) throw new FrameError(`frame of ${length} bytes exceeds the limit of ${this.maxFrameBytes}`)
+      if (this.pendingBytes < prefix + length) return
+      this.take(prefix)
+      const frame = this.take(length)
+      // An empty frame is a JobFrame with no case set: nothing to read.
+      if (length > 0) {
+        this.frames.push(frame)
+        this.queuedBytes += length
+      }
+    }
+  }
+
+  private byteAt (index: number): number {
+    for (const buf of this.pending) {
+      if (index < buf.byteLength) return buf[index]
+      index -= buf.byteLength
+    }
+    throw new RangeError('index out of range')
+  }
+
+  /** Removes `length` bytes from the front of `pending`; a view when they lie in one buffer, else a copy. */
+  private take (length: number): Uint8Array {
+    this.pendingBytes -= length
+    const first = this.pending[0]
+    if (length === 0) return EMPTY
+    if (first.byteLength >= length) {
+      if (first.byteLength === length) this.pending.shift()
+      else this.pending[0] = first.subarray(length)
+      return first.subarray(0, length)
+    }
+    const out = Buffer.allocUnsafe(length)
+    let filled = 0
+    while (filled < length) {
+      const buf = this.pending[0]
+      const n = Math.min(buf.byteLength, length - filled)
+      out.set(n === buf.byteLength ? buf : buf.subarray(0, n), filled)
+      filled += n
+      if (n === buf.byteLength) this.pending.shift()
+      else this.pending[0] = buf.subarray(n)
+    }
+    return out
+  }
+}
+
+const EMPTY = new Uint8Array(0)
+
+// ---- heads
+
+const KINDS = new Set<number>(Object.values(JobKind))
+
+/** The deadline a worker enforces: the requester's, unless it is unset or already past (then the kind's
+ * default), and never more than MAX_JOB_MS away. */
+export function jobDeadline (requested: number, kind: JobKindValue, now = Date.now()): number {
+  const deadline = requested > now ? requested : now + (DEFAULT_TIMEOUT_MS[kind] ?? DEFAULT_TIMEOUT_MS[JobKind.CHAT])
+  return Math.min(deadline, now + MAX_JOB_MS)
+}
+
+/** JobHead carries no API path yet; a head that has one (`path`) sends it along. */
+type HeadWithPath = JobHead & { path?: string }
+
+export function requestHeadFrame (head: HeadWithPath): job.JobFrame.$Properties {
+  return {
+    request_head: {
+      request_id: head.requestId,
+      project: head.project,
+      model: head.model,
+      cid: head.cid,
+      kind: head.kind,
+      content_type: head.contentType,
+      stream: head.stream,
+      deadline_unix_ms: head.deadline,
+      path: head.path ?? ''
+    }
+  }
+}
+
+/** Checks a received request head; throws a message for the requester when it is unusable. */
+export function parseRequestHead (head: job.JobRequestHead.$Properties): HeadWithPath {
+  const missing = (['request_id', 'project', 'model'] as const).filter((key) => (head[key] ?? '') === '')
+  if (missing.length > 0) throw new Error(`the job head lacks ${missing.join(', ')}`)
+  const kind = head.kind ?? 0
+  if (!KINDS.has(kind)) throw new Error(`unknown job kind ${kind}`)
+  const parsed: HeadWithPath = {
+    requestId: head.request_id ?? '',
+    project: head.project ?? '',
+    model: head.model ?? '',
+    cid: head.cid ?? '',
+    kind: kind as JobKindValue,
+    contentType: head.content_type ?? '',
+    stream: head.stream ?? false,
+    deadline: jobDeadline(Number(head.deadline_unix_ms ?? 0), kind as JobKindValue)
+  }
+  if ((head.path ?? '') !== '') parsed.path = head.path ?? ''
+  return parsed
+}
