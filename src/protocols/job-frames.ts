@@ -138,7 +138,7 @@ export class FrameReader {
     }
   }
 
-  /** Aborts the stream because of what the peer sent; pending and later reads throw `err`. */
+  /** Aborts the stream (bad input, or the job ends from this side); pending and later reads throw `err`. */
   fail (err: Error): void {
     this.failure ??= err
     this.stream.abort(err)

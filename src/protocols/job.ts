@@ -198,8 +198,8 @@ export class JobProtocol {
 
       // At the deadline the job is told to stop and may still report the timeout; after the grace, the
       // stream is cut, whatever the job does.
-      const timeout = new AicnError(ErrorCode.TIMEOUT, 'the job\'s deadline passed')
       timer = setTimeout(() => {
+        const timeout = new AicnError(ErrorCode.TIMEOUT, 'the job\'s deadline passed')
         controller.abort(timeout)
         timer = setTimeout(() => { stream.abort(timeout) }, DEADLINE_GRACE_MS)
       }, head.deadline - Date.now())
@@ -387,7 +387,9 @@ class Exchange {
   abandon (err: AicnError): void {
     if (this.finished) return
     this.finished = true
-    this.stream.abort(err)
+    // Through the reader, so that a read in progress or to come throws `err`, even on a stream that
+    // had already closed.
+    this.reader.fail(err)
     this.end()
   }
 
