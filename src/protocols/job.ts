@@ -142,7 +142,8 @@ export class JobProtocol {
     if (code === 0) return { ...response, body: new ResponseBody(exchange) }
     exchange.complete()
     if (response.status === 0) response.status = statusForCode(code)
-    return { ...response, error: { code, message: rh.error_message ?? defaultMessage(code) }, body: nothing() }
+    const message = rh.error_message ?? ''
+    return { ...response, error: { code, message: message !== '' ? message : defaultMessage(code) }, body: nothing() }
   }
 
   // ---- worker side

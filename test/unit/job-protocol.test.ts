@@ -1,5 +1,6 @@
 // The job protocol between real libp2p nodes in this process (tcp + noise + yamux on 127.0.0.1): a requester
-// A, a worker W, and a second worker D with a small request limit that is stopped mid-stream at the end.
+// A, a worker W, a second worker D with a 1 MiB request limit that is stopped mid-stream at the end, and a
+// short-lived worker E for stop().
 import '../../src/polyfill.ts'
 import { after, afterEach, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -18,7 +19,7 @@ import { silentLogger } from '../../src/logger.ts'
 import { DEFAULT_TIMEOUT_MS, JobKind, type JobHead, type JobResponse, type JobRunner } from '../../src/jobs/types.ts'
 import type { Host } from '../../src/p2p/host.ts'
 import { JOB_PROTOCOL, JobProtocol } from '../../src/protocols/job.ts'
-import { MAX_JOB_MS, encodeFrame, requestHeadFrame } from '../../src/protocols/job-frames.ts'
+import { FrameReader, MAX_JOB_MS, encodeBodyFrame, encodeFrame, requestHeadFrame } from '../../src/protocols/job-frames.ts'
 
 const MiB = 1024 * 1024
 const encoder = new TextEncoder()
@@ -72,6 +73,19 @@ const untilAborted = async (signal: AbortSignal): Promise<void> => await new Pro
 function jobStreams (node: Node): number {
   if (node.host.status !== 'started') return 0
   return node.host.getConnections().flatMap((c) => c.streams).filter((s) => s.protocol === JOB_PROTOCOL).length
+}
+
+/** Resolves once `value()` stopped changing (a producer held back by backpressure), and returns it. */
+async function settledValue (value: () => number): Promise<number> {
+  let last = -1
+  let steady = 0
+  while (steady < 5) {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    const now = value()
+    steady = now === last ? steady + 1 : 0
+    last = now
+  }
+  return last
 }
 
 async function waitFor (check: () => boolean, ms: number, what: string): Promise<void> {
@@ -216,6 +230,12 @@ describe('the job protocol', () => {
     assert.equal(response.status, 404)
     assert.equal(response.error?.code, ErrorCode.MODEL)
 
+    models.set('soft', async () => answer(once(encoder.encode('ignored')), { status: 503, error: { code: ErrorCode.MODEL, message: 'the model is overloaded' } }))
+    response = await a.jobs.run(w.host.peerId, { head: head('soft'), body: once(encoder.encode('{}')) }, never)
+    assert.equal(response.status, 503)
+    assert.deepEqual(response.error, { code: ErrorCode.MODEL, message: 'the model is overloaded' })
+    assert.equal((await collect(response.body)).byteLength, 0)
+
     models.set('crash', async () => { throw new TypeError('oops') })
     response = await a.jobs.run(w.host.peerId, { head: head('crash'), body: once(encoder.encode('{}')) }, never)
     assert.equal(response.status, 500)
@@ -267,6 +287,27 @@ describe('the job protocol', () => {
     assert.ok(reason instanceof AicnError && reason.code === ErrorCode.STREAM)
   })
 
+  test('the caller giving up before the answer: cancelled, or TIMEOUT when its timer fired', async () => {
+    const cases = [
+      { signal: () => { const c = new AbortController(); setTimeout(() => { c.abort() }, 50); return c.signal }, error: hasCode(ErrorCode.STREAM, /^cancelled$/) },
+      { signal: () => AbortSignal.timeout(50), error: hasCode(ErrorCode.TIMEOUT) }
+    ]
+    for (const { signal, error } of cases) {
+      const workerAborted = deferred()
+      models.set('slow', async (_request, jobSignal) => {
+        await untilAborted(jobSignal)
+        workerAborted.resolve()
+        throw new Error('aborted')
+      })
+      await assert.rejects(a.jobs.run(w.host.peerId, { head: head('slow'), body: once(encoder.encode('{}')) }, signal()), error)
+      await workerAborted.promise
+    }
+    let called = false
+    models.set('slow', async () => { called = true; throw new Error('not expected') })
+    await assert.rejects(a.jobs.run(w.host.peerId, { head: head('slow'), body: once(new Uint8Array(0)) }, AbortSignal.abort()), hasCode(ErrorCode.STREAM, /^cancelled$/))
+    assert.equal(called, false)
+  })
+
   test('leaving the answer early (break, or return() before reading) aborts the worker too', async () => {
     for (const leave of ['break', 'return'] as const) {
       const workerAborted = deferred()
@@ -296,6 +337,80 @@ describe('the job protocol', () => {
     const response = await a.jobs.run(w.host.peerId, { head: head('slow', { deadline: Date.now() + 300 }), body: once(encoder.encode('{}')) }, never)
     assert.equal(response.status, 504)
     assert.equal(response.error?.code, ErrorCode.TIMEOUT)
+  })
+
+  test('backpressure: a requester that stops reading holds the model back', async () => {
+    const piece = randomBytes(64 * 1024)
+    let produced = 0
+    models.set('flood', async () => answer((async function * () {
+      for (let i = 0; i < 3200; i++) { // 200 MiB
+        produced += piece.byteLength
+        yield piece
+      }
+    })()))
+    const response = await a.jobs.run(w.host.peerId, { head: head('flood', { stream: true }), body: once(encoder.encode('{}')) }, never)
+    const chunks = response.body[Symbol.asyncIterator]()
+    await chunks.next()
+    const held = await settledValue(() => produced)
+    assert.ok(held < 48 * MiB, `the model produced ${held} bytes for a requester that read one chunk`)
+    await chunks.return?.()
+  })
+
+  test('backpressure: a worker that stops reading holds the upload back', async () => {
+    const gate = deferred()
+    models.set('stalled', async (request) => {
+      for await (const chunk of request.body) {
+        assert.ok(chunk.byteLength > 0)
+        await gate.promise
+        break
+      }
+      throw new AicnError(ErrorCode.PARAM, 'seen enough')
+    })
+    const piece = randomBytes(64 * 1024)
+    let produced = 0
+    const upload = (async function * () {
+      for (let i = 0; i < 3200; i++) {
+        produced += piece.byteLength
+        yield piece
+      }
+    })()
+    const running = a.jobs.run(w.host.peerId, { head: head('stalled'), body: upload }, never)
+    const held = await settledValue(() => produced)
+    assert.ok(held < 48 * MiB, `the requester sent ${held} bytes to a worker that read one chunk`)
+    gate.resolve()
+    assert.equal((await running).error?.code, ErrorCode.PARAM)
+  })
+
+  test('frames of an unknown kind are skipped', async () => {
+    const stream = await a.host.dialProtocol(w.host.peerId, JOB_PROTOCOL)
+    const reader = new FrameReader(stream, { maxFrameBytes: MiB, highWaterBytes: MiB })
+    const unknown = new Uint8Array([0x02, 0x78, 0x01]) // field 15 = 1: a frame from a future version
+    stream.send(Buffer.concat([unknown, encodeFrame(requestHeadFrame(head('echo'))), unknown]))
+    stream.send(encodeBodyFrame(encoder.encode('hello')))
+    await stream.close()
+    const frames = []
+    for (let frame = await reader.next(); frame !== null; frame = await reader.next()) frames.push(frame.frame)
+    reader.dispose()
+    assert.deepEqual(frames, ['response_head', 'body_chunk', 'end'])
+  })
+
+  test('stop() ends the jobs it is running with a STREAM error', async () => {
+    const e = await createNode({ serve: execute })
+    try {
+      await a.host.dial(e.host.getMultiaddrs()[0])
+      models.set('long', async (_request, signal) => answer((async function * () {
+        yield encoder.encode('first')
+        await untilAborted(signal)
+        throw signal.reason
+      })()))
+      const response = await a.jobs.run(e.host.peerId, { head: head('long', { stream: true }), body: once(encoder.encode('{}')) }, never)
+      const chunks = response.body[Symbol.asyncIterator]()
+      assert.equal(decoder.decode((await chunks.next()).value), 'first')
+      await e.jobs.stop()
+      await assert.rejects(chunks.next(), hasCode(ErrorCode.STREAM, /is stopping/))
+    } finally {
+      await e.host.stop()
+    }
   })
 
   test('a missing, past or too distant deadline is replaced', async () => {
