@@ -34,6 +34,12 @@ import { LocalExecutor } from './jobs/local.ts'
 import { NodeSelector } from './jobs/selector.ts'
 import { JobDispatcher } from './jobs/dispatcher.ts'
 import { jobRoutes } from './http/routes/jobs.ts'
+import { keyRoutes } from './http/routes/keys.ts'
+import { openGatewayDb } from './gateway/store.ts'
+import { Gateway } from './gateway/gateway.ts'
+import { Limiter } from './gateway/limits.ts'
+import { priceTableFrom } from './gateway/pricing.ts'
+import { parseHostPort } from './config/validate.ts'
 import { NODE_TYPE } from './protocols/heartbeat-codec.ts'
 import type { Logger } from './logger.ts'
 import { AGENT_VERSION } from './version.ts'
@@ -125,6 +131,19 @@ export class AicnNode {
       stopSteps.push({ name: 'job protocol', run: async () => { await jobs.stop() } })
       const dispatcher = new JobDispatcher({ selfId: identity.peerId, local: executor, remote: jobs, selector: new NodeSelector(), network, log })
 
+      const gatewayDb = await openGatewayDb(join(config.App.Datastore, 'gateway.db'))
+      stopSteps.push({ name: 'gateway database', run: async () => { await gatewayDb.close() } })
+      const gateway = new Gateway({
+        view,
+        dispatcher,
+        keys: gatewayDb.keys,
+        limiter: new Limiter({ dailyStore: gatewayDb.dailyStore }),
+        usage: gatewayDb.usage,
+        prices: priceTableFrom(config.Gateway),
+        requireKeys: keysRequired(config),
+        log
+      })
+
       const health = new HealthChecker({}, applyHealth(local))
       const unwatch = watchRegisteredModels(local, health)
       stopSteps.push({ name: 'health checks', run: () => { unwatch(); health.stop() } })
@@ -147,7 +166,13 @@ export class AicnNode {
         .then((r) => { if (r.connected + r.failed > 0) log.info(r, 'redialled peers from the connection history') })
         .catch((err: Error) => { log.warn({ err: err.message }, 'redialling the connection history failed') })
 
-      const http = new HttpServer({ routes: [...controlRoutes(control), ...registryRoutes(local, network), ...jobRoutes({ dispatcher })], logger: log, registry: metrics })
+      const http = new HttpServer({ routes: [
+          ...controlRoutes(control),
+          ...registryRoutes(local, network),
+          ...jobRoutes({ dispatcher }),
+          ...keyRoutes(gatewayDb.keys, gatewayDb.usage),
+          ...gateway.routes()
+        ], logger: log, registry: metrics })
       const listening = await http.listen(config.API.Addr)
       stopSteps.push({ name: 'HTTP API', run: async () => { await http.close() } })
       log.info({ url: listening.url }, 'HTTP API listening')
@@ -163,6 +188,13 @@ export class AicnNode {
   async stop (): Promise<void> {
     await runStopSteps(this.stopSteps, this.log)
   }
+}
+
+/** Keys are required when the config says so, and by default whenever the API is reachable from other machines. */
+function keysRequired (config: Config): boolean {
+  if (config.Gateway.RequireKeys !== 'auto') return config.Gateway.RequireKeys === 'always'
+  const host = parseHostPort(config.API.Addr).host
+  return !(host === 'localhost' || host.startsWith('127.') || host === '::1')
 }
 
 interface StopStep { name: string, run: () => Promise<void> | void }

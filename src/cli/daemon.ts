@@ -1,10 +1,9 @@
 // `aicn daemon` / `aicn start`: run the node until SIGINT/SIGTERM.
-import { access, rm, writeFile, rename } from 'node:fs/promises'
-import { join } from 'node:path'
+import { rm, writeFile, rename } from 'node:fs/promises'
 import { loadConfig } from '../config/index.ts'
 import { createLogger } from '../logger.ts'
 import { AicnNode } from '../node.ts'
-import { apiFilePath, defaultDir } from './paths.ts'
+import { apiFilePath, defaultDir, findConfig } from './paths.ts'
 import { initNode } from './init.ts'
 
 export interface DaemonOptions { config?: string }
@@ -13,12 +12,9 @@ export interface Output { line: (text: string) => void }
 
 /** The config to run: --config, else worker.json or input.json in the default folder, created on first run. */
 async function resolveConfigPath (options: DaemonOptions, out: Output): Promise<string> {
-  if (options.config !== undefined) return options.config
+  const found = await findConfig(options.config).catch(() => undefined)
+  if (found !== undefined) return found
   const dir = defaultDir()
-  for (const name of ['worker.json', 'input.json']) {
-    const candidate = join(dir, name)
-    if (await access(candidate).then(() => true, () => false)) return candidate
-  }
   const created = await initNode({ mode: 'worker', dir })
   out.line(`First run: created a worker node in ${dir}`)
   out.line(`Peer ID: ${created.identity.peerId}`)

@@ -7,7 +7,8 @@ import { VERSION } from '../version.ts'
 import { runDaemon, type Output } from './daemon.ts'
 import { initNode } from './init.ts'
 import { runPeerKey, runPsk } from './keys.ts'
-import { defaultDir } from './paths.ts'
+import { defaultDir, findConfig } from './paths.ts'
+import { runKeys } from './keys-admin.ts'
 
 // eslint-disable-next-line no-console -- the CLI is the one place that prints for people
 const out: Output = { line: (text) => { console.log(text) } }
@@ -52,6 +53,37 @@ function program (): Command {
     .description('load a peer key file, or create a secp256k1 one, and print its keys and peer ID')
     .argument('<file>')
     .action(async (file: string) => { await runPeerKey(file, out) })
+
+  const keys = cli.command('keys').description('manage the gateway\'s access keys (through the running node, or directly when it is stopped)')
+  const configOption = '--config <file>'
+  const configHelp = 'the node\'s config file (default: worker.json or input.json in $AICN_PATH or ~/.aicn)'
+  const number = (name: string) => (value: string): number => {
+    const n = Number(value)
+    if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${name} must be a number ≥ 0, not "${value}"`)
+    return n
+  }
+  keys.command('create')
+    .description('create a key; its secret is printed once')
+    .option(configOption, configHelp)
+    .requiredOption('--name <name>', 'a label for the key')
+    .option('--models <list>', 'comma-separated models the key may use (default: all)')
+    .option('--rpm <n>', 'requests per minute (default: unlimited)', number('rpm'))
+    .option('--concurrency <n>', 'requests at once (default: unlimited)', number('concurrency'))
+    .option('--daily <n>', 'requests per day (default: unlimited)', number('daily'))
+    .option('--balance <usd>', 'prepaid balance in USD, charged per token (default: not metered)', number('balance'))
+    .action(async (opts: { config?: string, name: string, models?: string, rpm?: number, concurrency?: number, daily?: number, balance?: number }) => {
+      await runKeys(await findConfig(opts.config), {
+        action: 'create', name: opts.name, models: opts.models?.split(',').map((m) => m.trim()).filter((m) => m !== ''), rpm: opts.rpm, concurrency: opts.concurrency, daily: opts.daily, balanceUsd: opts.balance
+      }, out)
+    })
+  keys.command('list').description('list the keys').option(configOption, configHelp)
+    .action(async (opts: { config?: string }) => { await runKeys(await findConfig(opts.config), { action: 'list' }, out) })
+  keys.command('topup').description('add USD to a key\'s balance').argument('<id>').argument('<usd>', 'amount in USD', number('usd')).option(configOption, configHelp)
+    .action(async (id: string, usd: number, opts: { config?: string }) => { await runKeys(await findConfig(opts.config), { action: 'topup', id, usd }, out) })
+  keys.command('revoke').description('revoke a key').argument('<id>').option(configOption, configHelp)
+    .action(async (id: string, opts: { config?: string }) => { await runKeys(await findConfig(opts.config), { action: 'revoke', id }, out) })
+  keys.command('usage').description('usage per key and model').option('--id <id>', 'only this key').option(configOption, configHelp)
+    .action(async (opts: { config?: string, id?: string }) => { await runKeys(await findConfig(opts.config), { action: 'usage', id: opts.id }, out) })
 
   cli.command('psk')
     .description('print a fresh pre-shared key for a private network')

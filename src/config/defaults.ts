@@ -21,6 +21,8 @@ export type FieldSpec =
   | { kind: 'string', default?: string }
   /** JSON number holding an integer; `default` replaces a missing value or 0 (Go's "if 0" defaults) */
   | { kind: 'integer', default?: number }
+  /** any finite JSON number (prices); `default` replaces a missing value */
+  | { kind: 'number', default?: number }
   /** `forced` overrides whatever the file says (Pubsub.Enabled) */
   | { kind: 'boolean', forced?: boolean }
   | { kind: 'array', items: FieldSpec }
@@ -28,6 +30,7 @@ export type FieldSpec =
 
 const str = (fallback?: string): FieldSpec => ({ kind: 'string', default: fallback })
 const int = (fallback?: number): FieldSpec => ({ kind: 'integer', default: fallback })
+const num = (fallback?: number): FieldSpec => ({ kind: 'number', default: fallback })
 const bool: FieldSpec = { kind: 'boolean' }
 const strings: FieldSpec = { kind: 'array', items: str() }
 const obj = (fields: Record<string, FieldSpec>): FieldSpec => ({ kind: 'object', fields })
@@ -58,6 +61,12 @@ export const CONFIG_SPEC = obj({
     Datastore: str(),
     AutoUpgrade: obj({ Enabled: bool, TimeInterval: str('1h') }),
     PeersCollect: obj({ Enabled: bool, HeartbeatInterval: str('180s'), ClientProject: str() })
+  }),
+  // aicn's own: the OpenAI-compatible gateway. Go nodes ignore the key.
+  Gateway: obj({
+    RequireKeys: str('auto'),
+    DefaultPrice: obj({ InputPerMillionUsd: num(1), OutputPerMillionUsd: num(3) }),
+    Prices: { kind: 'array', items: obj({ Model: str(), InputPerMillionUsd: num(), OutputPerMillionUsd: num() }) }
   }),
   AIProjects: {
     kind: 'array',

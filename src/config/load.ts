@@ -40,6 +40,11 @@ function normalizeValue (spec: FieldSpec, value: unknown, path: string, problems
         return value
       }
       return 0
+    case 'number':
+      if (value == null) return spec.default ?? 0
+      if (typeof value === 'number' && Number.isFinite(value)) return value
+      problems.push(`${path}: must be a number`)
+      return 0
     case 'boolean':
       if (spec.forced !== undefined) return spec.forced
       if (value == null) return false

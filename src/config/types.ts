@@ -42,5 +42,13 @@ export interface Config {
     AutoUpgrade: { Enabled: boolean, TimeInterval: string }
     PeersCollect: { Enabled: boolean, HeartbeatInterval: string, ClientProject: string }
   }
+  /** aicn's OpenAI-compatible gateway (not in the Go node's config, which ignores it) */
+  Gateway: {
+    /** "auto": keys are required when API.Addr is not a loopback address; "always"; "never" */
+    RequireKeys: 'auto' | 'always' | 'never'
+    DefaultPrice: { InputPerMillionUsd: number, OutputPerMillionUsd: number }
+    /** per model ("model" or "project/model") */
+    Prices: Array<{ Model: string, InputPerMillionUsd: number, OutputPerMillionUsd: number }>
+  }
   AIProjects: AIProjectConfig[]
 }

@@ -75,6 +75,15 @@ export async function validateConfig (config: Config, options: ValidateOptions =
   checkDuration(app.AutoUpgrade.TimeInterval, 'App.AutoUpgrade.TimeInterval', 'positive', report)
   checkDuration(app.PeersCollect.HeartbeatInterval, 'App.PeersCollect.HeartbeatInterval', 'positive', report)
 
+  const gateway = config.Gateway
+  checkOneOf(gateway.RequireKeys, ['auto', 'always', 'never'], 'Gateway.RequireKeys', report)
+  const prices = [{ path: 'Gateway.DefaultPrice', price: gateway.DefaultPrice }, ...gateway.Prices.map((price, i) => ({ path: `Gateway.Prices[${i}]`, price }))]
+  for (const { path, price } of prices) {
+    if (price.InputPerMillionUsd < 0) report(`${path}.InputPerMillionUsd`, 'must not be negative')
+    if (price.OutputPerMillionUsd < 0) report(`${path}.OutputPerMillionUsd`, 'must not be negative')
+  }
+  gateway.Prices.forEach((price, i) => { if (price.Model === '') report(`Gateway.Prices[${i}].Model`, 'must name a model ("model" or "project/model")') })
+
   config.AIProjects.forEach((project, i) => checkProject(project, `AIProjects[${i}]`, report))
 
   if (problems.length > 0) throw new ConfigError(problems.join('\n'))

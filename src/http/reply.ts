@@ -6,7 +6,7 @@ export type Reply =
   /** `200 {"code":0,"message":"ok","data":…}`; the data key is left out when data is undefined. */
   | { kind: 'envelope', data?: unknown, message?: string, headers?: Record<string, string> }
   /** Bare JSON: some endpoints of the contract (id, swarm/peers, swarm/addrs, pubsub/peers) answer without the envelope. */
-  | { kind: 'raw', body: unknown, status?: number }
+  | { kind: 'raw', body: unknown, status?: number, headers?: Record<string, string> }
   /** Anything that is not JSON, e.g. the Prometheus exposition format. */
   | { kind: 'text', body: string, contentType: string }
   /** A body written chunk by chunk as it arrives (server-sent events from a model), never buffered. */
@@ -24,7 +24,7 @@ export interface StreamReply {
 
 export const ok = (data?: unknown, message?: string, headers?: Record<string, string>): Reply => ({ kind: 'envelope', data, message, headers })
 
-export const raw = (body: unknown, status?: number): Reply => ({ kind: 'raw', body, status })
+export const raw = (body: unknown, status?: number, headers?: Record<string, string>): Reply => ({ kind: 'raw', body, status, headers })
 
 export const text = (body: string, contentType: string): Reply => ({ kind: 'text', body, contentType })
 
@@ -46,7 +46,7 @@ export function render (reply: Reply): Rendered {
       // JSON.stringify drops a key whose value is undefined, which is what leaves "data" out.
       return { status: 200, contentType: JSON_TYPE, body: JSON.stringify({ code: 0, message: reply.message ?? 'ok', data: reply.data }), headers: reply.headers }
     case 'raw':
-      return { status: reply.status ?? 200, contentType: JSON_TYPE, body: JSON.stringify(reply.body) ?? 'null' }
+      return { status: reply.status ?? 200, contentType: JSON_TYPE, body: JSON.stringify(reply.body) ?? 'null', headers: reply.headers }
     case 'text':
       return { status: 200, contentType: reply.contentType, body: reply.body }
     case 'stream':

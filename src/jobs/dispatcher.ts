@@ -48,7 +48,7 @@ export class JobDispatcher {
    * (streams and uploads need a direct connection). */
   async toProject (job: Job, signal: AbortSignal, options: { direct: boolean }): Promise<JobResponse> {
     const { project, model } = job.head
-    const candidates = this.network.peers(project, model, CANDIDATES)
+    const candidates = this.network.peers(project, model, CANDIDATES, job.head.kind)
     const plan = this.selector.plan(candidates, { direct: options.direct, self: this.selfId })
     if (plan.length === 0) throw new AicnError(ErrorCode.NO_NODE, `no reachable node serves model "${model}" of project "${project}"`)
 

@@ -1,30 +1,31 @@
 // Small helpers for answer bodies, which are async iterables of byte chunks.
 
-/** Wraps an iterable so that `done` runs exactly once when iteration ends, fails, or is abandoned —
- * including when return() is called before the first next(), where a generator's finally never runs. */
-export function finishing<T> (source: AsyncIterable<T>, done: () => void, mapError: (err: unknown) => unknown = (err) => err): AsyncIterable<T> {
+/** Wraps an iterable so that `done` runs exactly once when iteration ends (completed = true), fails or is
+ * abandoned — including when return() is called before the first next(), where a generator's finally
+ * never runs. */
+export function finishing<T> (source: AsyncIterable<T>, done: (completed: boolean) => void, mapError: (err: unknown) => unknown = (err) => err): AsyncIterable<T> {
   return {
     [Symbol.asyncIterator] () {
       const inner = source[Symbol.asyncIterator]()
       let finished = false
-      const finish = (): void => {
+      const finish = (completed: boolean): void => {
         if (finished) return
         finished = true
-        done()
+        done(completed)
       }
       return {
         async next () {
           try {
             const result = await inner.next()
-            if (result.done === true) finish()
+            if (result.done === true) finish(true)
             return result
           } catch (err) {
-            finish()
+            finish(false)
             throw mapError(err)
           }
         },
         async return (value?: unknown) {
-          finish()
+          finish(false)
           // Not awaited: a pending next() of the source would make return() wait for it.
           inner.return?.(value).catch(() => {})
           return { done: true, value: value as T }

@@ -52,9 +52,11 @@ export class NetworkRegistry {
     return this.view.models(project, limit)
   }
 
-  /** Nodes that serve the model and count for routing, best first: connected, least busy, nearest. */
-  peers (project: string, model: string, limit: number): ProjectPeer[] {
-    return this.rank(this.view.candidates(project, model)).slice(0, limit)
+  /** Nodes that serve the model (of the given type, when given) and count for routing, best first:
+   * connected, least busy, nearest. */
+  peers (project: string, model: string, limit: number, type?: number): ProjectPeer[] {
+    const candidates = this.view.candidates(project, model)
+    return this.rank(type === undefined ? candidates : candidates.filter((c) => c.type === type)).slice(0, limit)
   }
 
   /** Candidates ordered for routing; callers pick from the front. */

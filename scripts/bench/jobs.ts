@@ -1,0 +1,912 @@
+// Benchmark of job routing on real daemons, side by side with a direct HTTP call to the same fake model.
+//
+//   npm run build && node dist/scripts/bench/jobs.js [--quick] [--requests 2000] [--warmup 200]
+//        [--streams 200] [--tput-requests 2000] [--tput-seconds 60] [--mem-jobs 10000] [--profile-out DIR]
+//
+// Run from dist/ (test/integration/harness.ts finds bin/aicn.js relative to its compiled location).
+// Everything listens on 127.0.0.1 only. The network: an input node B, workers W1 and W2, each worker with
+// its own fake model server (M1, M2: scripts/fake-model-server.ts in a process of its own, 20 tokens,
+// 5 ms between streamed tokens), one pre-shared key. The client is this process, with a keep-alive undici
+// Agent so that connection setup is never measured. What it measures:
+//   1. Non-stream chat latency, sequential, the three paths interleaved request by request:
+//      (a) direct to M1, (b) W1's own API (`node_id` = W1, local path), (c) B's API with `node_id` = W1
+//      (client → B → W1 → M1). Added latency b−a and c−a at p50 / p99. Then each path alone for a while,
+//      with the CPU time (/proc/<pid>/stat) every process spent per request.
+//   2. Streamed chat, the same three paths: time to the response head, to the first content token, the
+//      gaps between tokens as the client reads them (equal to the model's when nothing is buffered).
+//   3. Where the libp2p hop's time goes: a bare libp2p client in this process (same PSK, noise, yamux)
+//      connected to W1 measures a libp2p ping, opening a job stream alone, and a whole job through the
+//      real requester code (src/protocols/job.ts JobProtocol.run) with the stream opened as today
+//      (multistream-select negotiated before the first byte) and lazily (negotiateFully: false).
+//   4. Throughput: `/api/v0/chat/completion/proxy` on B (two workers) at concurrency 1, 16, 64, each at
+//      most --tput-requests requests and --tput-seconds; direct to M1/M2 at the same concurrency for
+//      reference. Errors are counted (and the first few printed).
+//   5. Memory: VmRSS of B, W1, W2 before, sampled during and after 10,000 proxied jobs (concurrency 16),
+//      twice; "after" is read after a 5 s settle and again after a forced full GC (the daemons' inspector
+//      is switched on with SIGUSR1 on a random 127.0.0.1 port only for this, and for 6).
+//   6. CPU profiles of B and W1 (V8 sampling profiler through the inspector) over sequential two-node
+//      requests: self time per package / file, per request.
+// Prints a human-readable summary with Markdown tables for docs/benchmarks.md.
+//
+// Bounded: every loop has a maximum count and a deadline, the whole run a watchdog. Every daemon lives
+// under one temp folder (TMPDIR is pointed there) removed at the end, on failure and on SIGINT/SIGTERM;
+// daemons and model servers are killed by PID.
+import '../../src/polyfill.ts'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises'
+import { readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { Agent, request, WebSocket } from 'undici'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { preSharedKey } from '@libp2p/pnet'
+import { ping, type Ping } from '@libp2p/ping'
+import { multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { PeerId } from '@libp2p/interface'
+import { TestNode } from '../../test/integration/harness.ts'
+import { JobProtocol, JOB_PROTOCOL } from '../../src/protocols/job.ts'
+import { swarmKeyFromHex } from '../../src/p2p/psk.ts'
+import { silentLogger } from '../../src/logger.ts'
+import { JobKind } from '../../src/jobs/types.ts'
+import type { Host } from '../../src/p2p/host.ts'
+
+// ---------------------------------------------------------------------------------------------------
+// Settings
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    requests: { type: 'string' },
+    warmup: { type: 'string' },
+    streams: { type: 'string' },
+    'tput-requests': { type: 'string' },
+    'tput-seconds': { type: 'string' },
+    'mem-jobs': { type: 'string' },
+    'profile-out': { type: 'string' }
+  }
+})
+const QUICK = args.quick
+function intArg (value: string | undefined, fallback: number, name: string, max: number): number {
+  const n = value === undefined ? fallback : Number(value)
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`--${name}: an integer from 1 to ${max}`)
+  return n
+}
+const REQUESTS = intArg(args.requests, QUICK ? 200 : 2_000, 'requests', 100_000)
+const WARMUP = intArg(args.warmup, QUICK ? 50 : 200, 'warmup', 10_000)
+const STREAMS = intArg(args.streams, QUICK ? 30 : 200, 'streams', 10_000)
+const STREAM_WARMUP = Math.min(20, STREAMS)
+const TPUT_REQUESTS = intArg(args['tput-requests'], QUICK ? 300 : 2_000, 'tput-requests', 100_000)
+const TPUT_MS = intArg(args['tput-seconds'], QUICK ? 10 : 60, 'tput-seconds', 600) * 1000
+const MEM_JOBS = intArg(args['mem-jobs'], QUICK ? 1_000 : 10_000, 'mem-jobs', 1_000_000)
+const CPU_REQUESTS = Math.min(REQUESTS, 1_000)
+const PROFILE_REQUESTS = Math.min(REQUESTS, 2_000)
+const CONCURRENCY = [1, 16, 64]
+const MEM_CONCURRENCY = 16
+const MEM_ROUNDS = 2
+
+const PSK = 'bd'.repeat(32)
+const PROJECT = 'BenchJobs'
+const MODEL = 'Llama3-70B'
+const TOKEN_COUNT = 20
+const TOKEN_DELAY_MS = 5
+const REPLY = Array.from({ length: TOKEN_COUNT }, (_, i) => `tok${i}`).join(' ')
+const MESSAGES = [{ role: 'user', content: 'Hello' }]
+
+const PHASE_MS = 5 * 60_000
+const REQUEST_TIMEOUT_MS = 30_000
+const SETTLE_MS = 5_000
+const RSS_SAMPLE_MS = 250
+const WATCHDOG_MS = 40 * 60_000
+
+// ---------------------------------------------------------------------------------------------------
+// Small helpers
+
+interface Summary { n: number, min: number, mean: number, p50: number, p90: number, p99: number, max: number }
+
+function summarize (samples: number[]): Summary {
+  const sorted = [...samples].sort((a, b) => a - b)
+  const n = sorted.length
+  const at = (q: number): number => n === 0 ? NaN : sorted[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))]!
+  const mean = n === 0 ? NaN : sorted.reduce((s, x) => s + x, 0) / n
+  return { n, min: n === 0 ? NaN : sorted[0]!, mean, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: n === 0 ? NaN : sorted[n - 1]! }
+}
+
+const f2 = (x: number): string => Number.isNaN(x) ? '–' : x.toFixed(2)
+const f1 = (x: number): string => Number.isNaN(x) ? '–' : x.toFixed(1)
+const f0 = (x: number): string => Number.isNaN(x) ? '–' : x.toFixed(0)
+const signed = (x: number): string => Number.isNaN(x) ? '–' : `${x >= 0 ? '+' : ''}${x.toFixed(2)}`
+const int = (x: number): string => x.toLocaleString('en')
+const log = (line: string): void => { process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`) }
+
+function rssMb (pid: number | undefined): number {
+  if (pid === undefined) return NaN
+  try {
+    const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
+    return kb === undefined ? NaN : Number(kb) / 1024
+  } catch {
+    return NaN
+  }
+}
+
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100
+
+/** utime + stime of a process, in ms (clock-tick resolution). */
+function cpuMs (pid: number | undefined): number {
+  if (pid === undefined) return NaN
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * 1000 / CLK_TCK
+  } catch {
+    return NaN
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Cleanup: everything this run started, whatever happens
+
+const nodes = new Set<TestNode>()
+const models = new Set<ChildProcess>()
+let client: Libp2p<{ ping: Ping }> | undefined
+let agent: Agent | undefined
+let root: string | undefined
+let cleaning: Promise<void> | undefined
+
+/** Direct children of this process (a daemon whose start failed is not known to the harness). */
+function childPids (): number[] {
+  const pids: number[] = []
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8')
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      if (ppid === process.pid) pids.push(Number(name))
+    } catch {}
+  }
+  return pids
+}
+
+async function cleanup (): Promise<void> {
+  cleaning ??= (async () => {
+    await Promise.resolve(client?.stop()).catch(() => {})
+    await Promise.all([...nodes].map(async (node) => { await node.destroy().catch(() => {}) }))
+    nodes.clear()
+    for (const child of models) {
+      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+        try { process.kill(child.pid, 'SIGKILL') } catch {}
+      }
+    }
+    models.clear()
+    for (const pid of childPids()) {
+      try { process.kill(pid, 'SIGKILL') } catch {}
+    }
+    await agent?.close().catch(() => {})
+    if (root !== undefined) await rm(root, { recursive: true, force: true }).catch(() => {})
+  })()
+  await cleaning
+}
+
+function onSignal (signal: NodeJS.Signals): void {
+  log(`${signal}: cleaning up`)
+  void cleanup().finally(() => process.exit(130))
+}
+process.once('SIGINT', onSignal)
+process.once('SIGTERM', onSignal)
+// A last resort if the process dies some other way: kill the children we know of, synchronously.
+process.once('exit', () => {
+  for (const pid of childPids()) { try { process.kill(pid, 'SIGKILL') } catch {} }
+  if (root !== undefined) { try { rmSync(root, { recursive: true, force: true }) } catch {} }
+})
+
+// ---------------------------------------------------------------------------------------------------
+// The fake model servers, each in a process of its own (not sharing this client's event loop)
+
+interface ModelProcess { url: string, child: ChildProcess }
+
+async function startModelProcess (): Promise<ModelProcess> {
+  const here = fileURLToPath(import.meta.url)
+  const script = join(here, '..', '..', `fake-model-server${here.endsWith('.ts') ? '.ts' : '.js'}`)
+  const execArgs = here.endsWith('.ts') ? ['--import', 'tsx'] : []
+  const child = spawn(process.execPath, [...execArgs, script, '--port', '0', '--host', '127.0.0.1', '--model', MODEL, '--reply', REPLY, '--token-delay', String(TOKEN_DELAY_MS)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NODE_OPTIONS: '' }
+  })
+  models.add(child)
+  let output = ''
+  child.stdout?.on('data', (d: Buffer) => { output += d.toString() })
+  child.stderr?.on('data', (d: Buffer) => { output += d.toString() })
+  const deadline = Date.now() + 15_000
+  while (Date.now() < deadline) {
+    const url = /^(http:\/\/127\.0\.0\.1:\d+)$/m.exec(output)?.[1]
+    if (url !== undefined) {
+      // The pipes are not read any more (nothing is printed after the URL); keep them from holding us.
+      child.stdout?.removeAllListeners('data')
+      child.stdout?.resume()
+      return { url, child }
+    }
+    if (child.exitCode !== null) break
+    await sleep(50)
+  }
+  throw new Error(`fake model server did not start:\n${output}`)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// HTTP client
+
+interface Target { name: string, url: string, body: string, check: (status: number, text: string, headers: Record<string, unknown>) => string | undefined }
+
+const JSON_HEADERS = { 'content-type': 'application/json' }
+
+async function post (target: Target): Promise<{ ms: number, error?: string, node?: string }> {
+  const t0 = performance.now()
+  const res = await request(target.url, { method: 'POST', headers: JSON_HEADERS, body: target.body, dispatcher: agent })
+  const text = await res.body.text()
+  const ms = performance.now() - t0
+  const node = res.headers['x-aicn-node']
+  return { ms, error: target.check(res.statusCode, text, res.headers), node: typeof node === 'string' ? node : undefined }
+}
+
+function directTarget (modelUrl: string, name: string, stream = false): Target {
+  return {
+    name,
+    url: `${modelUrl}/v1/chat/completions`,
+    body: JSON.stringify({ model: MODEL, messages: MESSAGES, ...(stream ? { stream: true } : {}) }),
+    check: (status, text) => {
+      if (status !== 200) return `HTTP ${status}: ${text.slice(0, 200)}`
+      try {
+        return JSON.parse(text).choices[0].message.content === REPLY ? undefined : `unexpected answer ${text.slice(0, 200)}`
+      } catch { return `not JSON: ${text.slice(0, 200)}` }
+    }
+  }
+}
+
+function apiTarget (api: string, name: string, nodeId: string | undefined, stream = false): Target {
+  const proxy = nodeId === undefined
+  return {
+    name,
+    url: `${api}/api/v0/chat/completion${proxy ? '/proxy' : ''}`,
+    body: JSON.stringify({ ...(proxy ? {} : { node_id: nodeId }), project: PROJECT, model: MODEL, messages: MESSAGES, ...(stream ? { stream: true } : {}) }),
+    check: (status, text, headers) => {
+      if (status !== 200) return `HTTP ${status}: ${text.slice(0, 200)}`
+      try {
+        const body = JSON.parse(text)
+        if (body.code !== 0 || body.data?.choices?.[0]?.message?.content !== REPLY) return `unexpected answer ${text.slice(0, 200)}`
+        if (!proxy && headers['x-aicn-node'] !== nodeId) return `served by ${String(headers['x-aicn-node'])}, not ${nodeId}`
+        return undefined
+      } catch { return `not JSON: ${text.slice(0, 200)}` }
+    }
+  }
+}
+
+interface StreamSample { headersMs: number, firstEventMs: number, ttftMs: number, totalMs: number, gaps: number[], reads: number }
+
+async function streamOnce (target: Target): Promise<StreamSample> {
+  const t0 = performance.now()
+  const res = await request(target.url, { method: 'POST', headers: JSON_HEADERS, body: target.body, dispatcher: agent })
+  const headersMs = performance.now() - t0
+  if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}: ${(await res.body.text()).slice(0, 200)}`)
+  let buffer = ''
+  let text = ''
+  let firstEvent = NaN
+  let reads = 0
+  let done = false
+  const tokenTimes: number[] = []
+  for await (const chunk of res.body as AsyncIterable<Buffer>) {
+    const t = performance.now()
+    reads++
+    buffer += chunk.toString('utf8')
+    for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+      const event = buffer.slice(0, end).trim()
+      buffer = buffer.slice(end + 2)
+      if (event === '') continue
+      if (Number.isNaN(firstEvent)) firstEvent = t
+      if (event === 'data: [DONE]') { done = true; continue }
+      if (!event.startsWith('data: {')) continue
+      const data = JSON.parse(event.slice(6))
+      if (data.error !== undefined) throw new Error(`error event: ${event.slice(0, 200)}`)
+      const content = data.choices?.[0]?.delta?.content
+      if (typeof content === 'string' && content !== '') {
+        tokenTimes.push(t)
+        text += content
+      }
+    }
+  }
+  const totalMs = performance.now() - t0
+  if (!done || text !== REPLY || tokenTimes.length !== TOKEN_COUNT) throw new Error(`incomplete stream: ${tokenTimes.length} tokens, done=${done}`)
+  return {
+    headersMs,
+    firstEventMs: firstEvent - t0,
+    ttftMs: tokenTimes[0]! - t0,
+    totalMs,
+    gaps: tokenTimes.slice(1).map((t, i) => t - tokenTimes[i]!),
+    reads
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The daemons' inspector (switched on with SIGUSR1; NODE_OPTIONS=--inspect-port=127.0.0.1:0 picks the port)
+
+class Inspector {
+  private readonly ws: WebSocket
+  private nextId = 1
+  private readonly waiting = new Map<number, { resolve: (v: any) => void, reject: (e: Error) => void }>()
+
+  private constructor (ws: WebSocket) {
+    this.ws = ws
+    ws.addEventListener('message', (event) => {
+      const message = JSON.parse(String(event.data))
+      const waiter = message.id === undefined ? undefined : this.waiting.get(message.id)
+      if (waiter === undefined) return
+      this.waiting.delete(message.id)
+      if (message.error !== undefined) waiter.reject(new Error(JSON.stringify(message.error)))
+      else waiter.resolve(message.result)
+    })
+    ws.addEventListener('close', () => {
+      for (const waiter of this.waiting.values()) waiter.reject(new Error('inspector closed'))
+      this.waiting.clear()
+    })
+  }
+
+  static async open (node: TestNode): Promise<Inspector> {
+    const find = (): string | undefined => /Debugger listening on (ws:\/\/127\.0\.0\.1:\d+\/[\w-]+)/.exec(node.output)?.[1]
+    if (find() === undefined) {
+      if (node.pid === undefined) throw new Error('no daemon pid')
+      process.kill(node.pid, 'SIGUSR1')
+      const deadline = Date.now() + 10_000
+      while (find() === undefined && Date.now() < deadline) await sleep(50)
+    }
+    const url = find()
+    if (url === undefined) throw new Error('the daemon did not open its inspector')
+    const ws = new WebSocket(url)
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new Error('inspector connect timeout')) }, 10_000)
+      ws.addEventListener('open', () => { clearTimeout(timer); resolve() })
+      ws.addEventListener('error', () => { clearTimeout(timer); reject(new Error('inspector connect failed')) })
+    })
+    return new Inspector(ws)
+  }
+
+  async call (method: string, params: Record<string, unknown> = {}, timeoutMs = 60_000): Promise<any> {
+    const id = this.nextId++
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => { this.waiting.delete(id); reject(new Error(`${method} timed out`)) }, timeoutMs)
+      this.waiting.set(id, {
+        resolve: (v) => { clearTimeout(timer); resolve(v) },
+        reject: (e) => { clearTimeout(timer); reject(e) }
+      })
+      this.ws.send(JSON.stringify({ id, method, params }))
+    })
+  }
+
+  async memory (): Promise<{ heapUsed: number, rss: number, external: number, arrayBuffers: number }> {
+    const result = await this.call('Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true })
+    return JSON.parse(result.result.value)
+  }
+
+  async gc (): Promise<void> {
+    // Twice: the first pass can leave finalizers (weak refs, FinalizationRegistry) for the second.
+    await this.call('HeapProfiler.collectGarbage')
+    await sleep(200)
+    await this.call('HeapProfiler.collectGarbage')
+  }
+
+  close (): void {
+    this.ws.close()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 1. Non-stream latency
+
+interface LatencyResult { name: string, summary: Summary, errors: number, firstErrors: string[] }
+
+async function interleavedLatency (targets: Target[], warmup: number, count: number): Promise<LatencyResult[]> {
+  const samples = targets.map(() => [] as number[])
+  const errors = targets.map(() => 0)
+  const firstErrors: string[][] = targets.map(() => [])
+  const deadline = performance.now() + PHASE_MS
+  for (let i = 0; i < warmup + count && performance.now() < deadline; i++) {
+    for (let k = 0; k < targets.length; k++) {
+      const j = (i + k) % targets.length // rotate the order so no path always goes first
+      const target = targets[j]!
+      try {
+        const r = await post(target)
+        if (r.error !== undefined) {
+          errors[j]!++
+          if (firstErrors[j]!.length < 3) firstErrors[j]!.push(r.error)
+        } else if (i >= warmup) {
+          samples[j]!.push(r.ms)
+        }
+      } catch (err) {
+        errors[j]!++
+        if (firstErrors[j]!.length < 3) firstErrors[j]!.push((err as Error).message)
+      }
+    }
+  }
+  return targets.map((t, j) => ({ name: t.name, summary: summarize(samples[j]!), errors: errors[j]!, firstErrors: firstErrors[j]! }))
+}
+
+interface CpuRow { name: string, latency: Summary, perRequestUs: Record<string, number> }
+
+/** One path alone, sequentially: latency and CPU µs per request of every process. */
+async function cpuPerRequest (target: Target, count: number, pids: Record<string, number | undefined>): Promise<CpuRow> {
+  for (let i = 0; i < 50; i++) await post(target)
+  const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMs(pid)]))
+  const samples: number[] = []
+  const deadline = performance.now() + PHASE_MS
+  for (let i = 0; i < count && performance.now() < deadline; i++) {
+    const r = await post(target)
+    if (r.error === undefined) samples.push(r.ms)
+  }
+  const perRequestUs = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, (cpuMs(pid) - before[k]!) * 1000 / Math.max(1, samples.length)]))
+  return { name: target.name, latency: summarize(samples), perRequestUs }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 2. Streams
+
+interface StreamResult { name: string, headers: Summary, firstEvent: Summary, ttft: Summary, total: Summary, gaps: Summary, coalesced: number, reads: Summary, errors: number, firstErrors: string[] }
+
+async function interleavedStreams (targets: Target[], warmup: number, count: number): Promise<StreamResult[]> {
+  const samples = targets.map(() => [] as StreamSample[])
+  const errors = targets.map(() => 0)
+  const firstErrors: string[][] = targets.map(() => [])
+  const deadline = performance.now() + PHASE_MS
+  for (let i = 0; i < warmup + count && performance.now() < deadline; i++) {
+    for (let k = 0; k < targets.length; k++) {
+      const j = (i + k) % targets.length
+      try {
+        const s = await streamOnce(targets[j]!)
+        if (i >= warmup) samples[j]!.push(s)
+      } catch (err) {
+        errors[j]!++
+        if (firstErrors[j]!.length < 3) firstErrors[j]!.push((err as Error).message)
+      }
+    }
+  }
+  return targets.map((t, j) => {
+    const s = samples[j]!
+    const gaps = s.flatMap((x) => x.gaps)
+    return {
+      name: t.name,
+      headers: summarize(s.map((x) => x.headersMs)),
+      firstEvent: summarize(s.map((x) => x.firstEventMs)),
+      ttft: summarize(s.map((x) => x.ttftMs)),
+      total: summarize(s.map((x) => x.totalMs)),
+      gaps: summarize(gaps),
+      coalesced: gaps.length === 0 ? NaN : gaps.filter((g) => g < 1).length / gaps.length,
+      reads: summarize(s.map((x) => x.reads)),
+      errors: errors[j]!,
+      firstErrors: firstErrors[j]!
+    }
+  })
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 3. The libp2p hop, from a bare libp2p client in this process
+
+interface HopResult { rows: Array<{ name: string, summary: Summary }>, errors: number, firstErrors: string[] }
+
+async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes
+}
+
+async function libp2pHop (workerAddr: string, workerId: string, warmup: number, count: number): Promise<HopResult> {
+  client = await createLibp2p({
+    addresses: { listen: [] },
+    transports: [tcp()],
+    connectionProtector: preSharedKey({ psk: swarmKeyFromHex(PSK) }),
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { ping: ping() }
+  })
+  const c = client
+  const worker: PeerId = peerIdFromString(workerId)
+  await c.dial(multiaddr(workerAddr))
+
+  // The requester side of the job protocol as the daemons run it, on a host whose dialProtocol is timed
+  // (and, for `lazy`, lets the first write carry the protocol name instead of waiting a round trip for it).
+  let lastOpenMs = NaN
+  const protocolOn = (lazy: boolean): JobProtocol => new JobProtocol({
+    peerId: c.peerId,
+    dialProtocol: async (peer: PeerId, protocol: string, options: Record<string, unknown>) => {
+      const t = performance.now()
+      const stream = await c.dialProtocol(peer, protocol, lazy ? { ...options, negotiateFully: false } : options)
+      lastOpenMs = performance.now() - t
+      return stream
+    }
+  } as unknown as Host, { log: silentLogger })
+  const full = protocolOn(false)
+  const lazy = protocolOn(true)
+  const body = Buffer.from(JSON.stringify({ model: MODEL, messages: MESSAGES }))
+
+  const job = async (protocol: JobProtocol): Promise<{ headMs: number, endMs: number, openMs: number }> => {
+    const t0 = performance.now()
+    const head = { requestId: randomUUID(), project: PROJECT, model: MODEL, cid: '', kind: JobKind.CHAT, contentType: 'application/json', stream: false, deadline: Date.now() + 60_000 }
+    const response = await protocol.run(worker, { head, body: once(body) }, AbortSignal.timeout(REQUEST_TIMEOUT_MS))
+    const headMs = performance.now() - t0
+    const chunks: Uint8Array[] = []
+    for await (const chunk of response.body) chunks.push(chunk)
+    const endMs = performance.now() - t0
+    if (response.status !== 200 || JSON.parse(Buffer.concat(chunks).toString()).choices[0].message.content !== REPLY) {
+      throw new Error(`job answered ${response.status} ${response.error?.message ?? ''}`)
+    }
+    return { headMs, endMs, openMs: lastOpenMs }
+  }
+
+  const names = ['libp2p ping (new stream + 32-byte echo)', 'open a job stream (dialProtocol, negotiated)', 'job: open stream (negotiated)', 'job: open → response head', 'job: whole answer (today)', 'job: whole answer, lazy negotiation (negotiateFully: false)']
+  const samples: number[][] = names.map(() => [])
+  let errors = 0
+  const firstErrors: string[] = []
+  const deadline = performance.now() + PHASE_MS
+  const steps: Array<() => Promise<void>> = [
+    async () => {
+      const t = performance.now()
+      await c.services.ping.ping(worker, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })
+      record(0, performance.now() - t)
+    },
+    async () => {
+      const t = performance.now()
+      const stream = await c.dialProtocol(worker, JOB_PROTOCOL, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })
+      record(1, performance.now() - t)
+      await stream.close()
+    },
+    async () => {
+      const r = await job(full)
+      record(2, r.openMs)
+      record(3, r.headMs)
+      record(4, r.endMs)
+    },
+    async () => {
+      const r = await job(lazy)
+      record(5, r.endMs)
+    }
+  ]
+  let measuring = false
+  function record (k: number, ms: number): void { if (measuring) samples[k]!.push(ms) }
+  for (let i = 0; i < warmup + count && performance.now() < deadline; i++) {
+    measuring = i >= warmup
+    for (let k = 0; k < steps.length; k++) {
+      try {
+        await steps[(i + k) % steps.length]!()
+      } catch (err) {
+        errors++
+        if (firstErrors.length < 3) firstErrors.push((err as Error).message)
+      }
+    }
+  }
+  await c.stop()
+  client = undefined
+  return { rows: names.map((name, k) => ({ name, summary: summarize(samples[k]!) })), errors, firstErrors }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// 4./5. Load
+
+interface LoadResult { name: string, concurrency: number, ok: number, errors: number, firstErrors: string[], seconds: number, rps: number, latency: Summary, servedBy: Map<string, number> }
+
+async function load (name: string, targets: Target[], concurrency: number, maxRequests: number, maxMs: number): Promise<LoadResult> {
+  let issued = 0
+  let ok = 0
+  let errors = 0
+  const firstErrors: string[] = []
+  const latencies: number[] = []
+  const servedBy = new Map<string, number>()
+  const started = performance.now()
+  const deadline = started + maxMs
+  const lane = async (): Promise<void> => {
+    while (issued < maxRequests && performance.now() < deadline) {
+      const target = targets[issued++ % targets.length]!
+      try {
+        const r = await post(target)
+        if (r.error !== undefined) {
+          errors++
+          if (firstErrors.length < 5) firstErrors.push(r.error)
+          continue
+        }
+        ok++
+        latencies.push(r.ms)
+        if (r.node !== undefined) servedBy.set(r.node, (servedBy.get(r.node) ?? 0) + 1)
+      } catch (err) {
+        errors++
+        if (firstErrors.length < 5) firstErrors.push((err as Error).message)
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, lane))
+  const seconds = (performance.now() - started) / 1000
+  return { name, concurrency, ok, errors, firstErrors, seconds, rps: ok / seconds, latency: summarize(latencies), servedBy }
+}
+
+interface MemRound { jobs: number, errors: number, seconds: number, rps: number, before: number[], peak: number[], settled: number[], afterGc: number[], heapBefore: number[], heapAfterGc: number[] }
+
+// ---------------------------------------------------------------------------------------------------
+// 6. CPU profiles
+
+interface ProfileNode { id: number, callFrame: { functionName: string, url: string, lineNumber: number }, children?: number[] }
+interface Profile { nodes: ProfileNode[], samples: number[], timeDeltas: number[], startTime: number, endTime: number }
+
+function category (url: string, fn: string): string {
+  if (url === '') return fn.startsWith('(') ? fn : '(native / builtins)'
+  const nm = url.lastIndexOf('/node_modules/')
+  if (nm >= 0) {
+    const parts = url.slice(nm + 14).split('/')
+    return parts[0]!.startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0]!
+  }
+  if (url.startsWith('node:')) {
+    const path = url.slice(5).replace(/^internal\//, '').split('/')
+    return `node:${path[0]}`
+  }
+  const src = url.indexOf('/dist/src/')
+  if (src >= 0) return `aicn src/${url.slice(src + 10).replace(/\.js$/, '')}`
+  return url
+}
+
+interface ProfileSummary { busyMs: number, categories: Array<[string, number]>, functions: Array<[string, number]> }
+
+function summarizeProfile (profile: Profile): ProfileSummary {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]))
+  const self = new Map<number, number>()
+  for (let i = 0; i < profile.samples.length; i++) {
+    const id = profile.samples[i]!
+    self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0))
+  }
+  const categories = new Map<string, number>()
+  const functions = new Map<string, number>()
+  let busy = 0
+  for (const [id, us] of self) {
+    const node = byId.get(id)
+    if (node === undefined) continue
+    const { functionName, url, lineNumber } = node.callFrame
+    if (functionName === '(idle)' || functionName === '(root)') continue
+    busy += us
+    const cat = category(url, functionName)
+    categories.set(cat, (categories.get(cat) ?? 0) + us)
+    const fnName = `${functionName === '' ? '(anonymous)' : functionName} ${cat}${url === '' ? '' : `:${lineNumber + 1}`}`
+    functions.set(fnName, (functions.get(fnName) ?? 0) + us)
+  }
+  const sort = (m: Map<string, number>): Array<[string, number]> => [...m].sort((a, b) => b[1] - a[1])
+  return { busyMs: busy / 1000, categories: sort(categories), functions: sort(functions) }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Main
+
+async function main (): Promise<void> {
+  root = await mkdtemp(join(tmpdir(), 'aicn-bench-jobs-'))
+  process.env.TMPDIR = root
+  agent = new Agent({ connections: 256, pipelining: 1, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 60_000, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS, connectTimeout: 10_000 })
+  const loadBefore = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')
+  const cores = (await readFile('/proc/cpuinfo', 'utf8')).split('\n').filter((l) => l.startsWith('processor')).length
+
+  log('starting two fake model servers, B and two workers')
+  const m1 = await startModelProcess()
+  const m2 = await startModelProcess()
+  // The daemons may open their inspector later (SIGUSR1, for memory and profiles), on a random loopback port.
+  const savedOptions = process.env.NODE_OPTIONS
+  process.env.NODE_OPTIONS = `${savedOptions ?? ''} --inspect-port=127.0.0.1:0`.trim()
+  const start = async (spec: Parameters<typeof TestNode.start>[0]): Promise<TestNode> => {
+    const node = await TestNode.start(spec)
+    nodes.add(node)
+    return node
+  }
+  const b = await start({ mode: 'input', psk: PSK })
+  const bAddr = await b.addr()
+  const w1 = await start({ psk: PSK, bootstrap: [bAddr] })
+  const w2 = await start({ psk: PSK, bootstrap: [bAddr] })
+  if (savedOptions === undefined) delete process.env.NODE_OPTIONS
+  else process.env.NODE_OPTIONS = savedOptions
+  for (const [w, m] of [[w1, m1], [w2, m2]] as const) {
+    const r = await w.call('/api/v0/ai/project/register', { project: PROJECT, models: [{ model: MODEL, api: `${m.url}/v1/chat/completions`, type: 0 }] })
+    if (r.body?.code !== 0) throw new Error(`register failed: ${JSON.stringify(r.body)}`)
+  }
+  {
+    const deadline = Date.now() + 30_000
+    let seen = 0
+    while (Date.now() < deadline) {
+      const peers = await b.call('/api/v0/ai/projects/peers', { project: PROJECT, model: MODEL })
+      seen = (peers.body?.data ?? []).filter((p: any) => p.connectivity === 1).length
+      if (seen === 2) break
+      await sleep(100)
+    }
+    if (seen !== 2) throw new Error(`B sees ${seen} of 2 workers`)
+  }
+  const pids = { client: process.pid, B: b.pid, W1: w1.pid, W2: w2.pid, M1: m1.child.pid, M2: m2.child.pid }
+  const rssTimeline: Array<{ when: string, B: number, W1: number, W2: number }> = []
+  const rssNow = (when: string): void => { rssTimeline.push({ when, B: rssMb(b.pid), W1: rssMb(w1.pid), W2: rssMb(w2.pid) }) }
+  rssNow('started')
+
+  // 1. Non-stream latency
+  const direct = directTarget(m1.url, '(a) direct to the model')
+  const local = apiTarget(w1.api, '(b) W1 API, node_id = W1 (local)', w1.peerId)
+  const twoNodes = apiTarget(b.api, '(c) B API, node_id = W1 (two nodes)', w1.peerId)
+  log(`non-stream latency: ${WARMUP} warm-up + ${REQUESTS} requests per path, interleaved`)
+  const latency = await interleavedLatency([direct, local, twoNodes], WARMUP, REQUESTS)
+  rssNow('after non-stream latency')
+  log(`CPU per request: ${CPU_REQUESTS} requests per path, one path at a time`)
+  const cpuRows: CpuRow[] = []
+  for (const target of [direct, local, twoNodes]) cpuRows.push(await cpuPerRequest(target, CPU_REQUESTS, { client: pids.client, B: pids.B, W1: pids.W1, M1: pids.M1 }))
+
+  // 2. Streams
+  log(`streamed chat: ${STREAM_WARMUP} warm-up + ${STREAMS} streams per path, interleaved`)
+  const streams = await interleavedStreams([
+    directTarget(m1.url, '(a) direct to the model', true),
+    apiTarget(w1.api, '(b) W1 API (local)', w1.peerId, true),
+    apiTarget(b.api, '(c) B API → W1 (two nodes)', w1.peerId, true)
+  ], STREAM_WARMUP, STREAMS)
+  rssNow('after streams')
+
+  // 3. The libp2p hop
+  log(`libp2p hop from a bare client to W1: ${WARMUP} warm-up + ${REQUESTS} rounds`)
+  const hop = await libp2pHop(await w1.addr(), w1.peerId, WARMUP, REQUESTS)
+
+  // 4. Throughput
+  const proxy = apiTarget(b.api, 'proxy', undefined)
+  const directBoth = [directTarget(m1.url, 'direct M1'), directTarget(m2.url, 'direct M2')]
+  const tput: LoadResult[] = []
+  for (const concurrency of CONCURRENCY) {
+    log(`throughput at concurrency ${concurrency}: at most ${TPUT_REQUESTS} requests / ${TPUT_MS / 1000} s each`)
+    tput.push(await load('direct to M1/M2', directBoth, concurrency, TPUT_REQUESTS, TPUT_MS))
+    tput.push(await load('B /chat/completion/proxy', [proxy], concurrency, TPUT_REQUESTS, TPUT_MS))
+  }
+  rssNow('after throughput')
+
+  // 5. Memory
+  const daemons = [b, w1, w2]
+  let inspectors: Inspector[] | undefined
+  try {
+    inspectors = []
+    for (const d of daemons) inspectors.push(await Inspector.open(d))
+  } catch (err) {
+    log(`inspector unavailable (${(err as Error).message}): memory is reported without a forced GC`)
+    for (const i of inspectors ?? []) i.close()
+    inspectors = undefined
+  }
+  const forceGc = async (): Promise<number[]> => {
+    if (inspectors === undefined) return daemons.map(() => NaN)
+    await Promise.all(inspectors.map(async (i) => { await i.gc() }))
+    return await Promise.all(inspectors.map(async (i) => (await i.memory()).heapUsed / 1024 / 1024))
+  }
+  const rssAll = (): number[] => daemons.map((d) => rssMb(d.pid))
+  const memRounds: MemRound[] = []
+  const memStart = { heap: await forceGc(), rss: rssAll() }
+  rssNow('before memory rounds (after GC)')
+  for (let round = 0; round < MEM_ROUNDS; round++) {
+    log(`memory round ${round + 1}: ${MEM_JOBS} proxied jobs at concurrency ${MEM_CONCURRENCY}`)
+    const heapBefore = round === 0 ? memStart.heap : memRounds[round - 1]!.heapAfterGc
+    const before = round === 0 ? memStart.rss : memRounds[round - 1]!.afterGc
+    const peak = [...before]
+    const sampler = setInterval(() => {
+      rssAll().forEach((mb, k) => { if (mb > peak[k]!) peak[k] = mb })
+    }, RSS_SAMPLE_MS)
+    let result: LoadResult
+    try {
+      result = await load('memory', [proxy], MEM_CONCURRENCY, MEM_JOBS, 10 * 60_000)
+    } finally {
+      clearInterval(sampler)
+    }
+    rssAll().forEach((mb, k) => { if (mb > peak[k]!) peak[k] = mb })
+    await sleep(SETTLE_MS)
+    const settled = rssAll()
+    const heapAfterGc = await forceGc()
+    const afterGc = rssAll()
+    memRounds.push({ jobs: result.ok, errors: result.errors, seconds: result.seconds, rps: result.rps, before, peak, settled, afterGc, heapBefore, heapAfterGc })
+    if (result.errors > 0) log(`memory round errors: ${result.errors}: ${result.firstErrors.join(' | ')}`)
+    rssNow(`after memory round ${round + 1} (settled, GC)`)
+  }
+
+  // 6. CPU profiles of B and W1 over sequential two-node requests
+  let profiles: Array<{ name: string, summary: ProfileSummary }> = []
+  let profileRequests = 0
+  if (inspectors !== undefined) {
+    log(`CPU profiles of B and W1 over ${PROFILE_REQUESTS} sequential two-node requests`)
+    const profiled = [inspectors[0]!, inspectors[1]!]
+    for (let i = 0; i < 100; i++) await post(twoNodes)
+    for (const i of profiled) {
+      await i.call('Profiler.enable')
+      await i.call('Profiler.setSamplingInterval', { interval: 100 })
+      await i.call('Profiler.start')
+    }
+    const deadline = performance.now() + PHASE_MS
+    for (let i = 0; i < PROFILE_REQUESTS && performance.now() < deadline; i++) {
+      if ((await post(twoNodes)).error === undefined) profileRequests++
+    }
+    const raw: Profile[] = []
+    for (const i of profiled) raw.push((await i.call('Profiler.stop', {}, 120_000)).profile as Profile)
+    profiles = raw.map((p, k) => ({ name: k === 0 ? 'B (input node)' : 'W1 (worker)', summary: summarizeProfile(p) }))
+    if (args['profile-out'] !== undefined) {
+      await mkdir(args['profile-out'], { recursive: true })
+      for (const [k, p] of raw.entries()) await writeFile(join(args['profile-out'], `${k === 0 ? 'B' : 'W1'}.cpuprofile`), JSON.stringify(p))
+      log(`profiles written to ${args['profile-out']}`)
+    }
+  }
+  for (const i of inspectors ?? []) i.close()
+  const loadAfter = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')
+
+  // ---- Report
+  const lines: string[] = []
+  lines.push(`Node ${process.version}, ${cores} cores, load average before ${loadBefore}, after ${loadAfter}. Fake model: ${TOKEN_COUNT} tokens, ${TOKEN_DELAY_MS} ms between streamed tokens.`, '')
+  const [a, lb, lc] = latency
+  lines.push(`### Non-stream chat latency (ms; ${int(REQUESTS)} sequential requests per path after ${WARMUP} warm-up, paths interleaved)`, '')
+  lines.push('| path | p50 | p90 | p99 | max | added p50 | added p99 | errors |', '|---|---|---|---|---|---|---|---|')
+  for (const r of latency) {
+    const added = r === a ? ['–', '–'] : [signed(r.summary.p50 - a!.summary.p50), signed(r.summary.p99 - a!.summary.p99)]
+    lines.push(`| ${r.name} | ${f2(r.summary.p50)} | ${f2(r.summary.p90)} | ${f2(r.summary.p99)} | ${f2(r.summary.max)} | ${added[0]} | ${added[1]} | ${r.errors} |`)
+  }
+  lines.push('', `Second node alone (c − b): p50 ${signed(lc!.summary.p50 - lb!.summary.p50)} ms, p99 ${signed(lc!.summary.p99 - lb!.summary.p99)} ms.`)
+  lines.push('', `### CPU time per request (µs, utime+stime from /proc; ${int(CPU_REQUESTS)} sequential requests, one path at a time)`, '')
+  lines.push('| path | latency p50 ms | client | B | W1 | M1 |', '|---|---|---|---|---|---|')
+  for (const r of cpuRows) lines.push(`| ${r.name} | ${f2(r.latency.p50)} | ${f0(r.perRequestUs.client!)} | ${f0(r.perRequestUs.B!)} | ${f0(r.perRequestUs.W1!)} | ${f0(r.perRequestUs.M1!)} |`)
+
+  const [sa] = streams
+  lines.push('', `### Streamed chat (ms; ${int(STREAMS)} streams per path after ${STREAM_WARMUP} warm-up, interleaved)`, '')
+  lines.push('| path | head p50 | first token p50 / p99 | added TTFT p50 / p99 | token gap mean / p50 / p99 | gaps < 1 ms | reads per stream p50 | whole stream p50 | errors |', '|---|---|---|---|---|---|---|---|---|')
+  for (const r of streams) {
+    const added = r === sa ? '–' : `${signed(r.ttft.p50 - sa!.ttft.p50)} / ${signed(r.ttft.p99 - sa!.ttft.p99)}`
+    lines.push(`| ${r.name} | ${f2(r.headers.p50)} | ${f2(r.ttft.p50)} / ${f2(r.ttft.p99)} | ${added} | ${f2(r.gaps.mean)} / ${f2(r.gaps.p50)} / ${f2(r.gaps.p99)} | ${f1(r.coalesced * 100)} % | ${f0(r.reads.p50)} | ${f1(r.total.p50)} | ${r.errors} |`)
+  }
+
+  lines.push('', `### The libp2p hop (ms; bare libp2p client in the bench process → W1, ${int(REQUESTS)} rounds after ${WARMUP} warm-up)`, '')
+  lines.push('| step | p50 | p90 | p99 |', '|---|---|---|---|')
+  for (const r of hop.rows) lines.push(`| ${r.name} | ${f2(r.summary.p50)} | ${f2(r.summary.p90)} | ${f2(r.summary.p99)} |`)
+  if (hop.errors > 0) lines.push('', `Errors: ${hop.errors} (${hop.firstErrors.join(' | ')})`)
+
+  lines.push('', `### Throughput (non-stream chat; each run at most ${int(TPUT_REQUESTS)} requests and ${TPUT_MS / 1000} s)`, '')
+  lines.push('| concurrency | target | requests/s | latency p50 / p99 ms | ok | errors | served by |', '|---|---|---|---|---|---|---|')
+  for (const r of tput) {
+    const served = r.servedBy.size === 0 ? '–' : [...r.servedBy.entries()].map(([id, n]) => `${id === w1.peerId ? 'W1' : id === w2.peerId ? 'W2' : id.slice(-6)} ${n}`).join(', ')
+    lines.push(`| ${r.concurrency} | ${r.name} | ${f0(r.rps)} | ${f2(r.latency.p50)} / ${f2(r.latency.p99)} | ${int(r.ok)} | ${r.errors} | ${served} |`)
+  }
+  for (const r of tput.filter((x) => x.errors > 0)) lines.push('', `Errors at concurrency ${r.concurrency} (${r.name}): ${r.firstErrors.join(' | ')}`)
+
+  lines.push('', `### Memory (VmRSS MB; ${int(MEM_JOBS)} proxied jobs per round at concurrency ${MEM_CONCURRENCY}; "settled" after ${SETTLE_MS / 1000} s idle; "GC" after a forced full GC)`, '')
+  lines.push('| round | jobs (errors) | req/s | node | before | peak during | settled | after GC | growth after GC | heap used before → after GC |', '|---|---|---|---|---|---|---|---|---|---|')
+  for (const [r, m] of memRounds.entries()) {
+    for (const [k, name] of ['B', 'W1', 'W2'].entries()) {
+      lines.push(`| ${r + 1} | ${int(m.jobs)} (${m.errors}) | ${f0(m.rps)} | ${name} | ${f1(m.before[k]!)} | ${f1(m.peak[k]!)} | ${f1(m.settled[k]!)} | ${f1(m.afterGc[k]!)} | ${signed(m.afterGc[k]! - m.before[k]!)} | ${f1(m.heapBefore[k]!)} → ${f1(m.heapAfterGc[k]!)} |`)
+    }
+  }
+  lines.push('', '| when | B | W1 | W2 |', '|---|---|---|---|')
+  for (const t of rssTimeline) lines.push(`| ${t.when} | ${f1(t.B)} | ${f1(t.W1)} | ${f1(t.W2)} |`)
+
+  for (const p of profiles) {
+    const per = (us: number): string => f0(us / Math.max(1, profileRequests))
+    lines.push('', `### CPU profile of ${p.name}: ${int(profileRequests)} two-node requests, ${f0(p.summary.busyMs * 1000 / Math.max(1, profileRequests))} µs busy per request (self time)`, '')
+    lines.push('| package / file | µs per request | share |', '|---|---|---|')
+    const total = p.summary.busyMs * 1000
+    for (const [cat, us] of p.summary.categories.slice(0, 14)) lines.push(`| ${cat} | ${per(us)} | ${f1(us * 100 / total)} % |`)
+    lines.push('', '| top functions (self) | µs per request |', '|---|---|')
+    for (const [fn, us] of p.summary.functions.slice(0, 12)) lines.push(`| ${fn.replaceAll('|', '\\|')} | ${per(us)} |`)
+  }
+  const errorsSeen = latency.some((r) => r.errors > 0) || streams.some((r) => r.errors > 0) || tput.some((r) => r.errors > 0) || memRounds.some((m) => m.errors > 0)
+  if (errorsSeen) {
+    lines.push('', 'First errors:')
+    for (const r of [...latency, ...streams]) if (r.errors > 0) lines.push(`- ${r.name}: ${r.firstErrors.join(' | ')}`)
+  }
+  process.stdout.write(lines.join('\n') + '\n')
+  const leftovers = readdirSync(root).length
+  if (leftovers > 0) log(`note: ${leftovers} node folder(s) were still present before the final cleanup`)
+}
+
+const watchdog = setTimeout(() => {
+  log(`watchdog: the run took longer than ${WATCHDOG_MS / 60_000} min; cleaning up`)
+  void cleanup().finally(() => process.exit(2))
+}, WATCHDOG_MS)
+
+try {
+  await main()
+} catch (err) {
+  log(`failed: ${(err as Error).stack ?? String(err)}`)
+  process.exitCode = 1
+} finally {
+  clearTimeout(watchdog)
+  await cleanup()
+}

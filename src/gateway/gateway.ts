@@ -1,0 +1,253 @@
+// The OpenAI-compatible gateway every node serves: `/v1/…` (also under `/api/v1/` and seed 001's
+// `/api/v1/ai/…` names). A request is checked (key, allow-list, limits, balance), sent through the job
+// router to a node that serves the model, and answered in OpenAI's shapes; the usage the model reports
+// is charged to the key and recorded.
+import { randomUUID } from 'node:crypto'
+import { AicnError, ErrorCode } from '../errors.ts'
+import type { Logger } from '../logger.ts'
+import type { Job, JobDispatcher } from '../jobs/dispatcher.ts'
+import { isEventStream, isJson, MAX_ANSWER_BYTES, modelFailure } from '../jobs/answer.ts'
+import { collect, finishing } from '../jobs/iterables.ts'
+import { DEFAULT_TIMEOUT_MS, JobKind, type JobKindValue, type JobResponse } from '../jobs/types.ts'
+import type { NetworkView } from '../registry/view.ts'
+import { raw, type Reply } from '../http/reply.ts'
+import type { Route, RouteContext } from '../http/server.ts'
+import { toOpenAiError, gatewayErrors } from './errors.ts'
+import { listModels, resolveModel, type ResolvedModel } from './models.ts'
+import { readUsage, tapUsage, type Usage } from './sse.ts'
+import type { KeyRecord, KeyStore } from './keys.ts'
+import type { Limiter } from './limits.ts'
+import type { UsageLog } from './usage.ts'
+import type { PriceTable } from './pricing.ts'
+
+const MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+/** Output tokens assumed for the balance check when the client sets no max_tokens. */
+const ASSUMED_OUTPUT_TOKENS = 1024
+
+export interface GatewayDeps {
+  view: NetworkView
+  dispatcher: JobDispatcher
+  keys: KeyStore
+  limiter: Limiter
+  usage: UsageLog
+  prices: PriceTable
+  /** refuse requests without a key */
+  requireKeys: boolean
+  log: Logger
+}
+
+/** What a request has been granted before it runs; released exactly once when it ends. */
+interface Admission { key?: KeyRecord, headers: Record<string, string>, reservation?: string, release: () => void }
+
+export class Gateway {
+  private readonly deps: GatewayDeps
+
+  constructor (deps: GatewayDeps) {
+    this.deps = deps
+  }
+
+  routes (): Route[] {
+    const endpoints: Array<[string, JobKindValue | 'models']> = [
+      ['/models', 'models'],
+      ['/chat/completions', JobKind.CHAT],
+      ['/completions', JobKind.COMPLETION],
+      ['/embeddings', JobKind.EMBEDDING],
+      ['/images/generations', JobKind.IMAGE_GEN],
+      ['/images/edits', JobKind.IMAGE_EDIT]
+    ]
+    const routes: Route[] = []
+    for (const prefix of ['/v1', '/api/v1', '/api/v1/ai']) {
+      for (const [path, kind] of endpoints) {
+        if (prefix === '/api/v1/ai' && kind !== 'models' && kind !== JobKind.CHAT && kind !== JobKind.COMPLETION) continue
+        routes.push(kind === 'models'
+          ? { path: prefix + path, methods: ['GET'], handler: async (rc) => await this.guard(async () => await this.models(rc)) }
+          : { path: prefix + path, methods: ['POST'], readBody: kind !== JobKind.IMAGE_EDIT, handler: async (rc) => await this.guard(async () => await this.job(rc, kind, prefix + path)) })
+      }
+    }
+    return routes
+  }
+
+  /** Every error leaves in OpenAI's shape. */
+  private async guard (run: () => Promise<Reply>): Promise<Reply> {
+    try {
+      return await run()
+    } catch (err) {
+      const { status, body } = toOpenAiError(err)
+      if (status >= 500) this.deps.log.debug({ err: (err as Error).message }, 'gateway request failed')
+      return raw(body, status, (err as { headers?: Record<string, string> }).headers)
+    }
+  }
+
+  private async models (rc: RouteContext): Promise<Reply> {
+    // Seed 001 lists models without a key; a key that is presented must still be valid.
+    await this.authenticate(rc, false)
+    return raw({ object: 'list', data: listModels(this.deps.view) })
+  }
+
+  private async job (rc: RouteContext, kind: JobKindValue, endpoint: string): Promise<Reply> {
+    const key = await this.authenticate(rc, this.deps.requireKeys)
+    const upload = kind === JobKind.IMAGE_EDIT ? await readUpload(rc) : undefined
+    const body = upload === undefined ? jsonBody(rc) : undefined
+    const name = upload?.model ?? (typeof body?.model === 'string' ? body.model : '')
+    if (name === '') throw new AicnError(ErrorCode.PARAM, 'you must provide a model parameter')
+    const target = resolveModel(this.deps.view, name)
+    if (key !== undefined && key.models.length > 0 && !key.models.includes(name) && !key.models.includes(`${target.project}/${target.model}`) && !key.models.includes(target.model)) {
+      throw gatewayErrors.notAllowed(name)
+    }
+    const stream = body?.stream === true
+    const admission = await this.admit(key, target, body)
+    let released = false
+    const finish = (response: JobResponse | undefined, usage: Usage | undefined, status: number): void => {
+      if (released) return
+      released = true
+      admission.release()
+      void this.meter(admission, target, endpoint, response?.nodeId ?? '', usage, status)
+    }
+    try {
+      const job = this.jobFor(rc, kind, target, body, upload, stream)
+      const response = await this.deps.dispatcher.toProject(job, rc.signal, { direct: stream || kind === JobKind.IMAGE_EDIT })
+      const headers = { ...admission.headers, 'X-AICN-Node': response.nodeId }
+      if (stream && response.error === undefined && response.status < 400 && isEventStream(response.contentType)) {
+        const askedForUsage = (body?.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true
+        const tap = tapUsage(response.body, { dropUsageChunk: !askedForUsage })
+        return {
+          kind: 'stream',
+          status: response.status,
+          contentType: response.contentType,
+          headers,
+          body: finishing(tap.body, (completed) => { finish(response, tap.usage(), completed ? 200 : 502) }),
+          onError: (err) => Buffer.from(`data: ${JSON.stringify(toOpenAiError(err).body)}\n\n`)
+        }
+      }
+      const answer = await readAnswer(response)
+      finish(response, readUsage((answer.body as { usage?: unknown } | undefined)?.usage), answer.status)
+      return raw(answer.body, answer.status, headers)
+    } catch (err) {
+      finish(undefined, undefined, toOpenAiError(err).status)
+      if (err instanceof AicnError) Object.assign(err, { headers: admission.headers })
+      throw err
+    }
+  }
+
+  private jobFor (rc: RouteContext, kind: JobKindValue, target: ResolvedModel, body: Record<string, unknown> | undefined, upload: Upload | undefined, stream: boolean): Job {
+    const head = {
+      requestId: randomUUID(),
+      project: target.project,
+      model: target.model,
+      cid: '',
+      kind,
+      contentType: upload?.contentType ?? 'application/json',
+      stream,
+      deadline: Date.now() + DEFAULT_TIMEOUT_MS[kind]
+    }
+    if (upload !== undefined) return { head, body: { bytes: upload.bytes } }
+    const forModel: Record<string, unknown> = { ...body, model: target.model }
+    // Metering needs the stream's usage; ask the model for it when the client did not.
+    if (stream && (forModel.stream_options as { include_usage?: unknown } | undefined)?.include_usage !== true) {
+      forModel.stream_options = { ...(forModel.stream_options as object | undefined), include_usage: true }
+    }
+    return { head, body: { bytes: Buffer.from(JSON.stringify(forModel)) } }
+  }
+
+  private async authenticate (rc: RouteContext, required: boolean): Promise<KeyRecord | undefined> {
+    const header = rc.request.get('authorization')
+    const secret = /^Bearer\s+(\S+)$/i.exec(header)?.[1]
+    if (secret === undefined) {
+      if (required) throw gatewayErrors.missingKey()
+      return undefined
+    }
+    // A key that is presented must be valid, even where keys are optional.
+    const key = await this.deps.keys.authenticate(secret)
+    if (key === undefined || key.revoked) throw gatewayErrors.badKey()
+    return key
+  }
+
+  /** Limits, then the balance: a key that cannot pay is refused before any work is done. */
+  private async admit (key: KeyRecord | undefined, target: ResolvedModel, body: Record<string, unknown> | undefined): Promise<Admission> {
+    if (key === undefined) return { headers: {}, release: () => {} }
+    const decision = await this.deps.limiter.admit(key)
+    if (!decision.ok) throw Object.assign(gatewayErrors.limited(decision.reason ?? 'limit'), { headers: decision.headers })
+    if (key.balanceMicroUsd === null) return { key, headers: decision.headers, release: decision.release }
+    const price = this.deps.prices.priceOf(target.project, target.model)
+    const estimate = this.deps.prices.costMicroUsd(price, estimateInputTokens(body), estimateOutputTokens(body))
+    const reserved = await this.deps.keys.reserve(key.id, estimate)
+    if (!reserved.ok) {
+      decision.release()
+      throw Object.assign(gatewayErrors.balance(), { headers: decision.headers })
+    }
+    return { key, headers: decision.headers, reservation: reserved.reservation, release: decision.release }
+  }
+
+  private async meter (admission: Admission, target: ResolvedModel, endpoint: string, node: string, usage: Usage | undefined, status: number): Promise<void> {
+    try {
+      const price = this.deps.prices.priceOf(target.project, target.model)
+      const cost = usage === undefined ? 0 : this.deps.prices.costMicroUsd(price, usage.prompt_tokens, usage.completion_tokens)
+      if (admission.reservation !== undefined) await this.deps.keys.settle(admission.reservation, cost)
+      await this.deps.usage.record({
+        time: new Date().toISOString(),
+        keyId: admission.key?.id ?? '',
+        project: target.project,
+        model: target.model,
+        node,
+        promptTokens: usage?.prompt_tokens ?? 0,
+        completionTokens: usage?.completion_tokens ?? 0,
+        costMicroUsd: cost,
+        status,
+        endpoint
+      })
+    } catch (err) {
+      this.deps.log.error({ err: (err as Error).message }, 'could not record usage')
+    }
+  }
+}
+
+function jsonBody (rc: RouteContext): Record<string, unknown> {
+  const body = rc.params.body
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new AicnError(ErrorCode.PARAM, 'the request body must be a JSON object')
+  return body as Record<string, unknown>
+}
+
+interface Upload { bytes: Uint8Array, contentType: string, model: string | undefined }
+
+/** An image edit upload. The model name is a form field, which the router needs before choosing a node,
+ * so the upload is held (up to 64 MiB); `?model=` in the query string works too. */
+async function readUpload (rc: RouteContext): Promise<Upload> {
+  const contentType = rc.request.get('content-type')
+  if (!/^multipart\/form-data;\s*boundary=/i.test(contentType)) throw new AicnError(ErrorCode.PARAM, 'images/edits takes a multipart/form-data body')
+  const bytes = await collect(rc.ctx.req, MAX_UPLOAD_BYTES)
+  if (bytes === undefined) throw new AicnError(ErrorCode.BUFFER, `upload exceeds ${MAX_UPLOAD_BYTES} bytes`, { status: 413 })
+  const fromQuery = rc.params.optionalString('model')
+  const field = /name="model"\r\n(?:[^\r\n]*\r\n)*\r\n([^\r\n]*)\r\n/.exec(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1'))?.[1]
+  return { bytes, contentType, model: fromQuery ?? (field === undefined ? undefined : Buffer.from(field, 'latin1').toString('utf8')) }
+}
+
+/** The model's answer: JSON passed through as is, including the model's own errors in OpenAI's shape. */
+async function readAnswer (response: JobResponse): Promise<{ status: number, body: unknown }> {
+  if (response.error !== undefined) throw new AicnError(response.error.code, response.error.message, { status: response.status })
+  const bytes = await collect(response.body, MAX_ANSWER_BYTES)
+  if (bytes === undefined) throw new AicnError(ErrorCode.MODEL, 'the model\'s answer is too large')
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')
+  let parsed: unknown
+  if (isJson(response.contentType)) {
+    try { parsed = JSON.parse(text) } catch { throw new AicnError(ErrorCode.MODEL, 'the model answered malformed JSON') }
+  }
+  // The model's own OpenAI-shaped errors (e.g. context_length_exceeded) reach the client unchanged.
+  const error = (parsed as { error?: unknown } | undefined)?.error
+  if (response.status >= 400 && error !== null && typeof error === 'object') {
+    return { status: response.status >= 500 ? 502 : response.status, body: parsed }
+  }
+  const failure = modelFailure(response.status, parsed, text, response.contentType)
+  if (failure !== undefined) throw failure
+  return { status: 200, body: parsed }
+}
+
+/** A rough count (4 bytes a token) of what the request sends, for the balance check only. */
+function estimateInputTokens (body: Record<string, unknown> | undefined): number {
+  if (body === undefined) return 0
+  return Math.ceil(JSON.stringify(body.messages ?? body.prompt ?? body.input ?? '').length / 4)
+}
+
+function estimateOutputTokens (body: Record<string, unknown> | undefined): number {
+  const max = body?.max_tokens ?? body?.max_completion_tokens
+  return typeof max === 'number' && max > 0 ? max : ASSUMED_OUTPUT_TOKENS
+}
