@@ -373,12 +373,15 @@ export async function startFakeModelServer (options: FakeModelServerOptions = {}
       return
     }
     const chunk = (delta: Json, finish: string | null): Json => ({ id: base.id, object: 'chat.completion.chunk', created: base.created, model: base.model, choices: [{ index: 0, delta, finish_reason: finish }] })
-    const last = chunk({}, 'stop')
-    if ((body.stream_options as Json | undefined)?.include_usage === true) last.usage = usage
+    // As OpenAI does, usage (when asked for) comes in its own chunk with an empty `choices`.
+    const usageChunk = (body.stream_options as Json | undefined)?.include_usage === true
+      ? [{ data: { id: base.id, object: 'chat.completion.chunk', created: base.created, model: base.model, choices: [], usage }, delay: false }]
+      : []
     await streamEvents(res, headers, [
       { data: chunk({ role: 'assistant', content: '' }, null), delay: false },
       ...tokens.map((token) => ({ data: chunk({ content: token }, null), delay: true })),
-      { data: last, delay: false },
+      { data: chunk({}, 'stop'), delay: false },
+      ...usageChunk,
       { data: '[DONE]', delay: false }
     ])
   }
@@ -397,11 +400,11 @@ export async function startFakeModelServer (options: FakeModelServerOptions = {}
       sendJson(res, 200, { ...base, choices: [choice(tokens.join(''), 'stop')], usage }, headers)
       return
     }
-    const last: Json = { ...base, choices: [choice('', 'stop')] }
-    if ((body.stream_options as Json | undefined)?.include_usage === true) last.usage = usage
+    const usageChunk = (body.stream_options as Json | undefined)?.include_usage === true ? [{ data: { ...base, choices: [], usage }, delay: false }] : []
     await streamEvents(res, headers, [
       ...tokens.map((token) => ({ data: { ...base, choices: [choice(token, null)] }, delay: true })),
-      { data: last, delay: false },
+      { data: { ...base, choices: [choice('', 'stop')] }, delay: false },
+      ...usageChunk,
       { data: '[DONE]', delay: false }
     ])
   }

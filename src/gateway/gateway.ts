@@ -162,20 +162,24 @@ export class Gateway {
     return key
   }
 
-  /** Limits, then the balance: a key that cannot pay is refused before any work is done. */
+  /** The balance first, then the limits: a key that cannot pay is refused before any work is done, and a
+   * refused request uses up none of its limits. */
   private async admit (key: KeyRecord | undefined, target: ResolvedModel, body: Record<string, unknown> | undefined): Promise<Admission> {
     if (key === undefined) return { headers: {}, release: () => {} }
-    const decision = await this.deps.limiter.admit(key)
-    if (!decision.ok) throw Object.assign(gatewayErrors.limited(decision.reason ?? 'limit'), { headers: decision.headers })
-    if (key.balanceMicroUsd === null) return { key, headers: decision.headers, release: decision.release }
-    const price = this.deps.prices.priceOf(target.project, target.model)
-    const estimate = this.deps.prices.costMicroUsd(price, estimateInputTokens(body), estimateOutputTokens(body))
-    const reserved = await this.deps.keys.reserve(key.id, estimate)
-    if (!reserved.ok) {
-      decision.release()
-      throw Object.assign(gatewayErrors.balance(), { headers: decision.headers })
+    let reservation: string | undefined
+    if (key.balanceMicroUsd !== null) {
+      const price = this.deps.prices.priceOf(target.project, target.model)
+      const estimate = this.deps.prices.costMicroUsd(price, estimateInputTokens(body), estimateOutputTokens(body))
+      const reserved = await this.deps.keys.reserve(key.id, estimate)
+      if (!reserved.ok) throw gatewayErrors.balance()
+      reservation = reserved.reservation
     }
-    return { key, headers: decision.headers, reservation: reserved.reservation, release: decision.release }
+    const decision = await this.deps.limiter.admit(key)
+    if (!decision.ok) {
+      if (reservation !== undefined) await this.deps.keys.settle(reservation, 0)
+      throw Object.assign(gatewayErrors.limited(decision.reason ?? 'limit'), { headers: decision.headers })
+    }
+    return { key, headers: decision.headers, reservation, release: decision.release }
   }
 
   private async meter (admission: Admission, target: ResolvedModel, endpoint: string, node: string, usage: Usage | undefined, status: number): Promise<void> {
@@ -217,7 +221,7 @@ async function readUpload (rc: RouteContext): Promise<Upload> {
   const bytes = await collect(rc.ctx.req, MAX_UPLOAD_BYTES)
   if (bytes === undefined) throw new AicnError(ErrorCode.BUFFER, `upload exceeds ${MAX_UPLOAD_BYTES} bytes`, { status: 413 })
   const fromQuery = rc.params.optionalString('model')
-  const field = /name="model"\r\n(?:[^\r\n]*\r\n)*\r\n([^\r\n]*)\r\n/.exec(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1'))?.[1]
+  const field = /name="model"[^\r\n]*\r\n(?:[^\r\n]+\r\n)*\r\n([^\r\n]*)\r\n/.exec(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1'))?.[1]
   return { bytes, contentType, model: fromQuery ?? (field === undefined ? undefined : Buffer.from(field, 'latin1').toString('utf8')) }
 }
 

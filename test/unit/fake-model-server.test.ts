@@ -124,7 +124,12 @@ describe('fake model server: chat', () => {
     assert.equal(res.headers.get('transfer-encoding'), 'chunked')
     const events = await readEvents(res)
     assert.equal(events.at(-1)?.data, '[DONE]')
-    const chunks = events.slice(0, -1).map((e) => JSON.parse(e.data))
+    const all = events.slice(0, -1).map((e) => JSON.parse(e.data))
+    // As OpenAI does: the usage comes last, in a chunk of its own with no choices.
+    const usageChunk = all.at(-1)
+    assert.deepEqual(usageChunk.choices, [])
+    assert.deepEqual(usageChunk.usage, { prompt_tokens: 1, completion_tokens: 4, total_tokens: 5 })
+    const chunks = all.slice(0, -1)
     assert.equal(chunks.length, tokens.length + 2)
     for (const chunk of chunks) {
       assert.equal(chunk.object, 'chat.completion.chunk')
@@ -135,9 +140,7 @@ describe('fake model server: chat', () => {
     assert.deepEqual(chunks[0].choices[0], { index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null })
     assert.deepEqual(chunks.slice(1, -1).map((c) => c.choices[0].delta.content), tokens)
     assert.ok(chunks.slice(1, -1).every((c) => c.choices[0].finish_reason === null))
-    const last = chunks.at(-1)
-    assert.deepEqual(last.choices[0], { index: 0, delta: {}, finish_reason: 'stop' })
-    assert.deepEqual(last.usage, { prompt_tokens: 1, completion_tokens: 4, total_tokens: 5 })
+    assert.deepEqual(chunks.at(-1).choices[0], { index: 0, delta: {}, finish_reason: 'stop' })
     // Each token was flushed on its own: the first and the last arrive in different network reads,
     // and every token arrives in a later read than the one before it.
     const reads = events.slice(1, 1 + tokens.length).map((e) => e.read)
