@@ -1,7 +1,8 @@
 // Benchmark of job routing on real daemons, side by side with a direct HTTP call to the same fake model.
 //
 //   npm run build && node dist/scripts/bench/jobs.js [--quick] [--requests 2000] [--warmup 200]
-//        [--streams 200] [--tput-requests 2000] [--tput-seconds 60] [--mem-jobs 10000] [--profile-out DIR]
+//        [--streams 200] [--tput-requests 2000] [--tput-seconds 60] [--mem-jobs 10000]
+//   npm run build && node dist/scripts/bench/jobs.js --perf [--requests 2000]      (needs Linux `perf`)
 //
 // Run from dist/ (test/integration/harness.ts finds bin/aicn.js relative to its compiled location).
 // Everything listens on 127.0.0.1 only. The network: an input node B, workers W1 and W2, each worker with
@@ -15,17 +16,22 @@
 //   2. Streamed chat, the same three paths: time to the response head, to the first content token, the
 //      gaps between tokens as the client reads them (equal to the model's when nothing is buffered).
 //   3. Where the libp2p hop's time goes: a bare libp2p client in this process (same PSK, noise, yamux)
-//      connected to W1 measures a libp2p ping, opening a job stream alone, and a whole job through the
-//      real requester code (src/protocols/job.ts JobProtocol.run) with the stream opened as today
+//      connected to W1 measures a 32-byte echo on a stream kept open (what a reused stream costs), a
+//      libp2p ping (a new stream per echo), opening a job stream alone, and a whole job through the real
+//      requester code (src/protocols/job.ts JobProtocol.run) with the stream opened as today
 //      (multistream-select negotiated before the first byte) and lazily (negotiateFully: false).
 //   4. Throughput: `/api/v0/chat/completion/proxy` on B (two workers) at concurrency 1, 16, 64, each at
 //      most --tput-requests requests and --tput-seconds; direct to M1/M2 at the same concurrency for
 //      reference. Errors are counted (and the first few printed).
 //   5. Memory: VmRSS of B, W1, W2 before, sampled during and after 10,000 proxied jobs (concurrency 16),
 //      twice; "after" is read after a 5 s settle and again after a forced full GC (the daemons' inspector
-//      is switched on with SIGUSR1 on a random 127.0.0.1 port only for this, and for 6).
-//   6. CPU profiles of B and W1 (V8 sampling profiler through the inspector) over sequential two-node
-//      requests: self time per package / file, per request.
+//      is switched on with SIGUSR1 on a random 127.0.0.1 port only for this).
+// With --perf, only this instead: `perf record` (CPU-time sampling, 1999 Hz, call graphs; the daemons
+// run with --perf-basic-prof --interpreted-frames-native-stack so JS frames have names) on B and W1
+// over sequential two-node requests, every sample charged to the innermost frame that belongs to a
+// known component (noise, pnet, yamux, peer store, …); node internals are charged to their caller.
+// (V8's own --cpu-prof samples wall-clock time: on 2 cores a daemon preempted right after a socket
+// write, by the process it woke, shows that wait as time spent in writeBuffer. perf does not.)
 // Prints a human-readable summary with Markdown tables for docs/benchmarks.md.
 //
 // Bounded: every loop has a maximum count and a deadline, the whole run a watchdog. Every daemon lives
@@ -33,7 +39,7 @@
 // daemons and model servers are killed by PID.
 import '../../src/polyfill.ts'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises'
 import { readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -50,7 +56,7 @@ import { preSharedKey } from '@libp2p/pnet'
 import { ping, type Ping } from '@libp2p/ping'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import type { PeerId } from '@libp2p/interface'
+import type { PeerId, Stream, StreamMessageEvent } from '@libp2p/interface'
 import { TestNode } from '../../test/integration/harness.ts'
 import { JobProtocol, JOB_PROTOCOL } from '../../src/protocols/job.ts'
 import { swarmKeyFromHex } from '../../src/p2p/psk.ts'
@@ -70,7 +76,7 @@ const { values: args } = parseArgs({
     'tput-requests': { type: 'string' },
     'tput-seconds': { type: 'string' },
     'mem-jobs': { type: 'string' },
-    'profile-out': { type: 'string' }
+    perf: { type: 'boolean', default: false }
   }
 })
 const QUICK = args.quick
@@ -87,7 +93,6 @@ const TPUT_REQUESTS = intArg(args['tput-requests'], QUICK ? 300 : 2_000, 'tput-r
 const TPUT_MS = intArg(args['tput-seconds'], QUICK ? 10 : 60, 'tput-seconds', 600) * 1000
 const MEM_JOBS = intArg(args['mem-jobs'], QUICK ? 1_000 : 10_000, 'mem-jobs', 1_000_000)
 const CPU_REQUESTS = Math.min(REQUESTS, 1_000)
-const PROFILE_REQUESTS = Math.min(REQUESTS, 2_000)
 const CONCURRENCY = [1, 16, 64]
 const MEM_CONCURRENCY = 16
 const MEM_ROUNDS = 2
@@ -150,6 +155,17 @@ function cpuMs (pid: number | undefined): number {
   }
 }
 
+/** write-like and read-like syscalls of a process so far (/proc/<pid>/io). */
+function syscalls (pid: number | undefined): { w: number, r: number } {
+  if (pid === undefined) return { w: NaN, r: NaN }
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8')
+    return { w: Number(/syscw:\s+(\d+)/.exec(io)?.[1]), r: Number(/syscr:\s+(\d+)/.exec(io)?.[1]) }
+  } catch {
+    return { w: NaN, r: NaN }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Cleanup: everything this run started, whatever happens
 
@@ -159,6 +175,9 @@ let client: Libp2p<{ ping: Ping }> | undefined
 let agent: Agent | undefined
 let root: string | undefined
 let cleaning: Promise<void> | undefined
+/** daemons started with --perf-basic-prof: V8 writes /tmp/perf-<pid>.map for each (a fixed path) */
+const perfMapPids = new Set<number>()
+const perfRecorders = new Set<ChildProcess>()
 
 /** Direct children of this process (a daemon whose start failed is not known to the harness). */
 function childPids (): number[] {
@@ -188,7 +207,14 @@ async function cleanup (): Promise<void> {
     for (const pid of childPids()) {
       try { process.kill(pid, 'SIGKILL') } catch {}
     }
+    for (const child of perfRecorders) {
+      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+        try { process.kill(child.pid, 'SIGKILL') } catch {}
+      }
+    }
+    perfRecorders.clear()
     await agent?.close().catch(() => {})
+    for (const pid of perfMapPids) await rm(`/tmp/perf-${pid}.map`, { force: true }).catch(() => {})
     if (root !== undefined) await rm(root, { recursive: true, force: true }).catch(() => {})
   })()
   await cleaning
@@ -203,6 +229,7 @@ process.once('SIGTERM', onSignal)
 // A last resort if the process dies some other way: kill the children we know of, synchronously.
 process.once('exit', () => {
   for (const pid of childPids()) { try { process.kill(pid, 'SIGKILL') } catch {} }
+  for (const pid of perfMapPids) { try { rmSync(`/tmp/perf-${pid}.map`, { force: true }) } catch {} }
   if (root !== undefined) { try { rmSync(root, { recursive: true, force: true }) } catch {} }
 })
 
@@ -434,20 +461,28 @@ async function interleavedLatency (targets: Target[], warmup: number, count: num
   return targets.map((t, j) => ({ name: t.name, summary: summarize(samples[j]!), errors: errors[j]!, firstErrors: firstErrors[j]! }))
 }
 
-interface CpuRow { name: string, latency: Summary, perRequestUs: Record<string, number> }
+interface CpuRow { name: string, latency: Summary, perRequestUs: Record<string, number>, writes: Record<string, number>, reads: Record<string, number> }
 
-/** One path alone, sequentially: latency and CPU µs per request of every process. */
+/** One path alone, sequentially: latency, and CPU µs and syscalls per request of every process. */
 async function cpuPerRequest (target: Target, count: number, pids: Record<string, number | undefined>): Promise<CpuRow> {
   for (let i = 0; i < 50; i++) await post(target)
-  const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMs(pid)]))
+  const entries = Object.entries(pids)
+  const before = Object.fromEntries(entries.map(([k, pid]) => [k, { cpu: cpuMs(pid), io: syscalls(pid) }]))
   const samples: number[] = []
   const deadline = performance.now() + PHASE_MS
   for (let i = 0; i < count && performance.now() < deadline; i++) {
     const r = await post(target)
     if (r.error === undefined) samples.push(r.ms)
   }
-  const perRequestUs = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, (cpuMs(pid) - before[k]!) * 1000 / Math.max(1, samples.length)]))
-  return { name: target.name, latency: summarize(samples), perRequestUs }
+  const n = Math.max(1, samples.length)
+  const after = Object.fromEntries(entries.map(([k, pid]) => [k, { cpu: cpuMs(pid), io: syscalls(pid) }]))
+  return {
+    name: target.name,
+    latency: summarize(samples),
+    perRequestUs: Object.fromEntries(entries.map(([k]) => [k, (after[k]!.cpu - before[k]!.cpu) * 1000 / n])),
+    writes: Object.fromEntries(entries.map(([k]) => [k, (after[k]!.io.w - before[k]!.io.w) / n])),
+    reads: Object.fromEntries(entries.map(([k]) => [k, (after[k]!.io.r - before[k]!.io.r) / n]))
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -493,7 +528,7 @@ async function interleavedStreams (targets: Target[], warmup: number, count: num
 // ---------------------------------------------------------------------------------------------------
 // 3. The libp2p hop, from a bare libp2p client in this process
 
-interface HopResult { rows: Array<{ name: string, summary: Summary }>, errors: number, firstErrors: string[] }
+interface HopResult { rows: Array<{ name: string, summary: Summary, errors: number }>, errors: number, firstErrors: string[] }
 
 async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> {
   yield bytes
@@ -506,7 +541,8 @@ async function libp2pHop (workerAddr: string, workerId: string, warmup: number, 
     connectionProtector: preSharedKey({ psk: swarmKeyFromHex(PSK) }),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    services: { ping: ping() }
+    // Up to 8: a finished ping's stream may still be closing when the next one opens.
+    services: { ping: ping({ maxOutboundStreams: 8 }) }
   })
   const c = client
   const worker: PeerId = peerIdFromString(workerId)
@@ -542,50 +578,87 @@ async function libp2pHop (workerAddr: string, workerId: string, warmup: number, 
     return { headMs, endMs, openMs: lastOpenMs }
   }
 
-  const names = ['libp2p ping (new stream + 32-byte echo)', 'open a job stream (dialProtocol, negotiated)', 'job: open stream (negotiated)', 'job: open → response head', 'job: whole answer (today)', 'job: whole answer, lazy negotiation (negotiateFully: false)']
+  // A stream kept open: the worker's ping handler echoes whatever arrives (and ends a stream after 10 s,
+  // so it is reopened, untimed, every 5 s).
+  let echoStream: Stream | undefined
+  let echoOpened = 0
+  const echo = async (): Promise<number> => {
+    if (echoStream === undefined || echoStream.status !== 'open' || performance.now() - echoOpened > 5_000) {
+      echoStream?.abort(new Error('replaced'))
+      echoStream = await c.dialProtocol(worker, '/ipfs/ping/1.0.0', { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })
+      echoOpened = performance.now()
+    }
+    const stream = echoStream
+    const data = randomBytes(32)
+    const t = performance.now()
+    await new Promise<void>((resolve, reject) => {
+      let got = 0
+      const onMessage = (evt: StreamMessageEvent): void => {
+        got += evt.data.byteLength
+        if (got >= data.byteLength) { done(); resolve() }
+      }
+      const onClose = (): void => { done(); reject(new Error('echo stream closed')) }
+      const timer = setTimeout(() => { done(); reject(new Error('echo timed out')) }, REQUEST_TIMEOUT_MS)
+      const done = (): void => {
+        clearTimeout(timer)
+        stream.removeEventListener('message', onMessage)
+        stream.removeEventListener('close', onClose)
+      }
+      stream.addEventListener('message', onMessage)
+      stream.addEventListener('close', onClose)
+      stream.send(data)
+    })
+    return performance.now() - t
+  }
+
+  const names = ['32-byte echo on a stream kept open (reused stream)', 'libp2p ping: new stream + 32-byte echo', 'open a job stream alone (dialProtocol, negotiated)', 'job: open stream (negotiated, inside run())', 'job: start → response head', 'job: whole answer (today)', 'job: whole answer, lazy negotiation (negotiateFully: false)']
   const samples: number[][] = names.map(() => [])
-  let errors = 0
+  const errors = names.map(() => 0)
   const firstErrors: string[] = []
   const deadline = performance.now() + PHASE_MS
   const steps: Array<() => Promise<void>> = [
+    async () => { record(0, await echo()) },
     async () => {
       const t = performance.now()
       await c.services.ping.ping(worker, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })
-      record(0, performance.now() - t)
+      record(1, performance.now() - t)
     },
     async () => {
       const t = performance.now()
       const stream = await c.dialProtocol(worker, JOB_PROTOCOL, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })
-      record(1, performance.now() - t)
+      record(2, performance.now() - t)
       await stream.close()
     },
     async () => {
       const r = await job(full)
-      record(2, r.openMs)
-      record(3, r.headMs)
-      record(4, r.endMs)
+      record(3, r.openMs)
+      record(4, r.headMs)
+      record(5, r.endMs)
     },
     async () => {
       const r = await job(lazy)
-      record(5, r.endMs)
+      record(6, r.endMs)
     }
   ]
+  const stepOf = [0, 1, 2, 3, 6]
   let measuring = false
   function record (k: number, ms: number): void { if (measuring) samples[k]!.push(ms) }
   for (let i = 0; i < warmup + count && performance.now() < deadline; i++) {
     measuring = i >= warmup
     for (let k = 0; k < steps.length; k++) {
+      const step = (i + k) % steps.length
       try {
-        await steps[(i + k) % steps.length]!()
+        await steps[step]!()
       } catch (err) {
-        errors++
-        if (firstErrors.length < 3) firstErrors.push((err as Error).message)
+        errors[stepOf[step]!]!++
+        if (firstErrors.length < 3) firstErrors.push(`${names[stepOf[step]!]!}: ${(err as Error).message}`)
       }
     }
   }
+  echoStream?.abort(new Error('done'))
   await c.stop()
   client = undefined
-  return { rows: names.map((name, k) => ({ name, summary: summarize(samples[k]!) })), errors, firstErrors }
+  return { rows: names.map((name, k) => ({ name, summary: summarize(samples[k]!), errors: errors[k]! })), errors: errors.reduce((x, y) => x + y, 0), firstErrors }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -629,52 +702,161 @@ async function load (name: string, targets: Target[], concurrency: number, maxRe
 interface MemRound { jobs: number, errors: number, seconds: number, rps: number, before: number[], peak: number[], settled: number[], afterGc: number[], heapBefore: number[], heapAfterGc: number[] }
 
 // ---------------------------------------------------------------------------------------------------
-// 6. CPU profiles
+// --perf: where each daemon's CPU time goes, from `perf record` call graphs
 
-interface ProfileNode { id: number, callFrame: { functionName: string, url: string, lineNumber: number }, children?: number[] }
-interface Profile { nodes: ProfileNode[], samples: number[], timeDeltas: number[], startTime: number, endTime: number }
-
-function category (url: string, fn: string): string {
-  if (url === '') return fn.startsWith('(') ? fn : '(native / builtins)'
+/** Component of one stack frame (perf script: "addr symbol (dso)"); undefined = look at the caller. */
+function component (symbol: string, dso: string): string | undefined {
+  if (dso.includes('kernel')) return undefined
+  if (/Scavenge|MarkCompact|Heap::|GCTracer|Sweeper|ConcurrentMarking|MinorMC|MemoryAllocator/.test(symbol)) return 'V8 GC'
+  if (/OptimizingCompile|compiler::|Maglev|Baseline.*Compil|Compiler::|Parser::Parse|PreParser/.test(symbol) && !symbol.startsWith('JS:')) return 'V8 compiler'
+  const url = /^JS:[*^~+-]?\S*\s+(\S+?)(?::\d+:\d+)?$/.exec(symbol)?.[1] ?? (symbol.startsWith('JS:wasm') ? 'wasm' : undefined)
+  if (url === undefined) return undefined
+  if (url === 'wasm') return 'noise (chacha20-poly1305)'
   const nm = url.lastIndexOf('/node_modules/')
   if (nm >= 0) {
     const parts = url.slice(nm + 14).split('/')
-    return parts[0]!.startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0]!
+    const pkg = parts[0]!.startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0]!
+    switch (pkg) {
+      case '@chainsafe/libp2p-noise': case '@chainsafe/as-chacha20poly1305': case '@chainsafe/as-sha256': return 'noise (chacha20-poly1305)'
+      case '@libp2p/pnet': case 'xsalsa20': return 'pnet (PSK, xsalsa20)'
+      case '@chainsafe/libp2p-yamux': return 'yamux'
+      case '@libp2p/multistream-select': return 'multistream-select'
+      case '@libp2p/peer-store': case 'datastore-level': case 'datastore-core': case 'level': case 'classic-level': case 'abstract-level': case 'interface-datastore': return 'peer store (merge per stream)'
+      case '@libp2p/peer-id': case '@libp2p/crypto': case '@noble/curves': case '@noble/hashes': return 'peer id / keys (secp256k1)'
+      case '@libp2p/prometheus-metrics': case 'prom-client': return 'metrics'
+      case '@libp2p/gossipsub': case '@libp2p/kad-dht': case '@libp2p/identify': case '@libp2p/ping': case '@libp2p/floodsub': case '@libp2p/autonat': case '@libp2p/circuit-relay-v2': case '@libp2p/dcutr': case '@libp2p/bootstrap': return 'libp2p services (gossip, DHT, …)'
+      case 'undici': return 'undici (model client)'
+      case 'koa': case '@koa/router': case 'koa-compose': case 'on-finished': case 'statuses': case 'content-type': case 'type-is': case 'mime-types': case 'accepts': return 'HTTP server (koa)'
+      case 'pino': case 'sonic-boom': case 'thread-stream': return 'logging'
+      case 'protobufjs': case 'protons-runtime': return 'protobuf'
+      default: return 'libp2p core / streams'
+    }
   }
-  if (url.startsWith('node:')) {
-    const path = url.slice(5).replace(/^internal\//, '').split('/')
-    return `node:${path[0]}`
-  }
-  const src = url.indexOf('/dist/src/')
-  if (src >= 0) return `aicn src/${url.slice(src + 10).replace(/\.js$/, '')}`
-  return url
+  if (url.includes('/dist/src/')) return 'aicn code'
+  if (/^node:(_http_|http$|internal\/http)/.test(url)) return 'HTTP server (node:http)'
+  return undefined // other node internals (streams, events, net, timers, crypto) are charged to their caller
 }
 
-interface ProfileSummary { busyMs: number, categories: Array<[string, number]>, functions: Array<[string, number]> }
+interface PerfSummary { samples: number, cpuMs: number, components: Array<[string, number]> }
 
-function summarizeProfile (profile: Profile): ProfileSummary {
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]))
-  const self = new Map<number, number>()
-  for (let i = 0; i < profile.samples.length; i++) {
-    const id = profile.samples[i]!
-    self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0))
+async function summarizePerf (dataFile: string): Promise<PerfSummary> {
+  const script = spawn('perf', ['script', '-i', dataFile, '-F', 'tid,ip,sym,dso'], { stdio: ['ignore', 'pipe', 'ignore'] })
+  perfRecorders.add(script)
+  const counts = new Map<string, number>()
+  let samples = 0
+  let frames: string[] = []
+  let mainThread = true
+  const flush = (): void => {
+    if (frames.length === 0) return
+    samples++
+    let name: string | undefined
+    if (!mainThread) name = /OptimizingCompile|compiler::|Compil/.test(frames.join(' ')) ? 'V8 compiler (background threads)' : /Scaveng|Mark|Sweep|Heap|GC/.test(frames.join(' ')) ? 'V8 GC (background threads)' : 'other threads (libuv pool: LevelDB, fs)'
+    else if (/\(\[kernel/.test(frames[0]!)) name = 'kernel (syscalls, network stack, scheduling)'
+    for (const frame of frames) {
+      if (name !== undefined) break
+      const m = /^\s*[0-9a-f]+\s+(.*?)\s+\(([^()]*)\)\s*$/.exec(frame)
+      if (m !== null) name = component(m[1]!, m[2]!)
+    }
+    name ??= 'node / V8 runtime (event loop, streams, builtins)'
+    counts.set(name, (counts.get(name) ?? 0) + 1)
+    frames = []
   }
-  const categories = new Map<string, number>()
-  const functions = new Map<string, number>()
-  let busy = 0
-  for (const [id, us] of self) {
-    const node = byId.get(id)
-    if (node === undefined) continue
-    const { functionName, url, lineNumber } = node.callFrame
-    if (functionName === '(idle)' || functionName === '(root)') continue
-    busy += us
-    const cat = category(url, functionName)
-    categories.set(cat, (categories.get(cat) ?? 0) + us)
-    const fnName = `${functionName === '' ? '(anonymous)' : functionName} ${cat}${url === '' ? '' : `:${lineNumber + 1}`}`
-    functions.set(fnName, (functions.get(fnName) ?? 0) + us)
+  let pid = 0
+  let buffer = ''
+  const handle = (line: string): void => {
+    const header = /^\s*(\d+)\s*$/.exec(line)
+    if (header !== null) {
+      flush()
+      mainThread = pid === 0 || Number(header[1]) === pid
+      return
+    }
+    if (line.trim() === '') { flush(); return }
+    frames.push(line)
   }
-  const sort = (m: Map<string, number>): Array<[string, number]> => [...m].sort((a, b) => b[1] - a[1])
-  return { busyMs: busy / 1000, categories: sort(categories), functions: sort(functions) }
+  // The main thread's id is the process id: the first sample's tid of the busiest thread would be a
+  // guess, so read it from the data file's header (perf report --header-only lists "cmdline" but not the
+  // pid reliably); perf script prints tid only, and V8's main thread has tid == pid.
+  pid = Number(/perf-(\d+)\.data$/.exec(dataFile)?.[1] ?? 0)
+  for await (const chunk of script.stdout as AsyncIterable<Buffer>) {
+    buffer += chunk.toString('utf8')
+    let nl = buffer.indexOf('\n')
+    while (nl >= 0) {
+      handle(buffer.slice(0, nl))
+      buffer = buffer.slice(nl + 1)
+      nl = buffer.indexOf('\n')
+    }
+  }
+  handle(buffer)
+  flush()
+  perfRecorders.delete(script)
+  return { samples, cpuMs: samples * 1000 / PERF_HZ, components: [...counts].sort((a, b) => b[1] - a[1]) }
+}
+
+const PERF_HZ = 1999
+
+async function perfMode (): Promise<void> {
+  if (spawnSync('perf', ['--version']).status !== 0) throw new Error('--perf needs the Linux perf tool')
+  root = await mkdtemp(join(tmpdir(), 'aicn-bench-jobs-'))
+  process.env.TMPDIR = root
+  agent = new Agent({ connections: 16, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 60_000, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS })
+  const m1 = await startModelProcess()
+  const saved = process.env.NODE_OPTIONS
+  process.env.NODE_OPTIONS = `${saved ?? ''} --perf-basic-prof --interpreted-frames-native-stack`.trim()
+  const start = async (spec: Parameters<typeof TestNode.start>[0]): Promise<TestNode> => {
+    const node = await TestNode.start(spec)
+    nodes.add(node)
+    if (node.pid !== undefined) perfMapPids.add(node.pid)
+    return node
+  }
+  let b: TestNode
+  let w1: TestNode
+  try {
+    b = await start({ mode: 'input', psk: PSK })
+    w1 = await start({ psk: PSK, bootstrap: [await b.addr()] })
+  } finally {
+    if (saved === undefined) delete process.env.NODE_OPTIONS
+    else process.env.NODE_OPTIONS = saved
+  }
+  const r = await w1.call('/api/v0/ai/project/register', { project: PROJECT, models: [{ model: MODEL, api: `${m1.url}/v1/chat/completions`, type: 0 }] })
+  if (r.body?.code !== 0) throw new Error(`register failed: ${JSON.stringify(r.body)}`)
+  const paths = [apiTarget(w1.api, '(b) W1 API, node_id = W1 (local)', w1.peerId), apiTarget(b.api, '(c) B API, node_id = W1 (two nodes)', w1.peerId)]
+  const lines: string[] = [`Node ${process.version}; perf record -F ${PERF_HZ} -g on each daemon; ${int(REQUESTS)} sequential requests per path after ${WARMUP} warm-up.`]
+  for (const target of paths) {
+    log(`${target.name}: ${WARMUP} warm-up requests`)
+    for (let i = 0; i < WARMUP; i++) await post(target)
+    const recorded = [['B', b], ['W1', w1]] as const
+    const files = recorded.map(([name, node]) => ({ name, node, file: join(root!, `perf-${node.pid!}.data`) }))
+    const recorders = files.map((f) => {
+      const child = spawn('perf', ['record', '-F', String(PERF_HZ), '-g', '-o', f.file, '-p', String(f.node.pid)], { stdio: 'ignore' })
+      perfRecorders.add(child)
+      return child
+    })
+    await sleep(1_000)
+    log(`${target.name}: ${REQUESTS} requests under perf`)
+    const samples: number[] = []
+    const deadline = performance.now() + PHASE_MS
+    for (let i = 0; i < REQUESTS && performance.now() < deadline; i++) {
+      const result = await post(target)
+      if (result.error === undefined) samples.push(result.ms)
+    }
+    for (const child of recorders) {
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      if (child.pid !== undefined) process.kill(child.pid, 'SIGINT')
+      await Promise.race([exited, sleep(30_000)])
+      perfRecorders.delete(child)
+    }
+    const n = Math.max(1, samples.length)
+    lines.push('', `### ${target.name}: latency p50 ${f2(summarize(samples).p50)} ms under perf`, '')
+    const summaries: PerfSummary[] = []
+    for (const f of files) summaries.push(await summarizePerf(f.file))
+    const names = [...new Set(summaries.flatMap((x) => x.components.map(([c]) => c)))]
+    names.sort((x, y) => summaries.reduce((t, s) => t + (s.components.find(([c]) => c === y)?.[1] ?? 0), 0) - summaries.reduce((t, s) => t + (s.components.find(([c]) => c === x)?.[1] ?? 0), 0))
+    lines.push(`| component (CPU µs per request) | ${files.map((f) => f.name).join(' | ')} |`, `|---|${files.map(() => '---').join('|')}|`)
+    const perRequest = (s: PerfSummary, samplesOf: number): string => f0(samplesOf * 1e6 / PERF_HZ / n)
+    for (const name of names) lines.push(`| ${name} | ${summaries.map((s) => perRequest(s, s.components.find(([c]) => c === name)?.[1] ?? 0)).join(' | ')} |`)
+    lines.push(`| **total** | ${summaries.map((s) => `**${perRequest(s, s.samples)}**`).join(' | ')} |`)
+  }
+  process.stdout.write(lines.join('\n') + '\n')
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -803,31 +985,6 @@ async function main (): Promise<void> {
     rssNow(`after memory round ${round + 1} (settled, GC)`)
   }
 
-  // 6. CPU profiles of B and W1 over sequential two-node requests
-  let profiles: Array<{ name: string, summary: ProfileSummary }> = []
-  let profileRequests = 0
-  if (inspectors !== undefined) {
-    log(`CPU profiles of B and W1 over ${PROFILE_REQUESTS} sequential two-node requests`)
-    const profiled = [inspectors[0]!, inspectors[1]!]
-    for (let i = 0; i < 100; i++) await post(twoNodes)
-    for (const i of profiled) {
-      await i.call('Profiler.enable')
-      await i.call('Profiler.setSamplingInterval', { interval: 100 })
-      await i.call('Profiler.start')
-    }
-    const deadline = performance.now() + PHASE_MS
-    for (let i = 0; i < PROFILE_REQUESTS && performance.now() < deadline; i++) {
-      if ((await post(twoNodes)).error === undefined) profileRequests++
-    }
-    const raw: Profile[] = []
-    for (const i of profiled) raw.push((await i.call('Profiler.stop', {}, 120_000)).profile as Profile)
-    profiles = raw.map((p, k) => ({ name: k === 0 ? 'B (input node)' : 'W1 (worker)', summary: summarizeProfile(p) }))
-    if (args['profile-out'] !== undefined) {
-      await mkdir(args['profile-out'], { recursive: true })
-      for (const [k, p] of raw.entries()) await writeFile(join(args['profile-out'], `${k === 0 ? 'B' : 'W1'}.cpuprofile`), JSON.stringify(p))
-      log(`profiles written to ${args['profile-out']}`)
-    }
-  }
   for (const i of inspectors ?? []) i.close()
   const loadAfter = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')
 
@@ -877,15 +1034,6 @@ async function main (): Promise<void> {
   lines.push('', '| when | B | W1 | W2 |', '|---|---|---|---|')
   for (const t of rssTimeline) lines.push(`| ${t.when} | ${f1(t.B)} | ${f1(t.W1)} | ${f1(t.W2)} |`)
 
-  for (const p of profiles) {
-    const per = (us: number): string => f0(us / Math.max(1, profileRequests))
-    lines.push('', `### CPU profile of ${p.name}: ${int(profileRequests)} two-node requests, ${f0(p.summary.busyMs * 1000 / Math.max(1, profileRequests))} µs busy per request (self time)`, '')
-    lines.push('| package / file | µs per request | share |', '|---|---|---|')
-    const total = p.summary.busyMs * 1000
-    for (const [cat, us] of p.summary.categories.slice(0, 14)) lines.push(`| ${cat} | ${per(us)} | ${f1(us * 100 / total)} % |`)
-    lines.push('', '| top functions (self) | µs per request |', '|---|---|')
-    for (const [fn, us] of p.summary.functions.slice(0, 12)) lines.push(`| ${fn.replaceAll('|', '\\|')} | ${per(us)} |`)
-  }
   const errorsSeen = latency.some((r) => r.errors > 0) || streams.some((r) => r.errors > 0) || tput.some((r) => r.errors > 0) || memRounds.some((m) => m.errors > 0)
   if (errorsSeen) {
     lines.push('', 'First errors:')
@@ -902,7 +1050,7 @@ const watchdog = setTimeout(() => {
 }, WATCHDOG_MS)
 
 try {
-  await main()
+  await (args.perf ? perfMode() : main())
 } catch (err) {
   log(`failed: ${(err as Error).stack ?? String(err)}`)
   process.exitCode = 1
