@@ -10,7 +10,8 @@ import type { LatencyTracker } from './p2p/latency.ts'
 import { identifiedPeerInfo, localPeerInfo, type PeerInfo } from './p2p/peer-info.ts'
 import type { Rendezvous } from './p2p/rendezvous.ts'
 import { connectTo, disconnectFrom, forgetTags, parseNodeAddr, swarmAddrs, swarmPeers, USER_CONNECT_TAG, type SwarmPeer } from './p2p/swarm.ts'
-import { parsePeerId, type RpcService } from './protocols/rpc.ts'
+import { parsePeerId } from './protocols/rpc.ts'
+import type { QueryRequester } from './protocols/transport.ts'
 import { queryHostInfo, queryPeerInfo } from './protocols/queries.ts'
 
 const FIND_PEER_TIMEOUT_MS = 10_000
@@ -21,7 +22,8 @@ export interface RemoteCall { signal: AbortSignal, timeoutMs?: number }
 
 export interface ControlDeps {
   host: Host
-  rpc: RpcService
+  /** asks other nodes, with whichever protocol each speaks */
+  queries: QueryRequester
   config: ConfigStore
   hostInfo: HostInfoCollector
   latency: LatencyTracker
@@ -51,14 +53,14 @@ export class NodeControl {
     const identified = await identifiedPeerInfo(this.deps.host, peerId)
     if (identified !== undefined) return identified
     await this.locate(peerId, call.signal)
-    return await queryPeerInfo(this.deps.rpc, peerId, call)
+    return await queryPeerInfo(this.deps.queries, peerId, call)
   }
 
   async hostInfo (nodeId: string, call: RemoteCall): Promise<HostInfo> {
     const peerId = parsePeerId(nodeId)
     if (peerId.equals(this.deps.host.peerId)) return await this.deps.hostInfo.collect()
     await this.locate(peerId, call.signal)
-    return await queryHostInfo(this.deps.rpc, peerId, call)
+    return await queryHostInfo(this.deps.queries, peerId, call)
   }
 
   swarmPeers (): SwarmPeer[] {

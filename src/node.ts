@@ -28,6 +28,10 @@ import { checkModelApi } from './registry/model-api.ts'
 import { HealthChecker } from './registry/health.ts'
 import { applyHealth, watchRegisteredModels } from './registry/health-sync.ts'
 import { Heartbeats } from './protocols/heartbeat.ts'
+import { PeerTransport } from './protocols/transport.ts'
+import { BroadcastRpc } from './compat/broadcast-rpc.ts'
+import { ChatProxy } from './compat/chat-proxy.ts'
+import { makeBroadcastHandlers } from './compat/go-jobs.ts'
 import { JobProtocol } from './protocols/job.ts'
 import { ModelClient } from './models/client.ts'
 import { LocalExecutor } from './jobs/local.ts'
@@ -116,20 +120,38 @@ export class AicnNode {
         rendezvous = started
       }
 
-      const control = new NodeControl({ host, rpc, config: store, hostInfo, latency, rendezvous, metrics, topic })
-      registerQueryHandlers(rpc, { localPeerInfo: async () => await control.id(), localHostInfo: async () => await hostInfo.collect() })
       const local = new LocalRegistry(store, async (api) => await checkModelApi(api))
-      const network = new NetworkRegistry({ host, view, local, rpc, latency })
-      await rpc.start()
-
       const models = new ModelClient()
       stopSteps.push({ name: 'model client', run: async () => { await models.close() } })
       const executor = new LocalExecutor({ registry: local, client: models, nodeId: identity.peerId })
+
+      // Our native protocols for aicn peers, the Go node's for Go peers; in Go-wire mode only the latter.
+      const goWire = config.Wire.Mode === 'go'
       const jobs = new JobProtocol(host, { log })
-      // A job that arrives from the network runs here, on this node's models; it is never forwarded again.
-      await jobs.start(executor.run)
-      stopSteps.push({ name: 'job protocol', run: async () => { await jobs.stop() } })
-      const dispatcher = new JobDispatcher({ selfId: identity.peerId, local: executor, remote: jobs, selector: new NodeSelector(), network, log })
+      const broadcast = new BroadcastRpc({ host, topic, privateKey: identity.privateKey, agentVersion: AGENT_VERSION, log })
+      const chatProxy = new ChatProxy(host, { log })
+      const transport = new PeerTransport({ host, rpc, jobs, broadcast, chatProxy, goWire })
+
+      const control = new NodeControl({ host, queries: transport, config: store, hostInfo, latency, rendezvous, metrics, topic })
+      const network = new NetworkRegistry({ host, view, local, rpc, queries: transport, latency })
+      registerQueryHandlers(rpc, { localPeerInfo: async () => await control.id(), localHostInfo: async () => await hostInfo.collect() })
+      if (!goWire) {
+        await rpc.start()
+        // A job that arrives from the network runs here, on this node's models; it is never forwarded again.
+        await jobs.start(executor.run)
+        stopSteps.push({ name: 'job protocol', run: async () => { await jobs.stop() } })
+      }
+      await chatProxy.start(executor.run)
+      stopSteps.push({ name: 'chat proxy', run: async () => { await chatProxy.stop() } })
+      broadcast.start(makeBroadcastHandlers({
+        runner: executor.run,
+        peerInfo: async () => await control.id(),
+        hostInfo: async () => await hostInfo.collect(),
+        projects: () => network.localProjects(),
+        nodeId: identity.peerId
+      }))
+      stopSteps.push({ name: 'broadcast requests', run: () => { broadcast.stop() } })
+      const dispatcher = new JobDispatcher({ selfId: identity.peerId, local: executor, remote: transport, selector: new NodeSelector(), network, log })
 
       const gatewayDb = await openGatewayDb(join(config.App.Datastore, 'gateway.db'))
       stopSteps.push({ name: 'gateway database', run: async () => { await gatewayDb.close() } })

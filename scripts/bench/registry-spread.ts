@@ -2,6 +2,7 @@
 // and query costs around it.
 //
 //   npm run build && node dist/scripts/bench/registry-spread.js [--sizes 5,20] [--rounds 12]
+//        [--routers gossipsub,floodsub] [--skip-view]
 //
 // Run from dist/ (test/integration/harness.ts finds bin/aicn.js relative to its compiled location).
 // Everything listens on 127.0.0.1 only. What it measures:
@@ -10,6 +11,9 @@
 //      everywhere), in networks of 5 and 20 daemons (one input node as bootstrap, workers bootstrapping
 //      to it, one pre-shared key, the default 180 s HeartbeatInterval: only the publish-on-change is
 //      measured). Every other node is polled concurrently every 10 ms, at most 10 s per registration.
+//      Each size runs with the default router (gossipsub) and again with Pubsub.Router = floodsub for
+//      comparison. A network whose nodes do not all hear each other in time is reported as such, with
+//      what each node heard, and measured over 3 rounds anyway.
 //   2. Bytes: encodeHeartbeat() for 1 project × 1 model and 3 projects × 5 models, and the gossipsub
 //      envelope around one (a real signed RPC, encoded with gossipsub's own codec).
 //   3. Query cost with a 1,000-node view: view.candidates() + NetworkRegistry.rank() in-process, and
@@ -54,11 +58,15 @@ import type { LocalRegistry } from '../../src/registry/local.ts'
 const { values: args } = parseArgs({
   options: {
     sizes: { type: 'string', default: '5,20' },
-    rounds: { type: 'string', default: '12' }
+    rounds: { type: 'string', default: '12' },
+    routers: { type: 'string', default: 'gossipsub,floodsub' },
+    'skip-view': { type: 'boolean', default: false }
   }
 })
 const SIZES = args.sizes.split(',').map(Number)
 const ROUNDS = Number(args.rounds)
+const ROUTERS = args.routers.split(',') as Array<'gossipsub' | 'floodsub'>
+if (ROUTERS.some((r) => r !== 'gossipsub' && r !== 'floodsub')) throw new Error('--routers: gossipsub and/or floodsub')
 if (SIZES.some((n) => !Number.isInteger(n) || n < 2 || n > 40)) throw new Error('--sizes: integers from 2 to 40')
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || ROUNDS > 100) throw new Error('--rounds: an integer from 1 to 100')
 
@@ -70,8 +78,9 @@ const POLL_REQUEST_TIMEOUT_MS = 2_000
 const MAX_POLLS = Math.ceil(SPREAD_TIMEOUT_MS / POLL_MS) + 10
 const START_BATCH = 4
 const START_TIMEOUT_MS = 120_000
-const CONVERGE_TIMEOUT_MS = 180_000
+const CONVERGE_TIMEOUT_MS = 120_000
 const SETTLE_MS = 3_000
+/** Rounds are spaced by this plus a random 0–1 s, so they do not lock onto gossipsub's 1 s heartbeat. */
 const PAUSE_BETWEEN_ROUNDS_MS = 200
 const WATCHDOG_MS = 30 * 60_000
 
@@ -255,7 +264,9 @@ async function viewBench (): Promise<ViewBench> {
   const latency = { latencyMs: (id: string) => latencies.get(id) } as unknown as LatencyTracker
   const rpc = { handle: () => {} } as unknown as RpcService
   const local = { projects: () => [] } as unknown as LocalRegistry
-  const network = new NetworkRegistry({ host, view, local, rpc, latency })
+  // Built outside the call so that the extra `queries` (newer NetworkRegistry versions) is no excess property.
+  const deps = { host, view, local, rpc, latency, queries: rpc }
+  const network = new NetworkRegistry(deps as ConstructorParameters<typeof NetworkRegistry>[0])
 
   const typical = Array.from({ length: VIEW_CALLS + VIEW_WARMUP }, () => ({ project: pick(projectNames), model: pick(modelNames) }))
   const candidatesHot = view.candidates('Hot', 'hot').length
@@ -278,10 +289,6 @@ async function viewBench (): Promise<ViewBench> {
   const parseId = time(VIEW_CALLS, (i) => peerIdFromString(ids[i % ids.length]!))
   const hotCandidates = time(VIEW_CALLS, () => view.candidates('Hot', 'hot'))
   const hotRanked = time(VIEW_CALLS, () => network.rank(view.candidates('Hot', 'hot')).slice(0, 20))
-  // The same ranking without the peer-id parse: what the sort itself costs.
-  const noParse = new NetworkRegistry({ host, view, local, rpc, latency })
-  noParse.connectivity = () => 0
-  const hotSortOnly = time(VIEW_CALLS, () => noParse.rank(view.candidates('Hot', 'hot')).slice(0, 20))
   const typCandidates = time(VIEW_CALLS, (i) => view.candidates(typical[i]!.project, typical[i]!.model))
   const typRanked = time(VIEW_CALLS, (i) => network.rank(view.candidates(typical[i]!.project, typical[i]!.model)).slice(0, 20))
 
@@ -313,10 +320,9 @@ async function viewBench (): Promise<ViewBench> {
   const lines = [
     `| ${VIEW_NODES.toLocaleString('en')}-node view, in-process | µs median / p99 | calls |`,
     '|---|---|---|',
-    row('peerIdFromString() of one secp256k1 peer id (rank() does this per candidate)', parseId),
+    row('peerIdFromString() of one secp256k1 peer id (what rank() no longer does per candidate)', parseId),
     row(`candidates("hot") (${candidatesHot} candidates)`, hotCandidates),
     row('candidates("hot") + rank() + slice(20)', hotRanked),
-    row('the same with connectivity() stubbed to 0 (no peer-id parse: sort only)', hotSortOnly),
     row(`candidates(typical) (${candidatesTypical.toFixed(1)} candidates on average)`, typCandidates),
     row('candidates(typical) + rank() + slice(20)', typRanked),
     row('HTTP POST ai/projects/peers "hot" (20 returned)', httpHot20),
@@ -330,18 +336,26 @@ async function viewBench (): Promise<ViewBench> {
 // ---------------------------------------------------------------------------------------------------
 // 1 and 4. Real daemons
 
+type Router = 'gossipsub' | 'floodsub'
+
 interface NetworkResult {
   size: number
+  router: Router
   startSeconds: number
+  converged: boolean
   convergeSeconds: number
+  /** how many nodes (itself included) each node's /api/v0/peers listed when convergence ended */
+  heard: number[]
   connections: Summary
+  /** the first few distinct poll errors */
+  errorSamples: string[]
   register: number[]
   spread: number[]
   perNode: number[]
-  spreadTimeouts: number
+  /** per round: how many of the other nodes listed the model within the timeout */
+  reached: number[]
   unregister: number[]
   gone: number[]
-  goneTimeouts: number
   pollErrors: number
   polls: number
   daemonHttp: Summary
@@ -380,66 +394,80 @@ async function rssMb (node: TestNode): Promise<number> {
 
 /** Polls `node` every POLL_MS until it lists (want=true) or no longer lists (want=false) `serving` for
  * the model; returns ms since `from`, or undefined at the deadline. Bounded in count and time. */
-async function pollUntil (node: TestNode, model: string, serving: string, want: boolean, from: number, deadline: number, counters: { errors: number, polls: number }): Promise<number | undefined> {
+async function pollUntil (node: TestNode, model: string, serving: string, want: boolean, from: number, deadline: number, counters: { errors: number, polls: number, samples: Set<string> }): Promise<number | undefined> {
   for (let i = 0; i < MAX_POLLS && performance.now() < deadline; i++) {
     counters.polls++
     try {
-      const result = await call(node, '/api/v0/ai/projects/peers', { project: PROJECT, model }, Math.max(1, Math.min(POLL_REQUEST_TIMEOUT_MS, deadline - performance.now())))
-      if (result.status !== 200) counters.errors++
-      else if (result.body.data.some((p: { node_id: string }) => p.node_id === serving) === want) return performance.now() - from
-    } catch {
-      counters.errors++
+      const result = await call(node, '/api/v0/ai/projects/peers', { project: PROJECT, model }, Math.max(1, Math.ceil(Math.min(POLL_REQUEST_TIMEOUT_MS, deadline - performance.now()))))
+      if (result.status !== 200) {
+        counters.errors++
+        if (counters.samples.size < 5) counters.samples.add(`HTTP ${result.status}: ${JSON.stringify(result.body).slice(0, 200)}`)
+      } else if (result.body.data.some((p: { node_id: string }) => p.node_id === serving) === want) return performance.now() - from
+    } catch (err) {
+      // The last request before the deadline is cut short on purpose: not an error.
+      if (performance.now() < deadline) {
+        counters.errors++
+        const e = err as Error & { cause?: { code?: string, message?: string } }
+        if (counters.samples.size < 5) counters.samples.add(`${e.name}: ${e.message}${e.cause !== undefined ? ` (${e.cause.code ?? ''} ${e.cause.message ?? ''})` : ''}`)
+      }
     }
     await sleep(POLL_MS)
   }
   return undefined
 }
 
-async function runNetwork (size: number, modelUrl: string): Promise<NetworkResult> {
+async function runNetwork (size: number, router: Router, modelUrl: string): Promise<NetworkResult> {
+  const name = `${router} ${size}`
+  const edit = (config: any): void => { config.Pubsub.Router = router }
   const started = performance.now()
   const deadline = started + START_TIMEOUT_MS
-  log(`network of ${size}: starting the input node`)
-  const [input] = await startBatch(1, { mode: 'input', psk: PSK })
+  log(`${name}: starting the input node`)
+  const [input] = await startBatch(1, { mode: 'input', psk: PSK, edit })
   const net: TestNode[] = [input!]
   try {
     const inputAddr = await input!.addr()
     for (let batch = 0; net.length < size; batch++) {
-      if (performance.now() > deadline || batch > size) throw new Error(`network of ${size}: only ${net.length} daemons started within ${START_TIMEOUT_MS / 1000} s`)
+      if (performance.now() > deadline || batch > size) throw new Error(`${name}: only ${net.length} daemons started within ${START_TIMEOUT_MS / 1000} s`)
       const count = Math.min(START_BATCH, size - net.length)
-      net.push(...await startBatch(count, { mode: 'worker', psk: PSK, bootstrap: [inputAddr] }))
-      log(`network of ${size}: ${net.length} daemons running`)
+      net.push(...await startBatch(count, { mode: 'worker', psk: PSK, bootstrap: [inputAddr], edit }))
+      log(`${name}: ${net.length} daemons running`)
     }
     const startSeconds = (performance.now() - started) / 1000
 
-    // Every node must hear every other before anything is measured.
+    // Every node should hear every other before anything is measured; if that does not happen in time,
+    // say so, keep the diagnostics and measure what spreads anyway (fewer rounds).
     const converging = performance.now()
     const convergeDeadline = converging + CONVERGE_TIMEOUT_MS
     let heard: number[] = []
+    let converged = false
     let lastReport = 0
-    for (let i = 0; ; i++) {
+    for (let i = 0; i <= CONVERGE_TIMEOUT_MS / 250; i++) {
       heard = await Promise.all(net.map(async (n) => {
         try { return ((await call(n, '/api/v0/peers', undefined, 5_000)).body.data as string[]).length } catch { return -1 }
       }))
-      if (heard.every((h) => h === size)) break
-      if (performance.now() > convergeDeadline || i > CONVERGE_TIMEOUT_MS / 250) {
-        throw new Error(`network of ${size}: gave up after ${CONVERGE_TIMEOUT_MS / 1000} s waiting for every node to hear all ${size}; nodes heard ${heard.join(',')}`)
-      }
-      if (performance.now() - lastReport > 5_000) { log(`network of ${size}: nodes hear ${Math.min(...heard)}–${Math.max(...heard)} of ${size}`); lastReport = performance.now() }
+      if (heard.every((h) => h === size)) { converged = true; break }
+      if (performance.now() > convergeDeadline) break
+      if (performance.now() - lastReport > 10_000) { log(`${name}: nodes hear ${Math.min(...heard)}–${Math.max(...heard)} of ${size}`); lastReport = performance.now() }
       await sleep(250)
     }
     const convergeSeconds = (performance.now() - converging) / 1000
-    log(`network of ${size}: converged in ${convergeSeconds.toFixed(1)} s; settling ${SETTLE_MS} ms`)
+    if (converged) {
+      log(`${name}: converged in ${convergeSeconds.toFixed(1)} s; settling ${SETTLE_MS} ms`)
+    } else {
+      log(`${name}: NOT CONVERGED — gave up after ${CONVERGE_TIMEOUT_MS / 1000} s; /api/v0/peers lengths (input node first): ${heard.join(',')}`)
+    }
     await sleep(SETTLE_MS)
     const connections = summarize(await Promise.all(net.map(async (n) => ((await call(n, '/api/v0/swarm/peers', undefined, 5_000)).body as unknown[]).length)))
 
     // 1. Register → listed everywhere, unregister → gone everywhere.
     const workers = net.slice(1)
-    const result = { register: [] as number[], spread: [] as number[], perNode: [] as number[], spreadTimeouts: 0, unregister: [] as number[], gone: [] as number[], goneTimeouts: 0 }
-    const counters = { errors: 0, polls: 0 }
-    for (let round = 0; round < ROUNDS; round++) {
+    const result = { register: [] as number[], spread: [] as number[], perNode: [] as number[], reached: [] as number[], unregister: [] as number[], gone: [] as number[] }
+    const counters = { errors: 0, polls: 0, samples: new Set<string>() }
+    const rounds = converged ? ROUNDS : Math.min(ROUNDS, 3)
+    for (let round = 0; round < rounds; round++) {
       const node = workers[round % workers.length]!
       const others = net.filter((n) => n !== node)
-      const model = `spread-${size}-${round}`
+      const model = `spread-${router}-${size}-${round}`
 
       const sent = performance.now()
       const reg = await call(node, '/api/v0/ai/model/register', { project: PROJECT, model, api: `${modelUrl}/v1/chat/completions` }, 10_000)
@@ -447,36 +475,31 @@ async function runNetwork (size: number, modelUrl: string): Promise<NetworkResul
       if (reg.status !== 200 || reg.body.code !== 0) throw new Error(`register answered ${reg.status} ${JSON.stringify(reg.body)}`)
       result.register.push(registered - sent)
       const arrivals = await Promise.all(others.map(async (n) => await pollUntil(n, model, node.peerId, true, registered, registered + SPREAD_TIMEOUT_MS, counters)))
-      for (const a of arrivals) if (a !== undefined) result.perNode.push(a)
-      if (arrivals.some((a) => a === undefined)) {
-        result.spreadTimeouts++
-        log(`network of ${size}, round ${round}: ${arrivals.filter((a) => a === undefined).length} node(s) did not list ${model} within ${SPREAD_TIMEOUT_MS} ms`)
-      } else {
-        result.spread.push(Math.max(...(arrivals as number[])))
-      }
+      const arrived = arrivals.filter((a): a is number => a !== undefined)
+      result.perNode.push(...arrived)
+      result.reached.push(arrived.length)
+      if (arrived.length === others.length) result.spread.push(Math.max(...arrived))
 
       const unsent = performance.now()
       const unreg = await call(node, '/api/v0/ai/model/unregister', { project: PROJECT, model }, 10_000)
       const unregistered = performance.now()
       if (unreg.status !== 200 || unreg.body.message !== 'ok') throw new Error(`unregister answered ${unreg.status} ${JSON.stringify(unreg.body)}`)
       result.unregister.push(unregistered - unsent)
-      const departures = await Promise.all(others.map(async (n) => await pollUntil(n, model, node.peerId, false, unregistered, unregistered + SPREAD_TIMEOUT_MS, counters)))
-      if (departures.some((a) => a === undefined)) {
-        result.goneTimeouts++
-        log(`network of ${size}, round ${round}: ${departures.filter((a) => a === undefined).length} node(s) still list ${model} ${SPREAD_TIMEOUT_MS} ms after unregister`)
-      } else {
-        result.gone.push(Math.max(...(departures as number[])))
-      }
-      log(`network of ${size}, round ${round}: spread ${ms(result.spread.at(-1) ?? NaN)} ms, gone ${ms(result.gone.at(-1) ?? NaN)} ms`)
-      await sleep(PAUSE_BETWEEN_ROUNDS_MS)
+      // Only the nodes that listed it can lose it.
+      const listed = others.filter((_, i) => arrivals[i] !== undefined)
+      const departures = await Promise.all(listed.map(async (n) => await pollUntil(n, model, node.peerId, false, unregistered, unregistered + SPREAD_TIMEOUT_MS, counters)))
+      if (listed.length > 0 && departures.every((d) => d !== undefined)) result.gone.push(Math.max(...(departures as number[])))
+      const missingGone = departures.filter((d) => d === undefined).length
+      log(`${name}, round ${round}: listed by ${arrived.length}/${others.length}` +
+        (arrived.length > 0 ? ` (last after ${ms(Math.max(...arrived))} ms)` : '') +
+        (listed.length > 0 ? `; gone from ${listed.length - missingGone}/${listed.length}` + (missingGone === 0 ? ` (last after ${ms(result.gone.at(-1)!)} ms)` : '') : ''))
+      await sleep(PAUSE_BETWEEN_ROUNDS_MS + Math.floor(Math.random() * 1000))
     }
 
-    // 3 (daemon side). The same HTTP query on a real daemon, nothing else polling.
-    const served = workers[0]!
-    const keep = await call(served, '/api/v0/ai/model/register', { project: PROJECT, model: 'rtt', api: `${modelUrl}/v1/chat/completions` }, 10_000)
+    // 3 (daemon side). The same HTTP query on a real daemon, nothing else polling: the input node asked
+    // for a model it serves itself (its own entry is in its view whatever the gossip does).
+    const keep = await call(input!, '/api/v0/ai/model/register', { project: PROJECT, model: 'rtt', api: `${modelUrl}/v1/chat/completions` }, 10_000)
     if (keep.body?.code !== 0) throw new Error(`register answered ${JSON.stringify(keep.body)}`)
-    const visible = await pollUntil(input!, 'rtt', served.peerId, true, performance.now(), performance.now() + SPREAD_TIMEOUT_MS, counters)
-    if (visible === undefined) throw new Error('the rtt model never reached the input node')
     const samples: number[] = []
     for (let i = 0; i < DAEMON_HTTP_CALLS + HTTP_WARMUP; i++) {
       const start = performance.now()
@@ -489,9 +512,13 @@ async function runNetwork (size: number, modelUrl: string): Promise<NetworkResul
     const rss = await Promise.all(net.map(rssMb))
     return {
       size,
+      router,
       startSeconds,
+      converged,
       convergeSeconds,
+      heard,
       connections,
+      errorSamples: [...counters.samples],
       ...result,
       pollErrors: counters.errors,
       polls: counters.polls,
@@ -500,7 +527,7 @@ async function runNetwork (size: number, modelUrl: string): Promise<NetworkResul
       rssWorkersMb: summarize(rss.slice(1))
     }
   } finally {
-    log(`network of ${size}: stopping ${net.length} daemons`)
+    log(`${name}: stopping ${net.length} daemons`)
     await Promise.all(net.map(async (n) => { await n.destroy().catch(() => {}); nodes.delete(n) }))
   }
 }
@@ -517,25 +544,37 @@ async function main (): Promise<void> {
   log('heartbeat sizes')
   const sizes = await heartbeatSizes()
   log(`in-process query cost with a ${VIEW_NODES}-node view`)
-  const viewResult = await viewBench()
+  const viewResult = args['skip-view'] ? { lines: ['(skipped: --skip-view)'] } : await viewBench()
 
   fakeModel = await startFakeModelServer()
   const networks: NetworkResult[] = []
-  for (const size of SIZES) networks.push(await runNetwork(size, fakeModel.url))
-  const leftovers = (await readdir(root)).length
+  for (const router of ROUTERS) {
+    for (const size of SIZES) {
+      try {
+        networks.push(await runNetwork(size, router, fakeModel.url))
+      } catch (err) {
+        log(`${router} ${size} failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
+        process.exitCode = 1
+      }
+    }
+  }
+  const loadAfter = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')
 
   const s = (xs: number[]): Summary => summarize(xs)
   const lines: string[] = []
-  lines.push(`Node ${process.version}, ${(await readFile('/proc/cpuinfo', 'utf8')).split('\n').filter((l) => l.startsWith('processor')).length} cores, load average before the run ${loadBefore}.`, '')
+  const cores = (await readFile('/proc/cpuinfo', 'utf8')).split('\n').filter((l) => l.startsWith('processor')).length
+  lines.push(`Node ${process.version}, ${cores} cores, load average ${loadBefore} before and ${loadAfter} after the run.`, '')
   lines.push('### Spread of a registration (ms after the register/unregister call returned)', '')
-  lines.push('| nodes | start s | converge s | connections per node min/med/max | register call ms med | listed everywhere: median / p90 / max | one node listed: median / p90 | unregister call ms med | gone everywhere: median / p90 / max | timeouts (listed / gone) | poll errors |')
+  lines.push('| router | nodes | all hear all | connections per node min / med / max | register call med | listed everywhere: median / p90 / max | any one node listed: median / p90 | reached (of others) min | unregister call med | gone everywhere: median / p90 / max | poll errors |')
   lines.push('|---|---|---|---|---|---|---|---|---|---|---|')
   for (const r of networks) {
     const spread = s(r.spread)
     const perNode = s(r.perNode)
     const gone = s(r.gone)
-    lines.push(`| ${r.size} | ${r.startSeconds.toFixed(0)} | ${r.convergeSeconds.toFixed(1)} | ${r.connections.min} / ${r.connections.median} / ${r.connections.max} | ${ms(s(r.register).median)} | ${ms(spread.median)} / ${ms(spread.p90)} / ${ms(spread.max)} (n=${spread.n}) | ${ms(perNode.median)} / ${ms(perNode.p90)} | ${ms(s(r.unregister).median)} | ${ms(gone.median)} / ${ms(gone.p90)} / ${ms(gone.max)} (n=${gone.n}) | ${r.spreadTimeouts} / ${r.goneTimeouts} | ${r.pollErrors} of ${r.polls.toLocaleString('en')} |`)
+    const convergence = r.converged ? `yes, ${r.convergeSeconds.toFixed(1)} s` : `**no** after ${r.convergeSeconds.toFixed(0)} s (heard: ${r.heard.join(',')})`
+    lines.push(`| ${r.router} | ${r.size} | ${convergence} | ${r.connections.min} / ${r.connections.median} / ${r.connections.max} | ${ms(s(r.register).median)} | ${ms(spread.median)} / ${ms(spread.p90)} / ${ms(spread.max)} (n=${spread.n} of ${r.reached.length}) | ${ms(perNode.median)} / ${ms(perNode.p90)} | ${Math.min(...r.reached)} of ${r.size - 1} | ${ms(s(r.unregister).median)} | ${ms(gone.median)} / ${ms(gone.p90)} / ${ms(gone.max)} (n=${gone.n}) | ${r.pollErrors} of ${r.polls.toLocaleString('en')} |`)
   }
+  for (const r of networks) if (r.errorSamples.length > 0) lines.push('', `Poll errors in ${r.router} ${r.size}: ${r.errorSamples.map((e) => `\`${e}\``).join('; ')}`)
   lines.push('', '### Heartbeat size (encodeHeartbeat, secp256k1 node id, version "' + AGENT_VERSION + '")', '')
   lines.push('| heartbeat | bytes |', '|---|---|')
   for (const row of sizes.rows) lines.push(`| ${row.what} | ${row.bytes} |`)
@@ -543,13 +582,12 @@ async function main (): Promise<void> {
   lines.push('', '### `ai/projects/peers` cost', '')
   lines.push(...viewResult.lines)
   lines.push('', '| real daemon, small view | µs median / p99 | calls |', '|---|---|---|')
-  for (const r of networks) lines.push(`| HTTP POST ai/projects/peers on the input node of the ${r.size}-node network (1 candidate) | ${us(r.daemonHttp.median)} / ${us(r.daemonHttp.p99)} | ${r.daemonHttp.n.toLocaleString('en')} |`)
+  for (const r of networks) lines.push(`| HTTP POST ai/projects/peers on the input node, ${r.router} ${r.size}-node network (1 candidate: itself) | ${us(r.daemonHttp.median)} / ${us(r.daemonHttp.p99)} | ${r.daemonHttp.n.toLocaleString('en')} |`)
   lines.push('', '### Daemon memory at the end (VmRSS, MB)', '')
-  lines.push('| nodes | input node | workers min / median / max |', '|---|---|---|')
-  for (const r of networks) lines.push(`| ${r.size} | ${r.rssInputMb.toFixed(0)} | ${r.rssWorkersMb.min.toFixed(0)} / ${r.rssWorkersMb.median.toFixed(0)} / ${r.rssWorkersMb.max.toFixed(0)} |`)
+  lines.push('| router | nodes | input node | workers min / median / max |', '|---|---|---|---|')
+  for (const r of networks) lines.push(`| ${r.router} | ${r.size} | ${r.rssInputMb.toFixed(0)} | ${r.rssWorkersMb.min.toFixed(0)} / ${r.rssWorkersMb.median.toFixed(0)} / ${r.rssWorkersMb.max.toFixed(0)} |`)
   process.stdout.write(lines.join('\n') + '\n')
-  process.stdout.write('\nRaw samples (ms):\n' + JSON.stringify(networks.map((r) => ({ size: r.size, spread: r.spread.map(Math.round), gone: r.gone.map(Math.round), register: r.register.map(Math.round) }))) + '\n')
-  if (leftovers > 0) log(`note: ${leftovers} node folder(s) were still present before the final cleanup`)
+  process.stdout.write('\nRaw samples (ms):\n' + JSON.stringify(networks.map((r) => ({ router: r.router, size: r.size, spread: r.spread.map(Math.round), gone: r.gone.map(Math.round), reached: r.reached, register: r.register.map(Math.round) }))) + '\n')
 }
 
 const watchdog = setTimeout(() => {

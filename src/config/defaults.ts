@@ -62,6 +62,8 @@ export const CONFIG_SPEC = obj({
     AutoUpgrade: obj({ Enabled: bool, TimeInterval: str('1h') }),
     PeersCollect: obj({ Enabled: bool, HeartbeatInterval: str('180s'), ClientProject: str() })
   }),
+  // aicn's own: "go" makes the node speak only the Go node's protocols (for mixed-network tests).
+  Wire: obj({ Mode: str('aicn') }),
   // aicn's own: the OpenAI-compatible gateway. Go nodes ignore the key.
   Gateway: obj({
     RequireKeys: str('auto'),

@@ -61,6 +61,7 @@ export function createConfigTemplate (mode: TemplateMode, options: TemplateOptio
       // Input nodes collect heartbeats so they can route jobs "by project name".
       PeersCollect: { Enabled: input, HeartbeatInterval: '180s', ClientProject: '' }
     },
+    Wire: { Mode: 'aicn' },
     // Prices follow seed 000: $1 per million input tokens, $3 per million output tokens.
     Gateway: { RequireKeys: 'auto', DefaultPrice: { InputPerMillionUsd: 1, OutputPerMillionUsd: 3 }, Prices: [] },
     AIProjects: []

@@ -42,6 +42,9 @@ export interface Config {
     AutoUpgrade: { Enabled: boolean, TimeInterval: string }
     PeersCollect: { Enabled: boolean, HeartbeatInterval: string, ClientProject: string }
   }
+  /** aicn's own: "aicn" offers our native protocols and the Go node's; "go" only the Go node's, so a
+   * node looks exactly like a Go node on the wire (used to build mixed networks in tests) */
+  Wire: { Mode: 'aicn' | 'go' }
   /** aicn's OpenAI-compatible gateway (not in the Go node's config, which ignores it) */
   Gateway: {
     /** "auto": keys are required when API.Addr is not a loopback address; "always"; "never" */

@@ -75,6 +75,7 @@ export async function validateConfig (config: Config, options: ValidateOptions =
   checkDuration(app.AutoUpgrade.TimeInterval, 'App.AutoUpgrade.TimeInterval', 'positive', report)
   checkDuration(app.PeersCollect.HeartbeatInterval, 'App.PeersCollect.HeartbeatInterval', 'positive', report)
 
+  checkOneOf(config.Wire.Mode, ['aicn', 'go'], 'Wire.Mode', report)
   const gateway = config.Gateway
   checkOneOf(gateway.RequireKeys, ['auto', 'always', 'never'], 'Gateway.RequireKeys', report)
   const prices = [{ path: 'Gateway.DefaultPrice', price: gateway.DefaultPrice }, ...gateway.Prices.map((price, i) => ({ path: `Gateway.Prices[${i}]`, price }))]

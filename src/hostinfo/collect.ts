@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process'
 import { readdir, readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
-import { machine } from 'node:os'
+import { machine, release as osRelease } from 'node:os'
 import type { Systeminformation } from 'systeminformation'
 import type {
   HostCpuInfo, HostDiskInfo, HostGpuInfo, HostInfo, HostInfoCollectorOptions, HostMemoryInfo, HostOsInfo,
@@ -103,9 +103,15 @@ function emptyOs (): HostOsInfo {
 
 export const defaultProbes: Probes = {
   async os (signal) {
+    if (process.platform === 'linux') {
+      // systeminformation's osInfo runs `hostname -f`, which can send a DNS query off the machine; on
+      // Linux everything we report is in /etc/os-release and uname, so we read those instead.
+      const release = await readOsRelease()
+      const data = { platform: 'linux', distro: release.NAME ?? 'Linux', release: release.VERSION_ID ?? '', kernel: osRelease(), arch: process.arch, logofile: release.ID ?? '' }
+      return mapOs(data as Systeminformation.OsData, machine(), release)
+    }
     const data = await siInChild<Systeminformation.OsData>('osInfo', signal)
-    const release = data.platform === 'linux' ? await readOsRelease() : {}
-    return mapOs(data, machine(), release)
+    return mapOs(data, machine(), {})
   },
   async cpu () {
     const si = await loadSi()

@@ -3,7 +3,7 @@
 // one when a node fails before the first byte of its answer.
 import { AicnError, ErrorCode } from '../errors.ts'
 import type { Logger } from '../logger.ts'
-import type { JobProtocol } from '../protocols/job.ts'
+import type { JobSender } from '../protocols/transport.ts'
 import { parsePeerId } from '../protocols/rpc.ts'
 import type { NetworkRegistry } from '../registry/network.ts'
 import { finishing, discard } from './iterables.ts'
@@ -22,12 +22,12 @@ const CANDIDATES = 100
 export class JobDispatcher {
   private readonly selfId: string
   private readonly local: LocalExecutor
-  private readonly remote: JobProtocol
+  private readonly remote: JobSender
   private readonly selector: NodeSelector
   private readonly network: NetworkRegistry
   private readonly log: Logger
 
-  constructor (deps: { selfId: string, local: LocalExecutor, remote: JobProtocol, selector: NodeSelector, network: NetworkRegistry, log: Logger }) {
+  constructor (deps: { selfId: string, local: LocalExecutor, remote: JobSender, selector: NodeSelector, network: NetworkRegistry, log: Logger }) {
     this.selfId = deps.selfId
     this.local = deps.local
     this.remote = deps.remote

@@ -17,8 +17,6 @@ import { autoNAT } from '@libp2p/autonat'
 import { dcutr } from '@libp2p/dcutr'
 import { uPnPNAT } from '@libp2p/upnp-nat'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
-import { multiaddr } from '@multiformats/multiaddr'
-import { peerIdFromString } from '@libp2p/peer-id'
 import type { Datastore } from 'interface-datastore'
 import type { PrivateKey } from '@libp2p/interface'
 import type { Config } from '../config/types.ts'
@@ -126,10 +124,6 @@ function pubsubFactory (config: Config): (components: any) => unknown {
   if (config.Pubsub.Router === 'floodsub') {
     return floodsub({ globalSignaturePolicy: 'StrictSign' }) as (components: any) => unknown
   }
-  const directPeers = config.Bootstrap.map((address) => {
-    const addr = multiaddr(address)
-    return { id: peerIdFromString(addr.getComponents().findLast((c) => c.name === 'p2p')?.value ?? ''), addrs: [addr] }
-  })
   return gossipsub({
     globalSignaturePolicy: StrictSign,
     allowPublishToZeroTopicPeers: true,
@@ -137,6 +131,11 @@ function pubsubFactory (config: Config): (components: any) => unknown {
     fallbackToFloodsub: true,
     floodPublish: config.Pubsub.FloodPublish,
     doPX: config.Routing.Type === 'dhtserver' || config.Swarm.RelayService.Enabled,
-    directPeers
+    // Unlike the Go node we do not make the bootstrap peers gossipsub "direct peers": the bootstrap node
+    // does not list its workers back, so they would refuse its mesh and every message it relays would wait
+    // for the next gossip round (about 1 s a hop, measured).
+    // The default score punishes many peers behind one IP; behind one NAT (a GPU farm) or on loopback that
+    // silenced every node past the 14th (measured), and a private network admits its peers by key anyway.
+    scoreParams: { IPColocationFactorWeight: 0 }
   }) as (components: any) => unknown
 }

@@ -6,6 +6,7 @@ import { AicnError, ErrorCode } from '../errors.ts'
 import type { HostInfo } from '../hostinfo/index.ts'
 import type { PeerInfo } from '../p2p/peer-info.ts'
 import type { RpcCallOptions, RpcService } from './rpc.ts'
+import type { QueryRequester } from './transport.ts'
 
 export interface QuerySources {
   localPeerInfo: () => Promise<PeerInfo>
@@ -29,7 +30,7 @@ export function registerQueryHandlers (rpc: RpcService, sources: QuerySources): 
   })
 }
 
-export async function queryPeerInfo (rpc: RpcService, peerId: PeerId, call: RpcCallOptions): Promise<PeerInfo> {
+export async function queryPeerInfo (rpc: QueryRequester, peerId: PeerId, call: RpcCallOptions): Promise<PeerInfo> {
   const body = await rpc.request(peerId, protocol.MessageType.PEER_IDENTITY, protocol.PeerIdentityBody.encode({ req: {} }).finish(), call)
   const res = decodeBody(() => protocol.PeerIdentityBody.decode(body)).res
   if (res == null) throw new AicnError(ErrorCode.PROTOBUF, `node ${peerId.toString()} sent no identity`)
@@ -42,7 +43,7 @@ export async function queryPeerInfo (rpc: RpcService, peerId: PeerId, call: RpcC
   }
 }
 
-export async function queryHostInfo (rpc: RpcService, peerId: PeerId, call: RpcCallOptions): Promise<HostInfo> {
+export async function queryHostInfo (rpc: QueryRequester, peerId: PeerId, call: RpcCallOptions): Promise<HostInfo> {
   const body = await rpc.request(peerId, protocol.MessageType.HOST_INFO, protocol.HostInfoBody.encode({ req: {} }).finish(), call)
   const res = decodeBody(() => protocol.HostInfoBody.decode(body)).res
   if (res == null) throw new AicnError(ErrorCode.PROTOBUF, `node ${peerId.toString()} sent no host info`)

@@ -150,7 +150,7 @@ function decode (bytes: Uint8Array): protocol.Message {
 function dialError (peerId: PeerId, err: unknown, timeout: AbortSignal, timeoutMs: number): AicnError {
   if (timeout.aborted) return new AicnError(ErrorCode.TIMEOUT, `node ${peerId.toString()} could not be reached within ${timeoutMs} ms`)
   const message = (err as Error).message
-  return new AicnError(ErrorCode.ROUTING, `cannot reach node ${peerId.toString()}: ${message}`, { status: 502 })
+  return new AicnError(ErrorCode.ROUTING, `cannot reach node ${peerId.toString()}: ${message}`, { status: 502, cause: err })
 }
 
 /** Parses a node id from user input, with the API's parameter error. */

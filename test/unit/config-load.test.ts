@@ -46,6 +46,7 @@ function goWorkerJson (dir: string): Record<string, unknown> {
       AutoUpgrade: { Enabled: true, TimeInterval: '1h' },
       PeersCollect: { Enabled: false, HeartbeatInterval: '180s', ClientProject: '' }
     },
+    Wire: { Mode: 'aicn' },
     Gateway: { RequireKeys: 'auto', DefaultPrice: { InputPerMillionUsd: 1, OutputPerMillionUsd: 3 }, Prices: [] },
     AIProjects: []
   }

@@ -31,6 +31,7 @@ test('an empty object gets every default of reference §2.3', () => {
       AutoUpgrade: { Enabled: false, TimeInterval: '1h' },
       PeersCollect: { Enabled: false, HeartbeatInterval: '180s', ClientProject: '' }
     },
+    Wire: { Mode: 'aicn' },
     Gateway: { RequireKeys: 'auto', DefaultPrice: { InputPerMillionUsd: 1, OutputPerMillionUsd: 3 }, Prices: [] },
     AIProjects: []
   })

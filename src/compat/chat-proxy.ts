@@ -1,0 +1,684 @@
+// The Go node's stream protocol `/chat-proxy/0.0.1` (reference §7): one raw HTTP/1.1 request and its
+// response on a libp2p stream. Go nodes use it for streamed chat, base64 image generation and image edits
+// sent to a directly connected node; we speak it both ways.
+//
+// Server (start): parses the request under limits on head and body (S7), takes the job kind from the path
+// and project/model/cid from the query, and calls `execute` with the body as it arrives. The answer goes
+// back chunked, each piece the model produced sent at once (B10). A failure before the answer becomes a
+// JSON error that a Go requester shows its client; one after the first byte aborts the stream. Unlike the
+// Go receiver, images and edits get 5 minutes (B11), and nothing of the request (method, headers, extra
+// query) reaches the model server except the body and its type (S6).
+// Client (run): writes the request byte for byte as Go's Request.Write does, reads the answer in whichever
+// framing the worker chose, and resolves at its head with the body still streaming.
+import { STATUS_CODES } from 'node:http'
+import { randomUUID } from 'node:crypto'
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { AicnError, ErrorCode, isAicnError, toAicnError } from '../errors.ts'
+import { collect } from '../jobs/iterables.ts'
+import { DEFAULT_TIMEOUT_MS, JobKind, type JobHead, type JobKindValue, type JobRequest, type JobResponse, type JobRunner } from '../jobs/types.ts'
+import type { Logger } from '../logger.ts'
+import type { Host } from '../p2p/host.ts'
+import { jobDeadline, write } from '../protocols/job-frames.ts'
+import {
+  HttpError, LAST_CHUNK, StreamReader, bodyAllowed, encodeChunk, encodeHead, header, parseRequestHead, parseResponseHead,
+  readBody, requestFraming, responseFraming, type BodyFraming, type Headers, type RequestHead, type ResponseHead
+} from './http-over-stream.ts'
+
+export const CHAT_PROXY_PROTOCOL = '/chat-proxy/0.0.1'
+
+export interface ChatProxyOptions {
+  log: Logger
+  /** default 64 KiB: a longer request or response head (or trailer) aborts the stream */
+  maxHeaderBytes?: number
+  /** default 64 MiB: a larger request body is refused (413) */
+  maxRequestBytes?: number
+  /** default 8 MiB: a request body that ends within this is sent with Content-Length, as Go does; a longer
+   * one (an upload still arriving) is streamed chunked instead of held in memory */
+  lengthBufferBytes?: number
+}
+
+const KiB = 1024
+const MiB = 1024 * KiB
+
+/** The path of each job kind. A Go receiver ignores the path (it finds the model by the query); we take
+ * the kind from it. Embeddings and completions are ours: Go nodes have none, but two aicn nodes in Go-wire
+ * mode still need to send them. */
+const PATHS: Record<JobKindValue, string> = {
+  [JobKind.CHAT]: '/api/v0/chat/completion',
+  [JobKind.IMAGE_GEN]: '/api/v0/image/gen',
+  [JobKind.IMAGE_EDIT]: '/api/v0/image/edit',
+  [JobKind.EMBEDDING]: '/api/v0/embeddings',
+  [JobKind.COMPLETION]: '/api/v0/completions'
+}
+const KIND_OF_PATH = new Map<string, JobKindValue>(Object.entries(PATHS).map(([kind, path]) => [path, Number(kind) as JobKindValue]))
+
+/** What Go's requester writes (reference §7.1): a fixed Host and Go's default User-Agent. */
+const GO_HOST = '127.0.0.1:8080'
+const GO_USER_AGENT = 'Go-http-client/1.1'
+
+/** Our error code, next to the Go-style JSON body of an error answer: an aicn requester gets our code
+ * back exactly, a Go requester ignores the field. */
+const ERROR_CODE_HEADER = 'X-Aicn-Error-Code'
+
+/** A requester has this long to send its request head after opening the stream. */
+const HEAD_TIMEOUT_MS = 10_000
+/** Past the deadline, a job gets this long to report the timeout before its stream is cut. */
+const DEADLINE_GRACE_MS = 5_000
+/** stop() gives running jobs this long to tell their requesters before it cuts the streams. */
+const STOP_GRACE_MS = 2_000
+const MAX_STREAMS = 256
+/** The body of an error answer we read. */
+const MAX_ERROR_BODY_BYTES = 64 * KiB
+
+/** Our error codes and the Go node's for the same failure (reference §9.2); a Go requester shows its
+ * client the Go code. Codes of neither table (a model's own) pass unchanged. */
+const GO_CODES: Record<number, number> = {
+  [ErrorCode.PARAM]: 1001,
+  [ErrorCode.PARSE]: 1002,
+  [ErrorCode.PROTOBUF]: 1004,
+  [ErrorCode.TIMEOUT]: 1005,
+  [ErrorCode.ROUTING]: 1017,
+  [ErrorCode.MODEL]: 1007,
+  [ErrorCode.IPFS]: 1008,
+  [ErrorCode.BUFFER]: 1009,
+  [ErrorCode.PERMISSION]: 1010,
+  [ErrorCode.UNSUPPORTED]: 1011,
+  [ErrorCode.HOST_INFO]: 1012,
+  [ErrorCode.ENCRYPT]: 1013,
+  [ErrorCode.DECRYPT]: 1014,
+  [ErrorCode.UUID]: 1015,
+  [ErrorCode.DATABASE]: 1016,
+  [ErrorCode.NO_NODE]: 1017,
+  [ErrorCode.STREAM]: 1018,
+  [ErrorCode.INTERNAL]: 5000
+}
+
+export function goErrorCode (code: number): number {
+  return GO_CODES[code] ?? code
+}
+
+interface InboundJob { stream: Stream, controller: AbortController, done: Promise<void> }
+
+export class ChatProxy {
+  private readonly host: Host
+  private readonly log: Logger
+  private readonly selfId: string
+  private readonly maxHeaderBytes: number
+  private readonly maxRequestBytes: number
+  private readonly lengthBufferBytes: number
+  private readonly inbound = new Set<InboundJob>()
+  /** one controller per job sent by run(), so that stop() can end them */
+  private readonly outbound = new Set<AbortController>()
+  private execute?: JobRunner
+
+  constructor (host: Host, options: ChatProxyOptions) {
+    this.host = host
+    this.log = options.log
+    this.selfId = host.peerId.toString()
+    this.maxHeaderBytes = options.maxHeaderBytes ?? 64 * KiB
+    this.maxRequestBytes = options.maxRequestBytes ?? 64 * MiB
+    this.lengthBufferBytes = options.lengthBufferBytes ?? 8 * MiB
+  }
+
+  /** Serves Go requesters with `execute` (this node's own models). Like the Go receiver, not over relayed
+   * connections. */
+  async start (execute: JobRunner): Promise<void> {
+    this.execute = execute
+    await this.host.handle(CHAT_PROXY_PROTOCOL, (stream, connection) => { this.accept(stream, connection) }, {
+      maxInboundStreams: MAX_STREAMS,
+      maxOutboundStreams: MAX_STREAMS
+    })
+  }
+
+  /** Stops serving; running jobs (both ways) end with "node is stopping". */
+  async stop (): Promise<void> {
+    this.execute = undefined
+    await this.host.unhandle(CHAT_PROXY_PROTOCOL).catch(() => {})
+    const stopping = new AicnError(ErrorCode.STREAM, `node ${this.selfId} is stopping`)
+    for (const controller of this.outbound) controller.abort(stopping)
+    const running = [...this.inbound]
+    if (running.length === 0) return
+    for (const job of running) job.controller.abort(stopping)
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      Promise.allSettled(running.map(async (job) => await job.done)),
+      new Promise((resolve) => { timer = setTimeout(resolve, STOP_GRACE_MS) })
+    ])
+    clearTimeout(timer)
+    for (const job of this.inbound) job.stream.abort(stopping)
+  }
+
+  // ---- client side
+
+  /** Sends a job to a (Go) worker; resolves at the response head, with the body still streaming. */
+  async run (peer: PeerId, request: JobRequest, signal: AbortSignal): Promise<JobResponse> {
+    const node = peer.toString()
+    const { head } = request
+    const path = PATHS[head.kind]
+    if (path === undefined) throw new AicnError(ErrorCode.UNSUPPORTED, `${CHAT_PROXY_PROTOCOL} carries no jobs of kind ${head.kind}`)
+    if (/[\r\n\0]/.test(head.contentType)) throw new AicnError(ErrorCode.PARAM, 'the request\'s Content-Type contains a line break')
+    if (signal.aborted) throw cancelError(node, head.deadline, signal.reason)
+
+    // Everything that ends the job from this side goes through one controller: the caller's signal, the
+    // deadline and stop().
+    const controller = new AbortController()
+    const onCallerAbort = (): void => { controller.abort(cancelError(node, head.deadline, signal.reason)) }
+    signal.addEventListener('abort', onCallerAbort, { once: true })
+    const timer = setTimeout(() => {
+      controller.abort(new AicnError(ErrorCode.TIMEOUT, `node ${node} did not finish the job before its deadline`))
+    }, jobDeadline(head.deadline, head.kind) - Date.now())
+    this.outbound.add(controller)
+    const release = (): void => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', onCallerAbort)
+      this.outbound.delete(controller)
+    }
+
+    let stream: Stream
+    try {
+      stream = await this.host.dialProtocol(peer, CHAT_PROXY_PROTOCOL, { signal: controller.signal, maxOutboundStreams: MAX_STREAMS })
+    } catch (err) {
+      release()
+      throw controller.signal.aborted ? controller.signal.reason as AicnError : dialError(node, err)
+    }
+
+    const call = new Call(stream, node, controller.signal, release)
+    if (controller.signal.aborted) call.abandon(controller.signal.reason as AicnError)
+    else controller.signal.addEventListener('abort', () => { call.abandon(controller.signal.reason as AicnError) }, { once: true })
+    void call.upload((length) => requestHead(path, head, length), request.body, this.lengthBufferBytes)
+
+    const responseHead = await call.head(this.maxHeaderBytes)
+    const framing = call.framing(responseHead)
+    const response = { status: responseHead.status, contentType: header(responseHead.headers, 'content-type') ?? '', nodeId: node, cid: head.cid }
+    const code = ourErrorCode(responseHead)
+    if (code !== undefined) {
+      const message = await call.errorMessage(framing)
+      return { ...response, error: { code, message }, body: nothing() }
+    }
+    return { ...response, body: new ResponseBody(call, readBody(call.reader, framing, this.maxHeaderBytes)) }
+  }
+
+  // ---- server side
+
+  private accept (stream: Stream, connection: Connection): void {
+    const execute = this.execute
+    if (execute === undefined) {
+      stream.abort(new Error('this node does not serve chat-proxy requests any more'))
+      return
+    }
+    const job: InboundJob = { stream, controller: new AbortController(), done: Promise.resolve() }
+    this.inbound.add(job)
+    job.done = this.serve(job, execute)
+      .catch((err: Error) => {
+        // Garbage, a requester that went away, an answer that broke off: this stream is over (a Go
+        // requester reports a read error), the node keeps serving.
+        this.log.debug({ err: err.message, peer: connection.remotePeer.toString() }, 'chat-proxy stream failed')
+        stream.abort(err)
+      })
+      .finally(() => { this.inbound.delete(job) })
+  }
+
+  private async serve ({ stream, controller }: InboundJob, execute: JobRunner): Promise<void> {
+    const { signal } = controller
+    const reader = new StreamReader(stream)
+    let answered = false
+    // A reset (or the requester's node going away) before the answer ended: nobody waits for it any more.
+    const onClose = (): void => {
+      if (!answered) controller.abort(new AicnError(ErrorCode.STREAM, 'the requester went away'))
+    }
+    stream.addEventListener('close', onClose)
+    let timer = setTimeout(() => { reader.fail(new HttpError(`no request head within ${HEAD_TIMEOUT_MS} ms`)) }, HEAD_TIMEOUT_MS)
+    try {
+      const bytes = await reader.readHead(this.maxHeaderBytes)
+      clearTimeout(timer)
+      if (bytes === null) {
+        await stream.close()
+        return
+      }
+      const requestHead = parseRequestHead(bytes)
+      const body = new RequestBody(reader, requestFraming(requestHead), this.maxRequestBytes, this.maxHeaderBytes)
+
+      let response: JobResponse
+      try {
+        const request = await this.jobRequest(requestHead, body)
+        const { deadline } = request.head
+        // At the deadline the job is told to stop and may still report the timeout; after the grace, the
+        // stream is cut, whatever the job or the requester does.
+        timer = setTimeout(() => { controller.abort(new AicnError(ErrorCode.TIMEOUT, 'the job\'s deadline passed')) }, deadline - Date.now())
+        const cut = setTimeout(() => { stream.abort(new AicnError(ErrorCode.TIMEOUT, 'the job\'s deadline passed')) }, deadline + DEADLINE_GRACE_MS - Date.now())
+        cut.unref()
+        stream.addEventListener('close', () => { clearTimeout(cut) }, { once: true })
+        this.log.debug({ path: requestHead.target.split('?')[0], project: request.head.project, model: request.head.model }, 'chat-proxy request')
+        response = await execute(request, signal)
+      } catch (err) {
+        // A body that broke the protocol (or a stream that broke) cannot be answered.
+        if (body.broken !== undefined) throw body.broken
+        response = failed(body.error ?? (isAicnError(err) ? err : signal.aborted && isAicnError(signal.reason) ? signal.reason : toAicnError(err)))
+      }
+      await answer(stream, requestHead.minor, response)
+      answered = true
+      await stream.close()
+    } finally {
+      answered = true
+      clearTimeout(timer)
+      stream.removeEventListener('close', onClose)
+      // Whatever of the request nobody read is dropped, but the requester may finish sending it: Go
+      // writes the whole request before it reads the answer.
+      reader.discard()
+    }
+  }
+
+  /** The job a request asks for; an AicnError for requests we answer with an error. */
+  private async jobRequest (request: RequestHead, body: RequestBody): Promise<JobRequest> {
+    const url = new URL(request.target, 'http://localhost')
+    const kind = KIND_OF_PATH.get(url.pathname)
+    if (kind === undefined) throw new AicnError(ErrorCode.UNSUPPORTED, `no such path: ${url.pathname}`, { status: 404 })
+    if (request.method !== 'POST') throw new AicnError(ErrorCode.PARAM, `${request.method} is not allowed on ${url.pathname}`, { status: 405 })
+    // URLSearchParams decodes like Go's url.ParseQuery: %XX and '+' for space; the first value wins.
+    const query = url.searchParams
+    const project = query.get('project') ?? ''
+    const model = query.get('model') ?? ''
+    if (project === '' || model === '') throw new AicnError(ErrorCode.PARAM, 'the query needs project and model')
+    if (body.declaredBytes > this.maxRequestBytes) throw tooLarge(this.maxRequestBytes)
+
+    const json = kind !== JobKind.IMAGE_EDIT
+    const head: JobHead = {
+      requestId: randomUUID(),
+      project,
+      model,
+      cid: query.get('cid') ?? '',
+      kind,
+      contentType: header(request.headers, 'content-type') ?? (json ? 'application/json' : ''),
+      stream: false,
+      deadline: Date.now() + DEFAULT_TIMEOUT_MS[kind]
+    }
+    if (kind !== JobKind.CHAT) return { head, body: body.chunks() }
+    // Only a chat body says whether the answer streams; it is small JSON, read it whole.
+    const bytes = await collect(body.chunks(), this.maxRequestBytes) ?? new Uint8Array(0)
+    return { head: { ...head, stream: streamFlag(bytes) }, body: once(bytes) }
+  }
+}
+
+// ---- server helpers
+
+/** The request body for `execute`: as it arrives, within the size limit. */
+class RequestBody {
+  /** the body broke the HTTP syntax or the stream failed: the stream is aborted, not answered */
+  broken?: Error
+  /** the body was refused (too large): answered */
+  error?: AicnError
+  private readonly reader: StreamReader
+  private readonly framing: BodyFraming
+  private readonly limit: number
+  private readonly maxTrailerBytes: number
+
+  constructor (reader: StreamReader, framing: BodyFraming, limit: number, maxTrailerBytes: number) {
+    this.reader = reader
+    this.framing = framing
+    this.limit = limit
+    this.maxTrailerBytes = maxTrailerBytes
+  }
+
+  /** The Content-Length, or 0 */
+  get declaredBytes (): number {
+    return this.framing.kind === 'length' ? this.framing.length : 0
+  }
+
+  async * chunks (): AsyncGenerator<Uint8Array> {
+    let size = 0
+    try {
+      for await (const piece of readBody(this.reader, this.framing, this.maxTrailerBytes)) {
+        size += piece.byteLength
+        if (size > this.limit) throw (this.error = tooLarge(this.limit))
+        yield piece
+      }
+    } catch (err) {
+      if (err !== this.error) this.broken ??= err as Error
+      throw err
+    }
+  }
+}
+
+/** Writes the answer: an error as a complete JSON answer, a model's answer chunked as it comes (each piece
+ * sent at once), or, to an HTTP/1.0 requester, delimited by the end of the stream. Throws when the answer
+ * breaks off after its head; the caller then aborts the stream. */
+async function answer (stream: Stream, minor: number, response: JobResponse): Promise<void> {
+  const chunks = response.body[Symbol.asyncIterator]()
+  if (response.error !== undefined) {
+    drop(chunks)
+    await write(stream, errorAnswer(response.status, response.error.code, response.error.message))
+    return
+  }
+  const status = response.status >= 200 && response.status <= 599 ? response.status : 502
+  const hasBody = bodyAllowed(status)
+  const chunked = hasBody && minor === 1
+  const headers: Headers = []
+  if (response.contentType !== '') headers.push(['Content-Type', response.contentType])
+  if (chunked) headers.push(['Transfer-Encoding', 'chunked'])
+  let head: Buffer
+  try {
+    head = encodeHead(statusLine(status), headers)
+  } catch {
+    drop(chunks)
+    await write(stream, errorAnswer(502, ErrorCode.MODEL, 'the model answered with an invalid Content-Type'))
+    return
+  }
+  try {
+    await write(stream, head)
+    if (!hasBody) {
+      drop(chunks)
+      return
+    }
+    for (;;) {
+      const next = await chunks.next()
+      if (next.done === true) break
+      // An empty chunk would end a chunked body.
+      if (next.value.byteLength === 0) continue
+      await write(stream, chunked ? encodeChunk(next.value) : next.value)
+    }
+  } catch (err) {
+    drop(chunks)
+    throw err
+  }
+  if (chunked) await write(stream, LAST_CHUNK)
+}
+
+/** A complete error answer. The JSON is what a Go requester reads: with exactly `application/json` (B8) a
+ * Go chat requester decodes it and shows `{code, message}` to its client, an image requester reads the same
+ * fields, an edit requester passes the answer through. */
+function errorAnswer (status: number, code: number, message: string): Buffer {
+  const body = Buffer.from(JSON.stringify({ code: goErrorCode(code), message }))
+  return Buffer.concat([encodeHead(statusLine(status >= 400 && status <= 599 ? status : 500), [
+    ['Content-Type', 'application/json'],
+    [ERROR_CODE_HEADER, String(code)],
+    ['Content-Length', String(body.byteLength)]
+  ]), body])
+}
+
+/** The status line as Go writes it. */
+function statusLine (status: number): string {
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? `status code ${status}`}`
+}
+
+/** The chat body's `stream` flag; keys match case-insensitively, as with Go's encoding/json. */
+function streamFlag (bytes: Uint8Array): boolean {
+  let value: unknown
+  try {
+    value = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'))
+  } catch {
+    return false
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false
+  let flag = false
+  for (const [key, v] of Object.entries(value)) if (key.toLowerCase() === 'stream') flag = v === true
+  return flag
+}
+
+function tooLarge (limit: number): AicnError {
+  return new AicnError(ErrorCode.BUFFER, `the request body exceeds ${limit} bytes`, { status: 413 })
+}
+
+/** A JobResponse for a job that failed before the model answered. */
+function failed (err: AicnError): JobResponse {
+  return { status: err.status, contentType: '', nodeId: '', cid: '', error: { code: err.code, message: err.message }, body: nothing() }
+}
+
+// ---- client helpers
+
+/** The request head exactly as Go's Request.Write produces it: Host, User-Agent, the body's length (or
+ * chunked), then the other fields sorted by name; the query sorted by key and escaped like Go's
+ * url.Values.Encode. */
+function requestHead (path: string, head: JobHead, length: number | undefined): Buffer {
+  const query = `cid=${goQueryEscape(head.cid)}&model=${goQueryEscape(head.model)}&project=${goQueryEscape(head.project)}`
+  const headers: Headers = [['Host', GO_HOST], ['User-Agent', GO_USER_AGENT]]
+  headers.push(length === undefined ? ['Transfer-Encoding', 'chunked'] : ['Content-Length', String(length)])
+  if (head.contentType !== '') headers.push(['Content-Type', head.contentType])
+  return encodeHead(`POST ${path}?${query} HTTP/1.1`, headers)
+}
+
+/** Go's url.QueryEscape: everything but letters, digits and -_.~ as %XX, space as '+'. */
+export function goQueryEscape (value: string): string {
+  return encodeURIComponent(value)
+    .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+    .replace(/%20/g, '+')
+}
+
+/** The code an aicn server put next to its error answer; undefined for any other answer. */
+function ourErrorCode (head: ResponseHead): number | undefined {
+  const value = header(head.headers, ERROR_CODE_HEADER)
+  return value !== undefined && /^\d{1,9}$/.test(value) ? Number(value) : undefined
+}
+
+/** The requester's side of one request: owns the stream until the answer ended or was abandoned. */
+class Call {
+  readonly node: string
+  readonly reader: StreamReader
+  private readonly stream: Stream
+  private readonly signal: AbortSignal
+  private readonly release: () => void
+  private finished = false
+  private uploading = true
+  private answering = false
+
+  constructor (stream: Stream, node: string, signal: AbortSignal, release: () => void) {
+    this.stream = stream
+    this.node = node
+    this.reader = new StreamReader(stream)
+    this.signal = signal
+    this.release = release
+  }
+
+  /** Writes the request; runs while the answer is read. Like Go, never half-closes: the write side is
+   * closed with the stream once the answer was read. */
+  async upload (head: (length: number | undefined) => Buffer, body: AsyncIterable<Uint8Array>, lengthBufferBytes: number): Promise<void> {
+    const chunks = body[Symbol.asyncIterator]()
+    try {
+      const buffered: Uint8Array[] = []
+      let size = 0
+      let next: IteratorResult<Uint8Array> | undefined
+      while (size <= lengthBufferBytes) {
+        next = await this.pull(chunks)
+        if (next === undefined) return
+        if (next.done === true) break
+        buffered.push(next.value)
+        size += next.value.byteLength
+      }
+      if (next?.done === true) {
+        await write(this.stream, head(size))
+        for (const piece of buffered) if (piece.byteLength > 0) await write(this.stream, piece)
+        return
+      }
+      await write(this.stream, head(undefined))
+      for (const piece of buffered) if (piece.byteLength > 0) await write(this.stream, encodeChunk(piece))
+      for (;;) {
+        next = await this.pull(chunks)
+        if (next === undefined) return
+        if (next.done === true) break
+        if (next.value.byteLength > 0) await write(this.stream, encodeChunk(next.value))
+      }
+      await write(this.stream, LAST_CHUNK)
+    } catch {
+      // Writing failed: the stream is gone, and reading the answer reports why.
+      drop(chunks)
+    } finally {
+      this.uploading = false
+    }
+  }
+
+  /** The response head, after any interim (1xx) answers. */
+  async head (maxBytes: number): Promise<ResponseHead> {
+    for (;;) {
+      let head: ResponseHead
+      try {
+        const bytes = await this.reader.readHead(maxBytes)
+        if (bytes === null) throw new AicnError(ErrorCode.STREAM, `node ${this.node} closed the chat-proxy stream without answering`)
+        head = parseResponseHead(bytes)
+      } catch (err) {
+        throw this.fail(this.errorFrom(err))
+      }
+      if (head.status >= 200) {
+        this.answering = true
+        return head
+      }
+      if (head.status === 101) throw this.fail(new AicnError(ErrorCode.STREAM, `node ${this.node} switched protocols instead of answering`))
+    }
+  }
+
+  framing (head: ResponseHead): BodyFraming {
+    try {
+      return responseFraming(head)
+    } catch (err) {
+      throw this.fail(this.errorFrom(err))
+    }
+  }
+
+  /** The message of an aicn server's error answer. */
+  async errorMessage (framing: BodyFraming): Promise<string> {
+    let bytes: Uint8Array | undefined
+    try {
+      bytes = await collect(readBody(this.reader, framing, MAX_ERROR_BODY_BYTES), MAX_ERROR_BODY_BYTES)
+    } catch (err) {
+      throw this.fail(this.errorFrom(err))
+    }
+    this.complete()
+    try {
+      const parsed = JSON.parse(Buffer.from(bytes ?? []).toString('utf8')) as { message?: unknown }
+      if (typeof parsed.message === 'string') return parsed.message
+    } catch {}
+    return `node ${this.node} failed the job`
+  }
+
+  /** The answer was read to its end: close the stream, as Go's requester does. */
+  complete (): void {
+    if (this.finished) return
+    this.finished = true
+    this.end()
+    // An upload still running means the worker answered before reading all of it: nothing will read the
+    // rest, so reset rather than finish sending.
+    if (this.uploading) this.stream.abort(new Error('the answer came before the request was sent'))
+    else this.stream.close().catch(() => {})
+  }
+
+  /** Ends the call from this side: the worker's job is told through the reset. */
+  abandon (err: AicnError): void {
+    if (this.finished) return
+    this.finished = true
+    // Through the reader, so that a read in progress or to come throws `err`.
+    this.reader.fail(err)
+    this.end()
+  }
+
+  fail (err: AicnError): AicnError {
+    this.abandon(err)
+    return err
+  }
+
+  errorFrom (err: unknown): AicnError {
+    if (this.signal.aborted && isAicnError(this.signal.reason)) return this.signal.reason
+    if (isAicnError(err)) return err
+    if (err instanceof HttpError) return new AicnError(ErrorCode.STREAM, `node ${this.node} sent an invalid HTTP answer: ${err.message}`)
+    if ((err as Error)?.name === 'StreamResetError') {
+      // A Go receiver resets the stream when it does not serve the model or cannot reach it.
+      const when = this.answering ? 'in the middle of its answer' : 'instead of answering (a Go node does this when it does not serve the model or cannot reach it)'
+      return new AicnError(ErrorCode.STREAM, `node ${this.node} reset the chat-proxy stream ${when}`)
+    }
+    return new AicnError(ErrorCode.STREAM, `the chat-proxy stream to node ${this.node} failed: ${(err as Error)?.message ?? String(err)}`)
+  }
+
+  /** The next piece of the request body; undefined once the call is over or the body failed. */
+  private async pull (chunks: AsyncIterator<Uint8Array>): Promise<IteratorResult<Uint8Array> | undefined> {
+    if (this.finished) {
+      drop(chunks)
+      return undefined
+    }
+    let next: IteratorResult<Uint8Array>
+    try {
+      next = await chunks.next()
+    } catch (err) {
+      // The body's source failed (the client's upload broke off or was too large): the job cannot go on.
+      this.abandon(isAicnError(err) ? err : new AicnError(ErrorCode.STREAM, `reading the request body failed: ${(err as Error).message}`))
+      return undefined
+    }
+    if (this.finished) {
+      drop(chunks)
+      return undefined
+    }
+    return next
+  }
+
+  private end (): void {
+    this.reader.dispose()
+    this.release()
+  }
+}
+
+/** The answer's body as it arrives; throws an AicnError if it breaks off. Leaving early (break, return(),
+ * even before the first next()) abandons the call. */
+class ResponseBody implements AsyncIterableIterator<Uint8Array> {
+  private readonly call: Call
+  private readonly pieces: AsyncGenerator<Uint8Array>
+  private done = false
+
+  constructor (call: Call, pieces: AsyncGenerator<Uint8Array>) {
+    this.call = call
+    this.pieces = pieces
+  }
+
+  [Symbol.asyncIterator] (): this {
+    return this
+  }
+
+  async next (): Promise<IteratorResult<Uint8Array>> {
+    if (this.done) return DONE
+    try {
+      const next = await this.pieces.next()
+      if (next.done === true) {
+        this.done = true
+        this.call.complete()
+        return DONE
+      }
+      return next
+    } catch (err) {
+      this.done = true
+      throw this.call.fail(this.call.errorFrom(err))
+    }
+  }
+
+  async return (): Promise<IteratorResult<Uint8Array>> {
+    if (!this.done) {
+      this.done = true
+      this.call.abandon(new AicnError(ErrorCode.STREAM, 'the answer was abandoned'))
+    }
+    return DONE
+  }
+}
+
+const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined }
+
+async function * nothing (): AsyncGenerator<Uint8Array> {}
+
+async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  if (bytes.byteLength > 0) yield bytes
+}
+
+/** Lets go of an iterator we stop reading, without waiting for it. */
+function drop (iterator: AsyncIterator<unknown>): void {
+  Promise.resolve(iterator.return?.()).catch(() => {})
+}
+
+/** Why the caller's signal ended the job: its deadline, or the client went away. */
+function cancelError (node: string, deadline: number, reason: unknown): AicnError {
+  if (isAicnError(reason)) return reason
+  if ((deadline > 0 && Date.now() >= deadline) || (reason as Error | undefined)?.name === 'TimeoutError') {
+    return new AicnError(ErrorCode.TIMEOUT, `the job to node ${node} ran past its deadline`)
+  }
+  return new AicnError(ErrorCode.STREAM, 'cancelled')
+}
+
+function dialError (node: string, err: unknown): AicnError {
+  const error = err as Error
+  if (error?.name === 'UnsupportedProtocolError') {
+    return new AicnError(ErrorCode.ROUTING, `node ${node} does not speak ${CHAT_PROXY_PROTOCOL}`, { status: 502 })
+  }
+  return new AicnError(ErrorCode.ROUTING, `cannot reach node ${node}: ${error?.message ?? String(err)}`, { status: 502 })
+}

@@ -1,0 +1,78 @@
+// Which wire protocol to use with a peer: our native ones with aicn nodes, the Go node's with Go nodes
+// (identify tells which a peer speaks), transparently for the HTTP API and the gateway. A node in Go-wire
+// mode uses only the Go node's protocols.
+import type { PeerId } from '@libp2p/interface'
+import { AicnError, ErrorCode } from '../errors.ts'
+import type { Host } from '../p2p/host.ts'
+import type { protocol } from '../proto/index.ts'
+import type { BroadcastRpc } from '../compat/broadcast-rpc.ts'
+import type { ChatProxy } from '../compat/chat-proxy.ts'
+import { JOB_PROTOCOL, type JobProtocol } from './job.ts'
+import { RPC_PROTOCOL, type RpcCallOptions, type RpcService } from './rpc.ts'
+import type { JobRequest, JobResponse } from '../jobs/types.ts'
+
+/** Sends a query (PEER_IDENTITY, HOST_INFO, AI_PROJECT) to a node and returns its answer body. */
+export interface QueryRequester {
+  request: (peer: PeerId, type: protocol.MessageType, body: Uint8Array, call?: RpcCallOptions) => Promise<Uint8Array>
+}
+
+/** Runs a job on another node. */
+export interface JobSender {
+  run: (peer: PeerId, request: JobRequest, signal: AbortSignal) => Promise<JobResponse>
+}
+
+const DEFAULT_QUERY_TIMEOUT_MS = 15_000
+
+export class PeerTransport implements QueryRequester, JobSender {
+  private readonly host: Host
+  private readonly rpc: RpcService
+  private readonly jobs: JobProtocol
+  private readonly broadcast: BroadcastRpc
+  private readonly chatProxy: ChatProxy
+  private readonly goWire: boolean
+
+  constructor (deps: { host: Host, rpc: RpcService, jobs: JobProtocol, broadcast: BroadcastRpc, chatProxy: ChatProxy, goWire: boolean }) {
+    this.host = deps.host
+    this.rpc = deps.rpc
+    this.jobs = deps.jobs
+    this.broadcast = deps.broadcast
+    this.chatProxy = deps.chatProxy
+    this.goWire = deps.goWire
+  }
+
+  async request (peer: PeerId, type: protocol.MessageType, body: Uint8Array, call: RpcCallOptions = {}): Promise<Uint8Array> {
+    const viaBroadcast = async (): Promise<Uint8Array> => await this.broadcast.request(peer, type, body, { signal: call.signal, timeoutMs: call.timeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS })
+    if (this.goWire || await this.speaks(peer, RPC_PROTOCOL) === false) return await viaBroadcast()
+    try {
+      return await this.rpc.request(peer, type, body, call)
+    } catch (err) {
+      // We did not know the peer yet; now that identify ran, it may turn out to be a Go node.
+      if (isRouting(err) && await this.speaks(peer, RPC_PROTOCOL) === false) return await viaBroadcast()
+      throw err
+    }
+  }
+
+  async run (peer: PeerId, request: JobRequest, signal: AbortSignal): Promise<JobResponse> {
+    if (this.goWire || await this.speaks(peer, JOB_PROTOCOL) === false) return await this.chatProxy.run(peer, request, signal)
+    try {
+      return await this.jobs.run(peer, request, signal)
+    } catch (err) {
+      if (isRouting(err) && await this.speaks(peer, JOB_PROTOCOL) === false) return await this.chatProxy.run(peer, request, signal)
+      throw err
+    }
+  }
+
+  /** true / false once identify has told us the peer's protocols; undefined while we do not know. */
+  private async speaks (peer: PeerId, protocolId: string): Promise<boolean | undefined> {
+    try {
+      const known = await this.host.peerStore.get(peer)
+      return known.protocols.length === 0 ? undefined : known.protocols.includes(protocolId)
+    } catch {
+      return undefined
+    }
+  }
+}
+
+function isRouting (err: unknown): boolean {
+  return err instanceof AicnError && err.code === ErrorCode.ROUTING
+}
