@@ -26,6 +26,7 @@
 //   5. Memory: VmRSS of B, W1, W2 before, sampled during and after 10,000 proxied jobs (concurrency 16),
 //      twice; "after" is read after a 5 s settle and again after a forced full GC (the daemons' inspector
 //      is switched on with SIGUSR1 on a random 127.0.0.1 port only for this).
+//   6. Phase 1's latencies once more at the end, with the JIT warm.
 // With --perf, only this instead: `perf record` (CPU-time sampling, 1999 Hz, call graphs; the daemons
 // run with --perf-basic-prof --interpreted-frames-native-stack so JS frames have names) on B and W1
 // over sequential two-node requests, every sample charged to the innermost frame that belongs to a
@@ -548,13 +549,13 @@ async function interleavedStreams (targets: Target[], warmup: number, count: num
 // ---------------------------------------------------------------------------------------------------
 // 3. The libp2p hop, from a bare libp2p client in this process
 
-interface HopResult { rows: Array<{ name: string, summary: Summary, errors: number }>, errors: number, firstErrors: string[] }
+interface HopResult { rows: Array<{ name: string, summary: Summary, errors: number, clientWrites: number, workerWrites: number }>, errors: number, firstErrors: string[] }
 
 async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> {
   yield bytes
 }
 
-async function libp2pHop (workerAddr: string, workerId: string, warmup: number, count: number): Promise<HopResult> {
+async function libp2pHop (workerAddr: string, workerId: string, workerPid: number | undefined, warmup: number, count: number): Promise<HopResult> {
   client = await createLibp2p({
     addresses: { listen: [] },
     transports: [tcp()],
@@ -674,14 +675,24 @@ async function libp2pHop (workerAddr: string, workerId: string, warmup: number, 
     }
   ]
   const stepOf = [0, 1, 2, 3, 6]
+  /** the row that shows a step's writes (a whole job on the row of its whole answer) */
+  const writesRow = [0, 1, 2, 5, 6]
+  const writes = steps.map(() => ({ client: 0, worker: 0, n: 0 }))
   let measuring = false
   function record (k: number, ms: number): void { if (measuring) samples[k]!.push(ms) }
   for (let i = 0; i < warmup + count && performance.now() < deadline; i++) {
     measuring = i >= warmup
     for (let k = 0; k < steps.length; k++) {
       const step = (i + k) % steps.length
+      const before = { client: syscalls(process.pid).w, worker: syscalls(workerPid).w }
       try {
         await steps[step]!()
+        if (measuring) {
+          // Write syscalls of each side for the whole operation (a libp2p frame is one write here).
+          writes[step]!.client += syscalls(process.pid).w - before.client
+          writes[step]!.worker += syscalls(workerPid).w - before.worker
+          writes[step]!.n++
+        }
       } catch (err) {
         errors[stepOf[step]!]!++
         if (firstErrors.length < 3) firstErrors.push(`${names[stepOf[step]!]!}: ${(err as Error).message}`)
@@ -691,7 +702,12 @@ async function libp2pHop (workerAddr: string, workerId: string, warmup: number, 
   if (echoStream !== undefined) await closeStream(echoStream)
   await c.stop()
   client = undefined
-  return { rows: names.map((name, k) => ({ name, summary: summarize(samples[k]!), errors: errors[k]! })), errors: errors.reduce((x, y) => x + y, 0), firstErrors }
+  const rows = names.map((name, k) => {
+    const step = writesRow.indexOf(k)
+    const w = step < 0 ? undefined : writes[step]!
+    return { name, summary: summarize(samples[k]!), errors: errors[k]!, clientWrites: w === undefined ? NaN : w.client / Math.max(1, w.n), workerWrites: w === undefined ? NaN : w.worker / Math.max(1, w.n) }
+  })
+  return { rows, errors: errors.reduce((x, y) => x + y, 0), firstErrors }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -946,7 +962,7 @@ async function main (): Promise<void> {
 
   // 3. The libp2p hop
   log(`libp2p hop from a bare client to W1: ${WARMUP} warm-up + ${REQUESTS} rounds`)
-  const hop = await libp2pHop(await w1.addr(), w1.peerId, WARMUP, REQUESTS)
+  const hop = await libp2pHop(await w1.addr(), w1.peerId, w1.pid, WARMUP, REQUESTS)
 
   // 4. Throughput
   const proxy = apiTarget(b.api, 'proxy', undefined)
@@ -1004,6 +1020,11 @@ async function main (): Promise<void> {
   }
 
   for (const i of inspectors ?? []) i.close()
+
+  // 6. Non-stream latency again, now that every code path has run tens of thousands of times (V8 keeps
+  // optimising the libp2p code long after the 200 warm-up requests).
+  log(`non-stream latency once more, warm: ${REQUESTS} requests per path, interleaved`)
+  const warmLatency = await interleavedLatency([direct, local, twoNodes], Math.min(WARMUP, 50), REQUESTS)
   const loadAfter = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')
 
   // ---- Report
@@ -1017,6 +1038,14 @@ async function main (): Promise<void> {
     lines.push(`| ${r.name} | ${f2(r.summary.p50)} | ${f2(r.summary.p90)} | ${f2(r.summary.p99)} | ${f2(r.summary.max)} | ${added[0]} | ${added[1]} | ${r.errors} |`)
   }
   lines.push('', `Second node alone (c − b): p50 ${signed(lc!.summary.p50 - lb!.summary.p50)} ms, p99 ${signed(lc!.summary.p99 - lb!.summary.p99)} ms.`)
+  const [wa, wb, wc] = warmLatency
+  lines.push('', `The same at the end of the run, after the throughput and memory phases (JIT warm; ${int(REQUESTS)} requests per path):`, '')
+  lines.push('| path | p50 | p90 | p99 | max | added p50 | added p99 | errors |', '|---|---|---|---|---|---|---|---|')
+  for (const r of warmLatency) {
+    const added = r === wa ? ['–', '–'] : [signed(r.summary.p50 - wa!.summary.p50), signed(r.summary.p99 - wa!.summary.p99)]
+    lines.push(`| ${r.name} | ${f2(r.summary.p50)} | ${f2(r.summary.p90)} | ${f2(r.summary.p99)} | ${f2(r.summary.max)} | ${added[0]} | ${added[1]} | ${r.errors} |`)
+  }
+  lines.push('', `Second node alone, warm (c − b): p50 ${signed(wc!.summary.p50 - wb!.summary.p50)} ms, p99 ${signed(wc!.summary.p99 - wb!.summary.p99)} ms.`)
   lines.push('', `### CPU time and syscalls per request (utime+stime from /proc/<pid>/stat, syscw/syscr from /proc/<pid>/io; ${int(CPU_REQUESTS)} sequential requests, one path at a time)`, '')
   lines.push('| path | latency p50 ms | CPU µs: client | B | W1 | M1 | writes: B | W1 | reads: B | W1 |', '|---|---|---|---|---|---|---|---|---|---|')
   for (const r of cpuRows) lines.push(`| ${r.name} | ${f2(r.latency.p50)} | ${f0(r.perRequestUs.client!)} | ${f0(r.perRequestUs.B!)} | ${f0(r.perRequestUs.W1!)} | ${f0(r.perRequestUs.M1!)} | ${f1(r.writes.B!)} | ${f1(r.writes.W1!)} | ${f1(r.reads.B!)} | ${f1(r.reads.W1!)} |`)
@@ -1030,8 +1059,8 @@ async function main (): Promise<void> {
   }
 
   lines.push('', `### The libp2p hop (ms; bare libp2p client in the bench process → W1, ${int(REQUESTS)} rounds after ${WARMUP} warm-up)`, '')
-  lines.push('| step | p50 | p90 | p99 | errors |', '|---|---|---|---|---|')
-  for (const r of hop.rows) lines.push(`| ${r.name} | ${f2(r.summary.p50)} | ${f2(r.summary.p90)} | ${f2(r.summary.p99)} | ${r.errors} |`)
+  lines.push('| step | p50 | p90 | p99 | writes per op: client / W1 | errors |', '|---|---|---|---|---|---|')
+  for (const r of hop.rows) lines.push(`| ${r.name} | ${f2(r.summary.p50)} | ${f2(r.summary.p90)} | ${f2(r.summary.p99)} | ${Number.isNaN(r.clientWrites) ? '' : `${f1(r.clientWrites)} / ${f1(r.workerWrites)}`} | ${r.errors} |`)
   if (hop.errors > 0) lines.push('', `Errors: ${hop.errors} (${hop.firstErrors.join(' | ')})`)
 
   lines.push('', `### Throughput (non-stream chat; each run at most ${int(TPUT_REQUESTS)} requests and ${TPUT_MS / 1000} s)`, '')
@@ -1052,10 +1081,10 @@ async function main (): Promise<void> {
   lines.push('', '| when | B | W1 | W2 |', '|---|---|---|---|')
   for (const t of rssTimeline) lines.push(`| ${t.when} | ${f1(t.B)} | ${f1(t.W1)} | ${f1(t.W2)} |`)
 
-  const errorsSeen = latency.some((r) => r.errors > 0) || streams.some((r) => r.errors > 0) || tput.some((r) => r.errors > 0) || memRounds.some((m) => m.errors > 0)
+  const errorsSeen = latency.some((r) => r.errors > 0) || warmLatency.some((r) => r.errors > 0) || streams.some((r) => r.errors > 0) || tput.some((r) => r.errors > 0) || memRounds.some((m) => m.errors > 0)
   if (errorsSeen) {
     lines.push('', 'First errors:')
-    for (const r of [...latency, ...streams]) if (r.errors > 0) lines.push(`- ${r.name}: ${r.firstErrors.join(' | ')}`)
+    for (const r of [...latency, ...warmLatency, ...streams]) if (r.errors > 0) lines.push(`- ${r.name}: ${r.firstErrors.join(' | ')}`)
   }
   process.stdout.write(lines.join('\n') + '\n')
   const leftovers = readdirSync(root).length

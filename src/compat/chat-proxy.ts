@@ -19,6 +19,7 @@ import { DEFAULT_TIMEOUT_MS, JobKind, type JobHead, type JobKindValue, type JobR
 import type { Logger } from '../logger.ts'
 import type { Host } from '../p2p/host.ts'
 import { jobDeadline, write } from '../protocols/job-frames.ts'
+import { toGoCode } from './codes.ts'
 import {
   HttpError, LAST_CHUNK, StreamReader, bodyAllowed, encodeChunk, encodeHead, header, parseRequestHead, parseResponseHead,
   readBody, requestFraming, responseFraming, type BodyFraming, type Headers, type RequestHead, type ResponseHead
@@ -58,7 +59,7 @@ const GO_USER_AGENT = 'Go-http-client/1.1'
 
 /** Our error code, next to the Go-style JSON body of an error answer: an aicn requester gets our code
  * back exactly, a Go requester ignores the field. */
-const ERROR_CODE_HEADER = 'X-Aicn-Error-Code'
+const ERROR_CODE_HEADER = 'X-AICN-Error-Code'
 
 /** A requester has this long to send its request head after opening the stream. */
 const HEAD_TIMEOUT_MS = 10_000
@@ -69,33 +70,6 @@ const STOP_GRACE_MS = 2_000
 const MAX_STREAMS = 256
 /** The body of an error answer we read. */
 const MAX_ERROR_BODY_BYTES = 64 * KiB
-
-/** Our error codes and the Go node's for the same failure (reference §9.2); a Go requester shows its
- * client the Go code. Codes of neither table (a model's own) pass unchanged. */
-const GO_CODES: Record<number, number> = {
-  [ErrorCode.PARAM]: 1001,
-  [ErrorCode.PARSE]: 1002,
-  [ErrorCode.PROTOBUF]: 1004,
-  [ErrorCode.TIMEOUT]: 1005,
-  [ErrorCode.ROUTING]: 1017,
-  [ErrorCode.MODEL]: 1007,
-  [ErrorCode.IPFS]: 1008,
-  [ErrorCode.BUFFER]: 1009,
-  [ErrorCode.PERMISSION]: 1010,
-  [ErrorCode.UNSUPPORTED]: 1011,
-  [ErrorCode.HOST_INFO]: 1012,
-  [ErrorCode.ENCRYPT]: 1013,
-  [ErrorCode.DECRYPT]: 1014,
-  [ErrorCode.UUID]: 1015,
-  [ErrorCode.DATABASE]: 1016,
-  [ErrorCode.NO_NODE]: 1017,
-  [ErrorCode.STREAM]: 1018,
-  [ErrorCode.INTERNAL]: 5000
-}
-
-export function goErrorCode (code: number): number {
-  return GO_CODES[code] ?? code
-}
 
 interface InboundJob { stream: Stream, controller: AbortController, done: Promise<void> }
 
@@ -387,7 +361,7 @@ async function answer (stream: Stream, minor: number, response: JobResponse): Pr
  * Go chat requester decodes it and shows `{code, message}` to its client, an image requester reads the same
  * fields, an edit requester passes the answer through. */
 function errorAnswer (status: number, code: number, message: string): Buffer {
-  const body = Buffer.from(JSON.stringify({ code: goErrorCode(code), message }))
+  const body = Buffer.from(JSON.stringify({ code: toGoCode(code), message }))
   return Buffer.concat([encodeHead(statusLine(status >= 400 && status <= 599 ? status : 500), [
     ['Content-Type', 'application/json'],
     [ERROR_CODE_HEADER, String(code)],

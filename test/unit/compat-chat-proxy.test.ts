@@ -86,6 +86,21 @@ function goRequest (path: string, query: string, body: string, contentType = 'ap
     `Content-Length: ${Buffer.byteLength(body)}\r\nContent-Type: ${contentType}\r\n\r\n${body}`)
 }
 
+/** Everything the peer sends until it ends its side; rejects on a reset. Listens from the start: the
+ * stream's async iterator misses an end that came before it was called. */
+async function readToEnd (stream: Stream): Promise<Buffer> {
+  return await new Promise((resolve, reject) => {
+    const chunks: Uint8Array[] = []
+    const settle = (error?: Error): void => {
+      if (error !== undefined || stream.status === 'reset' || stream.status === 'aborted') reject(error ?? new Error(`stream ${stream.status}`))
+      else resolve(Buffer.concat(chunks))
+    }
+    stream.addEventListener('message', (evt) => { chunks.push(evt.data.subarray()) })
+    stream.addEventListener('end', () => { settle() })
+    stream.addEventListener('close', (evt) => { settle(evt.error) })
+  })
+}
+
 /** A hand-parsed HTTP/1.1 response. */
 interface RawResponse { statusLine: string, headers: string[], body: Buffer, chunks: Buffer[] }
 
@@ -219,11 +234,11 @@ describe('the chat-proxy protocol', () => {
   /** Plays a Go requester: writes `request`, never half-closes, reads until B ends its side. */
   async function goExchange (request: Uint8Array): Promise<Buffer> {
     const stream = await a.dialProtocol(b.peerId, CHAT_PROXY_PROTOCOL)
+    const reading = readToEnd(stream)
     await write(stream, request)
-    const chunks: Uint8Array[] = []
-    for await (const chunk of stream) chunks.push(chunk.subarray())
+    const bytes = await reading
     await stream.close()
-    return Buffer.concat(chunks)
+    return bytes
   }
 
   /** Chat-proxy streams still open on any node (every exchange must end in close or abort). */
@@ -414,7 +429,7 @@ describe('the chat-proxy protocol', () => {
     const missing = parseResponse(await goExchange(goRequest('/api/v0/image/gen', 'cid=&model=nope&project=P', '{"prompt":"x"}')))
     assert.equal(missing.statusLine, 'HTTP/1.1 404 Not Found')
     // Exactly application/json: a Go chat requester decodes only that (B8) and shows code and message.
-    assert.deepEqual(missing.headers, ['Content-Type: application/json', 'X-Aicn-Error-Code: 1006', `Content-Length: ${missing.body.byteLength}`])
+    assert.deepEqual(missing.headers, ['Content-Type: application/json', 'X-AICN-Error-Code: 1006', `Content-Length: ${missing.body.byteLength}`])
     assert.deepEqual(JSON.parse(missing.body.toString()), { code: 1007, message: 'no model nope' })
 
     const path = parseResponse(await goExchange(goRequest('/api/v0/nope', 'cid=&model=x&project=P', '{}')))
@@ -447,14 +462,13 @@ describe('the chat-proxy protocol', () => {
     const body = '{"model":"echo","messages":[{"role":"user","content":"slowly"}]}'
     const request = goRequest('/api/v0/chat/completion', 'cid=&model=echo&project=P', body)
     const stream = await a.dialProtocol(b.peerId, CHAT_PROXY_PROTOCOL)
+    const reading = readToEnd(stream)
     for (let offset = 0; offset < request.byteLength; offset += 3) {
       await write(stream, request.subarray(offset, offset + 3))
       await new Promise((resolve) => setImmediate(resolve))
     }
-    const chunks: Uint8Array[] = []
-    for await (const chunk of stream) chunks.push(chunk.subarray())
+    const response = parseResponse(await reading)
     await stream.close()
-    const response = parseResponse(Buffer.concat(chunks))
     assert.equal(response.statusLine, 'HTTP/1.1 200 OK')
     assert.equal(response.body.toString(), body)
   })
