@@ -687,6 +687,9 @@ async function libp2pHop (workerAddr: string, workerId: string, workerPid: numbe
       const before = { client: syscalls(process.pid).w, worker: syscalls(workerPid).w }
       try {
         await steps[step]!()
+        // Let the operation's tail (closing frames, window updates) finish before the next one starts,
+        // so that every operation is timed alone and its writes are counted on its own row.
+        await sleep(2)
         if (measuring) {
           // Write syscalls of each side for the whole operation (a libp2p frame is one write here).
           writes[step]!.client += syscalls(process.pid).w - before.client

@@ -21,7 +21,7 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { join } from 'node:path'
 import OpenAI from 'openai'
 import { startFakeModelServer, type FakeModelServer } from '../../scripts/fake-model-server.ts'
-import { TestNode, waitFor } from './harness.ts'
+import { connectedPeers, TestNode, waitFor } from './harness.ts'
 
 const PSK = 'fa'.repeat(32)
 const PROJECT = 'DecentralGPT'
@@ -244,7 +244,11 @@ async function makeReadOnly (dir: string): Promise<{ undo: () => Promise<void> }
     if (!await writable()) return { undo }
     await undo()
   }
-  return { skip: 'running as root: the filesystem cannot be made read-only for root (chattr +i is not available here)' }
+  return {
+    skip: process.getuid?.() === 0
+      ? 'running as root: the filesystem cannot be made read-only for root (chattr +i is not available here)'
+      : 'the directory stays writable after chmod 0500 and chattr +i is not available here'
+  }
 }
 
 interface Worker { node: TestNode, chat: FakeModelServer }
@@ -336,7 +340,7 @@ describe('faults', () => {
     await Promise.all(servers.map(async (s) => { await s.close() }))
   })
 
-  test('workers killed and restarted during load: every job succeeds in full or fails with a documented error; B never crashes', async () => {
+  test('workers killed and restarted during load: every job succeeds in full or fails with a documented error; B never crashes', async (t) => {
     // Invariant: of 60 chat jobs by project (the /api/v0 proxy and the /v1 gateway with a metered key,
     // each streamed and not; 6 at once) while W3 is SIGKILLed and restarted, each job either returns the
     // model's full answer or a documented error (I1), none hangs (I2), only jobs that were in flight when
@@ -351,6 +355,7 @@ describe('faults', () => {
     const inFlight = new Map<number, { stream: boolean, node: string }>()
     const outcomes: Array<{ i: number, kind: string, stream: boolean, node: string, verdict: Verdict, cost: number }> = []
     let inFlightAtKill = new Set<number>()
+    let protocolsAfterRelaunch: string[] = []
     let relaunched = false
     let next = 0
 
@@ -401,6 +406,9 @@ describe('faults', () => {
       inFlightAtKill = new Set(inFlight.keys())
       await w3.kill()
       await w3.launch()
+      // What B's peer store says W3 speaks, as soon as they are connected again (see the BUG note below).
+      await waitFor(async () => (await connectedPeers(b)).includes(w3.peerId), 10_000, 'B to reconnect to W3').catch(() => {})
+      protocolsAfterRelaunch = (await b.call('/api/v0/peer', { node_id: w3.peerId, timeout: '2s' })).body.data?.protocols ?? []
       relaunched = true
     }
     await Promise.all([killer(), ...Array.from({ length: CONCURRENCY }, loop)])
@@ -426,6 +434,14 @@ describe('faults', () => {
     await waitFor(async () => (await peersOf(b, PROJECT, CHAT)).some((p) => p.node_id === w3.peerId && p.connectivity === 1), 30_000, 'B to hear the restarted W3')
     const direct = await post(`${b.api}/api/v0/chat/completion`, chatBody({ node_id: w3.peerId }))
     assert.deepEqual(judgeChat(direct, false), { ok: true })
+    // BUG: for about 2 s after a node starts, the nodes it connects to record its protocols from an identify
+    // that ran before it registered its handlers: /aicn/job/1.0.0, /aicn/rpc/1.0.0 and /chat-proxy/0.0.1
+    // are missing until identify-push catches up. PeerTransport.speaks() then says "false" and B sends jobs
+    // to this aicn node over the Go chat-proxy tunnel (and queries over broadcast RPC); a stream cut there
+    // reads "sent an invalid HTTP answer: the stream ended before the chunk size line" (1017).
+    await t.test('BUG: right after a worker restarts, B knows it speaks the native job protocol', { todo: 'src/node.ts starts libp2p (and dials) before registering /aicn/job, /aicn/rpc and /chat-proxy' }, () => {
+      assert.ok(protocolsAfterRelaunch.includes('/aicn/job/1.0.0'), JSON.stringify(protocolsAfterRelaunch))
+    })
     console.log(`# load with a worker killed: ${JOBS - failed.length} succeeded, ${failed.length} failed with a documented error (${inFlightAtKill.size} in flight at the kill): ${failed.map((o) => `${o.kind}: ${detail(o.verdict)}`).join('; ')}`)
   })
 
