@@ -73,76 +73,81 @@ export class AicnNode {
     const { config, log } = options
     // Everything started so far, stopped in reverse order if a later step fails or on stop().
     const stopSteps: StopStep[] = []
+    const started = (name: string, run: StopStep['run']): void => { stopSteps.push({ name, run }) }
     try {
       const identity = identityFromBase64(config.Identity.PrivKey)
       const store = new ConfigStore(options.configPath, config)
+      const topic = config.App.TopicName
+      const heartbeatMs = parseDuration(config.App.PeersCollect.HeartbeatInterval)
 
+      // Databases on disk.
       const peerstorePath = join(config.App.Datastore, 'peerstore')
       await mkdir(peerstorePath, { recursive: true })
       const datastore = new LevelDatastore(peerstorePath)
       await datastore.open()
-      stopSteps.push({ name: 'peer store', run: async () => { await datastore.close() } })
-
+      started('peer store', async () => { await datastore.close() })
       const history = new ConnectionHistory(join(config.App.Datastore, 'conns.db'), log)
       await history.open()
-      stopSteps.push({ name: 'connection history', run: async () => { await history.close() } })
-
-      const heartbeatMs = parseDuration(config.App.PeersCollect.HeartbeatInterval)
+      started('connection history', async () => { await history.close() })
       // A node counts for routing while heard within three heartbeat intervals.
       const view = new NetworkView({ path: join(config.App.Datastore, 'view.db'), routingFreshMs: 3 * heartbeatMs, log })
       await view.open()
-      stopSteps.push({ name: 'network view', run: async () => { await view.close() } })
+      started('network view', async () => { await view.close() })
       const pruner = setInterval(() => { view.prune() }, heartbeatMs)
       pruner.unref()
-      stopSteps.push({ name: 'view pruning', run: () => { clearInterval(pruner) } })
+      started('view pruning', () => { clearInterval(pruner) })
+      const gatewayDb = await openGatewayDb(join(config.App.Datastore, 'gateway.db'))
+      started('gateway database', async () => { await gatewayDb.close() })
 
+      // The libp2p host, built but not started yet.
       const metrics = new Registry()
       const host = await createHost({ config, privateKey: identity.privateKey, datastore, agentVersion: AGENT_VERSION, metricsRegistry: metrics })
       recordConnections(host, history, log)
-      await host.start()
-      stopSteps.push({ name: 'libp2p', run: async () => { await host.stop() } })
-      log.info({ peerId: identity.peerId, addresses: host.getMultiaddrs().map((a) => a.toString()) }, 'libp2p host started')
-
       const hostInfo = new HostInfoCollector()
-      const rpc = new RpcService(host, { agentVersion: AGENT_VERSION, log })
       const latency = new LatencyTracker(host, log)
-      latency.start()
-      stopSteps.push({ name: 'latency tracker', run: () => { latency.stop() } })
+      const rendezvous = host.services.dht === undefined ? undefined : new Rendezvous(host, topic, dhtProtocol(config), log)
 
-      const topic = config.App.TopicName
-      host.services.pubsub.subscribe(topic)
-
-      let rendezvous: Rendezvous | undefined
-      if (host.services.dht !== undefined) {
-        const started = new Rendezvous(host, topic, dhtProtocol(config), log)
-        started.start()
-        stopSteps.push({ name: 'rendezvous', run: () => { started.stop() } })
-        rendezvous = started
-      }
-
+      // Models and jobs.
       const local = new LocalRegistry(store, async (api) => await checkModelApi(api))
       const models = new ModelClient()
-      stopSteps.push({ name: 'model client', run: async () => { await models.close() } })
+      started('model client', async () => { await models.close() })
       const executor = new LocalExecutor({ registry: local, client: models, nodeId: identity.peerId })
 
       // Our native protocols for aicn peers, the Go node's for Go peers; in Go-wire mode only the latter.
       const goWire = config.Wire.Mode === 'go'
+      const rpc = new RpcService(host, { agentVersion: AGENT_VERSION, log })
       const jobs = new JobProtocol(host, { log })
       const broadcast = new BroadcastRpc({ host, topic, privateKey: identity.privateKey, agentVersion: AGENT_VERSION, log })
       const chatProxy = new ChatProxy(host, { log })
       const transport = new PeerTransport({ host, rpc, jobs, broadcast, chatProxy, goWire })
-
       const control = new NodeControl({ host, queries: transport, config: store, hostInfo, latency, rendezvous, metrics, topic })
       const network = new NetworkRegistry({ host, view, local, rpc, queries: transport, latency })
       registerQueryHandlers(rpc, { localPeerInfo: async () => await control.id(), localHostInfo: async () => await hostInfo.collect() })
+      const dispatcher = new JobDispatcher({ selfId: identity.peerId, local: executor, remote: transport, selector: new NodeSelector(), network, log })
+
+      // Protocol handlers go in before the host starts, so the first identify our peers get lists them
+      // (otherwise a peer would take us for a Go node until identify-push). Jobs that arrive from the
+      // network run on this node's models; they are never forwarded again.
       if (!goWire) {
         await rpc.start()
-        // A job that arrives from the network runs here, on this node's models; it is never forwarded again.
         await jobs.start(executor.run)
-        stopSteps.push({ name: 'job protocol', run: async () => { await jobs.stop() } })
       }
       await chatProxy.start(executor.run)
-      stopSteps.push({ name: 'chat proxy', run: async () => { await chatProxy.stop() } })
+
+      await host.start()
+      started('libp2p', async () => { await host.stop() })
+      // Running jobs end (with an error their requesters can see) before libp2p goes down.
+      if (!goWire) started('job protocol', async () => { await jobs.stop() })
+      started('chat proxy', async () => { await chatProxy.stop() })
+      log.info({ peerId: identity.peerId, addresses: host.getMultiaddrs().map((a) => a.toString()) }, 'libp2p host started')
+
+      latency.start()
+      started('latency tracker', () => { latency.stop() })
+      host.services.pubsub.subscribe(topic)
+      if (rendezvous !== undefined) {
+        rendezvous.start()
+        started('rendezvous', () => { rendezvous.stop() })
+      }
       broadcast.start(makeBroadcastHandlers({
         runner: executor.run,
         peerInfo: async () => await control.id(),
@@ -150,26 +155,11 @@ export class AicnNode {
         projects: () => network.localProjects(),
         nodeId: identity.peerId
       }))
-      stopSteps.push({ name: 'broadcast requests', run: () => { broadcast.stop() } })
-      const dispatcher = new JobDispatcher({ selfId: identity.peerId, local: executor, remote: transport, selector: new NodeSelector(), network, log })
-
-      const gatewayDb = await openGatewayDb(join(config.App.Datastore, 'gateway.db'))
-      stopSteps.push({ name: 'gateway database', run: async () => { await gatewayDb.close() } })
-      const gateway = new Gateway({
-        view,
-        dispatcher,
-        keys: gatewayDb.keys,
-        limiter: new Limiter({ dailyStore: gatewayDb.dailyStore }),
-        usage: gatewayDb.usage,
-        prices: priceTableFrom(config.Gateway),
-        requireKeys: keysRequired(config),
-        log
-      })
+      started('broadcast requests', () => { broadcast.stop() })
 
       const health = new HealthChecker({}, applyHealth(local))
       const unwatch = watchRegisteredModels(local, health)
-      stopSteps.push({ name: 'health checks', run: () => { unwatch(); health.stop() } })
-
+      started('health checks', () => { unwatch(); health.stop() })
       const heartbeats = new Heartbeats({
         host,
         topic,
@@ -181,22 +171,33 @@ export class AicnNode {
         log
       })
       heartbeats.start()
-      stopSteps.push({ name: 'heartbeats', run: async () => { await heartbeats.stop() } })
+      started('heartbeats', async () => { await heartbeats.stop() })
 
       const bootstrapIds = new Set(config.Bootstrap.map((a) => parseNodeAddr(a).peerId.toString()))
       redialHistory(host, history, bootstrapIds, log)
         .then((r) => { if (r.connected + r.failed > 0) log.info(r, 'redialled peers from the connection history') })
         .catch((err: Error) => { log.warn({ err: err.message }, 'redialling the connection history failed') })
 
-      const http = new HttpServer({ routes: [
-          ...controlRoutes(control),
-          ...registryRoutes(local, network),
-          ...jobRoutes({ dispatcher }),
-          ...keyRoutes(gatewayDb.keys, gatewayDb.usage),
-          ...gateway.routes()
-        ], logger: log, registry: metrics })
+      const gateway = new Gateway({
+        view,
+        dispatcher,
+        keys: gatewayDb.keys,
+        limiter: new Limiter({ dailyStore: gatewayDb.dailyStore }),
+        usage: gatewayDb.usage,
+        prices: priceTableFrom(config.Gateway),
+        requireKeys: keysRequired(config),
+        log
+      })
+      const routes = [
+        ...controlRoutes(control),
+        ...registryRoutes(local, network),
+        ...jobRoutes({ dispatcher }),
+        ...keyRoutes(gatewayDb.keys, gatewayDb.usage),
+        ...gateway.routes()
+      ]
+      const http = new HttpServer({ routes, logger: log, registry: metrics })
       const listening = await http.listen(config.API.Addr)
-      stopSteps.push({ name: 'HTTP API', run: async () => { await http.close() } })
+      started('HTTP API', async () => { await http.close() })
       log.info({ url: listening.url }, 'HTTP API listening')
 
       return new AicnNode(host, control, listening.url, stopSteps, log)

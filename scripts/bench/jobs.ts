@@ -2,7 +2,7 @@
 //
 //   npm run build && node dist/scripts/bench/jobs.js [--quick] [--requests 2000] [--warmup 200]
 //        [--streams 200] [--tput-requests 2000] [--tput-seconds 60] [--mem-jobs 10000]
-//   npm run build && node dist/scripts/bench/jobs.js --perf [--requests 2000]      (needs Linux `perf`)
+//   npm run build && node dist/scripts/bench/jobs.js --perf [--requests 2000] [--warmup 3000]   (Linux `perf`)
 //
 // Run from dist/ (test/integration/harness.ts finds bin/aicn.js relative to its compiled location).
 // Everything listens on 127.0.0.1 only. The network: an input node B, workers W1 and W2, each worker with
@@ -12,14 +12,16 @@
 //   1. Non-stream chat latency, sequential, the three paths interleaved request by request:
 //      (a) direct to M1, (b) W1's own API (`node_id` = W1, local path), (c) B's API with `node_id` = W1
 //      (client → B → W1 → M1). Added latency b−a and c−a at p50 / p99. Then each path alone for a while,
-//      with the CPU time (/proc/<pid>/stat) every process spent per request.
+//      with the CPU time (/proc/<pid>/stat) and write/read syscalls (/proc/<pid>/io) of every process
+//      per request.
 //   2. Streamed chat, the same three paths: time to the response head, to the first content token, the
 //      gaps between tokens as the client reads them (equal to the model's when nothing is buffered).
 //   3. Where the libp2p hop's time goes: a bare libp2p client in this process (same PSK, noise, yamux)
-//      connected to W1 measures a 32-byte echo on a stream kept open (what a reused stream costs), a
-//      libp2p ping (a new stream per echo), opening a job stream alone, and a whole job through the real
-//      requester code (src/protocols/job.ts JobProtocol.run) with the stream opened as today
-//      (multistream-select negotiated before the first byte) and lazily (negotiateFully: false).
+//      connected to W1 measures a 32-byte echo on a stream kept open (what a reused stream costs), the
+//      same echo on a new stream each time (what libp2p ping does), opening a job stream alone, and a
+//      whole job through the real requester code (src/protocols/job.ts JobProtocol.run) with the stream
+//      opened as today (multistream-select negotiated before the first byte) and lazily
+//      (negotiateFully: false); with the write syscalls (= libp2p frames) each side makes per operation.
 //   4. Throughput: `/api/v0/chat/completion/proxy` on B (two workers) at concurrency 1, 16, 64, each at
 //      most --tput-requests requests and --tput-seconds; direct to M1/M2 at the same concurrency for
 //      reference. Errors are counted (and the first few printed).
@@ -32,7 +34,8 @@
 // over sequential two-node requests, every sample charged to the innermost frame that belongs to a
 // known component (noise, pnet, yamux, peer store, …); node internals are charged to their caller.
 // (V8's own --cpu-prof samples wall-clock time: on 2 cores a daemon preempted right after a socket
-// write, by the process it woke, shows that wait as time spent in writeBuffer. perf does not.)
+// write, by the process it woke, shows that wait as time spent in writeBuffer. perf does not.) V8 writes
+// the symbol maps to /tmp/perf-<pid>.map, whatever TMPDIR says; they are removed at the end.
 // Prints a human-readable summary with Markdown tables for docs/benchmarks.md.
 //
 // Bounded: every loop has a maximum count and a deadline, the whole run a watchdog. Every daemon lives
@@ -659,8 +662,8 @@ async function libp2pHop (workerAddr: string, workerId: string, workerPid: numbe
       const t = performance.now()
       const stream = await c.dialProtocol(worker, JOB_PROTOCOL, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })
       record(2, performance.now() - t)
-      // A reset, not a close: a job stream that ends before its head is otherwise held by the worker
-      // until its 10 s head timeout (the half-close seems to go unnoticed before the first frame).
+      // A reset, not a close: with a close, streams that never carried a head piled up against the
+      // client's limit of 64 outbound job streams in trial runs.
       stream.abort(new Error('benchmark: open only'))
     },
     async () => {
@@ -828,9 +831,7 @@ async function summarizePerf (dataFile: string): Promise<PerfSummary> {
     if (line.trim() === '') { flush(); return }
     frames.push(line)
   }
-  // The main thread's id is the process id: the first sample's tid of the busiest thread would be a
-  // guess, so read it from the data file's header (perf report --header-only lists "cmdline" but not the
-  // pid reliably); perf script prints tid only, and V8's main thread has tid == pid.
+  // perf script prints thread ids; the main thread's is the process id, which names the data file.
   pid = Number(/perf-(\d+)\.data$/.exec(dataFile)?.[1] ?? 0)
   for await (const chunk of script.stdout as AsyncIterable<Buffer>) {
     buffer += chunk.toString('utf8')
@@ -1090,8 +1091,6 @@ async function main (): Promise<void> {
     for (const r of [...latency, ...warmLatency, ...streams]) if (r.errors > 0) lines.push(`- ${r.name}: ${r.firstErrors.join(' | ')}`)
   }
   process.stdout.write(lines.join('\n') + '\n')
-  const leftovers = readdirSync(root).length
-  if (leftovers > 0) log(`note: ${leftovers} node folder(s) were still present before the final cleanup`)
 }
 
 const watchdog = setTimeout(() => {

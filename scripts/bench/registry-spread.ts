@@ -25,11 +25,8 @@
 // Bounded: every wait has a deadline, every loop a maximum count, the whole run a watchdog. Every daemon
 // lives under one temp folder (TMPDIR is pointed there) that is removed at the end, on failure and on
 // SIGINT/SIGTERM; daemons are killed by PID (the harness's destroy(), then any child of this process left).
+// The daemon-network helpers are shared with scale.ts and soak.ts in ./network.ts.
 import '../../src/polyfill.ts'
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
-import { readdirSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { generateKeyPair, publicKeyToProtobuf } from '@libp2p/crypto/keys'
@@ -37,7 +34,8 @@ import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { RPC } from '@libp2p/gossipsub/message'
 import { Registry } from 'prom-client'
 import { startFakeModelServer, type FakeModelServer } from '../fake-model-server.ts'
-import { TestNode } from '../../test/integration/harness.ts'
+import type { TestNode } from '../../test/integration/harness.ts'
+import { call, cpuCount, destroyAll, loadAverage, log, onCleanup, pollListed, rssMb, runBench, startNetwork, summarize, waitAllHearAll, type Summary } from './network.ts'
 import { encodeHeartbeat } from '../../src/protocols/heartbeat-codec.ts'
 import { NetworkView } from '../../src/registry/view.ts'
 import type { NodeEntry, ViewProject } from '../../src/registry/view-types.ts'
@@ -74,8 +72,6 @@ const PSK = 'be'.repeat(32)
 const PROJECT = 'BenchSpread'
 const POLL_MS = 10
 const SPREAD_TIMEOUT_MS = 10_000
-const POLL_REQUEST_TIMEOUT_MS = 2_000
-const MAX_POLLS = Math.ceil(SPREAD_TIMEOUT_MS / POLL_MS) + 10
 const START_BATCH = 4
 const START_TIMEOUT_MS = 120_000
 const CONVERGE_TIMEOUT_MS = 120_000
@@ -97,17 +93,8 @@ const MIN_CALLS = 20
 // ---------------------------------------------------------------------------------------------------
 // Small helpers
 
-interface Summary { n: number, min: number, median: number, p90: number, p99: number, max: number }
-
-function summarize (samples: number[]): Summary {
-  const sorted = [...samples].sort((a, b) => a - b)
-  const at = (q: number): number => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!
-  return { n: sorted.length, min: sorted.length === 0 ? NaN : sorted[0]!, median: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted.length === 0 ? NaN : sorted[sorted.length - 1]! }
-}
-
 const ms = (x: number): string => Number.isNaN(x) ? '–' : x < 10 ? x.toFixed(1) : x.toFixed(0)
 const us = (x: number): string => Number.isNaN(x) ? '–' : x < 100 ? x.toFixed(1) : x.toFixed(0)
-const log = (line: string): void => { process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`) }
 
 /** mulberry32: a small seeded generator, so every run builds the same synthetic view. */
 function random (seed: number): () => number {
@@ -126,53 +113,12 @@ function varintLength (n: number): number {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Cleanup: everything this run started, whatever happens
+// Cleanup (daemons, temp root, signals, watchdog: ./network.ts); what this script adds
 
-const nodes = new Set<TestNode>()
 let fakeModel: FakeModelServer | undefined
 let inProcessHttp: HttpServer | undefined
-let root: string | undefined
-let cleaning: Promise<void> | undefined
-
-/** Direct children of this process (daemons whose start failed are not known to the harness). */
-function childPids (): number[] {
-  const pids: number[] = []
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8')
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-      if (ppid === process.pid) pids.push(Number(name))
-    } catch {}
-  }
-  return pids
-}
-
-async function cleanup (): Promise<void> {
-  cleaning ??= (async () => {
-    await Promise.all([...nodes].map(async (node) => { await node.destroy().catch(() => {}) }))
-    nodes.clear()
-    for (const pid of childPids()) {
-      try { process.kill(pid, 'SIGKILL') } catch {}
-    }
-    await inProcessHttp?.close(100).catch(() => {})
-    await fakeModel?.close().catch(() => {})
-    if (root !== undefined) await rm(root, { recursive: true, force: true }).catch(() => {})
-  })()
-  await cleaning
-}
-
-function onSignal (signal: NodeJS.Signals): void {
-  log(`${signal}: cleaning up`)
-  void cleanup().finally(() => process.exit(130))
-}
-process.once('SIGINT', onSignal)
-process.once('SIGTERM', onSignal)
-// A last resort if the process dies some other way: kill the children we know of, synchronously.
-process.once('exit', () => {
-  for (const pid of childPids()) { try { process.kill(pid, 'SIGKILL') } catch {} }
-  if (root !== undefined) { try { rmSync(root, { recursive: true, force: true }) } catch {} }
-})
+onCleanup(async () => { await inProcessHttp?.close(100) })
+onCleanup(async () => { await fakeModel?.close() })
 
 // ---------------------------------------------------------------------------------------------------
 // 2. Heartbeat sizes
@@ -363,94 +309,19 @@ interface NetworkResult {
   rssWorkersMb: Summary
 }
 
-async function call (node: TestNode, path: string, body?: unknown, timeoutMs = POLL_REQUEST_TIMEOUT_MS): Promise<{ status: number, body: any }> {
-  const response = await fetch(node.api + path, {
-    method: body === undefined ? 'GET' : 'POST',
-    headers: body === undefined ? undefined : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(timeoutMs)
-  })
-  const text = await response.text()
-  let parsed: unknown = text
-  try { parsed = JSON.parse(text) } catch {}
-  return { status: response.status, body: parsed }
-}
-
-async function startBatch (count: number, spec: Parameters<typeof TestNode.start>[0]): Promise<TestNode[]> {
-  const settled = await Promise.allSettled(Array.from({ length: count }, async () => await TestNode.start(spec)))
-  const started: TestNode[] = []
-  for (const s of settled) if (s.status === 'fulfilled') { nodes.add(s.value); started.push(s.value) }
-  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')
-  if (failed !== undefined) throw new Error(`a daemon did not start: ${String(failed.reason).slice(0, 2000)}`)
-  return started
-}
-
-async function rssMb (node: TestNode): Promise<number> {
-  const status = await readFile(`/proc/${node.pid ?? 0}/status`, 'utf8')
-  const kb = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)
-  if (kb === null) throw new Error(`no VmRSS for pid ${node.pid}`)
-  return Number(kb[1]) / 1024
-}
-
-/** Polls `node` every POLL_MS until it lists (want=true) or no longer lists (want=false) `serving` for
- * the model; returns ms since `from`, or undefined at the deadline. Bounded in count and time. */
-async function pollUntil (node: TestNode, model: string, serving: string, want: boolean, from: number, deadline: number, counters: { errors: number, polls: number, samples: Set<string> }): Promise<number | undefined> {
-  for (let i = 0; i < MAX_POLLS && performance.now() < deadline; i++) {
-    counters.polls++
-    try {
-      const result = await call(node, '/api/v0/ai/projects/peers', { project: PROJECT, model }, Math.max(1, Math.ceil(Math.min(POLL_REQUEST_TIMEOUT_MS, deadline - performance.now()))))
-      if (result.status !== 200) {
-        counters.errors++
-        if (counters.samples.size < 5) counters.samples.add(`HTTP ${result.status}: ${JSON.stringify(result.body).slice(0, 200)}`)
-      } else if (result.body.data.some((p: { node_id: string }) => p.node_id === serving) === want) return performance.now() - from
-    } catch (err) {
-      // The last request before the deadline is cut short on purpose: not an error.
-      if (performance.now() < deadline) {
-        counters.errors++
-        const e = err as Error & { cause?: { code?: string, message?: string } }
-        if (counters.samples.size < 5) counters.samples.add(`${e.name}: ${e.message}${e.cause !== undefined ? ` (${e.cause.code ?? ''} ${e.cause.message ?? ''})` : ''}`)
-      }
-    }
-    await sleep(POLL_MS)
-  }
-  return undefined
-}
-
 async function runNetwork (size: number, router: Router, modelUrl: string): Promise<NetworkResult> {
   const name = `${router} ${size}`
   const edit = (config: any): void => { config.Pubsub.Router = router }
   const started = performance.now()
-  const deadline = started + START_TIMEOUT_MS
   log(`${name}: starting the input node`)
-  const [input] = await startBatch(1, { mode: 'input', psk: PSK, edit })
-  const net: TestNode[] = [input!]
+  const net: TestNode[] = []
   try {
-    const inputAddr = await input!.addr()
-    for (let batch = 0; net.length < size; batch++) {
-      if (performance.now() > deadline || batch > size) throw new Error(`${name}: only ${net.length} daemons started within ${START_TIMEOUT_MS / 1000} s`)
-      const count = Math.min(START_BATCH, size - net.length)
-      net.push(...await startBatch(count, { mode: 'worker', psk: PSK, bootstrap: [inputAddr], edit }))
-      log(`${name}: ${net.length} daemons running`)
-    }
+    const { inputs: [input] } = await startNetwork({ name, size, inputs: 1, psk: PSK, edit, batch: START_BATCH, timeoutMs: START_TIMEOUT_MS }, net)
     const startSeconds = (performance.now() - started) / 1000
 
     // Every node should hear every other before anything is measured; if that does not happen in time,
     // say so, keep the diagnostics and measure what spreads anyway (fewer rounds).
-    const converging = performance.now()
-    const convergeDeadline = converging + CONVERGE_TIMEOUT_MS
-    let heard: number[] = []
-    let converged = false
-    let lastReport = 0
-    for (let i = 0; i <= CONVERGE_TIMEOUT_MS / 250; i++) {
-      heard = await Promise.all(net.map(async (n) => {
-        try { return ((await call(n, '/api/v0/peers', undefined, 5_000)).body.data as string[]).length } catch { return -1 }
-      }))
-      if (heard.every((h) => h === size)) { converged = true; break }
-      if (performance.now() > convergeDeadline) break
-      if (performance.now() - lastReport > 10_000) { log(`${name}: nodes hear ${Math.min(...heard)}–${Math.max(...heard)} of ${size}`); lastReport = performance.now() }
-      await sleep(250)
-    }
-    const convergeSeconds = (performance.now() - converging) / 1000
+    const { converged, seconds: convergeSeconds, heard } = await waitAllHearAll(net, name, CONVERGE_TIMEOUT_MS)
     if (converged) {
       log(`${name}: converged in ${convergeSeconds.toFixed(1)} s; settling ${SETTLE_MS} ms`)
     } else {
@@ -474,7 +345,7 @@ async function runNetwork (size: number, router: Router, modelUrl: string): Prom
       const registered = performance.now()
       if (reg.status !== 200 || reg.body.code !== 0) throw new Error(`register answered ${reg.status} ${JSON.stringify(reg.body)}`)
       result.register.push(registered - sent)
-      const arrivals = await Promise.all(others.map(async (n) => await pollUntil(n, model, node.peerId, true, registered, registered + SPREAD_TIMEOUT_MS, counters)))
+      const arrivals = await Promise.all(others.map(async (n) => await pollListed(n, PROJECT, model, node.peerId, true, registered, registered + SPREAD_TIMEOUT_MS, counters, POLL_MS)))
       const arrived = arrivals.filter((a): a is number => a !== undefined)
       result.perNode.push(...arrived)
       result.reached.push(arrived.length)
@@ -487,7 +358,7 @@ async function runNetwork (size: number, router: Router, modelUrl: string): Prom
       result.unregister.push(unregistered - unsent)
       // Only the nodes that listed it can lose it.
       const listed = others.filter((_, i) => arrivals[i] !== undefined)
-      const departures = await Promise.all(listed.map(async (n) => await pollUntil(n, model, node.peerId, false, unregistered, unregistered + SPREAD_TIMEOUT_MS, counters)))
+      const departures = await Promise.all(listed.map(async (n) => await pollListed(n, PROJECT, model, node.peerId, false, unregistered, unregistered + SPREAD_TIMEOUT_MS, counters, POLL_MS)))
       if (listed.length > 0 && departures.every((d) => d !== undefined)) result.gone.push(Math.max(...(departures as number[])))
       const missingGone = departures.filter((d) => d === undefined).length
       log(`${name}, round ${round}: listed by ${arrived.length}/${others.length}` +
@@ -509,7 +380,7 @@ async function runNetwork (size: number, router: Router, modelUrl: string): Prom
     }
 
     // 4. Memory at the end.
-    const rss = await Promise.all(net.map(rssMb))
+    const rss = await Promise.all(net.map(async (n) => await rssMb(n.pid)))
     return {
       size,
       router,
@@ -528,7 +399,7 @@ async function runNetwork (size: number, router: Router, modelUrl: string): Prom
     }
   } finally {
     log(`${name}: stopping ${net.length} daemons`)
-    await Promise.all(net.map(async (n) => { await n.destroy().catch(() => {}); nodes.delete(n) }))
+    await destroyAll(net)
   }
 }
 
@@ -536,11 +407,7 @@ async function runNetwork (size: number, router: Router, modelUrl: string): Prom
 // Main
 
 async function main (): Promise<void> {
-  root = await mkdtemp(join(tmpdir(), 'aicn-bench-spread-'))
-  // The harness makes every node's folder under os.tmpdir(): under our root, so one rm cleans them all.
-  process.env.TMPDIR = root
-
-  const loadBefore = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')
+  const loadBefore = await loadAverage()
   log('heartbeat sizes')
   const sizes = await heartbeatSizes()
   log(`in-process query cost with a ${VIEW_NODES}-node view`)
@@ -558,11 +425,11 @@ async function main (): Promise<void> {
       }
     }
   }
-  const loadAfter = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')
+  const loadAfter = await loadAverage()
 
   const s = (xs: number[]): Summary => summarize(xs)
   const lines: string[] = []
-  const cores = (await readFile('/proc/cpuinfo', 'utf8')).split('\n').filter((l) => l.startsWith('processor')).length
+  const cores = await cpuCount()
   lines.push(`Node ${process.version}, ${cores} cores, load average ${loadBefore} before and ${loadAfter} after the run.`, '')
   lines.push('### Spread of a registration (ms after the register/unregister call returned)', '')
   lines.push('| router | nodes | all hear all | connections per node min / med / max | register call med | listed everywhere: median / p90 / max | any one node listed: median / p90 | reached (of others) min | unregister call med | gone everywhere: median / p90 / max | poll errors |')
@@ -590,17 +457,5 @@ async function main (): Promise<void> {
   process.stdout.write('\nRaw samples (ms):\n' + JSON.stringify(networks.map((r) => ({ router: r.router, size: r.size, spread: r.spread.map(Math.round), gone: r.gone.map(Math.round), reached: r.reached, register: r.register.map(Math.round) }))) + '\n')
 }
 
-const watchdog = setTimeout(() => {
-  log(`watchdog: the run took longer than ${WATCHDOG_MS / 60_000} min; cleaning up`)
-  void cleanup().finally(() => process.exit(2))
-}, WATCHDOG_MS)
-
-try {
-  await main()
-} catch (err) {
-  process.exitCode = 1
-  log(`failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
-} finally {
-  clearTimeout(watchdog)
-  await cleanup()
-}
+// The temp root (TMPDIR for every daemon), cleanup on exit/signals and the watchdog: ./network.ts.
+await runBench('aicn-bench-spread-', WATCHDOG_MS, main)

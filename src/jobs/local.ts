@@ -49,9 +49,7 @@ export class LocalExecutor {
         contentType: answer.contentType,
         nodeId: this.nodeId,
         cid: model.cid,
-        body: finishing(answer.body, release, (err) => deadline.aborted
-          ? new AicnError(ErrorCode.TIMEOUT, 'the model did not finish before the job\'s deadline')
-          : new AicnError(ErrorCode.MODEL, `the model's answer broke off: ${(err as Error).message}`))
+        body: finishing(answer.body, release, (err) => bodyError(err, signal, deadline))
       }
     } catch (err) {
       release()
@@ -60,3 +58,11 @@ export class LocalExecutor {
   }
 }
 
+/** Why the model's answer broke off: an error the job was aborted with (e.g. the job protocol's own
+ * timeout) is kept as it is; our deadline is a timeout; anything else is the model's fault. */
+function bodyError (err: unknown, signal: AbortSignal, deadline: AbortSignal): AicnError {
+  if (err instanceof AicnError) return err
+  if (signal.aborted && signal.reason instanceof AicnError) return signal.reason
+  if (deadline.aborted) return new AicnError(ErrorCode.TIMEOUT, 'the model did not finish before the job\'s deadline')
+  return new AicnError(ErrorCode.MODEL, `the model's answer broke off: ${(err as Error).message}`)
+}
