@@ -21,6 +21,7 @@
 //   (d) proxied jobs: `POST /api/v0/chat/completion/proxy` (non-stream chat, project 0) on the first
 //       input node, concurrency 16, ≤ --tput-requests requests / ≤ --tput-seconds after 50 warm-up
 //       requests: requests/s, p50/p99 latency, errors, CPU ms the input node spent per job (/proc);
+//       and the CPU all daemons together used meanwhile (in cores: the idle cost of the network);
 //   (e) VmRSS of every daemon (/proc/<pid>/status) at rest (before d) and after d: mean and max;
 //   (b) leaving: one worker serving project 1 is killed with SIGKILL; s until each input node no longer
 //       lists it for project 1 (polled every 100 ms, ≤ 15 s + 25 s), compared with the 15 s window.
@@ -128,6 +129,8 @@ interface ScaleResult {
   spreadReached: number[]
   pollErrors: number
   restSeconds: number
+  /** CPU all daemons together used at rest, in cores */
+  restCores: number
   pubsubPerNodeMin: Summary
   pubsubSentPerNodeMin: Summary
   globalPerNodeMin: Summary
@@ -203,10 +206,13 @@ async function runScale (size: number): Promise<ScaleResult> {
     await sleep(3_000)
     log(`${name}: ${REST_MS / 1000} s at rest`)
     const before = await Promise.all(net.map(async (n) => await scrapeMetrics(n)))
+    const restCpuBefore = net.map((n) => cpuMs(n.pid))
     const restStart = performance.now()
     await sleep(REST_MS)
-    const after = await Promise.all(net.map(async (n) => await scrapeMetrics(n)))
+    const restCpuAfter = net.map((n) => cpuMs(n.pid))
     const restSeconds = (performance.now() - restStart) / 1000
+    const after = await Promise.all(net.map(async (n) => await scrapeMetrics(n)))
+    const restCores = net.reduce((sum, _, i) => sum + restCpuAfter[i]! - restCpuBefore[i]!, 0) / (restSeconds * 1000)
     const perMin = (i: number, pick: (l: string) => boolean): number =>
       (sumSeries(after[i]!, 'libp2p_data_transfer_bytes_total', pick) - sumSeries(before[i]!, 'libp2p_data_transfer_bytes_total', pick)) * 60 / restSeconds
     const pubsub = net.map((_, i) => perMin(i, isPubsub))
@@ -254,6 +260,7 @@ async function runScale (size: number): Promise<ScaleResult> {
       spreadReached,
       pollErrors: counters.errors,
       restSeconds,
+      restCores,
       pubsubPerNodeMin: summarize(pubsub),
       pubsubSentPerNodeMin: summarize(pubsubSent),
       globalPerNodeMin: summarize(global),
@@ -307,7 +314,7 @@ async function main (): Promise<void> {
     lines.push(`| ${r.size} (${r.inputs} + ${r.size - r.inputs}) | ${f0(r.startSeconds)} s | ${r.converged ? `yes, +${f1(r.convergeSeconds)} s` : `**no** (${r.heard.join(',')})`} | ${spread} (${f0(summarize(r.spreadPerNode).median)}) | ${leave} | ${kb(r.pubsubPerNodeMin.mean)} (${kb(r.pubsubPerNodeMin.min)}–${kb(r.pubsubPerNodeMin.max)}); ${kb(r.inputPubsubPerMin)} | ${kb(r.globalPerNodeMin.mean)} (${kb(r.globalPerNodeMin.max)}) | ${t === undefined ? '–' : `${f0(t.rps)} (${t.ok} ok, ${t.errors} err, ${r.servedBy} workers served)`} | ${t === undefined ? '–' : `${f1(t.latency.median)} / ${f1(t.latency.p99)}`} | ${f1(r.inputCpuMsPerJob)} | ${f0(r.rssRest.mean)} / ${f0(r.rssRest.max)} | ${f0(r.rssAfter.mean)} / ${f0(r.rssAfter.max)} |`)
   }
   for (const r of results) {
-    lines.push('', `N=${r.size}: pubsub bytes sent per node per minute ${kb(r.pubsubSentPerNodeMin.mean)} KB mean; rest window ${r.restSeconds.toFixed(0)} s; input node(s) RSS after jobs ${r.rssInputs.map(f0).join(', ')} MB; spread poll errors ${r.pollErrors}; per-node spread ms median / p90 / max ${f0(summarize(r.spreadPerNode).median)} / ${f0(summarize(r.spreadPerNode).p90)} / ${f0(summarize(r.spreadPerNode).max)}.`)
+    lines.push('', `N=${r.size}: pubsub bytes sent per node per minute ${kb(r.pubsubSentPerNodeMin.mean)} KB mean; rest window ${r.restSeconds.toFixed(0)} s, all daemons together used ${r.restCores.toFixed(2)} cores at rest; input node(s) RSS after jobs ${r.rssInputs.map(f0).join(', ')} MB; spread poll errors ${r.pollErrors}; per-node spread ms median / p90 / max ${f0(summarize(r.spreadPerNode).median)} / ${f0(summarize(r.spreadPerNode).p90)} / ${f0(summarize(r.spreadPerNode).max)}.`)
     if (r.errors.length > 0) lines.push(`N=${r.size} problems: ${r.errors.map((e) => `\`${e.replaceAll('`', "'")}\``).join('; ')}`)
   }
   process.stdout.write(lines.join('\n') + '\n')

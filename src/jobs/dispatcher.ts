@@ -38,10 +38,9 @@ export class JobDispatcher {
 
   /** Runs the job on the given node. */
   async toNode (nodeId: string, job: Job, signal: AbortSignal): Promise<JobResponse> {
-    const peerId = parsePeerId(nodeId)
     const request = { head: job.head, body: bodyOf(job.body) }
     if (nodeId === this.selfId) return await this.local.run(request, signal)
-    return await this.remote.run(peerId, request, signal)
+    return await this.remote.run(parsePeerId(nodeId), request, signal)
   }
 
   /** Runs the job on a node that serves its project and model; `direct` keeps relay-only nodes out

@@ -30,9 +30,13 @@ export class PeerTransport implements QueryRequester, JobSender {
   private readonly broadcast: BroadcastRpc
   private readonly chatProxy: ChatProxy
   private readonly goWire: boolean
+  /** each peer's protocols as identify last reported them, so a job costs no peer-store read */
+  private readonly protocols = new Map<string, string[]>()
 
   constructor (deps: { host: Host, rpc: RpcService, jobs: JobProtocol, broadcast: BroadcastRpc, chatProxy: ChatProxy, goWire: boolean }) {
     this.host = deps.host
+    this.host.addEventListener('peer:identify', (event) => { this.protocols.set(event.detail.peerId.toString(), event.detail.protocols) })
+    this.host.addEventListener('peer:disconnect', (event) => { this.protocols.delete(event.detail.toString()) })
     this.rpc = deps.rpc
     this.jobs = deps.jobs
     this.broadcast = deps.broadcast
@@ -64,12 +68,15 @@ export class PeerTransport implements QueryRequester, JobSender {
 
   /** true / false once identify has told us the peer's protocols; undefined while we do not know. */
   private async speaks (peer: PeerId, protocolId: string): Promise<boolean | undefined> {
-    try {
-      const known = await this.host.peerStore.get(peer)
-      return known.protocols.length === 0 ? undefined : known.protocols.includes(protocolId)
-    } catch {
-      return undefined
+    let protocols = this.protocols.get(peer.toString())
+    if (protocols === undefined) {
+      try {
+        protocols = (await this.host.peerStore.get(peer)).protocols
+      } catch {
+        return undefined
+      }
     }
+    return protocols.length === 0 ? undefined : protocols.includes(protocolId)
   }
 }
 
