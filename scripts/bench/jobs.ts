@@ -45,11 +45,10 @@ import '../../src/polyfill.ts'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { readdirSync, readFileSync, rmSync } from 'node:fs'
+import { rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Agent, request, WebSocket } from 'undici'
 import { createLibp2p, type Libp2p } from 'libp2p'
@@ -61,12 +60,17 @@ import { ping, type Ping } from '@libp2p/ping'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId, Stream, StreamMessageEvent } from '@libp2p/interface'
-import { TestNode, type NodeSpec } from '../../test/integration/harness.ts'
+import type { TestNode, NodeSpec } from '../../test/integration/harness.ts'
 import { JobProtocol, JOB_PROTOCOL } from '../../src/protocols/job.ts'
 import { swarmKeyFromHex } from '../../src/p2p/psk.ts'
 import { silentLogger } from '../../src/logger.ts'
 import { JobKind } from '../../src/jobs/types.ts'
 import type { Host } from '../../src/p2p/host.ts'
+import {
+  childPids, cpuPerRequest, directTarget, f0, f1, f2, int, interleavedLatency, intArg, JSON_HEADERS, load, log, MESSAGES, MODEL, PHASE_MS,
+  post, REPLY, REQUEST_TIMEOUT_MS, rssMb, signed, startDaemon, startModelProcess, stopStarted, summarize, syscalls, TOKEN_COUNT, TOKEN_DELAY_MS, useAgent,
+  type CpuRow, type LoadResult, type Summary, type Target
+} from './lib.ts'
 
 // ---------------------------------------------------------------------------------------------------
 // Settings
@@ -84,11 +88,6 @@ const { values: args } = parseArgs({
   }
 })
 const QUICK = args.quick
-function intArg (value: string | undefined, fallback: number, name: string, max: number): number {
-  const n = value === undefined ? fallback : Number(value)
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`--${name}: an integer from 1 to ${max}`)
-  return n
-}
 const REQUESTS = intArg(args.requests, QUICK ? 200 : 2_000, 'requests', 100_000)
 const WARMUP = intArg(args.warmup, QUICK ? 50 : 200, 'warmup', 10_000)
 const STREAMS = intArg(args.streams, QUICK ? 30 : 200, 'streams', 10_000)
@@ -103,78 +102,13 @@ const MEM_ROUNDS = 2
 
 const PSK = 'bd'.repeat(32)
 const PROJECT = 'BenchJobs'
-const MODEL = 'Llama3-70B'
-const TOKEN_COUNT = 20
-const TOKEN_DELAY_MS = 5
-const REPLY = Array.from({ length: TOKEN_COUNT }, (_, i) => `tok${i}`).join(' ')
-const MESSAGES = [{ role: 'user', content: 'Hello' }]
-
-const PHASE_MS = 5 * 60_000
-const REQUEST_TIMEOUT_MS = 30_000
 const SETTLE_MS = 5_000
 const RSS_SAMPLE_MS = 250
 const WATCHDOG_MS = 40 * 60_000
 
 // ---------------------------------------------------------------------------------------------------
-// Small helpers
-
-interface Summary { n: number, min: number, mean: number, p50: number, p90: number, p99: number, max: number }
-
-function summarize (samples: number[]): Summary {
-  const sorted = [...samples].sort((a, b) => a - b)
-  const n = sorted.length
-  const at = (q: number): number => n === 0 ? NaN : sorted[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))]!
-  const mean = n === 0 ? NaN : sorted.reduce((s, x) => s + x, 0) / n
-  return { n, min: n === 0 ? NaN : sorted[0]!, mean, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: n === 0 ? NaN : sorted[n - 1]! }
-}
-
-const f2 = (x: number): string => Number.isNaN(x) ? '–' : x.toFixed(2)
-const f1 = (x: number): string => Number.isNaN(x) ? '–' : x.toFixed(1)
-const f0 = (x: number): string => Number.isNaN(x) ? '–' : x.toFixed(0)
-const signed = (x: number): string => Number.isNaN(x) ? '–' : `${x >= 0 ? '+' : ''}${x.toFixed(2)}`
-const int = (x: number): string => x.toLocaleString('en')
-const log = (line: string): void => { process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`) }
-
-function rssMb (pid: number | undefined): number {
-  if (pid === undefined) return NaN
-  try {
-    const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
-    return kb === undefined ? NaN : Number(kb) / 1024
-  } catch {
-    return NaN
-  }
-}
-
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100
-
-/** utime + stime of a process, in ms (clock-tick resolution). */
-function cpuMs (pid: number | undefined): number {
-  if (pid === undefined) return NaN
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) * 1000 / CLK_TCK
-  } catch {
-    return NaN
-  }
-}
-
-/** write-like and read-like syscalls of a process so far (/proc/<pid>/io). */
-function syscalls (pid: number | undefined): { w: number, r: number } {
-  if (pid === undefined) return { w: NaN, r: NaN }
-  try {
-    const io = readFileSync(`/proc/${pid}/io`, 'utf8')
-    return { w: Number(/syscw:\s+(\d+)/.exec(io)?.[1]), r: Number(/syscr:\s+(\d+)/.exec(io)?.[1]) }
-  } catch {
-    return { w: NaN, r: NaN }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------
 // Cleanup: everything this run started, whatever happens
 
-const nodes = new Set<TestNode>()
-const models = new Set<ChildProcess>()
 let client: Libp2p<{ ping: Ping }> | undefined
 let agent: Agent | undefined
 let root: string | undefined
@@ -183,34 +117,10 @@ let cleaning: Promise<void> | undefined
 const perfMapPids = new Set<number>()
 const perfRecorders = new Set<ChildProcess>()
 
-/** Direct children of this process (a daemon whose start failed is not known to the harness). */
-function childPids (): number[] {
-  const pids: number[] = []
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8')
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-      if (ppid === process.pid) pids.push(Number(name))
-    } catch {}
-  }
-  return pids
-}
-
 async function cleanup (): Promise<void> {
   cleaning ??= (async () => {
     await Promise.resolve(client?.stop()).catch(() => {})
-    await Promise.all([...nodes].map(async (node) => { await node.destroy().catch(() => {}) }))
-    nodes.clear()
-    for (const child of models) {
-      if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-        try { process.kill(child.pid, 'SIGKILL') } catch {}
-      }
-    }
-    models.clear()
-    for (const pid of childPids()) {
-      try { process.kill(pid, 'SIGKILL') } catch {}
-    }
+    await stopStarted()
     for (const child of perfRecorders) {
       if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
         try { process.kill(child.pid, 'SIGKILL') } catch {}
@@ -238,86 +148,7 @@ process.once('exit', () => {
 })
 
 // ---------------------------------------------------------------------------------------------------
-// The fake model servers, each in a process of its own (not sharing this client's event loop)
-
-interface ModelProcess { url: string, child: ChildProcess }
-
-async function startModelProcess (): Promise<ModelProcess> {
-  const here = fileURLToPath(import.meta.url)
-  const script = join(here, '..', '..', `fake-model-server${here.endsWith('.ts') ? '.ts' : '.js'}`)
-  const execArgs = here.endsWith('.ts') ? ['--import', 'tsx'] : []
-  const child = spawn(process.execPath, [...execArgs, script, '--port', '0', '--host', '127.0.0.1', '--model', MODEL, '--reply', REPLY, '--token-delay', String(TOKEN_DELAY_MS)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NODE_OPTIONS: '' }
-  })
-  models.add(child)
-  let output = ''
-  child.stdout?.on('data', (d: Buffer) => { output += d.toString() })
-  child.stderr?.on('data', (d: Buffer) => { output += d.toString() })
-  const deadline = Date.now() + 15_000
-  while (Date.now() < deadline) {
-    const url = /^(http:\/\/127\.0\.0\.1:\d+)$/m.exec(output)?.[1]
-    if (url !== undefined) {
-      // The pipes are not read any more (nothing is printed after the URL); keep them from holding us.
-      child.stdout?.removeAllListeners('data')
-      child.stdout?.resume()
-      return { url, child }
-    }
-    if (child.exitCode !== null) break
-    await sleep(50)
-  }
-  throw new Error(`fake model server did not start:\n${output}`)
-}
-
-/** TestNode.start with extra Node options for the daemon only (TestNode.launch passes process.env on;
- * the edit hook runs between `aicn init` and the launch, so init runs without them). */
-async function startDaemon (spec: NodeSpec, nodeOptions: string): Promise<TestNode> {
-  const saved = process.env.NODE_OPTIONS
-  try {
-    const node = await TestNode.start({
-      ...spec,
-      edit: (config) => {
-        spec.edit?.(config)
-        process.env.NODE_OPTIONS = `${saved ?? ''} ${nodeOptions}`.trim()
-      }
-    })
-    nodes.add(node)
-    return node
-  } finally {
-    if (saved === undefined) delete process.env.NODE_OPTIONS
-    else process.env.NODE_OPTIONS = saved
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------
 // HTTP client
-
-interface Target { name: string, url: string, body: string, check: (status: number, text: string, headers: Record<string, unknown>) => string | undefined }
-
-const JSON_HEADERS = { 'content-type': 'application/json' }
-
-async function post (target: Target): Promise<{ ms: number, error?: string, node?: string }> {
-  const t0 = performance.now()
-  const res = await request(target.url, { method: 'POST', headers: JSON_HEADERS, body: target.body, dispatcher: agent })
-  const text = await res.body.text()
-  const ms = performance.now() - t0
-  const node = res.headers['x-aicn-node']
-  return { ms, error: target.check(res.statusCode, text, res.headers), node: typeof node === 'string' ? node : undefined }
-}
-
-function directTarget (modelUrl: string, name: string, stream = false): Target {
-  return {
-    name,
-    url: `${modelUrl}/v1/chat/completions`,
-    body: JSON.stringify({ model: MODEL, messages: MESSAGES, ...(stream ? { stream: true } : {}) }),
-    check: (status, text) => {
-      if (status !== 200) return `HTTP ${status}: ${text.slice(0, 200)}`
-      try {
-        return JSON.parse(text).choices[0].message.content === REPLY ? undefined : `unexpected answer ${text.slice(0, 200)}`
-      } catch { return `not JSON: ${text.slice(0, 200)}` }
-    }
-  }
-}
 
 function apiTarget (api: string, name: string, nodeId: string | undefined, stream = false): Target {
   const proxy = nodeId === undefined
@@ -451,61 +282,6 @@ class Inspector {
 
   close (): void {
     this.ws.close()
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------
-// 1. Non-stream latency
-
-interface LatencyResult { name: string, summary: Summary, errors: number, firstErrors: string[] }
-
-async function interleavedLatency (targets: Target[], warmup: number, count: number): Promise<LatencyResult[]> {
-  const samples = targets.map(() => [] as number[])
-  const errors = targets.map(() => 0)
-  const firstErrors: string[][] = targets.map(() => [])
-  const deadline = performance.now() + PHASE_MS
-  for (let i = 0; i < warmup + count && performance.now() < deadline; i++) {
-    for (let k = 0; k < targets.length; k++) {
-      const j = (i + k) % targets.length // rotate the order so no path always goes first
-      const target = targets[j]!
-      try {
-        const r = await post(target)
-        if (r.error !== undefined) {
-          errors[j]!++
-          if (firstErrors[j]!.length < 3) firstErrors[j]!.push(r.error)
-        } else if (i >= warmup) {
-          samples[j]!.push(r.ms)
-        }
-      } catch (err) {
-        errors[j]!++
-        if (firstErrors[j]!.length < 3) firstErrors[j]!.push((err as Error).message)
-      }
-    }
-  }
-  return targets.map((t, j) => ({ name: t.name, summary: summarize(samples[j]!), errors: errors[j]!, firstErrors: firstErrors[j]! }))
-}
-
-interface CpuRow { name: string, latency: Summary, perRequestUs: Record<string, number>, writes: Record<string, number>, reads: Record<string, number> }
-
-/** One path alone, sequentially: latency, and CPU µs and syscalls per request of every process. */
-async function cpuPerRequest (target: Target, count: number, pids: Record<string, number | undefined>): Promise<CpuRow> {
-  for (let i = 0; i < 50; i++) await post(target)
-  const entries = Object.entries(pids)
-  const before = Object.fromEntries(entries.map(([k, pid]) => [k, { cpu: cpuMs(pid), io: syscalls(pid) }]))
-  const samples: number[] = []
-  const deadline = performance.now() + PHASE_MS
-  for (let i = 0; i < count && performance.now() < deadline; i++) {
-    const r = await post(target)
-    if (r.error === undefined) samples.push(r.ms)
-  }
-  const n = Math.max(1, samples.length)
-  const after = Object.fromEntries(entries.map(([k, pid]) => [k, { cpu: cpuMs(pid), io: syscalls(pid) }]))
-  return {
-    name: target.name,
-    latency: summarize(samples),
-    perRequestUs: Object.fromEntries(entries.map(([k]) => [k, (after[k]!.cpu - before[k]!.cpu) * 1000 / n])),
-    writes: Object.fromEntries(entries.map(([k]) => [k, (after[k]!.io.w - before[k]!.io.w) / n])),
-    reads: Object.fromEntries(entries.map(([k]) => [k, (after[k]!.io.r - before[k]!.io.r) / n]))
   }
 }
 
@@ -719,41 +495,6 @@ async function libp2pHop (workerAddr: string, workerId: string, workerPid: numbe
 // ---------------------------------------------------------------------------------------------------
 // 4./5. Load
 
-interface LoadResult { name: string, concurrency: number, ok: number, errors: number, firstErrors: string[], seconds: number, rps: number, latency: Summary, servedBy: Map<string, number> }
-
-async function load (name: string, targets: Target[], concurrency: number, maxRequests: number, maxMs: number): Promise<LoadResult> {
-  let issued = 0
-  let ok = 0
-  let errors = 0
-  const firstErrors: string[] = []
-  const latencies: number[] = []
-  const servedBy = new Map<string, number>()
-  const started = performance.now()
-  const deadline = started + maxMs
-  const lane = async (): Promise<void> => {
-    while (issued < maxRequests && performance.now() < deadline) {
-      const target = targets[issued++ % targets.length]!
-      try {
-        const r = await post(target)
-        if (r.error !== undefined) {
-          errors++
-          if (firstErrors.length < 5) firstErrors.push(r.error)
-          continue
-        }
-        ok++
-        latencies.push(r.ms)
-        if (r.node !== undefined) servedBy.set(r.node, (servedBy.get(r.node) ?? 0) + 1)
-      } catch (err) {
-        errors++
-        if (firstErrors.length < 5) firstErrors.push((err as Error).message)
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: concurrency }, lane))
-  const seconds = (performance.now() - started) / 1000
-  return { name, concurrency, ok, errors, firstErrors, seconds, rps: ok / seconds, latency: summarize(latencies), servedBy }
-}
-
 interface MemRound { jobs: number, errors: number, seconds: number, rps: number, before: number[], peak: number[], settled: number[], afterGc: number[], heapBefore: number[], heapAfterGc: number[] }
 
 // ---------------------------------------------------------------------------------------------------
@@ -854,7 +595,7 @@ async function perfMode (): Promise<void> {
   if (spawnSync('perf', ['--version']).status !== 0) throw new Error('--perf needs the Linux perf tool')
   root = await mkdtemp(join(tmpdir(), 'aicn-bench-jobs-'))
   process.env.TMPDIR = root
-  agent = new Agent({ connections: 16, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 60_000, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS })
+  agent = useAgent(new Agent({ connections: 16, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 60_000, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS }))
   const m1 = await startModelProcess()
   const start = async (spec: NodeSpec): Promise<TestNode> => {
     const node = await startDaemon(spec, '--perf-basic-prof --interpreted-frames-native-stack')
@@ -911,7 +652,7 @@ async function perfMode (): Promise<void> {
 async function main (): Promise<void> {
   root = await mkdtemp(join(tmpdir(), 'aicn-bench-jobs-'))
   process.env.TMPDIR = root
-  agent = new Agent({ connections: 256, pipelining: 1, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 60_000, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS, connectTimeout: 10_000 })
+  agent = useAgent(new Agent({ connections: 256, pipelining: 1, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 60_000, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS, connectTimeout: 10_000 }))
   const loadBefore = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')
   const cores = (await readFile('/proc/cpuinfo', 'utf8')).split('\n').filter((l) => l.startsWith('processor')).length
 

@@ -87,7 +87,27 @@ export function parseJsonObject (bytes: Buffer): Record<string, unknown> | undef
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw new AicnError(ErrorCode.PARSE, 'JSON body must be an object')
   }
+  if (depthExceeds(value, MAX_JSON_DEPTH)) {
+    throw new AicnError(ErrorCode.PARSE, `JSON body is nested deeper than ${MAX_JSON_DEPTH} levels`)
+  }
   return value as Record<string, unknown>
+}
+
+/** No real request nests this deep; a deeper body would overflow the stack when we serialize it again. */
+export const MAX_JSON_DEPTH = 128
+
+/** Whether a parsed JSON value nests deeper than `limit`, without recursion. */
+function depthExceeds (root: unknown, limit: number): boolean {
+  const stack: Array<[unknown, number]> = [[root, 1]]
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop() as [unknown, number]
+    if (value === null || typeof value !== 'object') continue
+    if (depth > limit) return true
+    for (const child of Object.values(value as object)) {
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1])
+    }
+  }
+  return false
 }
 
 export async function readJsonBody (req: IncomingMessage, limit: number): Promise<Record<string, unknown> | undefined> {

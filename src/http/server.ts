@@ -83,7 +83,14 @@ export class HttpServer {
   async listen (addr: string): Promise<ListenResult> {
     if (this.#server !== undefined) throw new Error('the HTTP server is already listening')
     const { host, port } = parseAddr(addr)
-    const server = createServer(this.app.callback())
+    // Without a Host header, Node would answer a bare 400 before our handler could give a JSON error;
+    // the API does not need the header at all.
+    const server = createServer({ requireHostHeader: false }, this.app.callback())
+    // Node answers an unknown `Expect:` with an empty 417; answer in our error shape instead.
+    server.on('checkExpectation', (req, res) => {
+      res.writeHead(400, { 'Content-Type': JSON_TYPE, Connection: 'close' })
+      res.end(JSON.stringify({ code: ErrorCode.PARAM, message: `Expect: ${clip(String(req.headers.expect))} is not supported` }))
+    })
     server.requestTimeout = REQUEST_TIMEOUT_MS
     server.headersTimeout = HEADERS_TIMEOUT_MS
     server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS
