@@ -235,7 +235,9 @@ async function main (): Promise<void> {
   }
   const loadEnded = performance.now()
   log(`soak: load stopped; draining ${pending.size} jobs (≤ ${DRAIN_MS / 1000} s)`)
-  await Promise.race([Promise.allSettled([...pending]), sleep(DRAIN_MS)])
+  const drainTimer = new AbortController()
+  await Promise.race([Promise.allSettled([...pending]), sleep(DRAIN_MS, undefined, { signal: drainTimer.signal }).catch(() => {})])
+  drainTimer.abort() // a pending timer would keep the process alive for the rest of DRAIN_MS
   const undrained = pending.size
   await sleep(2_000)
   samples.push(await sample(net, started))
