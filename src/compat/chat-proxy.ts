@@ -20,6 +20,7 @@ import type { Logger } from '../logger.ts'
 import type { Host } from '../p2p/host.ts'
 import { jobDeadline, write } from '../protocols/job-frames.ts'
 import { toGoCode } from './codes.ts'
+import { RunningJobs, type InboundJob } from '../protocols/running-jobs.ts'
 import {
   HttpError, LAST_CHUNK, StreamReader, bodyAllowed, encodeChunk, encodeHead, header, parseRequestHead, parseResponseHead,
   readBody, requestFraming, responseFraming, type BodyFraming, type Headers, type RequestHead, type ResponseHead
@@ -66,12 +67,10 @@ const HEAD_TIMEOUT_MS = 10_000
 /** Past the deadline, a job gets this long to report the timeout before its stream is cut. */
 const DEADLINE_GRACE_MS = 5_000
 /** stop() gives running jobs this long to tell their requesters before it cuts the streams. */
-const STOP_GRACE_MS = 2_000
 const MAX_STREAMS = 256
 /** The body of an error answer we read. */
 const MAX_ERROR_BODY_BYTES = 64 * KiB
 
-interface InboundJob { stream: Stream, controller: AbortController, done: Promise<void> }
 
 export class ChatProxy {
   private readonly host: Host
@@ -80,9 +79,8 @@ export class ChatProxy {
   private readonly maxHeaderBytes: number
   private readonly maxRequestBytes: number
   private readonly lengthBufferBytes: number
-  private readonly inbound = new Set<InboundJob>()
+  private readonly running = new RunningJobs()
   /** one controller per job sent by run(), so that stop() can end them */
-  private readonly outbound = new Set<AbortController>()
   private execute?: JobRunner
 
   constructor (host: Host, options: ChatProxyOptions) {
@@ -108,18 +106,7 @@ export class ChatProxy {
   async stop (): Promise<void> {
     this.execute = undefined
     await this.host.unhandle(CHAT_PROXY_PROTOCOL).catch(() => {})
-    const stopping = new AicnError(ErrorCode.STREAM, `node ${this.selfId} is stopping`)
-    for (const controller of this.outbound) controller.abort(stopping)
-    const running = [...this.inbound]
-    if (running.length === 0) return
-    for (const job of running) job.controller.abort(stopping)
-    let timer: NodeJS.Timeout | undefined
-    await Promise.race([
-      Promise.allSettled(running.map(async (job) => await job.done)),
-      new Promise((resolve) => { timer = setTimeout(resolve, STOP_GRACE_MS) })
-    ])
-    clearTimeout(timer)
-    for (const job of this.inbound) job.stream.abort(stopping)
+    await this.running.stopAll(this.selfId)
   }
 
   // ---- client side
@@ -141,11 +128,11 @@ export class ChatProxy {
     const timer = setTimeout(() => {
       controller.abort(new AicnError(ErrorCode.TIMEOUT, `node ${node} did not finish the job before its deadline`))
     }, jobDeadline(head.deadline, head.kind) - Date.now())
-    this.outbound.add(controller)
+    this.running.outbound.add(controller)
     const release = (): void => {
       clearTimeout(timer)
       signal.removeEventListener('abort', onCallerAbort)
-      this.outbound.delete(controller)
+      this.running.outbound.delete(controller)
     }
 
     let stream: Stream
@@ -181,7 +168,7 @@ export class ChatProxy {
       return
     }
     const job: InboundJob = { stream, controller: new AbortController(), done: Promise.resolve() }
-    this.inbound.add(job)
+    this.running.inbound.add(job)
     job.done = this.serve(job, execute)
       .catch((err: Error) => {
         // Garbage, a requester that went away, an answer that broke off: this stream is over (a Go
@@ -189,7 +176,7 @@ export class ChatProxy {
         this.log.debug({ err: err.message, peer: connection.remotePeer.toString() }, 'chat-proxy stream failed')
         stream.abort(err)
       })
-      .finally(() => { this.inbound.delete(job) })
+      .finally(() => { this.running.inbound.delete(job) })
   }
 
   private async serve ({ stream, controller }: InboundJob, execute: JobRunner): Promise<void> {

@@ -13,6 +13,7 @@ import type { JobRequest, JobResponse, JobRunner } from '../jobs/types.ts'
 import type { Logger } from '../logger.ts'
 import type { Host } from '../p2p/host.ts'
 import type { job } from '../proto/index.ts'
+import { RunningJobs, type InboundJob } from './running-jobs.ts'
 import {
   FrameError, FrameReader, encodeBodyFrame, encodeFrame, jobDeadline, parseRequestHead, requestHeadFrame, write,
   type FrameReaderOptions
@@ -39,11 +40,9 @@ const HEAD_TIMEOUT_MS = 10_000
 /** Past the deadline, a job gets this long to report the timeout before its stream is cut. */
 const DEADLINE_GRACE_MS = 5_000
 /** stop() gives running jobs this long to tell their requesters before it cuts the streams. */
-const STOP_GRACE_MS = 2_000
 /** Error texts are clipped to this many characters on the wire. */
 const MAX_ERROR_TEXT = 4096
 
-interface InboundJob { stream: Stream, controller: AbortController, done: Promise<void> }
 
 export class JobProtocol {
   private readonly host: Host
@@ -53,9 +52,8 @@ export class JobProtocol {
   private readonly maxStreams: number
   private readonly maxRequestBytes: number
   private readonly frames: FrameReaderOptions
-  private readonly inbound = new Set<InboundJob>()
+  private readonly running = new RunningJobs()
   /** one controller per job sent by run(), so that stop() can end them */
-  private readonly outbound = new Set<AbortController>()
   private execute?: JobRunner
 
   constructor (host: Host, options: JobProtocolOptions) {
@@ -85,18 +83,7 @@ export class JobProtocol {
   async stop (): Promise<void> {
     this.execute = undefined
     await this.host.unhandle(JOB_PROTOCOL).catch(() => {})
-    const stopping = new AicnError(ErrorCode.STREAM, `node ${this.selfId} is stopping`)
-    for (const controller of this.outbound) controller.abort(stopping)
-    const running = [...this.inbound]
-    if (running.length === 0) return
-    for (const job of running) job.controller.abort(stopping)
-    let timer: NodeJS.Timeout | undefined
-    await Promise.race([
-      Promise.allSettled(running.map(async (job) => await job.done)),
-      new Promise((resolve) => { timer = setTimeout(resolve, STOP_GRACE_MS) })
-    ])
-    clearTimeout(timer)
-    for (const job of this.inbound) job.stream.abort(stopping)
+    await this.running.stopAll(this.selfId)
   }
 
   /** Sends a job to `peer`; resolves when the response head arrives, with the body still streaming. */
@@ -113,11 +100,11 @@ export class JobProtocol {
     const timer = setTimeout(() => {
       controller.abort(new AicnError(ErrorCode.TIMEOUT, `node ${node} did not finish the job before its deadline`))
     }, jobDeadline(head.deadline, head.kind) - Date.now() + DEADLINE_GRACE_MS)
-    this.outbound.add(controller)
+    this.running.outbound.add(controller)
     const release = (): void => {
       clearTimeout(timer)
       signal.removeEventListener('abort', onCallerAbort)
-      this.outbound.delete(controller)
+      this.running.outbound.delete(controller)
     }
 
     let stream: Stream
@@ -155,14 +142,14 @@ export class JobProtocol {
       return
     }
     const job: InboundJob = { stream, controller: new AbortController(), done: Promise.resolve() }
-    this.inbound.add(job)
+    this.running.inbound.add(job)
     job.done = this.serve(job, execute)
       .catch((err: Error) => {
         // Garbage, a requester that went away, a broken stream: this job is over, the node keeps serving.
         this.log.debug({ err: err.message, peer: connection.remotePeer.toString() }, 'job stream failed')
         stream.abort(err)
       })
-      .finally(() => { this.inbound.delete(job) })
+      .finally(() => { this.running.inbound.delete(job) })
   }
 
   private async serve ({ stream, controller }: InboundJob, execute: JobRunner): Promise<void> {
