@@ -16,8 +16,7 @@ async function resolveConfigPath (options: DaemonOptions, out: Output): Promise<
   if (found !== undefined) return found
   const dir = defaultDir()
   const created = await initNode({ mode: 'worker', dir })
-  out.line(`First run: created a worker node in ${dir}`)
-  out.line(`Peer ID: ${created.identity.peerId}`)
+  out.line(`First run: created a worker node in ${dir} (its key is ${created.keyPath}; keep it safe)`)
   return created.configPath
 }
 
