@@ -167,16 +167,11 @@ export class ChatProxy {
       stream.abort(new Error('this node does not serve chat-proxy requests any more'))
       return
     }
-    const job: InboundJob = { stream, controller: new AbortController(), done: Promise.resolve() }
-    this.running.inbound.add(job)
-    job.done = this.serve(job, execute)
-      .catch((err: Error) => {
-        // Garbage, a requester that went away, an answer that broke off: this stream is over (a Go
-        // requester reports a read error), the node keeps serving.
-        this.log.debug({ err: err.message, peer: connection.remotePeer.toString() }, 'chat-proxy stream failed')
-        stream.abort(err)
-      })
-      .finally(() => { this.running.inbound.delete(job) })
+    // Garbage, a requester that went away, an answer that broke off: the stream is aborted (a Go
+    // requester reports a read error) and the node keeps serving.
+    this.running.serve(stream, async (job) => { await this.serve(job, execute) }, (err) => {
+      this.log.debug({ err: err.message, peer: connection.remotePeer.toString() }, 'chat-proxy stream failed')
+    })
   }
 
   private async serve ({ stream, controller }: InboundJob, execute: JobRunner): Promise<void> {

@@ -141,15 +141,10 @@ export class JobProtocol {
       stream.abort(new Error('this node does not serve jobs any more'))
       return
     }
-    const job: InboundJob = { stream, controller: new AbortController(), done: Promise.resolve() }
-    this.running.inbound.add(job)
-    job.done = this.serve(job, execute)
-      .catch((err: Error) => {
-        // Garbage, a requester that went away, a broken stream: this job is over, the node keeps serving.
-        this.log.debug({ err: err.message, peer: connection.remotePeer.toString() }, 'job stream failed')
-        stream.abort(err)
-      })
-      .finally(() => { this.running.inbound.delete(job) })
+    // Garbage, a requester that went away, a broken stream: the job is over, the node keeps serving.
+    this.running.serve(stream, async (job) => { await this.serve(job, execute) }, (err) => {
+      this.log.debug({ err: err.message, peer: connection.remotePeer.toString() }, 'job stream failed')
+    })
   }
 
   private async serve ({ stream, controller }: InboundJob, execute: JobRunner): Promise<void> {

@@ -13,6 +13,19 @@ export class RunningJobs {
   readonly inbound = new Set<InboundJob>()
   readonly outbound = new Set<AbortController>()
 
+  /** Serves an incoming stream as one job, tracked until it ends; a failure aborts the stream (after
+   * `onFailure` has logged it) and never reaches the caller: the node keeps serving. */
+  serve (stream: Stream, run: (job: InboundJob) => Promise<void>, onFailure: (err: Error) => void): void {
+    const job: InboundJob = { stream, controller: new AbortController(), done: Promise.resolve() }
+    this.inbound.add(job)
+    job.done = run(job)
+      .catch((err: Error) => {
+        onFailure(err)
+        stream.abort(err)
+      })
+      .finally(() => { this.inbound.delete(job) })
+  }
+
   /** Aborts every job with "node … is stopping", waits a moment for them to end, then resets the rest. */
   async stopAll (selfId: string): Promise<void> {
     const stopping = new AicnError(ErrorCode.STREAM, `node ${selfId} is stopping`)
