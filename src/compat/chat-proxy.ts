@@ -14,13 +14,13 @@ import { STATUS_CODES } from 'node:http'
 import { randomUUID } from 'node:crypto'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { AicnError, ErrorCode, isAicnError, toAicnError } from '../errors.ts'
-import { collect } from '../jobs/iterables.ts'
+import { collect, drop } from '../jobs/iterables.ts'
 import { DEFAULT_TIMEOUT_MS, JobKind, type JobHead, type JobKindValue, type JobRequest, type JobResponse, type JobRunner } from '../jobs/types.ts'
 import type { Logger } from '../logger.ts'
 import type { Host } from '../p2p/host.ts'
 import { jobDeadline, write } from '../protocols/job-frames.ts'
 import { toGoCode } from './codes.ts'
-import { RunningJobs, type InboundJob } from '../protocols/running-jobs.ts'
+import { RunningJobs, cancelError, type InboundJob } from '../protocols/running-jobs.ts'
 import {
   HttpError, LAST_CHUNK, StreamReader, bodyAllowed, encodeChunk, encodeHead, header, parseRequestHead, parseResponseHead,
   readBody, requestFraming, responseFraming, type BodyFraming, type Headers, type RequestHead, type ResponseHead
@@ -120,20 +120,7 @@ export class ChatProxy {
     if (/[\r\n\0]/.test(head.contentType)) throw new AicnError(ErrorCode.PARAM, 'the request\'s Content-Type contains a line break')
     if (signal.aborted) throw cancelError(node, head.deadline, signal.reason)
 
-    // Everything that ends the job from this side goes through one controller: the caller's signal, the
-    // deadline and stop().
-    const controller = new AbortController()
-    const onCallerAbort = (): void => { controller.abort(cancelError(node, head.deadline, signal.reason)) }
-    signal.addEventListener('abort', onCallerAbort, { once: true })
-    const timer = setTimeout(() => {
-      controller.abort(new AicnError(ErrorCode.TIMEOUT, `node ${node} did not finish the job before its deadline`))
-    }, jobDeadline(head.deadline, head.kind) - Date.now())
-    this.running.outbound.add(controller)
-    const release = (): void => {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', onCallerAbort)
-      this.running.outbound.delete(controller)
-    }
+    const { controller, release } = this.running.sendTo(node, head, signal, 0)
 
     let stream: Stream
     try {
@@ -615,20 +602,6 @@ async function * nothing (): AsyncGenerator<Uint8Array> {}
 
 async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> {
   if (bytes.byteLength > 0) yield bytes
-}
-
-/** Lets go of an iterator we stop reading, without waiting for it. */
-function drop (iterator: AsyncIterator<unknown>): void {
-  Promise.resolve(iterator.return?.()).catch(() => {})
-}
-
-/** Why the caller's signal ended the job: its deadline, or the client went away. */
-function cancelError (node: string, deadline: number, reason: unknown): AicnError {
-  if (isAicnError(reason)) return reason
-  if ((deadline > 0 && Date.now() >= deadline) || (reason as Error | undefined)?.name === 'TimeoutError') {
-    return new AicnError(ErrorCode.TIMEOUT, `the job to node ${node} ran past its deadline`)
-  }
-  return new AicnError(ErrorCode.STREAM, 'cancelled')
 }
 
 function dialError (node: string, err: unknown): AicnError {

@@ -6,7 +6,7 @@ import type { Logger } from '../logger.ts'
 import type { JobSender } from '../protocols/transport.ts'
 import { parsePeerId } from '../protocols/rpc.ts'
 import type { NetworkRegistry } from '../registry/network.ts'
-import { finishing, discard } from './iterables.ts'
+import { WholeBody, discard, finishing } from './iterables.ts'
 import type { LocalExecutor } from './local.ts'
 import { isRetryable, type NodeSelector } from './selector.ts'
 import type { JobHead, JobResponse } from './types.ts'
@@ -89,12 +89,8 @@ function notServedHere (err: unknown): boolean {
   return err instanceof AicnError && err.code === ErrorCode.MODEL && err.status === 404
 }
 
-async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> {
-  yield bytes
-}
-
 function bodyOf (body: JobBody): AsyncIterable<Uint8Array> {
-  return 'bytes' in body ? once(body.bytes) : body.stream
+  return 'bytes' in body ? new WholeBody(body.bytes) : body.stream
 }
 
 async function * watchStart (stream: AsyncIterable<Uint8Array>, consumed: { started: boolean }): AsyncGenerator<Uint8Array> {

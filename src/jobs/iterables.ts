@@ -52,3 +52,22 @@ export async function discard (body: AsyncIterable<Uint8Array>): Promise<void> {
   const iterator = body[Symbol.asyncIterator]()
   await iterator.return?.()
 }
+
+/** A body whose bytes are all known in advance (a JSON request): it iterates like any body, and lets a
+ * sender that can use them whole (the job protocol, to send head and body in one write) have them. */
+export class WholeBody implements AsyncIterable<Uint8Array> {
+  readonly bytes: Uint8Array
+
+  constructor (bytes: Uint8Array) {
+    this.bytes = bytes
+  }
+
+  async * [Symbol.asyncIterator] (): AsyncGenerator<Uint8Array> {
+    yield this.bytes
+  }
+}
+
+/** Lets go of an iterator we stop reading, without waiting for it. */
+export function drop (iterator: AsyncIterator<unknown>): void {
+  Promise.resolve(iterator.return?.()).catch(() => {})
+}

@@ -35,8 +35,11 @@ export namespace aicn {
         /** JobFrame end. */
         end?: (aicn.JobEnd.$Properties|null);
 
+        /** JobFrame body_end. */
+        body_end?: (aicn.JobBodyEnd.$Properties|null);
+
         /** JobFrame frame. */
-        frame?: ("request_head"|"body_chunk"|"response_head"|"end");
+        frame?: ("request_head"|"body_chunk"|"response_head"|"end"|"body_end");
 
         /**
          * Creates a new JobFrame instance using the specified properties.
@@ -134,8 +137,11 @@ export namespace aicn {
             /** JobFrame end */
             end?: (aicn.JobEnd.$Properties|null);
 
+            /** JobFrame body_end */
+            body_end?: (aicn.JobBodyEnd.$Properties|null);
+
             /** JobFrame frame */
-            frame?: ("request_head"|"body_chunk"|"response_head"|"end");
+            frame?: ("request_head"|"body_chunk"|"response_head"|"end"|"body_end");
 
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];
@@ -147,9 +153,10 @@ export namespace aicn {
           body_chunk?: Uint8Array|null;
           response_head?: aicn.JobResponseHead.$Shape|null;
           end?: aicn.JobEnd.$Shape|null;
+          body_end?: aicn.JobBodyEnd.$Shape|null;
           $unknowns?: Uint8Array[];
         } & (
-          ({ frame?: undefined; request_head?: null; body_chunk?: null; response_head?: null; end?: null }|{ frame?: "request_head"; request_head: aicn.JobRequestHead.$Shape; body_chunk?: null; response_head?: null; end?: null }|{ frame?: "body_chunk"; request_head?: null; body_chunk: Uint8Array; response_head?: null; end?: null }|{ frame?: "response_head"; request_head?: null; body_chunk?: null; response_head: aicn.JobResponseHead.$Shape; end?: null }|{ frame?: "end"; request_head?: null; body_chunk?: null; response_head?: null; end: aicn.JobEnd.$Shape })
+          ({ frame?: undefined; request_head?: null; body_chunk?: null; response_head?: null; end?: null; body_end?: null }|{ frame?: "request_head"; request_head: aicn.JobRequestHead.$Shape; body_chunk?: null; response_head?: null; end?: null; body_end?: null }|{ frame?: "body_chunk"; request_head?: null; body_chunk: Uint8Array; response_head?: null; end?: null; body_end?: null }|{ frame?: "response_head"; request_head?: null; body_chunk?: null; response_head: aicn.JobResponseHead.$Shape; end?: null; body_end?: null }|{ frame?: "end"; request_head?: null; body_chunk?: null; response_head?: null; end: aicn.JobEnd.$Shape; body_end?: null }|{ frame?: "body_end"; request_head?: null; body_chunk?: null; response_head?: null; end?: null; body_end: aicn.JobBodyEnd.$Shape })
         );
     }
 
@@ -482,6 +489,117 @@ export namespace aicn {
 
         /** Shape of a JobResponseHead. */
         type $Shape = aicn.JobResponseHead.$Properties;
+    }
+
+    /**
+     * Properties of a JobBodyEnd.
+     * @deprecated Use aicn.JobBodyEnd.$Properties instead.
+     */
+    interface IJobBodyEnd extends aicn.JobBodyEnd.$Properties {
+    }
+
+    /** Represents a JobBodyEnd. */
+    class JobBodyEnd {
+
+        /**
+         * Constructs a new JobBodyEnd.
+         * @param [properties] Properties to set
+         */
+        constructor(properties?: aicn.JobBodyEnd.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /**
+         * Creates a new JobBodyEnd instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns JobBodyEnd instance
+         */
+        static create(properties: aicn.JobBodyEnd.$Shape): aicn.JobBodyEnd & aicn.JobBodyEnd.$Shape;
+        static create(properties?: aicn.JobBodyEnd.$Properties): aicn.JobBodyEnd;
+
+        /**
+         * Encodes the specified JobBodyEnd message. Does not implicitly {@link aicn.JobBodyEnd.verify|verify} messages.
+         * @param message JobBodyEnd message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encode(message: aicn.JobBodyEnd.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Encodes the specified JobBodyEnd message, length delimited. Does not implicitly {@link aicn.JobBodyEnd.verify|verify} messages.
+         * @param message JobBodyEnd message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encodeDelimited(message: aicn.JobBodyEnd.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes a JobBodyEnd message from the specified reader or buffer.
+         * @param reader Reader or buffer to decode from
+         * @param [length] Message length if known beforehand
+         * @returns {aicn.JobBodyEnd & aicn.JobBodyEnd.$Shape} JobBodyEnd
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): aicn.JobBodyEnd & aicn.JobBodyEnd.$Shape;
+
+        /**
+         * Decodes a JobBodyEnd message from the specified reader or buffer, length delimited.
+         * @param reader Reader or buffer to decode from
+         * @returns {aicn.JobBodyEnd & aicn.JobBodyEnd.$Shape} JobBodyEnd
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): aicn.JobBodyEnd & aicn.JobBodyEnd.$Shape;
+
+        /**
+         * Verifies a JobBodyEnd message.
+         * @param message Plain object to verify
+         * @returns `null` if valid, otherwise the reason why it is not
+         */
+        static verify(message: { [k: string]: any }): (string|null);
+
+        /**
+         * Creates a JobBodyEnd message from a plain object. Also converts values to their respective internal types.
+         * @param object Plain object
+         * @returns JobBodyEnd
+         */
+        static fromObject(object: { [k: string]: any }): aicn.JobBodyEnd;
+
+        /**
+         * Creates a plain object from a JobBodyEnd message. Also converts values to other types if specified.
+         * @param message JobBodyEnd
+         * @param [options] Conversion options
+         * @returns Plain object
+         */
+        static toObject(message: aicn.JobBodyEnd, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+        /**
+         * Converts this JobBodyEnd to JSON.
+         * @returns JSON object
+         */
+        toJSON(): { [k: string]: any };
+
+        /**
+         * Gets the type url for JobBodyEnd
+         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns The type url
+         */
+        static getTypeUrl(prefix?: string): string;
+    }
+
+    namespace JobBodyEnd {
+
+        /** Properties of a JobBodyEnd. */
+        interface $Properties {
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of a JobBodyEnd. */
+        type $Shape = aicn.JobBodyEnd.$Properties;
     }
 
     /**

@@ -31,7 +31,8 @@ export const aicn = $root.aicn = (() => {
          * @property {Uint8Array|null} [body_chunk] JobFrame body_chunk
          * @property {aicn.JobResponseHead.$Properties|null} [response_head] JobFrame response_head
          * @property {aicn.JobEnd.$Properties|null} [end] JobFrame end
-         * @property {"request_head"|"body_chunk"|"response_head"|"end"} [frame] JobFrame frame
+         * @property {aicn.JobBodyEnd.$Properties|null} [body_end] JobFrame body_end
+         * @property {"request_head"|"body_chunk"|"response_head"|"end"|"body_end"} [frame] JobFrame frame
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -50,9 +51,10 @@ export const aicn = $root.aicn = (() => {
          *   body_chunk?: Uint8Array|null;
          *   response_head?: aicn.JobResponseHead.$Shape|null;
          *   end?: aicn.JobEnd.$Shape|null;
+         *   body_end?: aicn.JobBodyEnd.$Shape|null;
          *   $unknowns?: Array.<Uint8Array>;
          * } & (
-         *   ({ frame?: undefined; request_head?: null; body_chunk?: null; response_head?: null; end?: null }|{ frame?: "request_head"; request_head: aicn.JobRequestHead.$Shape; body_chunk?: null; response_head?: null; end?: null }|{ frame?: "body_chunk"; request_head?: null; body_chunk: Uint8Array; response_head?: null; end?: null }|{ frame?: "response_head"; request_head?: null; body_chunk?: null; response_head: aicn.JobResponseHead.$Shape; end?: null }|{ frame?: "end"; request_head?: null; body_chunk?: null; response_head?: null; end: aicn.JobEnd.$Shape })
+         *   ({ frame?: undefined; request_head?: null; body_chunk?: null; response_head?: null; end?: null; body_end?: null }|{ frame?: "request_head"; request_head: aicn.JobRequestHead.$Shape; body_chunk?: null; response_head?: null; end?: null; body_end?: null }|{ frame?: "body_chunk"; request_head?: null; body_chunk: Uint8Array; response_head?: null; end?: null; body_end?: null }|{ frame?: "response_head"; request_head?: null; body_chunk?: null; response_head: aicn.JobResponseHead.$Shape; end?: null; body_end?: null }|{ frame?: "end"; request_head?: null; body_chunk?: null; response_head?: null; end: aicn.JobEnd.$Shape; body_end?: null }|{ frame?: "body_end"; request_head?: null; body_chunk?: null; response_head?: null; end?: null; body_end: aicn.JobBodyEnd.$Shape })
          * )} aicn.JobFrame.$Shape
          */
 
@@ -103,17 +105,25 @@ export const aicn = $root.aicn = (() => {
          */
         JobFrame.prototype.end = null;
 
+        /**
+         * JobFrame body_end.
+         * @member {aicn.JobBodyEnd.$Properties|null|undefined} body_end
+         * @memberof aicn.JobFrame
+         * @instance
+         */
+        JobFrame.prototype.body_end = null;
+
         // OneOf field names bound to virtual getters and setters
         let $oneOfFields;
 
         /**
          * JobFrame frame.
-         * @member {"request_head"|"body_chunk"|"response_head"|"end"|undefined} frame
+         * @member {"request_head"|"body_chunk"|"response_head"|"end"|"body_end"|undefined} frame
          * @memberof aicn.JobFrame
          * @instance
          */
         $Object.defineProperty(JobFrame.prototype, "frame", {
-            get: $util.oneOfGetter($oneOfFields = ["request_head", "body_chunk", "response_head", "end"]),
+            get: $util.oneOfGetter($oneOfFields = ["request_head", "body_chunk", "response_head", "end", "body_end"]),
             set: $util.oneOfSetter($oneOfFields)
         });
 
@@ -157,6 +167,8 @@ export const aicn = $root.aicn = (() => {
                 $root.aicn.JobResponseHead.encode(message.response_head, writer.uint32(/* id 3, wireType 2 =*/26).fork(), _depth + 1).ldelim();
             if (message.end != null && $Object.hasOwnProperty.call(message, "end"))
                 $root.aicn.JobEnd.encode(message.end, writer.uint32(/* id 4, wireType 2 =*/34).fork(), _depth + 1).ldelim();
+            if (message.body_end != null && $Object.hasOwnProperty.call(message, "body_end"))
+                $root.aicn.JobBodyEnd.encode(message.body_end, writer.uint32(/* id 5, wireType 2 =*/42).fork(), _depth + 1).ldelim();
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -240,6 +252,13 @@ export const aicn = $root.aicn = (() => {
                             break;
                         message.end = $root.aicn.JobEnd.decode(reader, reader.size(), $undefined, _depth + 1, message.end);
                         message.frame = "end";
+                        continue;
+                    }
+                case 5: {
+                        if (wireType !== 2)
+                            break;
+                        message.body_end = $root.aicn.JobBodyEnd.decode(reader, reader.size(), $undefined, _depth + 1, message.body_end);
+                        message.frame = "body_end";
                         continue;
                     }
                 }
@@ -326,6 +345,16 @@ export const aicn = $root.aicn = (() => {
                         return "end." + error;
                 }
             }
+            if (message.body_end != null && $Object.hasOwnProperty.call(message, "body_end")) {
+                if (properties.frame === 1)
+                    return "frame: multiple values";
+                properties.frame = 1;
+                {
+                    let error = $root.aicn.JobBodyEnd.verify(message.body_end, _depth + 1);
+                    if (error)
+                        return "body_end." + error;
+                }
+            }
             return null;
         };
 
@@ -367,6 +396,11 @@ export const aicn = $root.aicn = (() => {
                     throw $TypeError(".aicn.JobFrame.end: object expected");
                 message.end = $root.aicn.JobEnd.fromObject(object.end, _depth + 1);
             }
+            if (object.body_end != null) {
+                if (!$util.isObject(object.body_end))
+                    throw $TypeError(".aicn.JobFrame.body_end: object expected");
+                message.body_end = $root.aicn.JobBodyEnd.fromObject(object.body_end, _depth + 1);
+            }
             return message;
         };
 
@@ -406,6 +440,11 @@ export const aicn = $root.aicn = (() => {
                 object.end = $root.aicn.JobEnd.toObject(message.end, options, _depth + 1);
                 if (options.oneofs)
                     object.frame = "end";
+            }
+            if (message.body_end != null && $Object.hasOwnProperty.call(message, "body_end")) {
+                object.body_end = $root.aicn.JobBodyEnd.toObject(message.body_end, options, _depth + 1);
+                if (options.oneofs)
+                    object.frame = "body_end";
             }
             return object;
         };
@@ -1424,6 +1463,240 @@ export const aicn = $root.aicn = (() => {
         };
 
         return JobResponseHead;
+    })();
+
+    aicn.JobBodyEnd = (function() {
+
+        /**
+         * Properties of a JobBodyEnd.
+         * @typedef {Object} aicn.JobBodyEnd.$Properties
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a JobBodyEnd.
+         * @memberof aicn
+         * @interface IJobBodyEnd
+         * @augments aicn.JobBodyEnd.$Properties
+         * @deprecated Use aicn.JobBodyEnd.$Properties instead.
+         */
+
+        /**
+         * Shape of a JobBodyEnd.
+         * @typedef {aicn.JobBodyEnd.$Properties} aicn.JobBodyEnd.$Shape
+         */
+
+        /**
+         * Constructs a new JobBodyEnd.
+         * @memberof aicn
+         * @classdesc Represents a JobBodyEnd.
+         * @constructor
+         * @param {aicn.JobBodyEnd.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const JobBodyEnd = function (properties) {
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * Creates a new JobBodyEnd instance using the specified properties.
+         * @function create
+         * @memberof aicn.JobBodyEnd
+         * @static
+         * @param {aicn.JobBodyEnd.$Properties=} [properties] Properties to set
+         * @returns {aicn.JobBodyEnd} JobBodyEnd instance
+         * @type {{
+         *   (properties: aicn.JobBodyEnd.$Shape): aicn.JobBodyEnd & aicn.JobBodyEnd.$Shape;
+         *   (properties?: aicn.JobBodyEnd.$Properties): aicn.JobBodyEnd;
+         * }}
+         */
+        JobBodyEnd.create = function(properties) {
+            return new JobBodyEnd(properties);
+        };
+
+        /**
+         * Encodes the specified JobBodyEnd message. Does not implicitly {@link aicn.JobBodyEnd.verify|verify} messages.
+         * @function encode
+         * @memberof aicn.JobBodyEnd
+         * @static
+         * @param {aicn.JobBodyEnd.$Properties} message JobBodyEnd message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        JobBodyEnd.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified JobBodyEnd message, length delimited. Does not implicitly {@link aicn.JobBodyEnd.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof aicn.JobBodyEnd
+         * @static
+         * @param {aicn.JobBodyEnd.$Properties} message JobBodyEnd message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        JobBodyEnd.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a JobBodyEnd message from the specified reader or buffer.
+         * @function decode
+         * @memberof aicn.JobBodyEnd
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {aicn.JobBodyEnd & aicn.JobBodyEnd.$Shape} JobBodyEnd
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        JobBodyEnd.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.aicn.JobBodyEnd();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                reader.skipType(tag & 7, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a JobBodyEnd message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof aicn.JobBodyEnd
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {aicn.JobBodyEnd & aicn.JobBodyEnd.$Shape} JobBodyEnd
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        JobBodyEnd.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a JobBodyEnd message.
+         * @function verify
+         * @memberof aicn.JobBodyEnd
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        JobBodyEnd.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            return null;
+        };
+
+        /**
+         * Creates a JobBodyEnd message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof aicn.JobBodyEnd
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {aicn.JobBodyEnd} JobBodyEnd
+         */
+        JobBodyEnd.fromObject = function (object, _depth) {
+            if (object instanceof $root.aicn.JobBodyEnd)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".aicn.JobBodyEnd: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            return new $root.aicn.JobBodyEnd();
+        };
+
+        /**
+         * Creates a plain object from a JobBodyEnd message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof aicn.JobBodyEnd
+         * @static
+         * @param {aicn.JobBodyEnd} message JobBodyEnd
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        JobBodyEnd.toObject = function () {
+            return {};
+        };
+
+        /**
+         * Converts this JobBodyEnd to JSON.
+         * @function toJSON
+         * @memberof aicn.JobBodyEnd
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        JobBodyEnd.prototype.toJSON = function() {
+            return JobBodyEnd.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for JobBodyEnd
+         * @function getTypeUrl
+         * @memberof aicn.JobBodyEnd
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        JobBodyEnd.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/aicn.JobBodyEnd";
+        };
+
+        return JobBodyEnd;
     })();
 
     aicn.JobEnd = (function() {

@@ -7,7 +7,7 @@ import type { Host } from '../p2p/host.ts'
 import type { protocol } from '../proto/index.ts'
 import type { BroadcastRpc } from '../compat/broadcast-rpc.ts'
 import type { ChatProxy } from '../compat/chat-proxy.ts'
-import { JOB_PROTOCOL, type JobProtocol } from './job.ts'
+import { JOB_PROTOCOLS, type JobProtocol } from './job.ts'
 import { RPC_PROTOCOL, type RpcCallOptions, type RpcService } from './rpc.ts'
 import type { JobRequest, JobResponse } from '../jobs/types.ts'
 
@@ -46,28 +46,29 @@ export class PeerTransport implements QueryRequester, JobSender {
 
   async request (peer: PeerId, type: protocol.MessageType, body: Uint8Array, call: RpcCallOptions = {}): Promise<Uint8Array> {
     const viaBroadcast = async (): Promise<Uint8Array> => await this.broadcast.request(peer, type, body, { signal: call.signal, timeoutMs: call.timeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS })
-    if (this.goWire || await this.speaks(peer, RPC_PROTOCOL) === false) return await viaBroadcast()
+    if (this.goWire || await this.speaks(peer, [RPC_PROTOCOL]) === false) return await viaBroadcast()
     try {
       return await this.rpc.request(peer, type, body, call)
     } catch (err) {
       // We did not know the peer yet; now that identify ran, it may turn out to be a Go node.
-      if (isRouting(err) && await this.speaks(peer, RPC_PROTOCOL) === false) return await viaBroadcast()
+      if (isRouting(err) && await this.speaks(peer, [RPC_PROTOCOL]) === false) return await viaBroadcast()
       throw err
     }
   }
 
   async run (peer: PeerId, request: JobRequest, signal: AbortSignal): Promise<JobResponse> {
-    if (this.goWire || await this.speaks(peer, JOB_PROTOCOL) === false) return await this.chatProxy.run(peer, request, signal)
+    if (this.goWire || await this.speaks(peer, JOB_PROTOCOLS) === false) return await this.chatProxy.run(peer, request, signal)
     try {
       return await this.jobs.run(peer, request, signal)
     } catch (err) {
-      if (isRouting(err) && await this.speaks(peer, JOB_PROTOCOL) === false) return await this.chatProxy.run(peer, request, signal)
+      if (isRouting(err) && await this.speaks(peer, JOB_PROTOCOLS) === false) return await this.chatProxy.run(peer, request, signal)
       throw err
     }
   }
 
-  /** true / false once identify has told us the peer's protocols; undefined while we do not know. */
-  private async speaks (peer: PeerId, protocolId: string): Promise<boolean | undefined> {
+  /** true / false (speaks one of `protocolIds`) once identify has told us the peer's protocols; undefined
+   * while we do not know. */
+  private async speaks (peer: PeerId, protocolIds: string[]): Promise<boolean | undefined> {
     let protocols = this.protocols.get(peer.toString())
     if (protocols === undefined) {
       try {
@@ -76,7 +77,7 @@ export class PeerTransport implements QueryRequester, JobSender {
         return undefined
       }
     }
-    return protocols.length === 0 ? undefined : protocols.includes(protocolId)
+    return protocols.length === 0 ? undefined : protocolIds.some((id) => protocols.includes(id))
   }
 }
 

@@ -16,9 +16,10 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { StreamCloseEvent } from '@libp2p/interface'
 import { AicnError, ErrorCode } from '../../src/errors.ts'
 import { silentLogger } from '../../src/logger.ts'
+import { WholeBody } from '../../src/jobs/iterables.ts'
 import { DEFAULT_TIMEOUT_MS, JobKind, type JobHead, type JobResponse, type JobRunner } from '../../src/jobs/types.ts'
 import type { Host } from '../../src/p2p/host.ts'
-import { JOB_PROTOCOL, JobProtocol } from '../../src/protocols/job.ts'
+import { JOB_PROTOCOL, JOB_PROTOCOLS, JOB_PROTOCOL_1_0, JobProtocol } from '../../src/protocols/job.ts'
 import { FrameReader, MAX_JOB_MS, encodeBodyFrame, encodeFrame, requestHeadFrame } from '../../src/protocols/job-frames.ts'
 
 const MiB = 1024 * 1024
@@ -27,7 +28,7 @@ const decoder = new TextDecoder()
 
 interface Node { host: Host, jobs: JobProtocol }
 
-async function createNode (options: { serve?: JobRunner, maxRequestBytes?: number } = {}): Promise<Node> {
+async function createNode (options: { serve?: JobRunner, maxRequestBytes?: number, idleStreamMs?: number } = {}): Promise<Node> {
   const host = await createLibp2p({
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
@@ -35,7 +36,7 @@ async function createNode (options: { serve?: JobRunner, maxRequestBytes?: numbe
     streamMuxers: [yamux()],
     services: { identify: identify() }
   }) as unknown as Host
-  const jobs = new JobProtocol(host, { log: silentLogger, maxRequestBytes: options.maxRequestBytes })
+  const jobs = new JobProtocol(host, { log: silentLogger, maxRequestBytes: options.maxRequestBytes, idleStreamMs: options.idleStreamMs })
   if (options.serve !== undefined) await jobs.start(options.serve)
   return { host, jobs }
 }
@@ -69,10 +70,15 @@ const untilAborted = async (signal: AbortSignal): Promise<void> => await new Pro
   else signal.addEventListener('abort', () => { resolve() }, { once: true })
 })
 
-/** Job streams still open on a node (every job must end in close or abort). */
+/** Job streams open on a node: a job's stream is either kept for the next job or ends in close or abort. */
 function jobStreams (node: Node): number {
   if (node.host.status !== 'started') return 0
-  return node.host.getConnections().flatMap((c) => c.streams).filter((s) => s.protocol === JOB_PROTOCOL).length
+  return node.host.getConnections().flatMap((c) => c.streams).filter((s) => JOB_PROTOCOLS.includes(s.protocol ?? '')).length
+}
+
+/** Ids of the job streams `from` holds open to `to`. */
+function streamIdsTo (from: Node, to: Node): string[] {
+  return from.host.getConnections(to.host.peerId).flatMap((c) => c.streams).filter((s) => s.protocol === JOB_PROTOCOL).map((s) => s.id)
 }
 
 /** Resolves once `value()` stopped changing (a producer held back by backpressure), and returns it. */
@@ -130,7 +136,9 @@ describe('the job protocol', () => {
   })
 
   afterEach(async () => {
-    await waitFor(() => [a, w, d].every((node) => jobStreams(node) === 0), 3_000, 'every job stream to be closed')
+    // Only A sends jobs: every stream left open is one A keeps for later, with its worker's end of it.
+    const onlyKept = (): boolean => jobStreams(a) === a.jobs.idleStreams && jobStreams(w) + jobStreams(d) === a.jobs.idleStreams
+    await waitFor(onlyKept, 3_000, 'every job stream to be closed or kept idle')
   })
 
   after(async () => {
@@ -280,7 +288,7 @@ describe('the job protocol', () => {
     const response = await a.jobs.run(w.host.peerId, { head: head('long', { stream: true }), body: once(encoder.encode('{}')) }, client.signal)
     const chunks = response.body[Symbol.asyncIterator]()
     assert.equal(decoder.decode((await chunks.next()).value), 'first')
-    assert.deepEqual([jobStreams(a), jobStreams(w)], [1, 1], 'one stream per job, open while it runs')
+    assert.equal(jobStreams(a) - a.jobs.idleStreams, 1, 'one stream per job, busy while it runs')
     client.abort()
     await assert.rejects(chunks.next(), hasCode(ErrorCode.STREAM, /cancelled/))
     const reason = await workerAborted.promise
@@ -381,8 +389,8 @@ describe('the job protocol', () => {
     assert.equal((await running).error?.code, ErrorCode.PARAM)
   })
 
-  test('frames of an unknown kind are skipped', async () => {
-    const stream = await a.host.dialProtocol(w.host.peerId, JOB_PROTOCOL)
+  test('frames of an unknown kind are skipped (1.0.0: one job, the body ends at the half-close)', async () => {
+    const stream = await a.host.dialProtocol(w.host.peerId, JOB_PROTOCOL_1_0)
     const reader = new FrameReader(stream, { maxFrameBytes: MiB, highWaterBytes: MiB })
     const unknown = new Uint8Array([0x02, 0x78, 0x01]) // field 15 = 1: a frame from a future version
     stream.send(Buffer.concat([unknown, encodeFrame(requestHeadFrame(head('echo'))), unknown]))
@@ -472,6 +480,92 @@ describe('the job protocol', () => {
       return await collect(response.body)
     }))
     answers.forEach((got, i) => { assert.deepEqual(got, bodies[i]) })
+  })
+
+  test('jobs one after another to the same node reuse one stream, whole bodies or streamed', async () => {
+    const b = await createNode()
+    try {
+      await b.host.dial(w.host.getMultiaddrs()[0])
+      const seen = new Set<string>()
+      for (let i = 0; i < 6; i++) {
+        const text = `job ${i}`
+        const body = i % 2 === 0 ? new WholeBody(encoder.encode(text)) : once(encoder.encode(text))
+        const response = await b.jobs.run(w.host.peerId, { head: head('echo'), body }, never)
+        assert.equal((await collect(response.body)).toString(), text)
+        for (const id of streamIdsTo(b, w)) seen.add(id)
+      }
+      assert.equal(seen.size, 1, `every job went over the same stream (${[...seen].join(', ')})`)
+      // Errors leave the stream usable too.
+      const refused = await b.jobs.run(w.host.peerId, { head: head('no-such-model'), body: new WholeBody(encoder.encode('{}')) }, never)
+      assert.equal(refused.error?.code, ErrorCode.MODEL)
+      const response = await b.jobs.run(w.host.peerId, { head: head('echo'), body: new WholeBody(encoder.encode('after')) }, never)
+      assert.equal((await collect(response.body)).toString(), 'after')
+      assert.deepEqual(streamIdsTo(b, w), [...seen])
+    } finally {
+      await b.jobs.stop()
+      await b.host.stop()
+    }
+  })
+
+  test('a worker that answers before reading an upload skips the rest, and the stream carries the next job', async () => {
+    models.set('refuse-early', async () => { throw new AicnError(ErrorCode.UNSUPPORTED, 'no uploads here') })
+    const parts = (async function * () {
+      for (let i = 0; i < 8; i++) {
+        yield randomBytes(64 * 1024)
+        await new Promise((resolve) => setTimeout(resolve, 5))
+      }
+    })()
+    const before = new Set(streamIdsTo(a, w))
+    const response = await a.jobs.run(w.host.peerId, { head: head('refuse-early'), body: parts }, never)
+    assert.equal(response.error?.code, ErrorCode.UNSUPPORTED)
+    await waitFor(() => a.jobs.idleStreams > 0 && streamIdsTo(a, w).length === before.size + (before.size === 0 ? 1 : 0), 3_000, 'the stream to be kept')
+    const next = await a.jobs.run(w.host.peerId, { head: head('echo'), body: new WholeBody(encoder.encode('next')) }, never)
+    assert.equal((await collect(next.body)).toString(), 'next')
+  })
+
+  test('a kept stream that died is replaced, and the job still runs', async () => {
+    const first = await a.jobs.run(w.host.peerId, { head: head('echo'), body: new WholeBody(encoder.encode('one')) }, never)
+    await collect(first.body)
+    const kept = w.host.getConnections(a.host.peerId).flatMap((c) => c.streams).filter((s) => s.protocol === JOB_PROTOCOL)
+    assert.ok(kept.length > 0)
+    for (const stream of kept) stream.abort(new Error('test: the worker drops its kept streams'))
+    const response = await a.jobs.run(w.host.peerId, { head: head('echo'), body: new WholeBody(encoder.encode('two')) }, never)
+    assert.equal((await collect(response.body)).toString(), 'two')
+  })
+
+  test('two jobs on one raw 1.1.0 stream, each body ended by body_end', async () => {
+    const stream = await a.host.dialProtocol(w.host.peerId, JOB_PROTOCOL)
+    const reader = new FrameReader(stream, { maxFrameBytes: MiB, highWaterBytes: MiB })
+    const answers: string[] = []
+    for (const text of ['first', 'second']) {
+      stream.send(Buffer.concat([encodeFrame(requestHeadFrame(head('echo'))), encodeFrame({ body_chunk: encoder.encode(text) }), encodeFrame({ body_end: {} })]))
+      const frames = []
+      for (let frame = await reader.next(); frame !== null; frame = await reader.next()) {
+        frames.push(frame)
+        if (frame.frame === 'end') break
+      }
+      assert.deepEqual(frames.map((f) => f.frame), ['response_head', 'body_chunk', 'end'])
+      answers.push(decoder.decode(frames[1].body_chunk ?? new Uint8Array()))
+    }
+    assert.deepEqual(answers, ['first', 'second'])
+    await stream.close()
+    assert.equal(await reader.next(), null, 'the worker closes its side after ours')
+    reader.dispose()
+  })
+
+  test('an idle kept stream is closed after idleStreamMs, on both sides', async () => {
+    const b = await createNode({ idleStreamMs: 200 })
+    try {
+      await b.host.dial(w.host.getMultiaddrs()[0])
+      const response = await b.jobs.run(w.host.peerId, { head: head('echo'), body: new WholeBody(encoder.encode('x')) }, never)
+      await collect(response.body)
+      assert.equal(b.jobs.idleStreams, 1)
+      await waitFor(() => b.jobs.idleStreams === 0 && streamIdsTo(b, w).length === 0, 5_000, 'the idle stream to close')
+      await waitFor(() => w.host.getConnections(b.host.peerId).flatMap((c) => c.streams).every((s) => s.protocol !== JOB_PROTOCOL), 3_000, 'the worker\'s side to close')
+    } finally {
+      await b.jobs.stop()
+      await b.host.stop()
+    }
   })
 
   test('a worker node that disappears mid-stream makes the requester\'s iterator throw STREAM quickly', async () => {
