@@ -474,14 +474,16 @@ export function httpCaseArb (env: FuzzEnv, routes: RouteInfo[]): fc.Arbitrary<Ht
     framing,
   }).chain(({ node, rt, body, odd, framing }) => method(rt.route).map((m) => buildCase(node, rt.route?.path ?? 'unmatched', m, rt.target, body, odd ?? [], framing)))
 
-  // Not HTTP at all, or HTTP the parser must refuse: the server answers 400 or closes.
+  // Not HTTP at all, or HTTP the parser must refuse: the server answers 400 or closes. Random bytes may
+  // also be the start of a request (a lone "\n", "GE"), which a server rightly waits to complete: the
+  // half-close after them tells it no more is coming.
   const garbageCase: fc.Arbitrary<HttpCase> = fc.tuple(fc.constantFrom<'b' | 'w'>('b', 'w'), fc.oneof(
     fc.uint8Array({ minLength: 1, maxLength: 1024 }).map((b) => Buffer.from(b)),
     fc.constantFrom('get /api/v0/id HTTP/1.1\r\n\r\n', 'FOO /api/v0/id HTTP/1.1\r\nHost: x\r\n\r\n', 'GET /api/v0/id HTTP/9.9\r\nHost: x\r\n\r\n',
       'GET http://127.0.0.1/api/v0/id HTTP/1.1\r\nHost: x\r\n\r\n', 'GET /api/v0/id\r\n\r\n', 'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n',
       'GET /api/v0/id HTTP/1.0\r\n\r\n', 'GET /api/v0/id HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n', 'GET  /api/v0/id  HTTP/1.1\r\nHost: x\r\n\r\n',
       'GET /api/v0/id HTTP/1.1\r\nHost: x\r\n Folded: y\r\n\r\n').map((s) => Buffer.from(s, 'latin1'))
-  )).map(([node, wire]) => ({ family: 'garbage-http', node, route: 'garbage', method: '?', target: '', headers: [], body: Buffer.alloc(0), noHost: false, wire, halfClose: false, mayDrop: true }))
+  )).map(([node, wire]) => ({ family: 'garbage-http', node, route: 'garbage', method: '?', target: '', headers: [], body: Buffer.alloc(0), noHost: false, wire, halfClose: true, mayDrop: true }))
 
   return fc.oneof({ weight: 19, arbitrary: requestCase }, { weight: 1, arbitrary: garbageCase })
 }

@@ -436,7 +436,7 @@ describe('faults', () => {
     assert.deepEqual(judgeChat(direct, false), { ok: true })
     // A node registers its protocol handlers before libp2p starts, so the first identify its peers run
     // already lists them: B never takes a restarted aicn worker for a Go node (it did, for about 2 s).
-    assert.ok(protocolsAfterRelaunch.includes('/aicn/job/1.0.0'), JSON.stringify(protocolsAfterRelaunch))
+    assert.ok(protocolsAfterRelaunch.includes('/aicn/job/1.1.0'), JSON.stringify(protocolsAfterRelaunch))
     t.diagnostic(`load with a worker killed: ${JOBS - failed.length} succeeded, ${failed.length} failed with a documented error (${inFlightAtKill.size} in flight at the kill): ${failed.map((o) => `${o.kind}: ${detail(o.verdict)}`).join('; ')}`)
   })
 

@@ -62,7 +62,7 @@ describe('a mixed network of native and Go-wire nodes', () => {
   test('a Go-wire node offers none of our native protocols', async () => {
     const protocols = (await g.call('/api/v0/id')).body.protocols as string[]
     assert.ok(!protocols.includes('/aicn/rpc/1.0.0'))
-    assert.ok(!protocols.includes('/aicn/job/1.0.0'))
+    assert.ok(!protocols.some((p) => p.startsWith('/aicn/job/')))
     assert.ok(protocols.includes('/chat-proxy/0.0.1'))
     assert.ok((await a.call('/api/v0/id')).body.protocols.includes('/chat-proxy/0.0.1'), 'native nodes answer Go requesters too')
   })
