@@ -1,4 +1,5 @@
-// The job protocol between real libp2p nodes in this process (tcp + noise + yamux on 127.0.0.1): a requester
+// The job protocol between real libp2p nodes in this process (tcp + noise + yamux with the daemon's window
+// updates, on 127.0.0.1): a requester
 // A, a worker W, a second worker D with a 1 MiB request limit that is stopped mid-stream at the end, and a
 // short-lived worker E for stop().
 import '../../src/polyfill.ts'
@@ -19,6 +20,7 @@ import { silentLogger } from '../../src/logger.ts'
 import { WholeBody } from '../../src/jobs/iterables.ts'
 import { DEFAULT_TIMEOUT_MS, JobKind, type JobHead, type JobResponse, type JobRunner } from '../../src/jobs/types.ts'
 import type { Host } from '../../src/p2p/host.ts'
+import { installYamuxWindowHysteresis } from '../../src/p2p/yamux-window.ts'
 import { JOB_PROTOCOL, JOB_PROTOCOLS, JOB_PROTOCOL_1_0, JobProtocol } from '../../src/protocols/job.ts'
 import { FrameReader, MAX_JOB_MS, encodeBodyFrame, encodeFrame, requestHeadFrame } from '../../src/protocols/job-frames.ts'
 
@@ -29,6 +31,8 @@ const decoder = new TextDecoder()
 interface Node { host: Host, jobs: JobProtocol }
 
 async function createNode (options: { serve?: JobRunner, maxRequestBytes?: number, idleStreamMs?: number } = {}): Promise<Node> {
+  // As the daemon runs it (src/p2p/host.ts): the big uploads and the backpressure tests cover the window.
+  installYamuxWindowHysteresis()
   const host = await createLibp2p({
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
