@@ -33,6 +33,7 @@ import { BroadcastRpc } from './compat/broadcast-rpc.ts'
 import { ChatProxy } from './compat/chat-proxy.ts'
 import { makeBroadcastHandlers } from './compat/go-jobs.ts'
 import { JobProtocol } from './protocols/job.ts'
+import { jobTimeoutsFrom } from './jobs/timeouts.ts'
 import { ModelClient } from './models/client.ts'
 import { LocalExecutor } from './jobs/local.ts'
 import { NodeSelector } from './jobs/selector.ts'
@@ -118,7 +119,8 @@ export class AicnNode {
       const rpc = new RpcService(host, { agentVersion: AGENT_VERSION, log })
       const jobs = new JobProtocol(host, { log })
       const broadcast = new BroadcastRpc({ host, topic, privateKey: identity.privateKey, agentVersion: AGENT_VERSION, log })
-      const chatProxy = new ChatProxy(host, { log })
+      const timeoutsMs = jobTimeoutsFrom(config.Jobs)
+      const chatProxy = new ChatProxy(host, { log, timeoutsMs })
       const transport = new PeerTransport({ host, rpc, jobs, broadcast, chatProxy, goWire })
       const control = new NodeControl({ host, queries: transport, config: store, hostInfo, latency, rendezvous, metrics, topic })
       const network = new NetworkRegistry({ host, view, local, rpc, queries: transport, latency })
@@ -153,7 +155,8 @@ export class AicnNode {
         peerInfo: async () => await control.id(),
         hostInfo: async () => await hostInfo.collect(),
         projects: () => network.localProjects(),
-        nodeId: identity.peerId
+        nodeId: identity.peerId,
+        timeoutsMs
       }))
       started('broadcast requests', () => { broadcast.stop() })
 
@@ -186,12 +189,13 @@ export class AicnNode {
         usage: gatewayDb.usage,
         prices: priceTableFrom(config.Gateway),
         requireKeys: keysRequired(config),
-        log
+        log,
+        timeoutsMs
       })
       const routes = [
         ...controlRoutes(control),
         ...registryRoutes(local, network),
-        ...jobRoutes({ dispatcher }),
+        ...jobRoutes({ dispatcher, timeoutsMs }),
         ...keyRoutes(gatewayDb.keys, gatewayDb.usage),
         ...gateway.routes()
       ]

@@ -15,7 +15,8 @@ import { randomUUID } from 'node:crypto'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { AicnError, ErrorCode, isAicnError, toAicnError } from '../errors.ts'
 import { collect, drop } from '../jobs/iterables.ts'
-import { DEFAULT_TIMEOUT_MS, JobKind, type JobHead, type JobKindValue, type JobRequest, type JobResponse, type JobRunner } from '../jobs/types.ts'
+import { deadlineFor } from '../jobs/timeouts.ts'
+import { DEFAULT_TIMEOUT_MS, JobKind, type JobHead, type JobKindValue, type JobRequest, type JobResponse, type JobRunner, type JobTimeouts } from '../jobs/types.ts'
 import type { Logger } from '../logger.ts'
 import type { Host } from '../p2p/host.ts'
 import { jobDeadline, write } from '../protocols/job-frames.ts'
@@ -37,6 +38,8 @@ export interface ChatProxyOptions {
   /** default 8 MiB: a request body that ends within this is sent with Content-Length, as Go does; a longer
    * one (an upload still arriving) is streamed chunked instead of held in memory */
   lengthBufferBytes?: number
+  /** per kind, for jobs from Go nodes (which send no deadline); default DEFAULT_TIMEOUT_MS */
+  timeoutsMs?: JobTimeouts
 }
 
 const KiB = 1024
@@ -79,6 +82,7 @@ export class ChatProxy {
   private readonly maxHeaderBytes: number
   private readonly maxRequestBytes: number
   private readonly lengthBufferBytes: number
+  private readonly timeoutsMs: JobTimeouts
   private readonly running = new RunningJobs()
   /** one controller per job sent by run(), so that stop() can end them */
   private execute?: JobRunner
@@ -90,6 +94,7 @@ export class ChatProxy {
     this.maxHeaderBytes = options.maxHeaderBytes ?? 64 * KiB
     this.maxRequestBytes = options.maxRequestBytes ?? 64 * MiB
     this.lengthBufferBytes = options.lengthBufferBytes ?? 8 * MiB
+    this.timeoutsMs = options.timeoutsMs ?? DEFAULT_TIMEOUT_MS
   }
 
   /** Serves Go requesters with `execute` (this node's own models). Like the Go receiver, not over relayed
@@ -233,7 +238,7 @@ export class ChatProxy {
       kind,
       contentType: header(request.headers, 'content-type') ?? (json ? 'application/json' : ''),
       stream: false,
-      deadline: Date.now() + DEFAULT_TIMEOUT_MS[kind]
+      deadline: deadlineFor(kind, this.timeoutsMs)
     }
     if (kind !== JobKind.CHAT) return { head, body: body.chunks() }
     // Only a chat body says whether the answer streams; it is small JSON, read it whole.

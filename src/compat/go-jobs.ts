@@ -5,7 +5,8 @@ import { randomUUID } from 'node:crypto'
 import { AicnError, ErrorCode } from '../errors.ts'
 import type { HostInfo } from '../hostinfo/index.ts'
 import { readModelJson } from '../jobs/answer.ts'
-import { DEFAULT_TIMEOUT_MS, JobKind, type JobKindValue, type JobRunner } from '../jobs/types.ts'
+import { deadlineFor } from '../jobs/timeouts.ts'
+import { JobKind, type JobKindValue, type JobRunner, type JobTimeouts } from '../jobs/types.ts'
 import type { PeerInfo } from '../p2p/peer-info.ts'
 import type { protocol } from '../proto/index.ts'
 import type { BroadcastHandlers } from './broadcast-rpc.ts'
@@ -166,6 +167,8 @@ export interface GoJobDeps {
   projects: () => protocol.AIProjectResponse.$Properties
   /** this node's id, named in errors */
   nodeId: string
+  /** per kind (Go requests carry no deadline); default DEFAULT_TIMEOUT_MS */
+  timeoutsMs?: JobTimeouts
 }
 
 /** The broadcast RPC handlers of a node: queries from the given sources, chat and image jobs through the
@@ -180,7 +183,7 @@ export function makeBroadcastHandlers (deps: GoJobDeps): BroadcastHandlers {
       kind,
       contentType: 'application/json',
       stream: false,
-      deadline: Date.now() + DEFAULT_TIMEOUT_MS[kind]
+      deadline: deadlineFor(kind, deps.timeoutsMs)
     }
     const response = await deps.runner({ head, body: once(body) }, signal)
     try {

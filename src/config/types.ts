@@ -53,5 +53,7 @@ export interface Config {
     /** per model ("model" or "project/model") */
     Prices: Array<{ Model: string, InputPerMillionUsd: number, OutputPerMillionUsd: number }>
   }
+  /** aicn's own: how long a job of each kind may run when the client sets no `timeout` (Go durations) */
+  Jobs: { Timeouts: { Chat: string, ImageGen: string, ImageEdit: string, Embedding: string, Completion: string } }
   AIProjects: AIProjectConfig[]
 }

@@ -8,6 +8,7 @@ import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Component } from '@multiformats/multiaddr'
 import { ConfigError } from '../errors.ts'
 import { parseDuration } from './duration.ts'
+import { MAX_JOB_MS } from '../jobs/types.ts'
 import type { AIProjectConfig, Config } from './types.ts'
 
 export interface ValidateOptions {
@@ -85,6 +86,8 @@ export async function validateConfig (config: Config, options: ValidateOptions =
   }
   gateway.Prices.forEach((price, i) => { if (price.Model === '') report(`Gateway.Prices[${i}].Model`, 'must name a model ("model" or "project/model")') })
 
+  for (const [kind, value] of Object.entries(config.Jobs.Timeouts)) checkDuration(value, `Jobs.Timeouts.${kind}`, 'positive', report, MAX_JOB_MS)
+
   config.AIProjects.forEach((project, i) => checkProject(project, `AIProjects[${i}]`, report))
 
   if (problems.length > 0) throw new ConfigError(problems.join('\n'))
@@ -99,7 +102,7 @@ function checkOneOf (value: string, allowed: string[], path: string, report: Rep
   report(path, `must be ${list} (got ${JSON.stringify(value)})`)
 }
 
-function checkDuration (value: string, path: string, range: 'positive' | 'non-negative', report: Report): void {
+function checkDuration (value: string, path: string, range: 'positive' | 'non-negative', report: Report, maxMs = Infinity): void {
   let ms: number
   try {
     ms = parseDuration(value)
@@ -109,6 +112,11 @@ function checkDuration (value: string, path: string, range: 'positive' | 'non-ne
   }
   if (ms < 0) report(path, 'must not be negative')
   else if (ms === 0 && range === 'positive') report(path, 'must be greater than zero')
+  else if (ms > maxMs) report(path, `must be at most ${formatMs(maxMs)}`)
+}
+
+function formatMs (ms: number): string {
+  return ms % 60_000 === 0 ? `${ms / 60_000}m` : `${ms / 1000}s`
 }
 
 /** A multiaddr; with `withPeer`, one that ends in /p2p/<peer id> so that we know whom we dial. */

@@ -8,7 +8,8 @@ import type { Logger } from '../logger.ts'
 import type { Job, JobDispatcher } from '../jobs/dispatcher.ts'
 import { isEventStream, isJson, MAX_ANSWER_BYTES, modelFailure } from '../jobs/answer.ts'
 import { collect, finishing } from '../jobs/iterables.ts'
-import { DEFAULT_TIMEOUT_MS, JobKind, type JobKindValue, type JobResponse } from '../jobs/types.ts'
+import { deadlineFor } from '../jobs/timeouts.ts'
+import { JobKind, type JobKindValue, type JobResponse, type JobTimeouts } from '../jobs/types.ts'
 import type { NetworkView } from '../registry/view.ts'
 import { raw, type Reply } from '../http/reply.ts'
 import type { Route, RouteContext } from '../http/server.ts'
@@ -34,6 +35,8 @@ export interface GatewayDeps {
   /** refuse requests without a key */
   requireKeys: boolean
   log: Logger
+  /** per kind; default DEFAULT_TIMEOUT_MS */
+  timeoutsMs?: JobTimeouts
 }
 
 /** What a request has been granted before it runs; released exactly once when it ends. */
@@ -138,7 +141,7 @@ export class Gateway {
       kind,
       contentType: upload?.contentType ?? 'application/json',
       stream,
-      deadline: Date.now() + DEFAULT_TIMEOUT_MS[kind]
+      deadline: deadlineFor(kind, this.deps.timeoutsMs)
     }
     if (upload !== undefined) return { head, body: { bytes: upload.bytes } }
     const forModel: Record<string, unknown> = { ...body, model: target.model }

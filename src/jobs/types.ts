@@ -42,8 +42,14 @@ export interface JobResponse {
 /** Runs a job somewhere (this node's model, or another node over the job protocol). */
 export type JobRunner = (request: JobRequest, signal: AbortSignal) => Promise<JobResponse>
 
-/** Default timeouts per kind, as the Go node (chat 3 min, images 5 min). */
-export const DEFAULT_TIMEOUT_MS: Record<JobKindValue, number> = {
+/** A job never runs longer than this, whatever deadline the requester asked for. */
+export const MAX_JOB_MS = 10 * 60_000
+
+/** How long a job of each kind may run, in ms. */
+export type JobTimeouts = Record<JobKindValue, number>
+
+/** Default timeouts per kind, as the Go node (chat 3 min, images 5 min); `Jobs.Timeouts` in the config. */
+export const DEFAULT_TIMEOUT_MS: JobTimeouts = {
   [JobKind.CHAT]: 3 * 60_000,
   [JobKind.IMAGE_GEN]: 5 * 60_000,
   [JobKind.IMAGE_EDIT]: 5 * 60_000,

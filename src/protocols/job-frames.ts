@@ -5,10 +5,9 @@
 import { Uint8ArrayList } from 'uint8arraylist'
 import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
 import { job } from '../proto/index.ts'
-import { DEFAULT_TIMEOUT_MS, JobKind, type JobHead, type JobKindValue } from '../jobs/types.ts'
+import { DEFAULT_TIMEOUT_MS, JobKind, MAX_JOB_MS, type JobHead, type JobKindValue } from '../jobs/types.ts'
 
-/** A job never runs longer than this, whatever deadline the requester asked for. */
-export const MAX_JOB_MS = 10 * 60_000
+export { MAX_JOB_MS }
 
 /** A frame the peer should not have sent (garbage, too large, out of order); the stream is aborted. */
 export class FrameError extends Error {

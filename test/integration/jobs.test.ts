@@ -56,7 +56,8 @@ describe('jobs across the network', () => {
     })
     await new Promise<void>((resolve) => ipfs.listen(0, '127.0.0.1', resolve))
 
-    b = await TestNode.start({ mode: 'input', psk: PSK })
+    // B's image jobs may run 3 s (Jobs.Timeouts): the slow-model test runs into it.
+    b = await TestNode.start({ mode: 'input', psk: PSK, edit: (c) => { c.Jobs.Timeouts.ImageGen = '3s' } })
     const bAddr = await b.addr()
     for (let i = 0; i < 3; i++) {
       const chat = await startFakeModelServer({ tokens: TOKENS, tokenDelayMs: 30 })
@@ -235,6 +236,12 @@ describe('jobs across the network', () => {
       const result = await b.call('/api/v0/chat/completion', { node_id: w1.peerId, project: 'Slow', model: 'sloth', messages: [], timeout: '1s' })
       assert.equal(result.status, 504, JSON.stringify(result.body))
       assert.equal(result.body.code, 1004)
+      // Without a `timeout` in the request, the node's configured limit for the kind applies: B's 3 s
+      // (with the 5 min default, the model's answer after 5 s would have been a success).
+      assert.equal((await w1.call('/api/v0/ai/model/register', { project: 'Slow', model: 'painter', api: `${slow.url}/v1/images/generations`, type: 1 })).body.code, 0)
+      const image = await b.call('/api/v0/image/gen', { node_id: w1.peerId, project: 'Slow', model: 'painter', prompt: 'a sloth' })
+      assert.equal(image.status, 504, JSON.stringify(image.body))
+      assert.equal(image.body.code, 1004)
     } finally {
       await slow.close()
     }

@@ -43,7 +43,7 @@ test('save writes canonical key names and drops stray properties', async () => {
     config.Extra = 'not a config key'
     await saveConfig(file, config)
     const saved = JSON.parse(await readFile(file, 'utf8'))
-    assert.deepEqual(Object.keys(saved), ['Bootstrap', 'Addresses', 'API', 'Identity', 'Swarm', 'Pubsub', 'Routing', 'App', 'Wire', 'Gateway', 'AIProjects'])
+    assert.deepEqual(Object.keys(saved), ['Bootstrap', 'Addresses', 'API', 'Identity', 'Swarm', 'Pubsub', 'Routing', 'App', 'Wire', 'Gateway', 'Jobs', 'AIProjects'])
   })
 })
 

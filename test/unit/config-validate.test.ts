@@ -76,7 +76,13 @@ test('every rule reports the key it is about', async () => {
     ['App.PeersCollect.HeartbeatInterval', (c) => { c.App.PeersCollect.HeartbeatInterval = '180' }],
     ['AIProjects[0].Project', (c) => { c.AIProjects = [{ Project: '', Models: [] }] }],
     ['AIProjects[0].Models[0].Model', (c) => { c.AIProjects = [{ Project: 'P', Models: [{ Model: '', API: 'http://127.0.0.1:1', Type: 0, CID: '' }] }] }],
+    ['Jobs.Timeouts.Chat', (c) => { c.Jobs.Timeouts.Chat = 'soon' }],
+    ['Jobs.Timeouts.ImageGen', (c) => { c.Jobs.Timeouts.ImageGen = '0s' }],
+    ['Jobs.Timeouts.Embedding', (c) => { c.Jobs.Timeouts.Embedding = '11m' }],
     ['AIProjects[0].Models[0].API', (c) => { c.AIProjects = [{ Project: 'P', Models: [{ Model: 'M', API: '127.0.0.1:8000/v1', Type: 0, CID: '' }] }] }],
+    ['Jobs.Timeouts.Chat', (c) => { c.Jobs.Timeouts.Chat = 'soon' }],
+    ['Jobs.Timeouts.ImageGen', (c) => { c.Jobs.Timeouts.ImageGen = '0s' }],
+    ['Jobs.Timeouts.Embedding', (c) => { c.Jobs.Timeouts.Embedding = '11m' }],
     ['AIProjects[0].Models[0].API', (c) => { c.AIProjects = [{ Project: 'P', Models: [{ Model: 'M', API: '', Type: 0, CID: '' }] }] }],
     ['AIProjects[0].Models[0].Type', (c) => { c.AIProjects = [{ Project: 'P', Models: [{ Model: 'M', API: 'http://m:1', Type: -1, CID: '' }] }] }]
   ]
@@ -101,6 +107,12 @@ test('the messages say what is wrong', async () => {
   ])
 })
 
+test('a job timeout names its key and the limit', async () => {
+  const config = validConfig()
+  config.Jobs.Timeouts.Completion = '1h'
+  assert.deepEqual(await problemsOf(config, { checkDatastore: false }), ['Jobs.Timeouts.Completion: must be at most 10m'])
+})
+
 test('good values of the less obvious keys are accepted', async () => {
   const config = validConfig()
   config.Bootstrap = [
@@ -112,6 +124,8 @@ test('good values of the less obvious keys are accepted', async () => {
   config.API.Addr = ':6000'
   config.Swarm.DialTimeout = '1m30s'
   config.Swarm.ConnMgr.GracePeriod = '0'
+  config.Jobs.Timeouts.ImageEdit = '10m'
+  config.Jobs.Timeouts.Chat = '45s'
   config.App.LogOutput = 'stdout+stderr'
   config.App.PreSharedKey = 'F504F536A912A8CF7D00ADACEE8ED20270C5040D961D7F3DA4FCCBCBEC0EC48A'
   config.AIProjects = [{ Project: 'P', Models: [{ Model: 'M', API: 'http://vllm:8000/v1/chat/completions', Type: 0, CID: '' }] }]

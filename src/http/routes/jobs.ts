@@ -6,7 +6,7 @@ import { AicnError, ErrorCode } from '../../errors.ts'
 import type { Job, JobDispatcher } from '../../jobs/dispatcher.ts'
 import { isEventStream, readModelJson } from '../../jobs/answer.ts'
 import { checkIpfsNode, uploadImage } from '../../jobs/ipfs.ts'
-import { DEFAULT_TIMEOUT_MS, JobKind, type JobKindValue, type JobResponse } from '../../jobs/types.ts'
+import { DEFAULT_TIMEOUT_MS, JobKind, type JobKindValue, type JobResponse, type JobTimeouts } from '../../jobs/types.ts'
 import { ok, type Reply } from '../reply.ts'
 import type { Route, RouteContext } from '../server.ts'
 import { remoteCall } from './remote-call.ts'
@@ -18,12 +18,11 @@ const MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 export interface JobRouteOptions {
   dispatcher: JobDispatcher
   /** per-kind timeouts; defaults to DEFAULT_TIMEOUT_MS */
-  timeoutsMs?: Partial<Record<JobKindValue, number>>
+  timeoutsMs?: JobTimeouts
 }
 
 export function jobRoutes (options: JobRouteOptions): Route[] {
   const { dispatcher } = options
-  const timeout = (kind: JobKindValue): number => options.timeoutsMs?.[kind] ?? DEFAULT_TIMEOUT_MS[kind]
 
   /** Sends the job to the named node, or to the best node for the project on `/proxy`. */
   const send = async (rc: RouteContext, job: Job, proxy: boolean, direct: boolean): Promise<JobResponse> => {
@@ -40,7 +39,7 @@ export function jobRoutes (options: JobRouteOptions): Route[] {
     contentType,
     stream,
     // A client may ask for a shorter (or longer, up to 5 min) deadline with `timeout`, e.g. "30s".
-    deadline: Date.now() + (remoteCall(rc).timeoutMs ?? timeout(kind))
+    deadline: Date.now() + (remoteCall(rc).timeoutMs ?? (options.timeoutsMs ?? DEFAULT_TIMEOUT_MS)[kind])
   })
 
   const chat = (proxy: boolean) => async (rc: RouteContext): Promise<Reply> => {
