@@ -19,9 +19,9 @@
 //   3. Where the libp2p hop's time goes: a bare libp2p client in this process (same PSK, noise, yamux)
 //      connected to W1 measures a 32-byte echo on a stream kept open (what a reused stream costs), the
 //      same echo on a new stream each time (what libp2p ping does), opening a job stream alone, and a
-//      whole job through the real requester code (src/protocols/job.ts JobProtocol.run) with the stream
-//      opened as today (multistream-select negotiated before the first byte) and lazily
-//      (negotiateFully: false); with the write syscalls (= libp2p frames) each side makes per operation.
+//      whole job through the real requester code (src/protocols/job.ts JobProtocol.run), on a kept
+//      stream (/aicn/job/1.1.0) and on a new stream for every job (the same code offered only 1.0.0);
+//      with the write syscalls (= libp2p frames) each side makes per operation.
 //   4. Throughput: `/api/v0/chat/completion/proxy` on B (two workers) at concurrency 1, 16, 64, each at
 //      most --tput-requests requests and --tput-seconds; direct to M1/M2 at the same concurrency for
 //      reference. Errors are counted (and the first few printed).
@@ -61,7 +61,9 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId, Stream, StreamMessageEvent } from '@libp2p/interface'
 import type { TestNode, NodeSpec } from '../../test/integration/harness.ts'
-import { JobProtocol, JOB_PROTOCOL } from '../../src/protocols/job.ts'
+import { JobProtocol, JOB_PROTOCOL, JOB_PROTOCOL_1_0 } from '../../src/protocols/job.ts'
+import { WholeBody } from '../../src/jobs/iterables.ts'
+import { installYamuxWindowHysteresis } from '../../src/p2p/yamux-window.ts'
 import { swarmKeyFromHex } from '../../src/p2p/psk.ts'
 import { silentLogger } from '../../src/logger.ts'
 import { JobKind } from '../../src/jobs/types.ts'
@@ -335,6 +337,8 @@ async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> {
 }
 
 async function libp2pHop (workerAddr: string, workerId: string, workerPid: number | undefined, warmup: number, count: number): Promise<HopResult> {
+  // Yamux as the daemons run it (src/p2p/host.ts).
+  installYamuxWindowHysteresis()
   client = await createLibp2p({
     addresses: { listen: [] },
     transports: [tcp()],
@@ -348,26 +352,21 @@ async function libp2pHop (workerAddr: string, workerId: string, workerPid: numbe
   const worker: PeerId = peerIdFromString(workerId)
   await c.dial(multiaddr(workerAddr))
 
-  // The requester side of the job protocol as the daemons run it, on a host whose dialProtocol is timed
-  // (and, for `lazy`, lets the first write carry the protocol name instead of waiting a round trip for it).
-  let lastOpenMs = NaN
-  const protocolOn = (lazy: boolean): JobProtocol => new JobProtocol({
+  // The requester side of the job protocol as the daemons run it: 1.1.0 with its kept streams, and, for
+  // comparison, the same code offered only 1.0.0 (a new stream for every job, closed after it).
+  const protocolOn = (oneJobPerStream: boolean): JobProtocol => new JobProtocol({
     peerId: c.peerId,
-    dialProtocol: async (peer: PeerId, protocol: string, options: Record<string, unknown>) => {
-      const t = performance.now()
-      const stream = await c.dialProtocol(peer, protocol, lazy ? { ...options, negotiateFully: false } : options)
-      lastOpenMs = performance.now() - t
-      return stream
-    }
+    dialProtocol: async (peer: PeerId, protocols: string[], options: Record<string, unknown>) =>
+      await c.dialProtocol(peer, oneJobPerStream ? [JOB_PROTOCOL_1_0] : protocols, options)
   } as unknown as Host, { log: silentLogger })
-  const full = protocolOn(false)
-  const lazy = protocolOn(true)
+  const kept = protocolOn(false)
+  const fresh = protocolOn(true)
   const body = Buffer.from(JSON.stringify({ model: MODEL, messages: MESSAGES }))
 
-  const job = async (protocol: JobProtocol): Promise<{ headMs: number, endMs: number, openMs: number }> => {
+  const job = async (protocol: JobProtocol): Promise<{ headMs: number, endMs: number }> => {
     const t0 = performance.now()
     const head = { requestId: randomUUID(), project: PROJECT, model: MODEL, cid: '', kind: JobKind.CHAT, contentType: 'application/json', stream: false, deadline: Date.now() + 60_000 }
-    const response = await protocol.run(worker, { head, body: once(body) }, AbortSignal.timeout(REQUEST_TIMEOUT_MS))
+    const response = await protocol.run(worker, { head, body: new WholeBody(body) }, AbortSignal.timeout(REQUEST_TIMEOUT_MS))
     const headMs = performance.now() - t0
     const chunks: Uint8Array[] = []
     for await (const chunk of response.body) chunks.push(chunk)
@@ -375,7 +374,7 @@ async function libp2pHop (workerAddr: string, workerId: string, workerPid: numbe
     if (response.status !== 200 || JSON.parse(Buffer.concat(chunks).toString()).choices[0].message.content !== REPLY) {
       throw new Error(`job answered ${response.status} ${response.error?.message ?? ''}`)
     }
-    return { headMs, endMs, openMs: lastOpenMs }
+    return { headMs, endMs }
   }
 
   // The worker's ping handler echoes whatever arrives on a stream, until the stream ends (or 10 s pass).
@@ -426,7 +425,7 @@ async function libp2pHop (workerAddr: string, workerId: string, workerPid: numbe
     return ms
   }
 
-  const names = ['32-byte echo on a stream kept open (reused stream)', 'new stream + 32-byte echo (what libp2p ping does)', 'open a job stream alone (dialProtocol, negotiated)', 'job: open stream (negotiated, inside run())', 'job: start → response head', 'job: whole answer (today)', 'job: whole answer, lazy negotiation (negotiateFully: false)']
+  const names = ['32-byte echo on a stream kept open (reused stream)', 'new stream + 32-byte echo (what libp2p ping does)', 'open a job stream alone (dialProtocol, negotiated)', 'job on a kept stream (1.1.0): start → response head', 'job on a kept stream (1.1.0): whole answer', 'job on a new stream (1.0.0): whole answer']
   const samples: number[][] = names.map(() => [])
   const errors = names.map(() => 0)
   const firstErrors: string[] = []
@@ -443,19 +442,18 @@ async function libp2pHop (workerAddr: string, workerId: string, workerPid: numbe
       stream.abort(new Error('benchmark: open only'))
     },
     async () => {
-      const r = await job(full)
-      record(3, r.openMs)
-      record(4, r.headMs)
-      record(5, r.endMs)
+      const r = await job(kept)
+      record(3, r.headMs)
+      record(4, r.endMs)
     },
     async () => {
-      const r = await job(lazy)
-      record(6, r.endMs)
+      const r = await job(fresh)
+      record(5, r.endMs)
     }
   ]
-  const stepOf = [0, 1, 2, 3, 6]
+  const stepOf = [0, 1, 2, 3, 5]
   /** the row that shows a step's writes (a whole job on the row of its whole answer) */
-  const writesRow = [0, 1, 2, 5, 6]
+  const writesRow = [0, 1, 2, 4, 5]
   const writes = steps.map(() => ({ client: 0, worker: 0, n: 0 }))
   let measuring = false
   function record (k: number, ms: number): void { if (measuring) samples[k]!.push(ms) }
