@@ -10,8 +10,6 @@ import { FrameBatch, FrameError, FrameReader, parseRequestHead, type FrameReader
 import { drop } from '../jobs/iterables.ts'
 import { JOB_PROTOCOL, clip, failed } from './job-common.ts'
 
-/** A requester has this long to send its first head after opening the stream. */
-const HEAD_TIMEOUT_MS = 10_000
 /** An idle reused stream is closed by its requester after 30 s; this only catches requesters that forget. */
 const IDLE_TIMEOUT_MS = 5 * 60_000
 /** Past the deadline, a job gets this long to report the timeout before its stream is cut. */
@@ -23,6 +21,8 @@ export interface WorkerLimits {
   chunkBytes: number
   /** a larger request body is refused (BUFFER, status 413) */
   maxRequestBytes: number
+  /** a requester has this long to send its first head, and the rest of a body the worker answered early */
+  headTimeoutMs: number
 }
 
 /** Serves the jobs of one incoming stream until the requester closes it or something goes wrong; a
@@ -38,7 +38,7 @@ export async function serveStream (inbound: InboundJob, execute: JobRunner, self
   }
   stream.addEventListener('close', onClose)
   try {
-    for (let waitMs = HEAD_TIMEOUT_MS; ; waitMs = IDLE_TIMEOUT_MS) {
+    for (let waitMs = limits.headTimeoutMs; ; waitMs = IDLE_TIMEOUT_MS) {
       const first = await nextHead(reader, inbound.controller.signal, waitMs)
       if (first === null) {
         await stream.close()
@@ -49,7 +49,7 @@ export async function serveStream (inbound: InboundJob, execute: JobRunner, self
       await runJob(stream, first, body, inbound.controller, execute, selfId, limits.chunkBytes)
       running = false
       // The next job may follow once the whole request body was read: the requester sends it after body_end.
-      if (!reusable || !await body.drain()) {
+      if (!reusable || !await within(reader, limits.headTimeoutMs, 'the rest of the request body', async () => await body.drain())) {
         await finish(stream)
         return
       }
@@ -62,14 +62,10 @@ export async function serveStream (inbound: InboundJob, execute: JobRunner, self
   }
 }
 
-/** The next job's first frame, or null when the requester closed the stream between jobs. */
+/** The next job's first frame, or null when the requester closed the stream between jobs. stop() (the
+ * signal) ends idle streams too. */
 async function nextHead (reader: FrameReader, signal: AbortSignal, waitMs: number): Promise<job.JobFrame | null> {
-  const timer = setTimeout(() => { reader.fail(new FrameError(`no job head within ${waitMs} ms`)) }, waitMs)
-  // stop() ends idle streams too.
-  const onAbort = (): void => { reader.fail(signal.reason as Error) }
-  signal.addEventListener('abort', onAbort, { once: true })
-  try {
-    if (signal.aborted) onAbort()
+  return await within(reader, waitMs, 'a job head', async () => {
     const frame = await reader.next()
     if (frame !== null && frame.frame !== 'request_head') {
       const err = new FrameError(`expected a request head, got ${frame.frame ?? 'nothing'}`)
@@ -77,9 +73,21 @@ async function nextHead (reader: FrameReader, signal: AbortSignal, waitMs: numbe
       throw err
     }
     return frame
+  }, signal)
+}
+
+/** Runs `read` on the stream with a time limit (and until `signal` aborts): then the reader fails, which
+ * resets the stream and makes the read in progress throw. */
+async function within<T> (reader: FrameReader, ms: number, what: string, read: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  const timer = setTimeout(() => { reader.fail(new FrameError(`${what} did not come within ${ms} ms`)) }, ms)
+  const onAbort = (): void => { reader.fail(signal?.reason as Error) }
+  signal?.addEventListener('abort', onAbort, { once: true })
+  try {
+    if (signal?.aborted === true) onAbort()
+    return await read()
   } finally {
     clearTimeout(timer)
-    signal.removeEventListener('abort', onAbort)
+    signal?.removeEventListener('abort', onAbort)
   }
 }
 

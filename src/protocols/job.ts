@@ -24,6 +24,9 @@ export interface JobProtocolOptions {
   maxRequestBytes?: number
   /** default 30 s: a stream kept for later jobs is closed after this long unused */
   idleStreamMs?: number
+  /** default 10 s: a requester has this long for its first head on a new stream, and for the rest of a
+   * body that the worker answered before reading it */
+  headTimeoutMs?: number
 }
 
 const KiB = 1024
@@ -48,7 +51,7 @@ export class JobProtocol {
     const chunkBytes = Math.max(1, Math.min(options.chunkBytes ?? 64 * KiB, maxFrameBytes - 16))
     const frames = { maxFrameBytes, highWaterBytes: 4 * chunkBytes }
     this.maxStreams = options.maxInboundStreams ?? 256
-    this.limits = { frames, chunkBytes, maxRequestBytes: options.maxRequestBytes ?? 64 * MiB }
+    this.limits = { frames, chunkBytes, maxRequestBytes: options.maxRequestBytes ?? 64 * MiB, headTimeoutMs: options.headTimeoutMs ?? 10_000 }
     this.requester = new JobRequester(host, this.running, { frames, chunkBytes, maxStreams: this.maxStreams, idleStreamMs: options.idleStreamMs })
   }
 

@@ -30,7 +30,7 @@ const decoder = new TextDecoder()
 
 interface Node { host: Host, jobs: JobProtocol }
 
-async function createNode (options: { serve?: JobRunner, maxRequestBytes?: number, idleStreamMs?: number } = {}): Promise<Node> {
+async function createNode (options: { serve?: JobRunner, maxRequestBytes?: number, idleStreamMs?: number, headTimeoutMs?: number } = {}): Promise<Node> {
   // As the daemon runs it (src/p2p/host.ts): the big uploads and the backpressure tests cover the window.
   installYamuxWindowHysteresis()
   const host = await createLibp2p({
@@ -40,7 +40,7 @@ async function createNode (options: { serve?: JobRunner, maxRequestBytes?: numbe
     streamMuxers: [yamux()],
     services: { identify: identify() }
   }) as unknown as Host
-  const jobs = new JobProtocol(host, { log: silentLogger, maxRequestBytes: options.maxRequestBytes, idleStreamMs: options.idleStreamMs })
+  const jobs = new JobProtocol(host, { log: silentLogger, maxRequestBytes: options.maxRequestBytes, idleStreamMs: options.idleStreamMs, headTimeoutMs: options.headTimeoutMs })
   if (options.serve !== undefined) await jobs.start(options.serve)
   return { host, jobs }
 }
@@ -555,6 +555,26 @@ describe('the job protocol', () => {
     await stream.close()
     assert.equal(await reader.next(), null, 'the worker closes its side after ours')
     reader.dispose()
+  })
+
+  test('a requester that never ends a body the worker answered early gets its stream reset', async () => {
+    const e = await createNode({ serve: execute, headTimeoutMs: 300 })
+    try {
+      await a.host.dial(e.host.getMultiaddrs()[0])
+      models.set('refuse-now', async () => { throw new AicnError(ErrorCode.UNSUPPORTED, 'no') })
+      const stream = await a.host.dialProtocol(e.host.peerId, JOB_PROTOCOL)
+      const reader = new FrameReader(stream, { maxFrameBytes: MiB, highWaterBytes: MiB })
+      const closed = new Promise<StreamCloseEvent>((resolve) => { stream.addEventListener('close', resolve, { once: true }) })
+      stream.send(Buffer.concat([encodeFrame(requestHeadFrame(head('refuse-now'))), encodeFrame({ body_chunk: encoder.encode('part of a body') })]))
+      const answer = [(await reader.next())?.frame, (await reader.next())?.frame]
+      assert.deepEqual(answer, ['response_head', 'end'])
+      const event = await closed
+      assert.ok(event.error !== undefined, 'the worker reset the stream')
+      reader.dispose()
+    } finally {
+      await e.jobs.stop()
+      await e.host.stop()
+    }
   })
 
   test('an idle kept stream is closed after idleStreamMs, on both sides', async () => {
