@@ -166,6 +166,7 @@ export class AicnNode {
         registry: local,
         view,
         intervalMs: heartbeatMs,
+        busyIntervalMs: parseDuration(config.App.PeersCollect.BusyInterval),
         baseNodeType: (config.Swarm.RelayService.Enabled ? NODE_TYPE.PUBLIC_IP : 0) | (config.App.PeersCollect.Enabled ? NODE_TYPE.PEERS_COLLECT : 0),
         version: AGENT_VERSION,
         log

@@ -23,6 +23,7 @@ import type { Config } from '../config/types.ts'
 import { parseDuration } from '../config/duration.ts'
 import { swarmKeyFromHex } from './psk.ts'
 import type { PubSub } from './pubsub.ts'
+import { fastMessageId } from './fast-msg-id.ts'
 
 /** The identify protocol version every aicn and Go node announces. */
 export const PROTOCOL_VERSION = 'aicn/0.0.1'
@@ -130,6 +131,8 @@ function pubsubFactory (config: Config): (components: any) => unknown {
     // Go nodes started from the -init templates speak only /floodsub/1.0.0.
     fallbackToFloodsub: true,
     floodPublish: config.Pubsub.FloodPublish,
+    // Duplicates are recognised before their signature is checked (see fast-msg-id.ts).
+    fastMsgIdFn: fastMessageId,
     doPX: config.Routing.Type === 'dhtserver' || config.Swarm.RelayService.Enabled,
     // Unlike the Go node we do not make the bootstrap peers gossipsub "direct peers": the bootstrap node
     // does not list its workers back, so they would refuse its mesh and every message it relays would wait

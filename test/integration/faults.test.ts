@@ -271,7 +271,11 @@ describe('faults', () => {
   /** A fixed listen port, so that a restarted node is found where it was. */
   const fixedPort = async (): Promise<(config: any) => void> => {
     const port = await freePort()
-    return (config) => { config.Addresses = [`/ip4/127.0.0.1/tcp/${port}`] }
+    return (config) => {
+      config.Addresses = [`/ip4/127.0.0.1/tcp/${port}`]
+      // I5 waits for B to hear busy counters return to 0; the default announces them every 30 s.
+      config.App.PeersCollect.BusyInterval = '1s'
+    }
   }
   const peersOf = async (node: TestNode, project: string, model: string): Promise<any[]> => {
     const result = await node.call('/api/v0/ai/projects/peers', { project, model })

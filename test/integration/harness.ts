@@ -27,6 +27,8 @@ export interface NodeSpec {
   psk?: string
   /** changes applied to the generated config before the daemon starts */
   edit?: (config: any) => void
+  /** Node options for the daemon process (e.g. --cpu-prof, which NODE_OPTIONS does not allow) */
+  nodeArgs?: string[]
 }
 
 export interface ApiResult { status: number, body: any, headers: Headers }
@@ -37,11 +39,13 @@ export class TestNode {
   peerId = ''
   api = ''
   private child?: ChildProcess
+  private readonly nodeArgs: string[]
   output = ''
 
-  private constructor (dir: string, configPath: string) {
+  private constructor (dir: string, configPath: string, nodeArgs: string[] = []) {
     this.dir = dir
     this.configPath = configPath
+    this.nodeArgs = nodeArgs
   }
 
   /** `aicn init` in a fresh folder, then `aicn daemon`; resolves once the API answers. */
@@ -53,7 +57,7 @@ export class TestNode {
     if (spec.psk !== undefined) args.push('--psk', spec.psk)
     const init = runCli(args)
     if (init.status !== 0) throw new Error(`aicn init failed: ${init.stderr}`)
-    const node = new TestNode(dir, join(dir, `${mode}.json`))
+    const node = new TestNode(dir, join(dir, `${mode}.json`), spec.nodeArgs)
     const config = JSON.parse(await readFile(node.configPath, 'utf8'))
     node.peerId = config.Identity.PeerID
     if (spec.edit !== undefined) {
@@ -66,7 +70,7 @@ export class TestNode {
 
   /** Starts (or restarts) the daemon process on the existing config. */
   async launch (): Promise<void> {
-    const child = spawn(process.execPath, [CLI, 'daemon', '--config', this.configPath], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [...this.nodeArgs, CLI, 'daemon', '--config', this.configPath], { stdio: ['ignore', 'pipe', 'pipe'] })
     this.child = child
     this.output = ''
     child.stdout.on('data', (d: Buffer) => { this.output += d.toString() })

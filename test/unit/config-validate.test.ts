@@ -74,6 +74,7 @@ test('every rule reports the key it is about', async () => {
     ['App.AutoUpgrade.TimeInterval', (c) => { c.App.AutoUpgrade.TimeInterval = '1 hour' }],
     ['App.AutoUpgrade.TimeInterval', (c) => { c.App.AutoUpgrade.TimeInterval = '0' }],
     ['App.PeersCollect.HeartbeatInterval', (c) => { c.App.PeersCollect.HeartbeatInterval = '180' }],
+    ['App.PeersCollect.BusyInterval', (c) => { c.App.PeersCollect.BusyInterval = '0s' }],
     ['AIProjects[0].Project', (c) => { c.AIProjects = [{ Project: '', Models: [] }] }],
     ['AIProjects[0].Models[0].Model', (c) => { c.AIProjects = [{ Project: 'P', Models: [{ Model: '', API: 'http://127.0.0.1:1', Type: 0, CID: '' }] }] }],
     ['AIProjects[0].Models[0].API', (c) => { c.AIProjects = [{ Project: 'P', Models: [{ Model: 'M', API: '127.0.0.1:8000/v1', Type: 0, CID: '' }] }] }],
