@@ -26,6 +26,7 @@ import { NetworkView } from './registry/view.ts'
 import { NetworkRegistry } from './registry/network.ts'
 import { checkModelApi } from './registry/model-api.ts'
 import { HealthChecker } from './registry/health.ts'
+import { DirectPeerLiveness } from './registry/liveness.ts'
 import { applyHealth, watchRegisteredModels } from './registry/health-sync.ts'
 import { Heartbeats } from './protocols/heartbeat.ts'
 import { PeerTransport } from './protocols/transport.ts'
@@ -143,6 +144,9 @@ export class AicnNode {
 
       latency.start()
       started('latency tracker', () => { latency.stop() })
+      const liveness = new DirectPeerLiveness(host, view, log)
+      liveness.start()
+      started('liveness', () => { liveness.stop() })
       host.services.pubsub.subscribe(topic)
       if (rendezvous !== undefined) {
         rendezvous.start()

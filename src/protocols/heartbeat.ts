@@ -132,7 +132,7 @@ export class Heartbeats {
     const heartbeat = checked.heartbeat
     // A node we have not heard of has not heard of us either: answer with our heartbeat. This costs one
     // heartbeat per node when a node joins; a signed view sync would make joins cheaper in big networks.
-    if (!heartbeat.leaving && this.options.view.get(heartbeat.nodeId) === undefined) this.publishSoon(JOIN_COALESCE_MS)
+    if (!heartbeat.leaving && !this.options.view.has(heartbeat.nodeId)) this.publishSoon(JOIN_COALESCE_MS)
     if (heartbeat.leaving) {
       this.options.view.remove(heartbeat.nodeId)
       return
