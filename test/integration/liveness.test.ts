@@ -51,11 +51,12 @@ describe('a dead worker leaves routing when its connection closes', () => {
     await model?.close()
   })
 
-  test('SIGKILL: gone from B\'s routing within seconds, still listed as heard; back after a restart', async () => {
+  test('SIGKILL: gone from B\'s routing within seconds, still listed as heard; back after a restart', async (t) => {
     await w1.kill()
     const killed = Date.now()
     await waitFor(async () => !await routes(b, w1.peerId), 15_000, 'B to stop routing to the killed W1')
     const seconds = (Date.now() - killed) / 1000
+    t.diagnostic(`B stopped routing to the killed W1 after ${seconds.toFixed(1)} s`)
     assert.ok(await routes(b, w2.peerId), 'W2 is still routed to')
     assert.ok((await b.call('/api/v0/peers')).body.data.includes(w1.peerId), 'W1 is still listed as heard')
     // Jobs by project go to W2 only, without a failed attempt on W1.
