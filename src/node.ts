@@ -10,7 +10,7 @@ import { HostInfoCollector } from './hostinfo/index.ts'
 import { createHost, dhtProtocol, type Host } from './p2p/host.ts'
 import { identityFromBase64 } from './p2p/identity.ts'
 import { ConnectionHistory } from './p2p/history.ts'
-import { recordConnections, redialHistory } from './p2p/reconnect.ts'
+import { keepBootstrapPeers, recordConnections, redialHistory } from './p2p/reconnect.ts'
 import { LatencyTracker } from './p2p/latency.ts'
 import { Rendezvous } from './p2p/rendezvous.ts'
 import { parseNodeAddr } from './p2p/swarm.ts'
@@ -178,7 +178,10 @@ export class AicnNode {
       heartbeats.start()
       started('heartbeats', async () => { await heartbeats.stop() })
 
-      const bootstrapIds = new Set(config.Bootstrap.map((a) => parseNodeAddr(a).peerId.toString()))
+      const bootstrapPeers = config.Bootstrap.map((a) => parseNodeAddr(a))
+      const stopKeeping = keepBootstrapPeers(host, bootstrapPeers, log)
+      started('bootstrap redials', stopKeeping)
+      const bootstrapIds = new Set(bootstrapPeers.map((p) => p.peerId.toString()))
       redialHistory(host, history, bootstrapIds, log)
         .then((r) => { if (r.connected + r.failed > 0) log.info(r, 'redialled peers from the connection history') })
         .catch((err: Error) => { log.warn({ err: err.message }, 'redialling the connection history failed') })
