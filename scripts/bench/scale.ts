@@ -243,7 +243,7 @@ async function runScale (size: number): Promise<ScaleResult> {
     const inputCpuMs = cpuMs(input.pid) - cpuBefore
     const inputCpuMsPerJob = inputCpuMs / Math.max(1, tput.ok + tput.errors)
     const inputNetCpuMsPerJob = (inputCpuMs - inputRestMsPerSec * tput.seconds) / Math.max(1, tput.ok + tput.errors)
-    log(`${name}: ${tput.ok} ok, ${tput.errors} errors, ${tput.rps.toFixed(0)}/s, p50 ${tput.latency.median.toFixed(1)} ms, p99 ${tput.latency.p99.toFixed(1)} ms, served by ${tput.servedBy.size} workers`)
+    log(`${name}: ${tput.ok} ok, ${tput.errors} errors, ${tput.rps.toFixed(0)}/s, p50 ${tput.latency.median.toFixed(1)} ms, p99 ${tput.latency.p99.toFixed(1)} ms, served by ${tput.servedBy.size} workers (${[...tput.servedBy.values()].sort((x, y) => y - x).join(', ')} jobs); input node ${(cpuMs(input.pid) - cpuBefore).toFixed(0)} ms CPU`)
     for (const e of tput.firstErrors) errors.push(`job: ${e}`)
     const rssAfter = await Promise.all(net.map(async (n) => await rssMb(n.pid)))
 

@@ -3,8 +3,9 @@
 // and an empty "leaving" heartbeat at stop. Busy-counter changes alone publish at most once per
 // BusyInterval (default 30 s): every job changes a counter, every node of the network checks the signature
 // of every heartbeat (1.7 ms each), so publishing them as they happen made a job's cost grow with the
-// network's size. Requesters count their own jobs in flight and fail over (src/jobs/selector.ts). Receives the others' into the network view, trusting a heartbeat only when
-// the header's node_id is the pubsub message's signed author (nobody can announce models for another node).
+// network's size. Requesters count their own jobs in flight and fail over (src/jobs/selector.ts).
+// Receives the others' into the network view, trusting a heartbeat only when the header's node_id is the
+// pubsub message's signed author (nobody can announce models for another node).
 import type { PeerId } from '@libp2p/interface'
 import { protocol } from '../proto/index.ts'
 import type { Logger } from '../logger.ts'
@@ -94,14 +95,15 @@ export class Heartbeats {
     else void this.publish()
   }
 
-  /** Publishes once `gapMs` have passed since the last heartbeat, coalescing bursts into one heartbeat;
-   * an earlier pending publish stays, a later one is brought forward. The last change of a burst always
-   * goes out: the pending heartbeat is built when it fires. */
+  /** Publishes once `gapMs` have passed since the last heartbeat, coalescing bursts into one heartbeat.
+   * A pending publish that is due no later stays; otherwise it is brought forward. The last change of a
+   * burst always goes out: the heartbeat is built when the timer fires. */
   private publishSoon (gapMs: number): void {
     if (this.stopped) return
+    const due = Math.max(Date.now(), this.lastPublished + gapMs)
+    if (this.soonTimer !== undefined && this.soonAt <= due + JITTER_MS) return
     // A little jitter keeps the answers of many nodes to one event from arriving all at once.
-    const at = Math.max(Date.now(), this.lastPublished + gapMs) + Math.floor(Math.random() * JITTER_MS)
-    if (this.soonTimer !== undefined && this.soonAt <= at) return
+    const at = due + Math.floor(Math.random() * JITTER_MS)
     clearTimeout(this.soonTimer)
     this.soonAt = at
     this.soonTimer = setTimeout(() => { void this.publish() }, at - Date.now())
