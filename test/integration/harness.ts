@@ -2,6 +2,7 @@
 // them over HTTP. Every node gets its own temp folder, removed when the test ends.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -50,6 +51,13 @@ export class TestNode {
 
   /** `aicn init` in a fresh folder, then `aicn daemon`; resolves once the API answers. */
   static async start (spec: NodeSpec = {}): Promise<TestNode> {
+    const node = await TestNode.create(spec)
+    await node.launch()
+    return node
+  }
+
+  /** `aicn init` in a fresh folder and the config edits, without starting the daemon (see launch()). */
+  static async create (spec: NodeSpec = {}): Promise<TestNode> {
     const dir = await tempDir()
     const mode = spec.mode ?? 'worker'
     const args = ['init', mode, '--dir', dir, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0']
@@ -64,7 +72,6 @@ export class TestNode {
       spec.edit(config)
       await writeFile(node.configPath, JSON.stringify(config, null, 2))
     }
-    await node.launch()
     return node
   }
 
@@ -148,4 +155,13 @@ export async function waitFor (check: () => Promise<boolean> | boolean, timeoutM
 export async function connectedPeers (node: TestNode): Promise<string[]> {
   const result = await node.call('/api/v0/swarm/peers')
   return (result.body as Array<{ peer: string }>).map((p) => p.peer)
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (for a node that must keep its address). */
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise<void>((resolve) => server.close(() => { resolve() }))
+  return port
 }

@@ -4,21 +4,12 @@
 import '../../src/polyfill.ts'
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer, type AddressInfo } from 'node:net'
 import { startFakeModelServer, type FakeModelServer } from '../../scripts/fake-model-server.ts'
-import { connectedPeers, TestNode, waitFor } from './harness.ts'
+import { connectedPeers, freePort, TestNode, waitFor } from './harness.ts'
 
 const PSK = 'ee'.repeat(32)
 const PROJECT = 'Liveness'
 const MODEL = 'live-model'
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise<void>((resolve) => server.close(() => { resolve() }))
-  return port
-}
 
 async function routes (node: TestNode, serving: string): Promise<boolean> {
   const peers = await node.call('/api/v0/ai/projects/peers', { project: PROJECT, model: MODEL })
