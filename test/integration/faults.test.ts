@@ -21,7 +21,7 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { join } from 'node:path'
 import OpenAI from 'openai'
 import { startFakeModelServer, type FakeModelServer } from '../../scripts/fake-model-server.ts'
-import { connectedPeers, TestNode, waitFor } from './harness.ts'
+import { connectedPeers, freePort, TestNode, waitFor } from './harness.ts'
 
 const PSK = 'fa'.repeat(32)
 const PROJECT = 'DecentralGPT'
@@ -142,14 +142,6 @@ function judgeGateway (answer: Answer, stream: boolean): { verdict: Verdict, cos
 function usageCost (usage: { prompt_tokens: number, completion_tokens: number } | null | undefined): number {
   assert.ok(usage != null, 'the answer reports its usage')
   return usage.prompt_tokens * 1 + usage.completion_tokens * 3
-}
-
-async function freePort (): Promise<number> {
-  const server = createNetServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as AddressInfo).port
-  await new Promise((resolve) => server.close(resolve))
-  return port
 }
 
 /** Closes a server and every connection it still has (hung requests included). */
