@@ -10,7 +10,7 @@ import { HostInfoCollector } from './hostinfo/index.ts'
 import { createHost, dhtProtocol, type Host } from './p2p/host.ts'
 import { identityFromBase64 } from './p2p/identity.ts'
 import { ConnectionHistory } from './p2p/history.ts'
-import { recordConnections, redialHistory } from './p2p/reconnect.ts'
+import { keepBootstrapPeers, recordConnections, redialHistory } from './p2p/reconnect.ts'
 import { LatencyTracker } from './p2p/latency.ts'
 import { Rendezvous } from './p2p/rendezvous.ts'
 import { parseNodeAddr } from './p2p/swarm.ts'
@@ -26,6 +26,7 @@ import { NetworkView } from './registry/view.ts'
 import { NetworkRegistry } from './registry/network.ts'
 import { checkModelApi } from './registry/model-api.ts'
 import { HealthChecker } from './registry/health.ts'
+import { DirectPeerLiveness } from './registry/liveness.ts'
 import { applyHealth, watchRegisteredModels } from './registry/health-sync.ts'
 import { Heartbeats } from './protocols/heartbeat.ts'
 import { PeerTransport } from './protocols/transport.ts'
@@ -145,6 +146,9 @@ export class AicnNode {
 
       latency.start()
       started('latency tracker', () => { latency.stop() })
+      const liveness = new DirectPeerLiveness(host, view, log)
+      liveness.start()
+      started('liveness', () => { liveness.stop() })
       host.services.pubsub.subscribe(topic)
       if (rendezvous !== undefined) {
         rendezvous.start()
@@ -169,6 +173,7 @@ export class AicnNode {
         registry: local,
         view,
         intervalMs: heartbeatMs,
+        busyIntervalMs: parseDuration(config.App.PeersCollect.BusyInterval),
         baseNodeType: (config.Swarm.RelayService.Enabled ? NODE_TYPE.PUBLIC_IP : 0) | (config.App.PeersCollect.Enabled ? NODE_TYPE.PEERS_COLLECT : 0),
         version: AGENT_VERSION,
         log
@@ -176,7 +181,10 @@ export class AicnNode {
       heartbeats.start()
       started('heartbeats', async () => { await heartbeats.stop() })
 
-      const bootstrapIds = new Set(config.Bootstrap.map((a) => parseNodeAddr(a).peerId.toString()))
+      const bootstrapPeers = config.Bootstrap.map((a) => parseNodeAddr(a))
+      const stopKeeping = keepBootstrapPeers(host, bootstrapPeers, log)
+      started('bootstrap redials', stopKeeping)
+      const bootstrapIds = new Set(bootstrapPeers.map((p) => p.peerId.toString()))
       redialHistory(host, history, bootstrapIds, log)
         .then((r) => { if (r.connected + r.failed > 0) log.info(r, 'redialled peers from the connection history') })
         .catch((err: Error) => { log.warn({ err: err.message }, 'redialling the connection history failed') })

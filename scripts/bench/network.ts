@@ -159,6 +159,8 @@ export interface NetworkSpec {
   psk: string
   /** config edit for every node; `index` counts from 0 over inputs then workers */
   edit?: (config: any, index: number) => void
+  /** Node options of daemon `index` (e.g. --cpu-prof) */
+  nodeArgs?: (index: number) => string[] | undefined
   batch: number
   timeoutMs: number
 }
@@ -170,7 +172,7 @@ export async function startNetwork (spec: NetworkSpec, net: TestNode[] = []): Pr
   const addrs: string[] = []
   const edit = (index: number) => (config: any): void => { spec.edit?.(config, index) }
   for (let i = 0; i < spec.inputs; i++) {
-    const [input] = await startBatch(1, { mode: 'input', psk: spec.psk, bootstrap: [...addrs], edit: edit(i) })
+    const [input] = await startBatch(1, { mode: 'input', psk: spec.psk, bootstrap: [...addrs], edit: edit(i), nodeArgs: spec.nodeArgs?.(i) })
     inputs.push(input!)
     net.push(input!)
     addrs.push(await input!.addr())
@@ -182,7 +184,7 @@ export async function startNetwork (spec: NetworkSpec, net: TestNode[] = []): Pr
     const count = Math.min(spec.batch, spec.size - net.length)
     const first = net.length
     const started = await Promise.allSettled(Array.from({ length: count }, async (_, j) =>
-      await TestNode.start({ mode: 'worker', psk: spec.psk, bootstrap: addrs, edit: edit(first + j) })))
+      await TestNode.start({ mode: 'worker', psk: spec.psk, bootstrap: addrs, edit: edit(first + j), nodeArgs: spec.nodeArgs?.(first + j) })))
     for (const s of started) if (s.status === 'fulfilled') { nodes.add(s.value); net.push(s.value); workers.push(s.value) }
     const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected')
     if (failed !== undefined) throw new Error(`a daemon did not start: ${String(failed.reason).slice(0, 2000)}`)

@@ -60,7 +60,8 @@ export const CONFIG_SPEC = obj({
     TopicName: str(),
     Datastore: str(),
     AutoUpgrade: obj({ Enabled: bool, TimeInterval: str('1h') }),
-    PeersCollect: obj({ Enabled: bool, HeartbeatInterval: str('180s'), ClientProject: str() })
+    // BusyInterval is aicn's own; Go nodes ignore it.
+    PeersCollect: obj({ Enabled: bool, HeartbeatInterval: str('180s'), BusyInterval: str('30s'), ClientProject: str() })
   }),
   // aicn's own: "go" makes the node speak only the Go node's protocols (for mixed-network tests).
   Wire: obj({ Mode: str('aicn') }),

@@ -59,7 +59,7 @@ export function createConfigTemplate (mode: TemplateMode, options: TemplateOptio
       Datastore: options.datastore,
       AutoUpgrade: { Enabled: false, TimeInterval: '1h' },
       // Input nodes collect heartbeats so they can route jobs "by project name".
-      PeersCollect: { Enabled: input, HeartbeatInterval: '180s', ClientProject: '' }
+      PeersCollect: { Enabled: input, HeartbeatInterval: '180s', BusyInterval: '30s', ClientProject: '' }
     },
     Wire: { Mode: 'aicn' },
     // Prices follow seed 000: $1 per million input tokens, $3 per million output tokens.

@@ -40,7 +40,7 @@ export interface Config {
     TopicName: string
     Datastore: string
     AutoUpgrade: { Enabled: boolean, TimeInterval: string }
-    PeersCollect: { Enabled: boolean, HeartbeatInterval: string, ClientProject: string }
+    PeersCollect: { Enabled: boolean, HeartbeatInterval: string, BusyInterval: string, ClientProject: string }
   }
   /** aicn's own: "aicn" offers our native protocols and the Go node's; "go" only the Go node's, so a
    * node looks exactly like a Go node on the wire (used to build mixed networks in tests) */

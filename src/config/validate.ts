@@ -75,6 +75,7 @@ export async function validateConfig (config: Config, options: ValidateOptions =
   else if (checkFiles) await checkDatastoreDir(app.Datastore, report)
   checkDuration(app.AutoUpgrade.TimeInterval, 'App.AutoUpgrade.TimeInterval', 'positive', report)
   checkDuration(app.PeersCollect.HeartbeatInterval, 'App.PeersCollect.HeartbeatInterval', 'positive', report)
+  checkDuration(app.PeersCollect.BusyInterval, 'App.PeersCollect.BusyInterval', 'positive', report)
 
   checkOneOf(config.Wire.Mode, ['aicn', 'go'], 'Wire.Mode', report)
   const gateway = config.Gateway

@@ -24,6 +24,7 @@ import type { Config } from '../config/types.ts'
 import { parseDuration } from '../config/duration.ts'
 import { swarmKeyFromHex } from './psk.ts'
 import type { PubSub } from './pubsub.ts'
+import { fastMessageId } from './fast-msg-id.ts'
 
 /** The identify protocol version every aicn and Go node announces. */
 export const PROTOCOL_VERSION = 'aicn/0.0.1'
@@ -122,6 +123,9 @@ export async function createHost (options: HostOptions): Promise<Host> {
   }) as unknown as Host
 }
 
+/** The mesh degree an input node accepts: every worker connected to it (bounded by the connection limit). */
+const HUB_MESH_MAX = 1000
+
 function pubsubFactory (config: Config): (components: any) => unknown {
   if (config.Pubsub.Router === 'floodsub') {
     return floodsub({ globalSignaturePolicy: 'StrictSign' }) as (components: any) => unknown
@@ -132,12 +136,19 @@ function pubsubFactory (config: Config): (components: any) => unknown {
     // Go nodes started from the -init templates speak only /floodsub/1.0.0.
     fallbackToFloodsub: true,
     floodPublish: config.Pubsub.FloodPublish,
+    // Duplicates are recognised before their signature is checked (see fast-msg-id.ts).
+    fastMsgIdFn: fastMessageId,
     doPX: config.Routing.Type === 'dhtserver' || config.Swarm.RelayService.Enabled,
     // Unlike the Go node we do not make the bootstrap peers gossipsub "direct peers": the bootstrap node
     // does not list its workers back, so they would refuse its mesh and every message it relays would wait
     // for the next gossip round (about 1 s a hop, measured).
     // The default score punishes many peers behind one IP; behind one NAT (a GPU farm) or on loopback that
     // silenced every node past the 14th (measured), and a private network admits its peers by key anyway.
-    scoreParams: { IPColocationFactorWeight: 0 }
+    scoreParams: { IPColocationFactorWeight: 0 },
+    // A relaying (input) node is the hub of a star: workers connect to input nodes, not to each other.
+    // With gossipsub's default Dhi of 12 it refused the mesh to every further worker, which then heard
+    // heartbeats only through IHAVE gossip, a second late or (gossip goes to a few random peers) never:
+    // at N = 50 most registrations did not reach every node. A hub keeps every worker that grafts.
+    ...(config.Swarm.RelayService.Enabled ? { Dhi: HUB_MESH_MAX } : {})
   }) as (components: any) => unknown
 }

@@ -1,9 +1,10 @@
 // Wires the connection history to the host: records dialable addresses of every peer we connect to,
-// and at start redials the peers we knew (reference §3 step 11, §12.1).
+// and at start redials the peers we knew (reference §3 step 11, §12.1); keeps the bootstrap peers connected.
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from '../logger.ts'
 import type { ConnectionHistory } from './history.ts'
 import type { Host } from './host.ts'
+import type { NodeAddress } from './swarm.ts'
 
 const REDIAL_CONCURRENCY = 16
 const REDIAL_TIMEOUT_MS = 10_000
@@ -60,4 +61,37 @@ export async function redialHistory (host: Host, history: ConnectionHistory, ski
   }
   await Promise.all(Array.from({ length: REDIAL_CONCURRENCY }, worker))
   return result
+}
+
+const BOOTSTRAP_CHECK_MS = 30_000
+
+/**
+ * Every `intervalMs`, dials the bootstrap peers this node is not connected to, one at a time. libp2p's
+ * bootstrap module dials them once at start; a worker whose first dials failed (its input node was down,
+ * or refused it: libp2p turns away more than 5 new connections a second from one address) stayed alone
+ * until restarted — 7 of 48 workers in the N = 50 scale run. The Go node redials its bootstrap peers every
+ * 30 s too (they are its gossipsub direct peers). Returns a function that stops it.
+ */
+export function keepBootstrapPeers (host: Host, bootstrap: NodeAddress[], log: Logger, intervalMs = BOOTSTRAP_CHECK_MS): () => void {
+  let checking = false
+  const check = async (): Promise<void> => {
+    if (checking) return
+    checking = true
+    try {
+      for (const { addr, peerId } of bootstrap) {
+        if (host.status !== 'started' || host.getConnections(peerId).length > 0) continue
+        try {
+          await host.dial(addr, { signal: AbortSignal.timeout(REDIAL_TIMEOUT_MS) })
+          log.info({ peer: peerId.toString() }, 'reconnected to a bootstrap peer')
+        } catch (err) {
+          log.debug({ peer: peerId.toString(), err: (err as Error).message }, 'bootstrap peer still unreachable')
+        }
+      }
+    } finally {
+      checking = false
+    }
+  }
+  const timer = setInterval(() => { void check() }, intervalMs)
+  timer.unref()
+  return () => { clearInterval(timer) }
 }

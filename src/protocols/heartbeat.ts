@@ -1,7 +1,11 @@
 // Gossip of who serves what. Publishes this node's heartbeat at start, at once after a registration or
-// health change, at most once a second for busy-counter changes, every HeartbeatInterval, and an empty
-// "leaving" heartbeat at stop. Receives the others' into the network view, trusting a heartbeat only when
-// the header's node_id is the pubsub message's signed author (nobody can announce models for another node).
+// health change, within about a second when a node it has not heard of joins, every HeartbeatInterval,
+// and an empty "leaving" heartbeat at stop. Busy-counter changes alone publish at most once per
+// BusyInterval (default 30 s): every job changes a counter, every node of the network checks the signature
+// of every heartbeat (1.7 ms each), so publishing them as they happen made a job's cost grow with the
+// network's size. Requesters count their own jobs in flight and fail over (src/jobs/selector.ts).
+// Receives the others' into the network view, trusting a heartbeat only when the header's node_id is the
+// pubsub message's signed author (nobody can announce models for another node).
 import type { PeerId } from '@libp2p/interface'
 import { protocol } from '../proto/index.ts'
 import type { Logger } from '../logger.ts'
@@ -13,7 +17,8 @@ import { decodeHeartbeat, encodeHeartbeat, isBroadcast, NODE_TYPE, type Heartbea
 
 /** go-libp2p-pubsub's limit for one message; anything larger is rejected. */
 export const MAX_TOPIC_MESSAGE_BYTES = 1024 * 1024
-const COALESCE_MS = 1000
+/** The shortest gap before answering a node that joined: many joins in a burst cost one heartbeat. */
+const JOIN_COALESCE_MS = 1000
 const JITTER_MS = 200
 
 export interface HeartbeatOptions {
@@ -22,6 +27,8 @@ export interface HeartbeatOptions {
   registry: LocalRegistry
   view: NetworkView
   intervalMs: number
+  /** the shortest gap between a heartbeat and one sent only because busy counters changed */
+  busyIntervalMs: number
   /** NODE_TYPE flags other than MODEL, which follows the registry */
   baseNodeType: number
   version: string
@@ -33,13 +40,15 @@ export class Heartbeats {
   private readonly self: string
   private timer?: NodeJS.Timeout
   private soonTimer?: NodeJS.Timeout
+  /** when soonTimer fires (ms since the epoch) */
+  private soonAt = Infinity
   private lastPublished = 0
   private stopped = false
   private unsubscribeRegistry?: () => void
   private readonly onMessage = (event: CustomEvent<PubSubMessage>): void => { this.receive(event.detail) }
   // A node that just joined the topic has not heard us yet (our last heartbeat may be minutes old).
   private readonly onSubscriptionChange = (event: CustomEvent<SubscriptionChange>): void => {
-    if (event.detail.subscriptions.some((s) => s.topic === this.options.topic && s.subscribe)) this.publishSoon()
+    if (event.detail.subscriptions.some((s) => s.topic === this.options.topic && s.subscribe)) this.publishSoon(JOIN_COALESCE_MS)
   }
 
   constructor (options: HeartbeatOptions) {
@@ -76,22 +85,28 @@ export class Heartbeats {
     if (this.stopped) return
     clearTimeout(this.soonTimer)
     this.soonTimer = undefined
+    this.soonAt = Infinity
     this.lastPublished = Date.now()
     await this.send(false).catch((err: Error) => { this.options.log.warn({ err: err.message }, 'heartbeat publish failed') })
   }
 
   private changed (reason: ChangeReason): void {
-    if (reason === 'busy') this.publishSoon()
+    if (reason === 'busy') this.publishSoon(this.options.busyIntervalMs)
     else void this.publish()
   }
 
-  /** Publishes within about a second, coalescing bursts (busy counters change with every job, and a
-   * joining node makes every node answer) into at most one heartbeat a second per node. */
-  private publishSoon (): void {
-    if (this.soonTimer !== undefined || this.stopped) return
+  /** Publishes once `gapMs` have passed since the last heartbeat, coalescing bursts into one heartbeat.
+   * A pending publish that is due no later stays; otherwise it is brought forward. The last change of a
+   * burst always goes out: the heartbeat is built when the timer fires. */
+  private publishSoon (gapMs: number): void {
+    if (this.stopped) return
+    const due = Math.max(Date.now(), this.lastPublished + gapMs)
+    if (this.soonTimer !== undefined && this.soonAt <= due + JITTER_MS) return
     // A little jitter keeps the answers of many nodes to one event from arriving all at once.
-    const wait = Math.max(0, this.lastPublished + COALESCE_MS - Date.now()) + Math.floor(Math.random() * JITTER_MS)
-    this.soonTimer = setTimeout(() => { void this.publish() }, wait)
+    const at = due + Math.floor(Math.random() * JITTER_MS)
+    clearTimeout(this.soonTimer)
+    this.soonAt = at
+    this.soonTimer = setTimeout(() => { void this.publish() }, at - Date.now())
     this.soonTimer.unref()
   }
 
@@ -119,7 +134,7 @@ export class Heartbeats {
     const heartbeat = checked.heartbeat
     // A node we have not heard of has not heard of us either: answer with our heartbeat. This costs one
     // heartbeat per node when a node joins; a signed view sync would make joins cheaper in big networks.
-    if (!heartbeat.leaving && this.options.view.get(heartbeat.nodeId) === undefined) this.publishSoon()
+    if (!heartbeat.leaving && !this.options.view.has(heartbeat.nodeId)) this.publishSoon(JOIN_COALESCE_MS)
     if (heartbeat.leaving) {
       this.options.view.remove(heartbeat.nodeId)
       return

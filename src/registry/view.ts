@@ -104,6 +104,8 @@ export class NetworkView {
   private sortedProjects?: string[]
   /** node ids in order; rebuilt only after a node appears or disappears, not on every heartbeat */
   private sortedNodes?: string[]
+  /** nodes a direct witness saw go away (see liveness.ts): left out of routing until heard again */
+  private readonly unreachable = new Set<string>()
 
   constructor (options: NetworkViewOptions) {
     this.routingFreshMs = positive(options.routingFreshMs, 'routingFreshMs')
@@ -167,7 +169,21 @@ export class NetworkView {
     }
     if (result.dropped > 0) this.log.debug({ nodeId: clean.nodeId, dropped: result.dropped }, 'dropped malformed or excess parts of a heartbeat')
     this.apply(clean)
+    this.unreachable.delete(clean.nodeId)
     this.store?.put(clean)
+  }
+
+  /** Leaves the node out of routing until its next heartbeat or markReachable (it is still listed). */
+  markUnreachable (nodeId: string): void {
+    if (this.records.has(nodeId)) this.unreachable.add(nodeId)
+  }
+
+  markReachable (nodeId: string): void {
+    this.unreachable.delete(nodeId)
+  }
+
+  has (nodeId: string): boolean {
+    return this.records.has(nodeId)
   }
 
   /** A node that left gracefully: gone from every list at once, and from the disk. */
@@ -236,7 +252,7 @@ export class NetworkView {
     if (set.newestHeard() < cutoff) return []
     const out: Candidate[] = []
     for (const [nodeId, { lastHeard, offer }] of set.members) {
-      if (offer !== undefined && lastHeard >= cutoff) out.push({ nodeId, cid: offer.cid, type: offer.type, busy: offer.busy, lastHeard })
+      if (offer !== undefined && lastHeard >= cutoff && !this.unreachable.has(nodeId)) out.push({ nodeId, cid: offer.cid, type: offer.type, busy: offer.busy, lastHeard })
     }
     return out
   }
@@ -286,6 +302,7 @@ export class NetworkView {
     if (record === undefined) return
     for (const [project, models] of record.digest) this.leaveProject(project, models.keys(), nodeId)
     this.records.delete(nodeId)
+    this.unreachable.delete(nodeId)
     this.sortedNodes = undefined
   }
 

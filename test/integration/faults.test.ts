@@ -21,7 +21,7 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { join } from 'node:path'
 import OpenAI from 'openai'
 import { startFakeModelServer, type FakeModelServer } from '../../scripts/fake-model-server.ts'
-import { connectedPeers, TestNode, waitFor } from './harness.ts'
+import { connectedPeers, freePort, TestNode, waitFor } from './harness.ts'
 
 const PSK = 'fa'.repeat(32)
 const PROJECT = 'DecentralGPT'
@@ -144,14 +144,6 @@ function usageCost (usage: { prompt_tokens: number, completion_tokens: number } 
   return usage.prompt_tokens * 1 + usage.completion_tokens * 3
 }
 
-async function freePort (): Promise<number> {
-  const server = createNetServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as AddressInfo).port
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
-
 /** Closes a server and every connection it still has (hung requests included). */
 async function closeServer (server: Server | NetServer, sockets: Set<Socket>): Promise<void> {
   for (const socket of sockets) socket.destroy()
@@ -271,7 +263,11 @@ describe('faults', () => {
   /** A fixed listen port, so that a restarted node is found where it was. */
   const fixedPort = async (): Promise<(config: any) => void> => {
     const port = await freePort()
-    return (config) => { config.Addresses = [`/ip4/127.0.0.1/tcp/${port}`] }
+    return (config) => {
+      config.Addresses = [`/ip4/127.0.0.1/tcp/${port}`]
+      // I5 waits for B to hear busy counters return to 0; the default announces them every 30 s.
+      config.App.PeersCollect.BusyInterval = '1s'
+    }
   }
   const peersOf = async (node: TestNode, project: string, model: string): Promise<any[]> => {
     const result = await node.call('/api/v0/ai/projects/peers', { project, model })

@@ -2,6 +2,7 @@
 // them over HTTP. Every node gets its own temp folder, removed when the test ends.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -27,6 +28,8 @@ export interface NodeSpec {
   psk?: string
   /** changes applied to the generated config before the daemon starts */
   edit?: (config: any) => void
+  /** Node options for the daemon process (e.g. --cpu-prof, which NODE_OPTIONS does not allow) */
+  nodeArgs?: string[]
 }
 
 export interface ApiResult { status: number, body: any, headers: Headers }
@@ -37,15 +40,24 @@ export class TestNode {
   peerId = ''
   api = ''
   private child?: ChildProcess
+  private readonly nodeArgs: string[]
   output = ''
 
-  private constructor (dir: string, configPath: string) {
+  private constructor (dir: string, configPath: string, nodeArgs: string[] = []) {
     this.dir = dir
     this.configPath = configPath
+    this.nodeArgs = nodeArgs
   }
 
   /** `aicn init` in a fresh folder, then `aicn daemon`; resolves once the API answers. */
   static async start (spec: NodeSpec = {}): Promise<TestNode> {
+    const node = await TestNode.create(spec)
+    await node.launch()
+    return node
+  }
+
+  /** `aicn init` in a fresh folder and the config edits, without starting the daemon (see launch()). */
+  static async create (spec: NodeSpec = {}): Promise<TestNode> {
     const dir = await tempDir()
     const mode = spec.mode ?? 'worker'
     const args = ['init', mode, '--dir', dir, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0']
@@ -53,20 +65,19 @@ export class TestNode {
     if (spec.psk !== undefined) args.push('--psk', spec.psk)
     const init = runCli(args)
     if (init.status !== 0) throw new Error(`aicn init failed: ${init.stderr}`)
-    const node = new TestNode(dir, join(dir, `${mode}.json`))
+    const node = new TestNode(dir, join(dir, `${mode}.json`), spec.nodeArgs)
     const config = JSON.parse(await readFile(node.configPath, 'utf8'))
     node.peerId = config.Identity.PeerID
     if (spec.edit !== undefined) {
       spec.edit(config)
       await writeFile(node.configPath, JSON.stringify(config, null, 2))
     }
-    await node.launch()
     return node
   }
 
   /** Starts (or restarts) the daemon process on the existing config. */
   async launch (): Promise<void> {
-    const child = spawn(process.execPath, [CLI, 'daemon', '--config', this.configPath], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [...this.nodeArgs, CLI, 'daemon', '--config', this.configPath], { stdio: ['ignore', 'pipe', 'pipe'] })
     this.child = child
     this.output = ''
     child.stdout.on('data', (d: Buffer) => { this.output += d.toString() })
@@ -144,4 +155,13 @@ export async function waitFor (check: () => Promise<boolean> | boolean, timeoutM
 export async function connectedPeers (node: TestNode): Promise<string[]> {
   const result = await node.call('/api/v0/swarm/peers')
   return (result.body as Array<{ peer: string }>).map((p) => p.peer)
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (for a node that must keep its address). */
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise<void>((resolve) => server.close(() => { resolve() }))
+  return port
 }

@@ -44,7 +44,7 @@ function goWorkerJson (dir: string): Record<string, unknown> {
       TopicName: 'DeepBrainChain',
       Datastore: join(dir, 'datastore'),
       AutoUpgrade: { Enabled: true, TimeInterval: '1h' },
-      PeersCollect: { Enabled: false, HeartbeatInterval: '180s', ClientProject: '' }
+      PeersCollect: { Enabled: false, HeartbeatInterval: '180s', BusyInterval: '30s', ClientProject: '' }
     },
     Wire: { Mode: 'aicn' },
     Gateway: { RequireKeys: 'auto', DefaultPrice: { InputPerMillionUsd: 1, OutputPerMillionUsd: 3 }, Prices: [] },

@@ -29,7 +29,7 @@ test('an empty object gets every default of reference §2.3', () => {
       TopicName: '',
       Datastore: '',
       AutoUpgrade: { Enabled: false, TimeInterval: '1h' },
-      PeersCollect: { Enabled: false, HeartbeatInterval: '180s', ClientProject: '' }
+      PeersCollect: { Enabled: false, HeartbeatInterval: '180s', BusyInterval: '30s', ClientProject: '' }
     },
     Wire: { Mode: 'aicn' },
     Gateway: { RequireKeys: 'auto', DefaultPrice: { InputPerMillionUsd: 1, OutputPerMillionUsd: 3 }, Prices: [] },

@@ -32,7 +32,7 @@ test('the worker template: safe defaults, DHT client, AutoNAT service', async ()
   assert.equal(config.App.LogOutput, 'stderr')
   assert.equal(config.App.LogFile, '')
   assert.equal(config.App.TopicName, 'DeepBrainChain')
-  assert.deepEqual(config.App.PeersCollect, { Enabled: false, HeartbeatInterval: '180s', ClientProject: '' })
+  assert.deepEqual(config.App.PeersCollect, { Enabled: false, HeartbeatInterval: '180s', BusyInterval: '30s', ClientProject: '' })
   assert.deepEqual(config.AIProjects, [])
 })
 

@@ -74,6 +74,7 @@ test('every rule reports the key it is about', async () => {
     ['App.AutoUpgrade.TimeInterval', (c) => { c.App.AutoUpgrade.TimeInterval = '1 hour' }],
     ['App.AutoUpgrade.TimeInterval', (c) => { c.App.AutoUpgrade.TimeInterval = '0' }],
     ['App.PeersCollect.HeartbeatInterval', (c) => { c.App.PeersCollect.HeartbeatInterval = '180' }],
+    ['App.PeersCollect.BusyInterval', (c) => { c.App.PeersCollect.BusyInterval = '0s' }],
     ['AIProjects[0].Project', (c) => { c.AIProjects = [{ Project: '', Models: [] }] }],
     ['AIProjects[0].Models[0].Model', (c) => { c.AIProjects = [{ Project: 'P', Models: [{ Model: '', API: 'http://127.0.0.1:1', Type: 0, CID: '' }] }] }],
     ['Jobs.Timeouts.Chat', (c) => { c.Jobs.Timeouts.Chat = 'soon' }],

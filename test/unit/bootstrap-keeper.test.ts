@@ -1,0 +1,39 @@
+// keepBootstrapPeers redials the bootstrap peers that are not connected, and only those, every interval.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { keepBootstrapPeers } from '../../src/p2p/reconnect.ts'
+import { silentLogger } from '../../src/logger.ts'
+
+test('bootstrap peers that are not connected are dialled again each interval; connected ones are left alone', async () => {
+  const [a, b] = await Promise.all([1, 2].map(async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519'))))
+  const connected = new Set([a.toString()])
+  const dials: string[] = []
+  let failNext = true
+  const host = {
+    status: 'started',
+    getConnections: (peer: typeof a) => connected.has(peer.toString()) ? [{}] : [],
+    dial: async (addr: ReturnType<typeof multiaddr>) => {
+      dials.push(addr.toString())
+      if (failNext) { failNext = false; throw new Error('ECONNREFUSED') }
+      connected.add(b.toString())
+    }
+  }
+  const peers = [a, b].map((peerId, i) => ({ peerId, addr: multiaddr(`/ip4/127.0.0.1/tcp/${4001 + i}/p2p/${peerId.toString()}`) }))
+  const stop = keepBootstrapPeers(host as any, peers, silentLogger, 50)
+  try {
+    await sleep(30)
+    assert.deepEqual(dials, [], 'nothing before the first interval')
+    await sleep(60)
+    assert.deepEqual(dials, [peers[1].addr.toString()], 'only the disconnected peer, and the dial failed')
+    await sleep(60)
+    assert.deepEqual(dials, [peers[1].addr.toString(), peers[1].addr.toString()], 'tried again, and connected')
+    await sleep(120)
+    assert.equal(dials.length, 2, 'nothing more once every bootstrap peer is connected')
+  } finally {
+    stop()
+  }
+})
