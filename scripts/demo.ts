@@ -5,7 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { startFakeModelServer, type FakeModelServer } from './fake-model-server.ts'
+import { startFakeModelServer, type FakeModelServer } from './fake-model.ts'
 import { PACKAGE_ROOT } from '../src/package-root.ts'
 
 const CLI = join(PACKAGE_ROOT, 'bin', 'aicn.js')

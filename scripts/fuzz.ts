@@ -36,7 +36,7 @@ import { jobRoutes } from '../src/http/routes/jobs.ts'
 import { keyRoutes } from '../src/http/routes/keys.ts'
 import { Gateway } from '../src/gateway/gateway.ts'
 import { DEFAULT_BODY_LIMIT } from '../src/http/body.ts'
-import { startFakeModelServer, type FakeModelServer } from './fake-model-server.ts'
+import { startFakeModelServer, type FakeModelServer } from './fake-model.ts'
 import { TestNode, waitFor } from '../test/integration/harness.ts'
 
 export const FUZZ_PSK = 'f0'.repeat(32)

@@ -7,7 +7,7 @@
 // Run from dist/ (test/integration/harness.ts finds bin/aicn.js relative to its compiled location).
 // Everything listens on 127.0.0.1 only. The network: an input node B (`Gateway.RequireKeys: always`) and a
 // worker W1 (`RequireKeys: auto`, i.e. optional, its API being on loopback) with its own fake model server
-// M1 (scripts/fake-model-server.ts in a process of its own: the standard workload of lib.ts, 20 tokens),
+// M1 (scripts/fake-model.ts in a process of its own: the standard workload of lib.ts, 20 tokens),
 // one pre-shared key. B serves no model, so every job B's gateway takes goes to W1. Each gateway has one
 // key with every limit on (requests per minute, requests at once, requests per day, a USD balance), set
 // high enough never to refuse: what is measured is the cost of checking them, reserving from the balance

@@ -6,7 +6,7 @@
 //
 // Run from dist/ (test/integration/harness.ts finds bin/aicn.js relative to its compiled location).
 // Everything listens on 127.0.0.1 only. The network: an input node B, workers W1 and W2, each worker with
-// its own fake model server (M1, M2: scripts/fake-model-server.ts in a process of its own, 20 tokens,
+// its own fake model server (M1, M2: scripts/fake-model.ts in a process of its own, 20 tokens,
 // 5 ms between streamed tokens), one pre-shared key. The client is this process, with a keep-alive undici
 // Agent so that connection setup is never measured. What it measures:
 //   1. Non-stream chat latency, sequential, the three paths interleaved request by request:

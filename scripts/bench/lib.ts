@@ -126,7 +126,7 @@ export interface ModelProcess { url: string, child: ChildProcess }
 
 export async function startModelProcess (): Promise<ModelProcess> {
   const here = fileURLToPath(import.meta.url)
-  const script = join(here, '..', '..', `fake-model-server${here.endsWith('.ts') ? '.ts' : '.js'}`)
+  const script = join(here, '..', '..', `fake-model${here.endsWith('.ts') ? '.ts' : '.js'}`)
   const execArgs = here.endsWith('.ts') ? ['--import', 'tsx'] : []
   const child = spawn(process.execPath, [...execArgs, script, '--port', '0', '--host', '127.0.0.1', '--model', MODEL, '--reply', REPLY, '--token-delay', String(TOKEN_DELAY_MS)], {
     stdio: ['ignore', 'pipe', 'pipe'],

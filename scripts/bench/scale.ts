@@ -12,7 +12,7 @@
 // was last heard, or when a node directly connected to it sees it die) and, when given,
 // `App.PeersCollect.BusyInterval` = --busy-interval (else the default, 30s). Worker i serves project
 // i mod 3 and, for even i, also project (i + 1) mod 3 (one model each, from its config's AIProjects),
-// backed by 4 fake model servers (scripts/fake-model-server.ts) in this process, shared round-robin.
+// backed by 4 fake model servers (scripts/fake-model.ts) in this process, shared round-robin.
 // After every node hears every other (`/api/v0/peers`), it measures:
 //   (a) registration spread: a worker registers a new model; ms from the register call's return until
 //       every other node lists it in `/api/v0/ai/projects/peers` (polled every 25 ms, ≤ 20 s), --rounds times;
@@ -35,7 +35,7 @@
 import '../../src/polyfill.ts'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
-import { startFakeModelServer, type FakeModelServer } from '../fake-model-server.ts'
+import { startFakeModelServer, type FakeModelServer } from '../fake-model.ts'
 import type { TestNode } from '../../test/integration/harness.ts'
 import {
   call, closedLoop, cpuCount, cpuMs, destroyAll, loadAverage, log, onCleanup, pollListed, rssMb, runBench,

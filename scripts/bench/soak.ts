@@ -5,7 +5,7 @@
 // Run from dist/ (test/integration/harness.ts finds bin/aicn.js relative to its compiled location).
 // Everything listens on 127.0.0.1 only. The network: one input node and 3 workers bootstrapping to it,
 // one pre-shared key, each worker serving project "Soak" / model "soak-model" from its own fake model
-// server (scripts/fake-model-server.ts, in this process; 20 tokens, 2 ms between streamed tokens).
+// server (scripts/fake-model.ts, in this process; 20 tokens, 2 ms between streamed tokens).
 // Load: an open loop through the input node's `/api/v0/chat/completion/proxy` at --rate jobs/s (a job
 // every 1/rate s, whatever the answers do), a --stream-share of them streamed; at most 200 in flight (a
 // job that would exceed it is counted as "not sent", never silently dropped).
@@ -26,7 +26,7 @@
 import '../../src/polyfill.ts'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
-import { startFakeModelServer, type FakeModelServer } from '../fake-model-server.ts'
+import { startFakeModelServer, type FakeModelServer } from '../fake-model.ts'
 import type { TestNode } from '../../test/integration/harness.ts'
 import {
   call, cpuCount, fdCount, loadAverage, log, onCleanup, rssMb, runBench, scrapeMetrics, slope, startNetwork,

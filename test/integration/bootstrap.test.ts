@@ -3,7 +3,7 @@
 import '../../src/polyfill.ts'
 import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { startFakeModelServer, type FakeModelServer } from '../../scripts/fake-model-server.ts'
+import { startFakeModelServer, type FakeModelServer } from '../../scripts/fake-model.ts'
 import { connectedPeers, freePort, TestNode, waitFor } from './harness.ts'
 
 const PSK = 'ab'.repeat(32)

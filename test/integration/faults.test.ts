@@ -20,7 +20,7 @@ import { createServer, type Server } from 'node:http'
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net'
 import { join } from 'node:path'
 import OpenAI from 'openai'
-import { startFakeModelServer, type FakeModelServer } from '../../scripts/fake-model-server.ts'
+import { startFakeModelServer, type FakeModelServer } from '../../scripts/fake-model.ts'
 import { connectedPeers, freePort, TestNode, waitFor } from './harness.ts'
 
 const PSK = 'fa'.repeat(32)

@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import OpenAI, { toFile } from 'openai'
-import { startFakeModelServer, type FakeModelServer } from '../../scripts/fake-model-server.ts'
+import { startFakeModelServer, type FakeModelServer } from '../../scripts/fake-model.ts'
 import { runCli, TestNode, waitFor } from './harness.ts'
 
 const PSK = 'ab'.repeat(32)

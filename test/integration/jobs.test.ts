@@ -11,7 +11,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { preSharedKey } from '@libp2p/pnet'
 import { multiaddr } from '@multiformats/multiaddr'
-import { startFakeModelServer, type FakeModelServer } from '../../scripts/fake-model-server.ts'
+import { startFakeModelServer, type FakeModelServer } from '../../scripts/fake-model.ts'
 import { swarmKeyFromHex } from '../../src/p2p/psk.ts'
 import { connectedPeers, TestNode, waitFor } from './harness.ts'
 

@@ -4,7 +4,7 @@
 import '../../src/polyfill.ts'
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { startFakeModelServer, type FakeModelServer } from '../../scripts/fake-model-server.ts'
+import { startFakeModelServer, type FakeModelServer } from '../../scripts/fake-model.ts'
 import { connectedPeers, freePort, TestNode, waitFor } from './harness.ts'
 
 const PSK = 'ee'.repeat(32)

@@ -3,7 +3,7 @@
 // Every query and job path must work across the boundary, both ways.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { startFakeModelServer, type FakeModelServer } from '../../scripts/fake-model-server.ts'
+import { startFakeModelServer, type FakeModelServer } from '../../scripts/fake-model.ts'
 import { TestNode, waitFor } from './harness.ts'
 
 const PSK = 'ac'.repeat(32)

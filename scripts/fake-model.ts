@@ -2,7 +2,7 @@
 // like a model backend does (JSON, server-sent events, multipart uploads, served image files), so the
 // node's model client can be tested end to end without a GPU. Only node:http and friends are used.
 //
-//   node --import tsx scripts/fake-model-server.ts --port 1042 [--host 127.0.0.1] [--model NAME]
+//   node --import tsx scripts/fake-model.ts --port 1042 [--host 127.0.0.1] [--model NAME]
 //        [--reply "text to answer"] [--token-delay MS] [--fail-status 500]
 
 import http from 'node:http'
@@ -608,7 +608,7 @@ async function main (): Promise<void> {
 
 if (isMain()) {
   main().catch((err: unknown) => {
-    process.stderr.write(`fake-model-server: ${err instanceof Error ? err.message : String(err)}\n`)
+    process.stderr.write(`fake-model: ${err instanceof Error ? err.message : String(err)}\n`)
     process.exit(1)
   })
 }

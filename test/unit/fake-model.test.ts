@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { inflateSync } from 'node:zlib'
-import { startFakeModelServer, parseMultipart, type FakeModelServer, type FakeModelServerOptions } from '../../scripts/fake-model-server.ts'
+import { startFakeModelServer, parseMultipart, type FakeModelServer, type FakeModelServerOptions } from '../../scripts/fake-model.ts'
 
 const servers: FakeModelServer[] = []
 afterEach(async () => {
@@ -341,7 +341,7 @@ describe('fake model server: errors, models and records', () => {
   })
 
   it('runs from the command line until SIGTERM', async () => {
-    const script = fileURLToPath(new URL('../../scripts/fake-model-server.js', import.meta.url))
+    const script = fileURLToPath(new URL('../../scripts/fake-model.js', import.meta.url))
     const child = spawn(process.execPath, [script, '--port', '0', '--model', 'cli-model', '--reply', 'hello there'], { stdio: ['ignore', 'pipe', 'inherit'] })
     try {
       const [line] = await once(child.stdout, 'data') as [Buffer]
