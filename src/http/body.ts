@@ -24,8 +24,9 @@ export function tooLarge (limit: number): AicnError {
   return new AicnError(ErrorCode.BUFFER, `request body exceeds ${limit} bytes`, { status: 413 })
 }
 
-/** Reads the raw bytes, rejecting with 413 as soon as more than `limit` bytes arrive (or are announced). */
-export async function readRawBody (req: IncomingMessage, limit: number): Promise<Buffer> {
+/** Reads the raw bytes, rejecting with 413 as soon as more than `limit` bytes arrive (or are announced).
+ * With `keep` false the bytes are counted and dropped (a body nobody reads), and the result is empty. */
+export async function readRawBody (req: IncomingMessage, limit: number, keep = true): Promise<Buffer> {
   const declared = Number(req.headers['content-length'])
   if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit)
 
@@ -49,11 +50,11 @@ export async function readRawBody (req: IncomingMessage, limit: number): Promise
         reject(tooLarge(limit))
         return
       }
-      chunks.push(chunk)
+      if (keep) chunks.push(chunk)
     }
     const onEnd = (): void => {
       cleanup()
-      resolve(Buffer.concat(chunks, received))
+      resolve(Buffer.concat(chunks))
     }
     const onError = (err: Error): void => {
       cleanup()

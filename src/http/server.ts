@@ -9,7 +9,7 @@ import type { Context, Next, Request } from 'koa'
 import type { Registry } from 'prom-client'
 import { AicnError, ErrorCode, isAicnError } from '../errors.ts'
 import type { Logger } from '../logger.ts'
-import { DEFAULT_BODY_LIMIT, isJsonReadable, readJsonBody } from './body.ts'
+import { DEFAULT_BODY_LIMIT, isJsonReadable, readJsonBody, readRawBody } from './body.ts'
 import { httpMetrics, type HttpMetrics } from './metrics.ts'
 import { Params } from './params.ts'
 import { errorBody, JSON_TYPE, render, type Reply } from './reply.ts'
@@ -212,14 +212,19 @@ export class HttpServer {
     }
 
     let body: Record<string, unknown> | undefined
-    if (method === 'POST' && route.readBody !== false && isJsonReadable(ctx.get('Content-Type'))) {
-      try {
+    try {
+      if (method === 'POST' && route.readBody !== false && isJsonReadable(ctx.get('Content-Type'))) {
         body = await readJsonBody(ctx.req, this.#bodyLimit)
-      } catch (err) {
-        // The rest of the body is left unread, so this connection cannot carry another request.
-        if (!ctx.req.complete) ctx.set('Connection', 'close')
-        throw err
+      } else if (route.readBody !== false && !ctx.req.complete) {
+        // A body this route does not use still comes off the socket first: Node closes a connection
+        // whose request is still arriving, and the reset that the unread bytes cause can cut off an
+        // answer larger than the socket's buffers (a GET of the metrics with a body).
+        await readRawBody(ctx.req, this.#bodyLimit, false)
       }
+    } catch (err) {
+      // The rest of the body is left unread, so this connection cannot carry another request.
+      if (!ctx.req.complete) ctx.set('Connection', 'close')
+      throw err
     }
 
     const params = Params.from(ctx.query, body)
