@@ -24,6 +24,21 @@ export function tooLarge (limit: number): AicnError {
   return new AicnError(ErrorCode.BUFFER, `request body exceeds ${limit} bytes`, { status: 413 })
 }
 
+/** Takes a body nobody reads off the socket: resolves once it ended, or after `waitMs` (a client that
+ * announced a body and does not send it is answered anyway); rejects with 413 past `limit`. */
+export async function discardBody (req: IncomingMessage, limit: number, waitMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const waited = new Promise<void>((resolve) => { timer = setTimeout(resolve, waitMs) })
+  const read = readRawBody(req, limit, false)
+  try {
+    await Promise.race([read, waited])
+  } finally {
+    clearTimeout(timer)
+    // Still reading after the wait: the connection closes after the answer, which ends the read.
+    read.catch(() => {})
+  }
+}
+
 /** Reads the raw bytes, rejecting with 413 as soon as more than `limit` bytes arrive (or are announced).
  * With `keep` false the bytes are counted and dropped (a body nobody reads), and the result is empty. */
 export async function readRawBody (req: IncomingMessage, limit: number, keep = true): Promise<Buffer> {

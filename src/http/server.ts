@@ -9,7 +9,7 @@ import type { Context, Next, Request } from 'koa'
 import type { Registry } from 'prom-client'
 import { AicnError, ErrorCode, isAicnError } from '../errors.ts'
 import type { Logger } from '../logger.ts'
-import { DEFAULT_BODY_LIMIT, isJsonReadable, readJsonBody, readRawBody } from './body.ts'
+import { DEFAULT_BODY_LIMIT, discardBody, isJsonReadable, readJsonBody } from './body.ts'
 import { httpMetrics, type HttpMetrics } from './metrics.ts'
 import { Params } from './params.ts'
 import { errorBody, JSON_TYPE, render, type Reply } from './reply.ts'
@@ -50,6 +50,8 @@ export interface ListenResult { host: string, port: number, url: string }
 // (AI calls), so there is deliberately no socket inactivity timeout (server.timeout stays 0).
 const REQUEST_TIMEOUT_MS = 300_000
 const HEADERS_TIMEOUT_MS = 30_000
+/** How long a body that the route does not read may take to arrive before the route answers anyway. */
+const UNREAD_BODY_WAIT_MS = 2_000
 const KEEP_ALIVE_TIMEOUT_MS = 5_000
 const DEFAULT_GRACE_MS = 5_000
 
@@ -219,7 +221,7 @@ export class HttpServer {
         // A body this route does not use still comes off the socket first: Node closes a connection
         // whose request is still arriving, and the reset that the unread bytes cause can cut off an
         // answer larger than the socket's buffers (a GET of the metrics with a body).
-        await readRawBody(ctx.req, this.#bodyLimit, false)
+        await discardBody(ctx.req, this.#bodyLimit, UNREAD_BODY_WAIT_MS)
       }
     } catch (err) {
       // The rest of the body is left unread, so this connection cannot carry another request.
