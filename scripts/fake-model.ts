@@ -7,12 +7,10 @@
 
 import http from 'node:http'
 import { createHash, randomBytes } from 'node:crypto'
-import { realpathSync } from 'node:fs'
-import { resolve as resolvePath } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { deflateSync } from 'node:zlib'
+import { isMainModule } from './is-main.ts'
 
 export interface FakeModelServerOptions {
   port?: number
@@ -571,14 +569,6 @@ export async function startFakeModelServer (options: FakeModelServerOptions = {}
 // ---------------------------------------------------------------------------------------------------
 // CLI
 
-function isMain (): boolean {
-  if (process.argv[1] === undefined) return false
-  try {
-    return realpathSync(resolvePath(process.argv[1])) === realpathSync(fileURLToPath(import.meta.url))
-  } catch {
-    return false
-  }
-}
 
 async function main (): Promise<void> {
   const { values } = parseArgs({
@@ -606,7 +596,7 @@ async function main (): Promise<void> {
   process.once('SIGTERM', shutdown)
 }
 
-if (isMain()) {
+if (isMainModule(import.meta.url)) {
   main().catch((err: unknown) => {
     process.stderr.write(`fake-model: ${err instanceof Error ? err.message : String(err)}\n`)
     process.exit(1)

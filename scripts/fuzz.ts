@@ -11,13 +11,11 @@
 //
 // It prints counts per route and status and every finding, and exits 1 when there was one.
 import '../src/polyfill.ts'
-import { realpathSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { connect } from 'node:net'
-import { resolve as resolvePath } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { isMainModule } from './is-main.ts'
 import fc from 'fast-check'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
@@ -1059,16 +1057,8 @@ async function main (): Promise<void> {
   process.exitCode = findings.size > 0 ? 1 : 0
 }
 
-function isMain (): boolean {
-  if (process.argv[1] === undefined) return false
-  try {
-    return realpathSync(resolvePath(process.argv[1])) === realpathSync(fileURLToPath(import.meta.url))
-  } catch {
-    return false
-  }
-}
 
-if (isMain()) {
+if (isMainModule(import.meta.url)) {
   main().catch((err: unknown) => {
     process.stderr.write(`fuzz: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
     process.exit(2)
