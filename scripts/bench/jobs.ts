@@ -2,7 +2,8 @@
 //
 //   npm run build && node dist/scripts/bench/jobs.js [--quick] [--requests 2000] [--warmup 200]
 //        [--streams 200] [--tput-requests 2000] [--tput-seconds 60] [--mem-jobs 10000]
-//   npm run build && node dist/scripts/bench/jobs.js --perf [--requests 2000] [--warmup 3000]   (Linux `perf`)
+//   npm run build && node dist/scripts/bench/jobs.js --perf [--requests 2000] [--warmup 3000] [--top 40]   (Linux `perf`)
+//   npm run build && node dist/scripts/bench/jobs.js --latency [--requests 2000] [--warmup 3000]   (phase 1 only)
 //
 // Run from dist/ (test/integration/harness.ts finds bin/aicn.js relative to its compiled location).
 // Everything listens on 127.0.0.1 only. The network: an input node B, workers W1 and W2, each worker with
@@ -86,7 +87,9 @@ const { values: args } = parseArgs({
     'tput-requests': { type: 'string' },
     'tput-seconds': { type: 'string' },
     'mem-jobs': { type: 'string' },
-    perf: { type: 'boolean', default: false }
+    perf: { type: 'boolean', default: false },
+    latency: { type: 'boolean', default: false },
+    top: { type: 'string' }
   }
 })
 const QUICK = args.quick
@@ -98,6 +101,8 @@ const TPUT_REQUESTS = intArg(args['tput-requests'], QUICK ? 300 : 2_000, 'tput-r
 const TPUT_MS = intArg(args['tput-seconds'], QUICK ? 10 : 60, 'tput-seconds', 600) * 1000
 const MEM_JOBS = intArg(args['mem-jobs'], QUICK ? 1_000 : 10_000, 'mem-jobs', 1_000_000)
 const CPU_REQUESTS = Math.min(REQUESTS, 1_000)
+/** --perf --top N: also list each daemon's N hottest JS functions */
+const TOP = args.top === undefined ? 0 : intArg(args.top, 0, 'top', 1_000)
 const CONCURRENCY = [1, 16, 64]
 const MEM_CONCURRENCY = 16
 const MEM_ROUNDS = 2
@@ -534,12 +539,14 @@ function component (symbol: string, dso: string): string | undefined {
   return undefined // other node internals (streams, events, net, timers, crypto) are charged to their caller
 }
 
-interface PerfSummary { samples: number, cpuMs: number, components: Array<[string, number]> }
+interface PerfSummary { samples: number, cpuMs: number, components: Array<[string, number]>, jsFunctions: Array<[string, number]> }
 
 async function summarizePerf (dataFile: string): Promise<PerfSummary> {
   const script = spawn('perf', ['script', '-i', dataFile, '-F', 'tid,ip,sym,dso'], { stdio: ['ignore', 'pipe', 'ignore'] })
   perfRecorders.add(script)
   const counts = new Map<string, number>()
+  /** main-thread samples by their innermost JS function (--top) */
+  const jsCounts = new Map<string, number>()
   let samples = 0
   let frames: string[] = []
   let mainThread = true
@@ -556,6 +563,8 @@ async function summarizePerf (dataFile: string): Promise<PerfSummary> {
     }
     name ??= 'node / V8 runtime (event loop, streams, builtins)'
     counts.set(name, (counts.get(name) ?? 0) + 1)
+    const js = mainThread ? frames.map((f) => /\sJS:[*^~+-]?(\S*\s+\S+)/.exec(f)?.[1]).find((f) => f !== undefined) : undefined
+    if (js !== undefined) jsCounts.set(js, (jsCounts.get(js) ?? 0) + 1)
     frames = []
   }
   let pid = 0
@@ -584,26 +593,48 @@ async function summarizePerf (dataFile: string): Promise<PerfSummary> {
   handle(buffer)
   flush()
   perfRecorders.delete(script)
-  return { samples, cpuMs: samples * 1000 / PERF_HZ, components: [...counts].sort((a, b) => b[1] - a[1]) }
+  const sorted = (m: Map<string, number>): Array<[string, number]> => [...m].sort((a, b) => b[1] - a[1])
+  return { samples, cpuMs: samples * 1000 / PERF_HZ, components: sorted(counts), jsFunctions: sorted(jsCounts) }
 }
 
 const PERF_HZ = 1999
+
+/** B and W1 (with its model M1 registered), for the modes that need no second worker. */
+async function startPair (start: (spec: NodeSpec) => Promise<TestNode>): Promise<{ m1: Awaited<ReturnType<typeof startModelProcess>>, b: TestNode, w1: TestNode }> {
+  const m1 = await startModelProcess()
+  const b = await start({ mode: 'input', psk: PSK })
+  const w1 = await start({ psk: PSK, bootstrap: [await b.addr()] })
+  const r = await w1.call('/api/v0/ai/project/register', { project: PROJECT, models: [{ model: MODEL, api: `${m1.url}/v1/chat/completions`, type: 0 }] })
+  if (r.body?.code !== 0) throw new Error(`register failed: ${JSON.stringify(r.body)}`)
+  return { m1, b, w1 }
+}
+
+/** --latency: phase 1 alone (interleaved latency, then CPU and syscalls per request), for quick comparisons. */
+async function latencyMode (): Promise<void> {
+  root = await mkdtemp(join(tmpdir(), 'aicn-bench-jobs-'))
+  process.env.TMPDIR = root
+  agent = useAgent(new Agent({ connections: 16, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 60_000, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS }))
+  const { m1, b, w1 } = await startPair(async (spec) => await startDaemon(spec, ''))
+  const paths = [directTarget(m1.url, '(a) direct to the model'), apiTarget(w1.api, '(b) W1 API, node_id = W1 (local)', w1.peerId), apiTarget(b.api, '(c) B API, node_id = W1 (two nodes)', w1.peerId)]
+  log(`non-stream latency: ${WARMUP} warm-up + ${REQUESTS} requests per path, interleaved`)
+  const latency = await interleavedLatency(paths, WARMUP, REQUESTS)
+  const cpuRows: CpuRow[] = []
+  for (const target of paths) cpuRows.push(await cpuPerRequest(target, CPU_REQUESTS, { client: process.pid, B: b.pid, W1: w1.pid, M1: m1.child.pid }))
+  const lines = [`Node ${process.version}; load average ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`, '']
+  lines.push(...latencyTable(latency), '', ...cpuTable(cpuRows))
+  process.stdout.write(lines.join('\n') + '\n')
+}
 
 async function perfMode (): Promise<void> {
   if (spawnSync('perf', ['--version']).status !== 0) throw new Error('--perf needs the Linux perf tool')
   root = await mkdtemp(join(tmpdir(), 'aicn-bench-jobs-'))
   process.env.TMPDIR = root
   agent = useAgent(new Agent({ connections: 16, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 60_000, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS }))
-  const m1 = await startModelProcess()
-  const start = async (spec: NodeSpec): Promise<TestNode> => {
+  const { b, w1 } = await startPair(async (spec) => {
     const node = await startDaemon(spec, '--perf-basic-prof --interpreted-frames-native-stack')
     if (node.pid !== undefined) perfMapPids.add(node.pid)
     return node
-  }
-  const b = await start({ mode: 'input', psk: PSK })
-  const w1 = await start({ psk: PSK, bootstrap: [await b.addr()] })
-  const r = await w1.call('/api/v0/ai/project/register', { project: PROJECT, models: [{ model: MODEL, api: `${m1.url}/v1/chat/completions`, type: 0 }] })
-  if (r.body?.code !== 0) throw new Error(`register failed: ${JSON.stringify(r.body)}`)
+  })
   const paths = [apiTarget(w1.api, '(b) W1 API, node_id = W1 (local)', w1.peerId), apiTarget(b.api, '(c) B API, node_id = W1 (two nodes)', w1.peerId)]
   const lines: string[] = [`Node ${process.version}; perf record -F ${PERF_HZ} -g on each daemon; ${int(REQUESTS)} sequential requests per path after ${WARMUP} warm-up.`]
   for (const target of paths) {
@@ -640,6 +671,11 @@ async function perfMode (): Promise<void> {
     const perRequest = (s: PerfSummary, samplesOf: number): string => f0(samplesOf * 1e6 / PERF_HZ / n)
     for (const name of names) lines.push(`| ${name} | ${summaries.map((s) => perRequest(s, s.components.find(([c]) => c === name)?.[1] ?? 0)).join(' | ')} |`)
     lines.push(`| **total** | ${summaries.map((s) => `**${perRequest(s, s.samples)}**`).join(' | ')} |`)
+    for (const [k, s] of summaries.entries()) {
+      if (TOP === 0) break
+      lines.push('', `${files[k]!.name}: the ${TOP} innermost JS functions with the most samples (µs per request, node internals included)`, '')
+      for (const [fn, count] of s.jsFunctions.slice(0, TOP)) lines.push(`    ${perRequest(s, count).padStart(5)}  ${fn}`)
+    }
   }
   process.stdout.write(lines.join('\n') + '\n')
 }
@@ -773,25 +809,10 @@ async function main (): Promise<void> {
   // ---- Report
   const lines: string[] = []
   lines.push(`Node ${process.version}, ${cores} cores, load average before ${loadBefore}, after ${loadAfter}. Fake model: ${TOKEN_COUNT} tokens, ${TOKEN_DELAY_MS} ms between streamed tokens.`, '')
-  const [a, lb, lc] = latency
   lines.push(`### Non-stream chat latency (ms; ${int(REQUESTS)} sequential requests per path after ${WARMUP} warm-up, paths interleaved)`, '')
-  lines.push('| path | p50 | p90 | p99 | max | added p50 | added p99 | errors |', '|---|---|---|---|---|---|---|---|')
-  for (const r of latency) {
-    const added = r === a ? ['–', '–'] : [signed(r.summary.p50 - a!.summary.p50), signed(r.summary.p99 - a!.summary.p99)]
-    lines.push(`| ${r.name} | ${f2(r.summary.p50)} | ${f2(r.summary.p90)} | ${f2(r.summary.p99)} | ${f2(r.summary.max)} | ${added[0]} | ${added[1]} | ${r.errors} |`)
-  }
-  lines.push('', `Second node alone (c − b): p50 ${signed(lc!.summary.p50 - lb!.summary.p50)} ms, p99 ${signed(lc!.summary.p99 - lb!.summary.p99)} ms.`)
-  const [wa, wb, wc] = warmLatency
+  lines.push(...latencyTable(latency))
   lines.push('', `The same at the end of the run, after the throughput and memory phases (JIT warm; ${int(REQUESTS)} requests per path):`, '')
-  lines.push('| path | p50 | p90 | p99 | max | added p50 | added p99 | errors |', '|---|---|---|---|---|---|---|---|')
-  for (const r of warmLatency) {
-    const added = r === wa ? ['–', '–'] : [signed(r.summary.p50 - wa!.summary.p50), signed(r.summary.p99 - wa!.summary.p99)]
-    lines.push(`| ${r.name} | ${f2(r.summary.p50)} | ${f2(r.summary.p90)} | ${f2(r.summary.p99)} | ${f2(r.summary.max)} | ${added[0]} | ${added[1]} | ${r.errors} |`)
-  }
-  lines.push('', `Second node alone, warm (c − b): p50 ${signed(wc!.summary.p50 - wb!.summary.p50)} ms, p99 ${signed(wc!.summary.p99 - wb!.summary.p99)} ms.`)
-  lines.push('', `### CPU time and syscalls per request (utime+stime from /proc/<pid>/stat, syscw/syscr from /proc/<pid>/io; ${int(CPU_REQUESTS)} sequential requests, one path at a time)`, '')
-  lines.push('| path | latency p50 ms | CPU µs: client | B | W1 | M1 | writes: B | W1 | reads: B | W1 |', '|---|---|---|---|---|---|---|---|---|---|')
-  for (const r of cpuRows) lines.push(`| ${r.name} | ${f2(r.latency.p50)} | ${f0(r.perRequestUs.client!)} | ${f0(r.perRequestUs.B!)} | ${f0(r.perRequestUs.W1!)} | ${f0(r.perRequestUs.M1!)} | ${f1(r.writes.B!)} | ${f1(r.writes.W1!)} | ${f1(r.reads.B!)} | ${f1(r.reads.W1!)} |`)
+  lines.push(...latencyTable(warmLatency), '', ...cpuTable(cpuRows))
 
   const [sa] = streams
   lines.push('', `### Streamed chat (ms; ${int(STREAMS)} streams per path after ${STREAM_WARMUP} warm-up, interleaved)`, '')
@@ -832,13 +853,32 @@ async function main (): Promise<void> {
   process.stdout.write(lines.join('\n') + '\n')
 }
 
+/** Latency per path, added against the first (direct) path, and the second node alone (c − b). */
+function latencyTable (rows: Array<{ name: string, summary: Summary, errors: number }>): string[] {
+  const [a, b, c] = rows
+  const lines = ['| path | p50 | p90 | p99 | max | added p50 | added p99 | errors |', '|---|---|---|---|---|---|---|---|']
+  for (const r of rows) {
+    const added = r === a ? ['–', '–'] : [signed(r.summary.p50 - a!.summary.p50), signed(r.summary.p99 - a!.summary.p99)]
+    lines.push(`| ${r.name} | ${f2(r.summary.p50)} | ${f2(r.summary.p90)} | ${f2(r.summary.p99)} | ${f2(r.summary.max)} | ${added[0]} | ${added[1]} | ${r.errors} |`)
+  }
+  lines.push('', `Second node alone (c − b): p50 ${signed(c!.summary.p50 - b!.summary.p50)} ms, p99 ${signed(c!.summary.p99 - b!.summary.p99)} ms.`)
+  return lines
+}
+
+function cpuTable (rows: CpuRow[]): string[] {
+  const lines = [`### CPU time and syscalls per request (utime+stime from /proc/<pid>/stat, syscw/syscr from /proc/<pid>/io; ${int(CPU_REQUESTS)} sequential requests, one path at a time)`, '']
+  lines.push('| path | latency p50 ms | CPU µs: client | B | W1 | M1 | writes: B | W1 | reads: B | W1 |', '|---|---|---|---|---|---|---|---|---|---|')
+  for (const r of rows) lines.push(`| ${r.name} | ${f2(r.latency.p50)} | ${f0(r.perRequestUs.client!)} | ${f0(r.perRequestUs.B!)} | ${f0(r.perRequestUs.W1!)} | ${f0(r.perRequestUs.M1!)} | ${f1(r.writes.B!)} | ${f1(r.writes.W1!)} | ${f1(r.reads.B!)} | ${f1(r.reads.W1!)} |`)
+  return lines
+}
+
 const watchdog = setTimeout(() => {
   log(`watchdog: the run took longer than ${WATCHDOG_MS / 60_000} min; cleaning up`)
   void cleanup().finally(() => process.exit(2))
 }, WATCHDOG_MS)
 
 try {
-  await (args.perf ? perfMode() : main())
+  await (args.perf ? perfMode() : args.latency ? latencyMode() : main())
 } catch (err) {
   log(`failed: ${(err as Error).stack ?? String(err)}`)
   process.exitCode = 1

@@ -6,6 +6,7 @@ import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { installYamuxWindowHysteresis } from './yamux-window.ts'
+import { installQuietLengthPrefixedDecoder } from './lp-decoder.ts'
 import { identify, identifyPush } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
@@ -68,6 +69,7 @@ function withProtocolVersion<T> (factory: (components: any) => T): (components: 
 
 export async function createHost (options: HostOptions): Promise<Host> {
   installYamuxWindowHysteresis()
+  installQuietLengthPrefixedDecoder()
   const { config } = options
   const bootstrapList = config.Bootstrap
   const relayService = config.Swarm.RelayService.Enabled
