@@ -525,7 +525,6 @@ function component (symbol: string, dso: string): string | undefined {
       case '@libp2p/prometheus-metrics': case 'prom-client': return 'metrics'
       case '@libp2p/gossipsub': case '@libp2p/kad-dht': case '@libp2p/identify': case '@libp2p/ping': case '@libp2p/floodsub': case '@libp2p/autonat': case '@libp2p/circuit-relay-v2': case '@libp2p/dcutr': case '@libp2p/bootstrap': return 'libp2p services (gossip, DHT, …)'
       case 'undici': return 'undici (model client)'
-      case 'koa': case '@koa/router': case 'koa-compose': case 'on-finished': case 'statuses': case 'content-type': case 'type-is': case 'mime-types': case 'accepts': return 'HTTP server (koa)'
       case 'pino': case 'sonic-boom': case 'thread-stream': return 'logging'
       case 'protobufjs': case 'protons-runtime': return 'protobuf'
       case 'libp2p': return 'libp2p connection (newStream, incoming streams, registrar)'
@@ -545,7 +544,7 @@ async function summarizePerf (dataFile: string): Promise<PerfSummary> {
   const script = spawn('perf', ['script', '-i', dataFile, '-F', 'tid,ip,sym,dso'], { stdio: ['ignore', 'pipe', 'ignore'] })
   perfRecorders.add(script)
   const counts = new Map<string, number>()
-  /** main-thread samples by their innermost JS function (--top) */
+  /** main-thread user-space samples by their innermost JS function (--top) */
   const jsCounts = new Map<string, number>()
   let samples = 0
   let frames: string[] = []
@@ -563,7 +562,7 @@ async function summarizePerf (dataFile: string): Promise<PerfSummary> {
     }
     name ??= 'node / V8 runtime (event loop, streams, builtins)'
     counts.set(name, (counts.get(name) ?? 0) + 1)
-    const js = mainThread ? frames.map((f) => /\sJS:[*^~+-]?(\S*\s+\S+)/.exec(f)?.[1]).find((f) => f !== undefined) : undefined
+    const js = mainThread && !/\(\[kernel/.test(frames[0]!) ? frames.map((f) => /\sJS:[*^~+-]?(.+?)\s+\([^()]*\)\s*$/.exec(f)?.[1]).find((f) => f !== undefined) : undefined
     if (js !== undefined) jsCounts.set(js, (jsCounts.get(js) ?? 0) + 1)
     frames = []
   }
@@ -673,7 +672,7 @@ async function perfMode (): Promise<void> {
     lines.push(`| **total** | ${summaries.map((s) => `**${perRequest(s, s.samples)}**`).join(' | ')} |`)
     for (const [k, s] of summaries.entries()) {
       if (TOP === 0) break
-      lines.push('', `${files[k]!.name}: the ${TOP} innermost JS functions with the most samples (µs per request, node internals included)`, '')
+      lines.push('', `${files[k]!.name}: the ${TOP} innermost JS functions with the most user-space samples (µs per request, node internals included, kernel time not)`, '')
       for (const [fn, count] of s.jsFunctions.slice(0, TOP)) lines.push(`    ${perRequest(s, count).padStart(5)}  ${fn}`)
     }
   }

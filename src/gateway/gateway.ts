@@ -153,7 +153,7 @@ export class Gateway {
   }
 
   private async authenticate (rc: RouteContext, required: boolean): Promise<KeyRecord | undefined> {
-    const header = rc.request.get('authorization')
+    const header = rc.header('authorization')
     const secret = /^Bearer\s+(\S+)$/i.exec(header)?.[1]
     if (secret === undefined) {
       if (required) throw gatewayErrors.missingKey()
@@ -219,9 +219,9 @@ interface Upload { bytes: Uint8Array, contentType: string, model: string | undef
 /** An image edit upload. The model name is a form field, which the router needs before choosing a node,
  * so the upload is held (up to 64 MiB); `?model=` in the query string works too. */
 async function readUpload (rc: RouteContext): Promise<Upload> {
-  const contentType = rc.request.get('content-type')
+  const contentType = rc.header('content-type')
   if (!/^multipart\/form-data;\s*boundary=/i.test(contentType)) throw new AicnError(ErrorCode.PARAM, 'images/edits takes a multipart/form-data body')
-  const bytes = await collect(rc.ctx.req, MAX_UPLOAD_BYTES)
+  const bytes = await collect(rc.req, MAX_UPLOAD_BYTES)
   if (bytes === undefined) throw new AicnError(ErrorCode.BUFFER, `upload exceeds ${MAX_UPLOAD_BYTES} bytes`, { status: 413 })
   const fromQuery = rc.params.optionalString('model')
   const field = /name="model"[^\r\n]*\r\n(?:[^\r\n]+\r\n)*\r\n([^\r\n]*)\r\n/.exec(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1'))?.[1]

@@ -1,5 +1,5 @@
 // The HTTP layer's public face: routes import from here.
-export { HttpServer, requestSignal, parseAddr } from './server.ts'
+export { HttpServer, parseAddr } from './server.ts'
 export type { Route, RouteContext, HttpServerOptions, ListenResult, Method } from './server.ts'
 export { Params } from './params.ts'
 export type { StringOptions, IntOptions, BoolOptions } from './params.ts'

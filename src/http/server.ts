@@ -1,11 +1,12 @@
 // The HTTP layer the API routes plug into: routing (404/405), JSON bodies, the reply envelope, error
-// answers, metrics, access log, client-disconnect signals and a graceful close. Routes only see Params and
-// return a Reply; everything about HTTP itself lives here.
-import { createServer, STATUS_CODES, type Server } from 'node:http'
+// answers, metrics, access log, client-disconnect signals and a graceful close. Routes only see a
+// RouteContext and return a Reply; everything about HTTP itself lives here. Plain node:http, no framework:
+// a job passes through here twice, and a framework's context, middleware chain and response logic cost
+// about as much per request as everything else this layer does.
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { parse as parseQuery } from 'node:querystring'
 import type { Duplex } from 'node:stream'
-import Koa from 'koa'
-import type { Context, Next, Request } from 'koa'
 import type { Registry } from 'prom-client'
 import { AicnError, ErrorCode, isAicnError } from '../errors.ts'
 import type { Logger } from '../logger.ts'
@@ -19,10 +20,11 @@ export type Method = 'GET' | 'POST'
 
 export interface RouteContext {
   params: Params
-  request: Request
+  req: IncomingMessage
+  /** A request header ('' when absent; repeated ones joined with ", "). */
+  header: (name: string) => string
   /** Aborted when the client disconnects before the response is finished. */
   signal: AbortSignal
-  ctx: Context
 }
 
 export interface Route {
@@ -30,7 +32,7 @@ export interface Route {
   path: string
   methods: Method[]
   handler: (rc: RouteContext) => Promise<Reply>
-  /** false for routes that read ctx.req themselves (uploads, proxies); the JSON body is then not read. */
+  /** false for routes that read the request body themselves (uploads, proxies); the JSON body is then not read. */
   readBody?: boolean
 }
 
@@ -55,12 +57,7 @@ const UNREAD_BODY_WAIT_MS = 2_000
 const KEEP_ALIVE_TIMEOUT_MS = 5_000
 const DEFAULT_GRACE_MS = 5_000
 
-// ctx.state keys shared with the outer middleware (and usable by middleware added later via `app`).
-const ROUTE_LABEL = 'aicnRoute'
-const SIGNAL = 'aicnSignal'
-
 export class HttpServer {
-  readonly app: Koa
   readonly #routes = new Map<string, Route>()
   readonly #logger: Logger
   readonly #bodyLimit: number
@@ -73,13 +70,6 @@ export class HttpServer {
     this.#bodyLimit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT
     this.#metrics = httpMetrics(options.registry)
     for (const route of options.routes) this.#addRoute(route)
-
-    this.app = new Koa()
-    // With a listener Koa no longer prints errors (e.g. a failing response stream) to stderr itself.
-    this.app.on('error', (err: unknown) => { this.#logger.warn({ err }, 'http response failed') })
-    this.app.use(async (ctx, next) => { await this.#observe(ctx, next) })
-    this.app.use(async (ctx, next) => { await this.#catchErrors(ctx, next) })
-    this.app.use(async (ctx, next) => { await this.#dispatch(ctx, next) })
   }
 
   async listen (addr: string): Promise<ListenResult> {
@@ -87,7 +77,7 @@ export class HttpServer {
     const { host, port } = parseAddr(addr)
     // Without a Host header, Node would answer a bare 400 before our handler could give a JSON error;
     // the API does not need the header at all.
-    const server = createServer({ requireHostHeader: false }, this.app.callback())
+    const server = createServer({ requireHostHeader: false }, (req, res) => { void this.#handle(req, res) })
     // Node answers an unknown `Expect:` with an empty 417; answer in our error shape instead.
     server.on('checkExpectation', (req, res) => {
       res.writeHead(400, { 'Content-Type': JSON_TYPE, Connection: 'close' })
@@ -139,11 +129,13 @@ export class HttpServer {
     this.#routes.set(key, route)
   }
 
-  /** Metrics, access log, and `Connection: close` while shutting down. Outermost, so it sees every answer. */
-  async #observe (ctx: Context, next: Next): Promise<void> {
+  /** One request: metrics and access log around it (outermost, so they see every answer), errors turned
+   * into our error answers. */
+  async #handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = process.hrtime.bigint()
-    const { method, path } = ctx
-    const res = ctx.res
+    const { path, query } = splitUrl(req.url ?? '/')
+    const method = req.method ?? 'GET'
+    const route = this.#routes.get(normalizePath(path))
     this.#metrics.inFlight.inc()
     // 'close' fires both after a normal finish and when the client goes away; it is the one event that
     // covers streamed bodies to their end.
@@ -152,94 +144,81 @@ export class HttpServer {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9
       // 499 (nginx's "client closed request") when the client left before we answered at all.
       const status = res.headersSent ? String(res.statusCode) : '499'
-      const labels = { method, route: routeLabel(ctx), status }
+      const labels = { method, route: route?.path ?? 'unmatched', status }
       this.#metrics.duration.observe(labels, seconds)
       this.#metrics.requests.inc(labels)
       this.#logger.debug({ method, path, status: Number(status), ms: Math.round(seconds * 1000) }, 'http request')
       if (this.#closing !== undefined) this.#server?.closeIdleConnections()
     })
-    await next()
-    if (this.#closing !== undefined && !res.headersSent) ctx.set('Connection', 'close')
-  }
-
-  async #catchErrors (ctx: Context, next: Next): Promise<void> {
     try {
-      await next()
+      if (route === undefined) throw new AicnError(ErrorCode.UNSUPPORTED, `no such endpoint: ${clip(method)} ${clip(path)}`, { status: 404 })
+      await this.#dispatch(route, req, res, query)
     } catch (err) {
-      this.#answerError(ctx, err)
+      this.#answerError(req, res, path, err)
     }
   }
 
-  #answerError (ctx: Context, err: unknown): void {
-    const { method, path } = ctx
-    if (ctx.res.headersSent || ctx.res.destroyed) {
+  async #dispatch (route: Route, req: IncomingMessage, res: ServerResponse, query: string): Promise<void> {
+    const method = req.method === 'HEAD' ? 'GET' : req.method ?? 'GET' // Node leaves out the body of HEAD answers
+    if (!(route.methods as string[]).includes(method)) {
+      const allowed = route.methods.join(', ')
+      res.setHeader('Allow', allowed)
+      throw new AicnError(ErrorCode.UNSUPPORTED, `method ${clip(req.method ?? '')} not allowed on ${route.path}; use ${allowed}`, { status: 405 })
+    }
+
+    let body: Record<string, unknown> | undefined
+    try {
+      if (method === 'POST' && route.readBody !== false && isJsonReadable(req.headers['content-type'])) {
+        body = await readJsonBody(req, this.#bodyLimit)
+      } else if (route.readBody !== false && !req.complete) {
+        // A body this route does not use still comes off the socket first: Node closes a connection
+        // whose request is still arriving, and the reset that the unread bytes cause can cut off an
+        // answer larger than the socket's buffers (a GET of the metrics with a body).
+        await discardBody(req, this.#bodyLimit, UNREAD_BODY_WAIT_MS)
+      }
+    } catch (err) {
+      // The rest of the body is left unread, so this connection cannot carry another request.
+      if (!req.complete) res.setHeader('Connection', 'close')
+      throw err
+    }
+
+    const params = Params.from(query === '' ? {} : parseQuery(query), body)
+    const reply = await route.handler({ params, req, header: (name) => header(req, name), signal: disconnectSignal(res) })
+    if (reply?.kind === 'stream') {
+      await writeStream(req, res, reply, this.#logger)
+      return
+    }
+    const rendered = render(reply)
+    this.#send(res, rendered.status, rendered.contentType, rendered.body, rendered.headers)
+  }
+
+  #send (res: ServerResponse, status: number, contentType: string, body: string, headers?: Record<string, string>): void {
+    if (res.headersSent || res.destroyed) return
+    if (headers !== undefined) for (const [name, value] of Object.entries(headers)) res.setHeader(name, value)
+    if (this.#closing !== undefined) res.setHeader('Connection', 'close')
+    res.setHeader('Content-Type', contentType)
+    res.setHeader('Content-Length', Buffer.byteLength(body))
+    res.statusCode = status
+    res.end(body)
+  }
+
+  #answerError (req: IncomingMessage, res: ServerResponse, path: string, err: unknown): void {
+    const method = req.method
+    if (res.headersSent || res.destroyed) {
       // Nothing can be said to the client any more (it left, or a stream was already under way).
       this.#logger.debug({ err, method, path }, 'error after the response started or the client left')
-      if (!ctx.res.writableEnded) ctx.res.destroy()
+      if (!res.writableEnded) res.destroy()
       return
     }
     let answer: AicnError
     if (isAicnError(err)) {
       answer = err
       if (err.status >= 500) this.#logger.warn({ err, method, path }, 'request failed')
-    } else if (isExposedHttpError(err)) {
-      // ctx.throw(4xx, …) from middleware added later through `app`.
-      answer = new AicnError(codeForStatus(err.status), err.message, { status: err.status })
     } else {
       this.#logger.error({ err, method, path }, 'unhandled error in HTTP handler')
       answer = new AicnError(ErrorCode.INTERNAL, 'internal error')
     }
-    ctx.status = answer.status
-    ctx.set('Content-Type', JSON_TYPE)
-    ctx.body = JSON.stringify(errorBody(answer))
-  }
-
-  async #dispatch (ctx: Context, next: Next): Promise<void> {
-    const route = this.#routes.get(normalizePath(ctx.path))
-    if (route === undefined) {
-      // Give middleware added later through `app` its chance before answering 404.
-      await next()
-      if (ctx.body == null && ctx.status === 404 && !ctx.res.headersSent) {
-        throw new AicnError(ErrorCode.UNSUPPORTED, `no such endpoint: ${ctx.method} ${clip(ctx.path)}`, { status: 404 })
-      }
-      return
-    }
-    ctx.state[ROUTE_LABEL] = route.path
-
-    const method = ctx.method === 'HEAD' ? 'GET' : ctx.method // Koa strips the body of HEAD answers
-    if (!(route.methods as string[]).includes(method)) {
-      const allowed = route.methods.join(', ')
-      ctx.set('Allow', allowed)
-      throw new AicnError(ErrorCode.UNSUPPORTED, `method ${clip(ctx.method)} not allowed on ${route.path}; use ${allowed}`, { status: 405 })
-    }
-
-    let body: Record<string, unknown> | undefined
-    try {
-      if (method === 'POST' && route.readBody !== false && isJsonReadable(ctx.get('Content-Type'))) {
-        body = await readJsonBody(ctx.req, this.#bodyLimit)
-      } else if (route.readBody !== false && !ctx.req.complete) {
-        // A body this route does not use still comes off the socket first: Node closes a connection
-        // whose request is still arriving, and the reset that the unread bytes cause can cut off an
-        // answer larger than the socket's buffers (a GET of the metrics with a body).
-        await discardBody(ctx.req, this.#bodyLimit, UNREAD_BODY_WAIT_MS)
-      }
-    } catch (err) {
-      // The rest of the body is left unread, so this connection cannot carry another request.
-      if (!ctx.req.complete) ctx.set('Connection', 'close')
-      throw err
-    }
-
-    const params = Params.from(ctx.query, body)
-    const reply = await route.handler({ params, request: ctx.request, signal: requestSignal(ctx), ctx })
-    if (reply?.kind === 'stream') {
-      await writeStream(ctx, reply, this.#logger)
-      return
-    }
-    const rendered = render(reply)
-    ctx.status = rendered.status
-    ctx.set('Content-Type', rendered.contentType)
-    if (rendered.headers !== undefined) ctx.set(rendered.headers)
-    ctx.body = rendered.body
+    this.#send(res, answer.status, JSON_TYPE, JSON.stringify(errorBody(answer)))
   }
 
   #onClientError (err: NodeJS.ErrnoException, socket: Duplex): void {
@@ -263,13 +242,9 @@ export class HttpServer {
   }
 }
 
-/** The request's disconnect signal, shared by everyone who asks for it during one request. Exported for
- * middleware added through `app` (e.g. streaming routes). */
-export function requestSignal (ctx: Context): AbortSignal {
-  const existing = ctx.state[SIGNAL] as AbortSignal | undefined
-  if (existing !== undefined) return existing
+/** Aborted when the client goes away before the response is finished. */
+function disconnectSignal (res: ServerResponse): AbortSignal {
   const controller = new AbortController()
-  const res = ctx.res
   if (res.destroyed && !res.writableFinished) {
     controller.abort(new Error('client disconnected'))
   } else {
@@ -278,8 +253,25 @@ export function requestSignal (ctx: Context): AbortSignal {
       if (!res.writableFinished) controller.abort(new Error('client disconnected'))
     })
   }
-  ctx.state[SIGNAL] = controller.signal
   return controller.signal
+}
+
+function header (req: IncomingMessage, name: string): string {
+  const value = req.headers[name.toLowerCase()]
+  return Array.isArray(value) ? value.join(', ') : value ?? ''
+}
+
+/** The path and the query string of a request target; an absolute URL (a proxy's request) counts by its path. */
+function splitUrl (url: string): { path: string, query: string } {
+  let target = url
+  if (!target.startsWith('/')) {
+    try {
+      const parsed = new URL(target)
+      target = parsed.pathname + parsed.search
+    } catch {}
+  }
+  const mark = target.indexOf('?')
+  return mark < 0 ? { path: target, query: '' } : { path: target.slice(0, mark), query: target.slice(mark + 1) }
 }
 
 /** Splits 'host:port', '[::1]:port' or ':port' (all interfaces). */
@@ -309,27 +301,7 @@ function normalizePath (path: string): string {
   return trimmed === '' ? '/' : trimmed
 }
 
-function routeLabel (ctx: Context): string {
-  const ours = ctx.state[ROUTE_LABEL]
-  if (typeof ours === 'string') return ours
-  // @koa/router marks the matched pattern (not the URL) here, which is just as safe as a label.
-  const routers = (ctx as Context & { _matchedRoute?: unknown })._matchedRoute
-  return typeof routers === 'string' ? routers : 'unmatched'
-}
-
 // Request paths and methods are echoed in error messages; keep a giant URL from coming back whole.
 function clip (text: string): string {
   return text.length > 200 ? `${text.slice(0, 200)}...` : text
-}
-
-function isExposedHttpError (err: unknown): err is Error & { status: number } {
-  const e = err as { status?: unknown, expose?: unknown } | null
-  return err instanceof Error && typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && e.expose === true
-}
-
-function codeForStatus (status: number): typeof ErrorCode[keyof typeof ErrorCode] {
-  if (status === 404 || status === 405) return ErrorCode.UNSUPPORTED
-  if (status === 413) return ErrorCode.BUFFER
-  if (status === 403) return ErrorCode.PERMISSION
-  return ErrorCode.PARAM
 }

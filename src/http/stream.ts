@@ -2,13 +2,11 @@
 // tokens reach the client one by one), with backpressure from the client, and stops pulling from the
 // source when the client goes away, which lets the source cancel the model call.
 import { once } from 'node:events'
-import type { Context } from 'koa'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from '../logger.ts'
 import type { StreamReply } from './reply.ts'
 
-export async function writeStream (ctx: Context, reply: StreamReply, log: Logger): Promise<void> {
-  const res = ctx.res
-  ctx.respond = false
+export async function writeStream (req: IncomingMessage, res: ServerResponse, reply: StreamReply, log: Logger): Promise<void> {
   res.writeHead(reply.status, { 'Content-Type': reply.contentType, 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no', ...reply.headers })
   // Headers go out now, before the first token, so the client knows the stream has started.
   res.flushHeaders()
@@ -24,7 +22,7 @@ export async function writeStream (ctx: Context, reply: StreamReply, log: Logger
       }
     }
   } catch (err) {
-    log.debug({ err: (err as Error).message, path: ctx.path }, 'stream failed after it started')
+    log.debug({ err: (err as Error).message, url: req.url }, 'stream failed after it started')
     const tail = reply.onError?.(err)
     if (tail !== undefined && !res.destroyed) res.write(tail)
   } finally {

@@ -3,6 +3,7 @@
 import { Readable } from 'node:stream'
 import { Agent, request, errors as undiciErrors } from 'undici'
 import { AicnError, ErrorCode } from '../errors.ts'
+import { WholeBody } from '../jobs/iterables.ts'
 
 export interface ModelCall {
   url: string
@@ -39,7 +40,7 @@ export class ModelClient {
         method: 'POST',
         dispatcher: this.agent,
         headers: { 'content-type': call.contentType, accept: 'application/json, text/event-stream' },
-        body: call.body instanceof Uint8Array ? call.body : Readable.from(call.body, { objectMode: false }),
+        body: bodyOf(call.body),
         signal: call.signal,
         headersTimeout: call.headersTimeoutMs
       })
@@ -57,6 +58,13 @@ export class ModelClient {
   async close (): Promise<void> {
     await this.agent.close()
   }
+}
+
+/** Bytes known in advance leave with the request head in one write; a stream goes out as it arrives. */
+function bodyOf (body: ModelCall['body']): Uint8Array | Readable {
+  if (body instanceof Uint8Array) return body
+  if (body instanceof WholeBody) return body.bytes
+  return Readable.from(body, { objectMode: false })
 }
 
 function safeOrigin (url: string): string {

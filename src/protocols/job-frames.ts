@@ -157,19 +157,26 @@ export class FrameReader {
   /** The next frame; null when the peer closed its side; throws when the stream failed. */
   async next (): Promise<job.JobFrame | null> {
     for (;;) {
-      const bytes = this.frames.shift()
-      if (bytes !== undefined) {
-        this.queuedBytes -= bytes.byteLength
-        if (this.queuedBytes <= this.highWater / 2 && this.stream.readStatus === 'paused') this.stream.resume()
-        const frame = this.decode(bytes)
-        if (frame.frame === undefined) continue
-        return frame
-      }
-      if (this.failure !== undefined) throw this.failure
-      if (this.ended) return null
+      const frame = this.poll()
+      if (frame !== undefined) return frame
       if (this.stream.readStatus === 'paused') this.stream.resume()
       await new Promise<void>((resolve) => { this.wake = resolve })
     }
+  }
+
+  /** What next() would give without waiting: a frame, null or a throw; undefined when it would wait. */
+  poll (): job.JobFrame | null | undefined {
+    for (;;) {
+      const bytes = this.frames.shift()
+      if (bytes === undefined) break
+      this.queuedBytes -= bytes.byteLength
+      if (this.queuedBytes <= this.highWater / 2 && this.stream.readStatus === 'paused') this.stream.resume()
+      const frame = this.decode(bytes)
+      if (frame.frame !== undefined) return frame
+    }
+    if (this.failure !== undefined) throw this.failure
+    if (this.ended) return null
+    return undefined
   }
 
   /** Nothing received and nothing wrong: the stream can carry another job. */

@@ -7,7 +7,7 @@ import type { JobRequest, JobResponse, JobRunner } from '../jobs/types.ts'
 import type { job } from '../proto/index.ts'
 import type { InboundJob } from './running-jobs.ts'
 import { FrameBatch, FrameError, FrameReader, parseRequestHead, type FrameReaderOptions } from './job-frames.ts'
-import { drop } from '../jobs/iterables.ts'
+import { WholeBody, drop } from '../jobs/iterables.ts'
 import { JOB_PROTOCOL, clip, failed } from './job-common.ts'
 
 /** An idle reused stream is closed by its requester after 30 s; this only catches requesters that forget. */
@@ -118,7 +118,8 @@ async function runJob (stream: Stream, first: job.JobFrame, body: RequestBody, c
     }
     let response: JobResponse
     try {
-      response = await execute({ head, body: body.chunks() }, signal)
+      const chunks = body.start()
+      response = body.error !== undefined ? failed(body.error) : await execute({ head, body: chunks }, signal)
     } catch (err) {
       response = failed(failure(err))
     }
@@ -193,13 +194,36 @@ class RequestBody {
     this.limit = limit
   }
 
-  async * chunks (): AsyncGenerator<Uint8Array> {
+  /** The body for execute. When all of it is here already (a small job comes in one write, head, body
+   * and body_end together) it is a WholeBody, which the model client sends in one write with its own
+   * head; else its chunks as they arrive. A body found broken here sets `error`. */
+  start (): AsyncIterable<Uint8Array> {
+    const early: Uint8Array[] = []
+    try {
+      for (let frame = this.reader.poll(); frame !== undefined; frame = this.reader.poll()) {
+        const chunk = this.accept(frame)
+        if (chunk === null) return new WholeBody(early.length === 1 ? early[0] : Buffer.concat(early))
+        if (chunk !== undefined) early.push(chunk)
+      }
+    } catch (err) {
+      this.broke(err)
+    }
+    return this.chunks(early)
+  }
+
+  private async * chunks (early: Uint8Array[]): AsyncGenerator<Uint8Array> {
+    if (this.error !== undefined) throw this.error
+    yield * early
     try {
       for (let chunk = await this.read(); chunk !== null; chunk = await this.read()) yield chunk
     } catch (err) {
-      this.error = isAicnError(err) ? err : new AicnError(ErrorCode.STREAM, `the request body broke off: ${(err as Error).message}`)
-      throw this.error
+      throw this.broke(err)
     }
+  }
+
+  private broke (err: unknown): AicnError {
+    this.error ??= isAicnError(err) ? err : new AicnError(ErrorCode.STREAM, `the request body broke off: ${(err as Error).message}`)
+    return this.error
   }
 
   /** Reads and discards the rest of the body; true when it ended with body_end within the size limit. */
@@ -222,29 +246,33 @@ class RequestBody {
     if (this.error !== undefined) throw this.error
     for (;;) {
       if (this.complete || this.ended) return null
-      const frame = await this.reader.next()
-      if (frame === null) {
-        this.ended = true
-        return null
-      }
-      if (frame.frame === 'body_end') {
-        this.complete = true
-        return null
-      }
-      if (frame.frame !== 'body_chunk') {
-        const err = new FrameError(`unexpected ${frame.frame ?? 'empty'} frame in the request body`)
-        this.reader.fail(err)
-        throw err
-      }
-      const chunk = frame.body_chunk ?? EMPTY
-      this.size += chunk.byteLength
-      if (this.size > this.limit) {
-        this.error = new AicnError(ErrorCode.BUFFER, `the request body exceeds ${this.limit} bytes`)
-        throw this.error
-      }
-      if (chunk.byteLength > 0) return chunk
+      const chunk = this.accept(await this.reader.next())
+      if (chunk !== undefined) return chunk
     }
   }
-}
 
-const EMPTY = new Uint8Array(0)
+  /** Takes one frame of the body: its bytes, null at the end, undefined for nothing (an empty chunk). */
+  private accept (frame: job.JobFrame | null): Uint8Array | null | undefined {
+    if (frame === null) {
+      this.ended = true
+      return null
+    }
+    if (frame.frame === 'body_end') {
+      this.complete = true
+      return null
+    }
+    if (frame.frame !== 'body_chunk') {
+      const err = new FrameError(`unexpected ${frame.frame ?? 'empty'} frame in the request body`)
+      this.reader.fail(err)
+      throw err
+    }
+    const chunk = frame.body_chunk
+    if (chunk == null || chunk.byteLength === 0) return undefined
+    this.size += chunk.byteLength
+    if (this.size > this.limit) {
+      this.error = new AicnError(ErrorCode.BUFFER, `the request body exceeds ${this.limit} bytes`)
+      throw this.error
+    }
+    return chunk
+  }
+}

@@ -72,13 +72,13 @@ export function jobRoutes (options: JobRouteOptions): Route[] {
 
   const imageEdit = (proxy: boolean) => async (rc: RouteContext): Promise<Reply> => {
     if (!proxy) rc.params.string('node_id', { required: true })
-    const contentType = rc.request.get('content-type')
+    const contentType = rc.header('content-type')
     if (!/^multipart\/form-data;\s*boundary=/i.test(contentType)) {
       throw new AicnError(ErrorCode.PARAM, 'image edit takes a multipart/form-data body (image, mask, prompt, …); routing fields go in the query string')
     }
-    const declared = Number(rc.request.get('content-length'))
+    const declared = Number(rc.header('content-length'))
     if (declared > MAX_UPLOAD_BYTES) throw new AicnError(ErrorCode.BUFFER, `upload exceeds ${MAX_UPLOAD_BYTES} bytes`)
-    const job: Job = { head: head(rc, JobKind.IMAGE_EDIT, proxy, contentType, false), body: { stream: limited(rc.ctx.req, MAX_UPLOAD_BYTES) } }
+    const job: Job = { head: head(rc, JobKind.IMAGE_EDIT, proxy, contentType, false), body: { stream: limited(rc.req, MAX_UPLOAD_BYTES) } }
     const response = await send(rc, job, proxy, true)
     return ok(await readModelJson(response), undefined, servedBy(response))
   }

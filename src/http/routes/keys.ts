@@ -10,7 +10,7 @@ const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/
 
 function adminOnly (handler: (rc: RouteContext) => Promise<Reply>): Route['handler'] {
   return async (rc) => {
-    const address = rc.ctx.req.socket.remoteAddress ?? ''
+    const address = rc.req.socket.remoteAddress ?? ''
     if (!LOOPBACK.test(address)) throw new AicnError(ErrorCode.PERMISSION, 'key administration is only allowed from this machine')
     return await handler(rc)
   }
