@@ -5,6 +5,8 @@ import type { AicnError } from '../errors.ts'
 export type Reply =
   /** `200 {"code":0,"message":"ok","data":…}`; the data key is left out when data is undefined. */
   | { kind: 'envelope', data?: unknown, message?: string, headers?: Record<string, string> }
+  /** The same envelope around data that is JSON text already (a model's answer, passed on as it came). */
+  | { kind: 'envelope-json', dataJson: string, headers?: Record<string, string> }
   /** Bare JSON: some endpoints of the contract (id, swarm/peers, swarm/addrs, pubsub/peers) answer without the envelope. */
   | { kind: 'raw', body: unknown, status?: number, headers?: Record<string, string> }
   /** Anything that is not JSON, e.g. the Prometheus exposition format. */
@@ -23,6 +25,9 @@ export interface StreamReply {
 }
 
 export const ok = (data?: unknown, message?: string, headers?: Record<string, string>): Reply => ({ kind: 'envelope', data, message, headers })
+
+/** ok() for data that is JSON text already; the text must be valid JSON (it is spliced in as it is). */
+export const okJson = (dataJson: string, headers?: Record<string, string>): Reply => ({ kind: 'envelope-json', dataJson, headers })
 
 export const raw = (body: unknown, status?: number, headers?: Record<string, string>): Reply => ({ kind: 'raw', body, status, headers })
 
@@ -45,6 +50,8 @@ export function render (reply: Reply): Rendered {
     case 'envelope':
       // JSON.stringify drops a key whose value is undefined, which is what leaves "data" out.
       return { status: 200, contentType: JSON_TYPE, body: JSON.stringify({ code: 0, message: reply.message ?? 'ok', data: reply.data }), headers: reply.headers }
+    case 'envelope-json':
+      return { status: 200, contentType: JSON_TYPE, body: `{"code":0,"message":"ok","data":${reply.dataJson}}`, headers: reply.headers }
     case 'raw':
       return { status: reply.status ?? 200, contentType: JSON_TYPE, body: JSON.stringify(reply.body) ?? 'null', headers: reply.headers }
     case 'text':

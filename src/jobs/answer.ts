@@ -18,6 +18,12 @@ export function isEventStream (contentType: string): boolean {
 
 /** The answer's JSON on success; throws an AicnError carrying the model's code and message otherwise. */
 export async function readModelJson (response: JobResponse): Promise<unknown> {
+  return (await readModelAnswer(response)).value
+}
+
+/** readModelJson's value together with the JSON text it was parsed from, to pass on without serialising
+ * it again. */
+export async function readModelAnswer (response: JobResponse): Promise<{ value: unknown, text: string }> {
   if (response.error !== undefined) throw new AicnError(response.error.code, response.error.message, { status: response.status })
   const bytes = await collect(response.body, MAX_ANSWER_BYTES)
   if (bytes === undefined) throw new AicnError(ErrorCode.MODEL, `the model's answer is larger than ${MAX_ANSWER_BYTES} bytes`)
@@ -32,7 +38,7 @@ export async function readModelJson (response: JobResponse): Promise<unknown> {
   }
   const failure = modelFailure(response.status, parsed, text, response.contentType)
   if (failure !== undefined) throw failure
-  return parsed
+  return { value: parsed, text }
 }
 
 /** The error a model's answer describes, if any. */

@@ -49,11 +49,12 @@ export async function serveStream (inbound: InboundJob, execute: JobRunner, self
       await runJob(stream, first, body, inbound.controller, execute, selfId, limits.chunkBytes)
       running = false
       // The next job may follow once the whole request body was read: the requester sends it after body_end.
-      if (!reusable || !await within(reader, limits.headTimeoutMs, 'the rest of the request body', async () => await body.drain())) {
+      if (!reusable || !(body.complete || await within(reader, limits.headTimeoutMs, 'the rest of the request body', async () => await body.drain()))) {
         await finish(stream)
         return
       }
-      inbound.controller = new AbortController()
+      // The controller ends the job the stream carries; one that was not used serves the next job too.
+      if (inbound.controller.signal.aborted) inbound.controller = new AbortController()
     }
   } finally {
     running = false
@@ -184,7 +185,7 @@ class RequestBody {
   private readonly limit: number
   private size = 0
   /** body_end seen: the stream can carry the next job */
-  private complete = false
+  complete = false
   /** the stream ended (or failed) instead */
   private ended = false
   private reading: Promise<unknown> = Promise.resolve()

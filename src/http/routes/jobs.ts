@@ -4,10 +4,10 @@
 import { randomUUID } from 'node:crypto'
 import { AicnError, ErrorCode } from '../../errors.ts'
 import type { Job, JobDispatcher } from '../../jobs/dispatcher.ts'
-import { isEventStream, readModelJson } from '../../jobs/answer.ts'
+import { isEventStream, readModelAnswer, readModelJson } from '../../jobs/answer.ts'
 import { checkIpfsNode, uploadImage } from '../../jobs/ipfs.ts'
 import { DEFAULT_TIMEOUT_MS, JobKind, type JobKindValue, type JobResponse, type JobTimeouts } from '../../jobs/types.ts'
-import { ok, type Reply } from '../reply.ts'
+import { ok, okJson, type Reply } from '../reply.ts'
 import type { Route, RouteContext } from '../server.ts'
 import { remoteCall } from './remote-call.ts'
 
@@ -51,7 +51,7 @@ export function jobRoutes (options: JobRouteOptions): Route[] {
     if (stream && response.error === undefined && response.status < 400 && isEventStream(response.contentType)) {
       return sse(response)
     }
-    return ok(await readModelJson(response), undefined, servedBy(response))
+    return okJson((await readModelAnswer(response)).text, servedBy(response))
   }
 
   const imageGen = (proxy: boolean) => async (rc: RouteContext): Promise<Reply> => {
@@ -62,8 +62,8 @@ export function jobRoutes (options: JobRouteOptions): Route[] {
     // For IPFS we need the image bytes, so the model is asked for base64 whatever the client said.
     const bytes = modelBody(rc, ipfs === undefined ? {} : { response_format: 'b64_json' })
     const response = await send(rc, { head: head(rc, JobKind.IMAGE_GEN, proxy, 'application/json', false), body: { bytes } }, proxy, false)
+    if (ipfs === undefined) return okJson((await readModelAnswer(response)).text, servedBy(response))
     const answer = await readModelJson(response)
-    if (ipfs === undefined) return ok(answer, undefined, servedBy(response))
     const images = ((answer as { data?: Array<{ b64_json?: string }> }).data ?? []).map((d) => d.b64_json).filter((b): b is string => typeof b === 'string')
     if (images.length === 0) throw new AicnError(ErrorCode.MODEL, 'the model returned no image to upload')
     const choices = await Promise.all(images.map(async (b64) => await uploadImage(ipfs, Buffer.from(b64, 'base64'), rc.signal)))
@@ -80,7 +80,7 @@ export function jobRoutes (options: JobRouteOptions): Route[] {
     if (declared > MAX_UPLOAD_BYTES) throw new AicnError(ErrorCode.BUFFER, `upload exceeds ${MAX_UPLOAD_BYTES} bytes`)
     const job: Job = { head: head(rc, JobKind.IMAGE_EDIT, proxy, contentType, false), body: { stream: limited(rc.req, MAX_UPLOAD_BYTES) } }
     const response = await send(rc, job, proxy, true)
-    return ok(await readModelJson(response), undefined, servedBy(response))
+    return okJson((await readModelAnswer(response)).text, servedBy(response))
   }
 
   const post = (path: string, handler: Route['handler'], readBody = true): Route => ({ path: `/api/v0${path}`, methods: ['POST'], handler, readBody })
