@@ -101,6 +101,8 @@ const TPUT_REQUESTS = intArg(args['tput-requests'], QUICK ? 300 : 2_000, 'tput-r
 const TPUT_MS = intArg(args['tput-seconds'], QUICK ? 10 : 60, 'tput-seconds', 600) * 1000
 const MEM_JOBS = intArg(args['mem-jobs'], QUICK ? 1_000 : 10_000, 'mem-jobs', 1_000_000)
 const CPU_REQUESTS = Math.min(REQUESTS, 1_000)
+/** requests per path before the next path's turn, in the block-wise latency measurement */
+const LATENCY_BLOCK = 100
 /** --perf --top N: also list each daemon's N hottest JS functions */
 const TOP = args.top === undefined ? 0 : intArg(args.top, 0, 'top', 1_000)
 const CONCURRENCY = [1, 16, 64]
@@ -615,12 +617,13 @@ async function latencyMode (): Promise<void> {
   agent = useAgent(new Agent({ connections: 16, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 60_000, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS }))
   const { m1, b, w1 } = await startPair(async (spec) => await startDaemon(spec, ''))
   const paths = [directTarget(m1.url, '(a) direct to the model'), apiTarget(w1.api, '(b) W1 API, node_id = W1 (local)', w1.peerId), apiTarget(b.api, '(c) B API, node_id = W1 (two nodes)', w1.peerId)]
-  log(`non-stream latency: ${WARMUP} warm-up + ${REQUESTS} requests per path, interleaved`)
+  log(`non-stream latency: ${WARMUP} warm-up + ${REQUESTS} requests per path, interleaved request by request, then in blocks of ${LATENCY_BLOCK}`)
   const latency = await interleavedLatency(paths, WARMUP, REQUESTS)
+  const blocks = await interleavedLatency(paths, Math.min(WARMUP, LATENCY_BLOCK), REQUESTS, LATENCY_BLOCK)
   const cpuRows: CpuRow[] = []
   for (const target of paths) cpuRows.push(await cpuPerRequest(target, CPU_REQUESTS, { client: process.pid, B: b.pid, W1: w1.pid, M1: m1.child.pid }))
   const lines = [`Node ${process.version}; load average ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`, '']
-  lines.push(...latencyTable(latency), '', ...cpuTable(cpuRows))
+  lines.push('Paths interleaved request by request:', '', ...latencyTable(latency), '', `In blocks of ${LATENCY_BLOCK} requests per path:`, '', ...latencyTable(blocks), '', ...cpuTable(cpuRows))
   process.stdout.write(lines.join('\n') + '\n')
 }
 
@@ -803,6 +806,8 @@ async function main (): Promise<void> {
   // optimising the libp2p code long after the 200 warm-up requests).
   log(`non-stream latency once more, warm: ${REQUESTS} requests per path, interleaved`)
   const warmLatency = await interleavedLatency([direct, local, twoNodes], Math.min(WARMUP, 50), REQUESTS)
+  log(`non-stream latency, warm, in blocks of ${LATENCY_BLOCK}: ${REQUESTS} requests per path`)
+  const warmBlocks = await interleavedLatency([direct, local, twoNodes], Math.min(WARMUP, LATENCY_BLOCK), REQUESTS, LATENCY_BLOCK)
   const loadAfter = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')
 
   // ---- Report
@@ -811,7 +816,9 @@ async function main (): Promise<void> {
   lines.push(`### Non-stream chat latency (ms; ${int(REQUESTS)} sequential requests per path after ${WARMUP} warm-up, paths interleaved)`, '')
   lines.push(...latencyTable(latency))
   lines.push('', `The same at the end of the run, after the throughput and memory phases (JIT warm; ${int(REQUESTS)} requests per path):`, '')
-  lines.push(...latencyTable(warmLatency), '', ...cpuTable(cpuRows))
+  lines.push(...latencyTable(warmLatency))
+  lines.push('', `The same, warm, with the paths taking turns every ${LATENCY_BLOCK} requests instead of every request (each path's processes stay busy meanwhile, as on a node serving steady traffic):`, '')
+  lines.push(...latencyTable(warmBlocks), '', ...cpuTable(cpuRows))
 
   const [sa] = streams
   lines.push('', `### Streamed chat (ms; ${int(STREAMS)} streams per path after ${STREAM_WARMUP} warm-up, interleaved)`, '')
@@ -844,10 +851,10 @@ async function main (): Promise<void> {
   lines.push('', '| when | B | W1 | W2 |', '|---|---|---|---|')
   for (const t of rssTimeline) lines.push(`| ${t.when} | ${f1(t.B)} | ${f1(t.W1)} | ${f1(t.W2)} |`)
 
-  const errorsSeen = latency.some((r) => r.errors > 0) || warmLatency.some((r) => r.errors > 0) || streams.some((r) => r.errors > 0) || tput.some((r) => r.errors > 0) || memRounds.some((m) => m.errors > 0)
+  const errorsSeen = [...latency, ...warmLatency, ...warmBlocks].some((r) => r.errors > 0) || streams.some((r) => r.errors > 0) || tput.some((r) => r.errors > 0) || memRounds.some((m) => m.errors > 0)
   if (errorsSeen) {
     lines.push('', 'First errors:')
-    for (const r of [...latency, ...warmLatency, ...streams]) if (r.errors > 0) lines.push(`- ${r.name}: ${r.firstErrors.join(' | ')}`)
+    for (const r of [...latency, ...warmLatency, ...warmBlocks, ...streams]) if (r.errors > 0) lines.push(`- ${r.name}: ${r.firstErrors.join(' | ')}`)
   }
   process.stdout.write(lines.join('\n') + '\n')
 }

@@ -210,34 +210,43 @@ export function directTarget (modelUrl: string, name: string, stream = false): T
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Sequential latency (the paths interleaved request by request) and CPU per request (one path alone)
+// Sequential latency (the paths interleaved request by request, or in blocks) and CPU per request (one
+// path alone)
 
 export interface LatencyResult { name: string, summary: Summary, errors: number, firstErrors: string[] }
 
-export async function interleavedLatency (targets: Target[], warmup: number, count: number): Promise<LatencyResult[]> {
+/** `warmup` + `count` sequential requests per path, the paths taking turns every `block` requests (1: request
+ * by request, so that every path sees the same moments of a noisy machine; larger: each path's processes
+ * stay busy for a while, as on a node that serves steady traffic). */
+export async function interleavedLatency (targets: Target[], warmup: number, count: number, block = 1): Promise<LatencyResult[]> {
   const samples = targets.map(() => [] as number[])
   const errors = targets.map(() => 0)
   const firstErrors: string[][] = targets.map(() => [])
   const deadline = performance.now() + PHASE_MS
-  for (let i = 0; i < warmup + count && performance.now() < deadline; i++) {
+  const perPath = warmup + count
+  for (let round = 0; round * block < perPath && performance.now() < deadline; round++) {
     for (let k = 0; k < targets.length; k++) {
-      const j = (i + k) % targets.length // rotate the order so no path always goes first
-      const target = targets[j]!
-      try {
-        const r = await post(target)
-        if (r.error !== undefined) {
-          errors[j]!++
-          if (firstErrors[j]!.length < 3) firstErrors[j]!.push(r.error)
-        } else if (i >= warmup) {
-          samples[j]!.push(r.ms)
-        }
-      } catch (err) {
+      const j = (round + k) % targets.length // rotate the order so no path always goes first
+      for (let i = round * block; i < Math.min(perPath, (round + 1) * block); i++) {
+        const error = await timed(targets[j]!, i >= warmup ? samples[j]! : undefined)
+        if (error === undefined) continue
         errors[j]!++
-        if (firstErrors[j]!.length < 3) firstErrors[j]!.push((err as Error).message)
+        if (firstErrors[j]!.length < 3) firstErrors[j]!.push(error)
       }
     }
   }
   return targets.map((t, j) => ({ name: t.name, summary: summarize(samples[j]!), errors: errors[j]!, firstErrors: firstErrors[j]! }))
+}
+
+/** One request; its time goes into `samples` (if given) when it succeeded; returns the error if not. */
+async function timed (target: Target, samples: number[] | undefined): Promise<string | undefined> {
+  try {
+    const r = await post(target)
+    if (r.error !== undefined) return r.error
+    samples?.push(r.ms)
+  } catch (err) {
+    return (err as Error).message
+  }
 }
 
 export interface CpuRow { name: string, latency: Summary, perRequestUs: Record<string, number>, writes: Record<string, number>, reads: Record<string, number> }

@@ -77,7 +77,13 @@ export class HttpServer {
     const { host, port } = parseAddr(addr)
     // Without a Host header, Node would answer a bare 400 before our handler could give a JSON error;
     // the API does not need the header at all.
-    const server = createServer({ requireHostHeader: false }, (req, res) => { void this.#handle(req, res) })
+    const server = createServer({ requireHostHeader: false }, (req, res) => {
+      this.#handle(req, res).catch((err: unknown) => {
+        // Only a bug in the error answer itself gets here; the connection cannot be trusted any more.
+        this.#logger.error({ err }, 'HTTP request handling failed')
+        res.destroy()
+      })
+    })
     // Node answers an unknown `Expect:` with an empty 417; answer in our error shape instead.
     server.on('checkExpectation', (req, res) => {
       res.writeHead(400, { 'Content-Type': JSON_TYPE, Connection: 'close' })
