@@ -3,7 +3,7 @@
 //   npm run build && node dist/scripts/bench/jobs.js [--quick] [--requests 2000] [--warmup 200]
 //        [--streams 200] [--tput-requests 2000] [--tput-seconds 60] [--mem-jobs 10000]
 //   npm run build && node dist/scripts/bench/jobs.js --perf [--requests 2000] [--warmup 3000] [--top 40]   (Linux `perf`)
-//   npm run build && node dist/scripts/bench/jobs.js --latency [--requests 2000] [--warmup 3000]   (phase 1 only)
+//   npm run build && node dist/scripts/bench/jobs.js --latency [--requests 2000] [--warmup 3000] [--repeat 3]   (phase 1 only)
 //
 // Run from dist/ (test/integration/harness.ts finds bin/aicn.js relative to its compiled location).
 // Everything listens on 127.0.0.1 only. The network: an input node B, workers W1 and W2, each worker with
@@ -29,11 +29,15 @@
 //   5. Memory: VmRSS of B, W1, W2 before, sampled during and after 10,000 proxied jobs (concurrency 16),
 //      twice; "after" is read after a 5 s settle and again after a forced full GC (the daemons' inspector
 //      is switched on with SIGUSR1 on a random 127.0.0.1 port only for this).
-//   6. Phase 1's latencies once more at the end, with the JIT warm.
+//   6. Phase 1's latencies once more at the end, with the JIT warm; then each API path interleaved with the
+//      direct call alone, --repeat times (default 3): with all three paths interleaved, W1 switches between
+//      its HTTP API and the job protocol on every request, and the two-node path pays for that too.
+// With --latency, only phase 1, the pairwise runs of phase 6 and the CPU table, for quick comparisons.
 // With --perf, only this instead: `perf record` (CPU-time sampling, 1999 Hz, call graphs; the daemons
 // run with --perf-basic-prof --interpreted-frames-native-stack so JS frames have names) on B and W1
 // over sequential two-node requests, every sample charged to the innermost frame that belongs to a
-// known component (noise, pnet, yamux, peer store, …); node internals are charged to their caller.
+// known component (noise, pnet, yamux, peer store, …); node internals are charged to their caller. With
+// --top N also each daemon's N hottest JS functions, by their own samples and by everything below them.
 // (V8's own --cpu-prof samples wall-clock time: on 2 cores a daemon preempted right after a socket
 // write, by the process it woke, shows that wait as time spent in writeBuffer. perf does not.) V8 writes
 // the symbol maps to /tmp/perf-<pid>.map, whatever TMPDIR says; they are removed at the end.
@@ -72,7 +76,7 @@ import type { Host } from '../../src/p2p/host.ts'
 import {
   childPids, cpuPerRequest, directTarget, f0, f1, f2, int, interleavedLatency, intArg, JSON_HEADERS, load, log, MESSAGES, MODEL, PHASE_MS,
   post, REPLY, REQUEST_TIMEOUT_MS, rssMb, signed, startDaemon, startModelProcess, stopStarted, summarize, syscalls, TOKEN_COUNT, TOKEN_DELAY_MS, useAgent,
-  type CpuRow, type LoadResult, type Summary, type Target
+  type CpuRow, type LatencyResult, type LoadResult, type Summary, type Target
 } from './lib.ts'
 
 // ---------------------------------------------------------------------------------------------------
@@ -89,7 +93,8 @@ const { values: args } = parseArgs({
     'mem-jobs': { type: 'string' },
     perf: { type: 'boolean', default: false },
     latency: { type: 'boolean', default: false },
-    top: { type: 'string' }
+    top: { type: 'string' },
+    repeat: { type: 'string' }
   }
 })
 const QUICK = args.quick
@@ -101,8 +106,8 @@ const TPUT_REQUESTS = intArg(args['tput-requests'], QUICK ? 300 : 2_000, 'tput-r
 const TPUT_MS = intArg(args['tput-seconds'], QUICK ? 10 : 60, 'tput-seconds', 600) * 1000
 const MEM_JOBS = intArg(args['mem-jobs'], QUICK ? 1_000 : 10_000, 'mem-jobs', 1_000_000)
 const CPU_REQUESTS = Math.min(REQUESTS, 1_000)
-/** requests per path before the next path's turn, in the block-wise latency measurement */
-const LATENCY_BLOCK = 100
+/** how often each path is measured beside the direct call alone */
+const PAIR_RUNS = intArg(args.repeat, 3, 'repeat', 100)
 /** --perf --top N: also list each daemon's N hottest JS functions */
 const TOP = args.top === undefined ? 0 : intArg(args.top, 0, 'top', 1_000)
 const CONCURRENCY = [1, 16, 64]
@@ -540,7 +545,7 @@ function component (symbol: string, dso: string): string | undefined {
   return undefined // other node internals (streams, events, net, timers, crypto) are charged to their caller
 }
 
-interface PerfSummary { samples: number, cpuMs: number, components: Array<[string, number]>, jsFunctions: Array<[string, number]> }
+interface PerfSummary { samples: number, cpuMs: number, components: Array<[string, number]>, jsFunctions: Array<[string, number]>, inclusive: Array<[string, number]> }
 
 async function summarizePerf (dataFile: string): Promise<PerfSummary> {
   const script = spawn('perf', ['script', '-i', dataFile, '-F', 'tid,ip,sym,dso'], { stdio: ['ignore', 'pipe', 'ignore'] })
@@ -548,6 +553,8 @@ async function summarizePerf (dataFile: string): Promise<PerfSummary> {
   const counts = new Map<string, number>()
   /** main-thread user-space samples by their innermost JS function (--top) */
   const jsCounts = new Map<string, number>()
+  /** main-thread samples (kernel time included) with each JS function anywhere on the stack (--top) */
+  const inclusiveCounts = new Map<string, number>()
   let samples = 0
   let frames: string[] = []
   let mainThread = true
@@ -564,8 +571,10 @@ async function summarizePerf (dataFile: string): Promise<PerfSummary> {
     }
     name ??= 'node / V8 runtime (event loop, streams, builtins)'
     counts.set(name, (counts.get(name) ?? 0) + 1)
-    const js = mainThread && !/\(\[kernel/.test(frames[0]!) ? frames.map((f) => /\sJS:[*^~+-]?(.+?)\s+\([^()]*\)\s*$/.exec(f)?.[1]).find((f) => f !== undefined) : undefined
+    const names = mainThread ? frames.map((f) => /\sJS:[*^~+-]?(.+?)\s+\([^()]*\)\s*$/.exec(f)?.[1]) : []
+    const js = /\(\[kernel/.test(frames[0]!) ? undefined : names.find((f) => f !== undefined)
     if (js !== undefined) jsCounts.set(js, (jsCounts.get(js) ?? 0) + 1)
+    for (const name of new Set(names)) if (name !== undefined) inclusiveCounts.set(name, (inclusiveCounts.get(name) ?? 0) + 1)
     frames = []
   }
   let pid = 0
@@ -595,7 +604,7 @@ async function summarizePerf (dataFile: string): Promise<PerfSummary> {
   flush()
   perfRecorders.delete(script)
   const sorted = (m: Map<string, number>): Array<[string, number]> => [...m].sort((a, b) => b[1] - a[1])
-  return { samples, cpuMs: samples * 1000 / PERF_HZ, components: sorted(counts), jsFunctions: sorted(jsCounts) }
+  return { samples, cpuMs: samples * 1000 / PERF_HZ, components: sorted(counts), jsFunctions: sorted(jsCounts), inclusive: sorted(inclusiveCounts) }
 }
 
 const PERF_HZ = 1999
@@ -617,13 +626,13 @@ async function latencyMode (): Promise<void> {
   agent = useAgent(new Agent({ connections: 16, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 60_000, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS }))
   const { m1, b, w1 } = await startPair(async (spec) => await startDaemon(spec, ''))
   const paths = [directTarget(m1.url, '(a) direct to the model'), apiTarget(w1.api, '(b) W1 API, node_id = W1 (local)', w1.peerId), apiTarget(b.api, '(c) B API, node_id = W1 (two nodes)', w1.peerId)]
-  log(`non-stream latency: ${WARMUP} warm-up + ${REQUESTS} requests per path, interleaved request by request, then in blocks of ${LATENCY_BLOCK}`)
+  log(`non-stream latency: ${WARMUP} warm-up + ${REQUESTS} requests per path, the three interleaved, then each beside the direct call`)
   const latency = await interleavedLatency(paths, WARMUP, REQUESTS)
-  const blocks = await interleavedLatency(paths, Math.min(WARMUP, LATENCY_BLOCK), REQUESTS, LATENCY_BLOCK)
+  const pairs = await pairwiseLatency(paths[0]!, [paths[2]!, paths[1]!])
   const cpuRows: CpuRow[] = []
   for (const target of paths) cpuRows.push(await cpuPerRequest(target, CPU_REQUESTS, { client: process.pid, B: b.pid, W1: w1.pid, M1: m1.child.pid }))
   const lines = [`Node ${process.version}; load average ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`, '']
-  lines.push('Paths interleaved request by request:', '', ...latencyTable(latency), '', `In blocks of ${LATENCY_BLOCK} requests per path:`, '', ...latencyTable(blocks), '', ...cpuTable(cpuRows))
+  lines.push('The three paths interleaved request by request:', '', ...latencyTable(latency), '', ...pairwiseTable(pairs), '', ...cpuTable(cpuRows))
   process.stdout.write(lines.join('\n') + '\n')
 }
 
@@ -677,6 +686,9 @@ async function perfMode (): Promise<void> {
       if (TOP === 0) break
       lines.push('', `${files[k]!.name}: the ${TOP} innermost JS functions with the most user-space samples (µs per request, node internals included, kernel time not)`, '')
       for (const [fn, count] of s.jsFunctions.slice(0, TOP)) lines.push(`    ${perRequest(s, count).padStart(5)}  ${fn}`)
+      lines.push('', `${files[k]!.name}: the ${TOP} JS functions of aicn and libp2p with the most samples anywhere below them (inclusive µs per request, kernel included)`, '')
+      const ours = s.inclusive.filter(([fn]) => /\/dist\/src\/|@libp2p|libp2p-|uint8arraylist|undici|node:_http/.test(fn))
+      for (const [fn, count] of ours.slice(0, TOP)) lines.push(`    ${perRequest(s, count).padStart(5)}  ${fn}`)
     }
   }
   process.stdout.write(lines.join('\n') + '\n')
@@ -806,8 +818,7 @@ async function main (): Promise<void> {
   // optimising the libp2p code long after the 200 warm-up requests).
   log(`non-stream latency once more, warm: ${REQUESTS} requests per path, interleaved`)
   const warmLatency = await interleavedLatency([direct, local, twoNodes], Math.min(WARMUP, 50), REQUESTS)
-  log(`non-stream latency, warm, in blocks of ${LATENCY_BLOCK}: ${REQUESTS} requests per path`)
-  const warmBlocks = await interleavedLatency([direct, local, twoNodes], Math.min(WARMUP, LATENCY_BLOCK), REQUESTS, LATENCY_BLOCK)
+  const warmPairs = await pairwiseLatency(direct, [twoNodes, local])
   const loadAfter = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')
 
   // ---- Report
@@ -817,8 +828,7 @@ async function main (): Promise<void> {
   lines.push(...latencyTable(latency))
   lines.push('', `The same at the end of the run, after the throughput and memory phases (JIT warm; ${int(REQUESTS)} requests per path):`, '')
   lines.push(...latencyTable(warmLatency))
-  lines.push('', `The same, warm, with the paths taking turns every ${LATENCY_BLOCK} requests instead of every request (each path's processes stay busy meanwhile, as on a node serving steady traffic):`, '')
-  lines.push(...latencyTable(warmBlocks), '', ...cpuTable(cpuRows))
+  lines.push('', ...pairwiseTable(warmPairs), '', ...cpuTable(cpuRows))
 
   const [sa] = streams
   lines.push('', `### Streamed chat (ms; ${int(STREAMS)} streams per path after ${STREAM_WARMUP} warm-up, interleaved)`, '')
@@ -851,12 +861,45 @@ async function main (): Promise<void> {
   lines.push('', '| when | B | W1 | W2 |', '|---|---|---|---|')
   for (const t of rssTimeline) lines.push(`| ${t.when} | ${f1(t.B)} | ${f1(t.W1)} | ${f1(t.W2)} |`)
 
-  const errorsSeen = [...latency, ...warmLatency, ...warmBlocks].some((r) => r.errors > 0) || streams.some((r) => r.errors > 0) || tput.some((r) => r.errors > 0) || memRounds.some((m) => m.errors > 0)
+  const errorsSeen = [...latency, ...warmLatency, ...warmPairs.flatMap((p) => p.results)].some((r) => r.errors > 0) || streams.some((r) => r.errors > 0) || tput.some((r) => r.errors > 0) || memRounds.some((m) => m.errors > 0)
   if (errorsSeen) {
     lines.push('', 'First errors:')
-    for (const r of [...latency, ...warmLatency, ...warmBlocks, ...streams]) if (r.errors > 0) lines.push(`- ${r.name}: ${r.firstErrors.join(' | ')}`)
+    for (const r of [...latency, ...warmLatency, ...warmPairs.flatMap((p) => p.results), ...streams]) if (r.errors > 0) lines.push(`- ${r.name}: ${r.firstErrors.join(' | ')}`)
   }
   process.stdout.write(lines.join('\n') + '\n')
+}
+
+interface Pair { run: number, results: LatencyResult[] }
+
+/** Each path interleaved with the direct call and nothing else, PAIR_RUNS times: a third path on the same
+ * worker (the local API beside the job protocol) makes that worker switch between two code paths on
+ * every request, which the two-node path then pays for too. */
+async function pairwiseLatency (direct: Target, paths: Target[]): Promise<Pair[]> {
+  const pairs: Pair[] = []
+  for (let run = 1; run <= PAIR_RUNS; run++) {
+    for (const path of paths) {
+      log(`${path.name} beside the direct call, run ${run} of ${PAIR_RUNS}: ${REQUESTS} requests each`)
+      pairs.push({ run, results: await interleavedLatency([direct, path], 50, REQUESTS) })
+    }
+  }
+  return pairs
+}
+
+function pairwiseTable (pairs: Pair[]): string[] {
+  const lines = [`Each path interleaved with the direct call alone (${int(REQUESTS)} requests each, ${PAIR_RUNS} runs):`, '']
+  lines.push('| run | path | direct p50 | path p50 | **added p50** | direct p99 | path p99 | added p99 | errors |', '|---|---|---|---|---|---|---|---|---|')
+  const added = new Map<string, number[]>()
+  for (const { run, results: [a, x] } of pairs) {
+    const list = added.get(x!.name) ?? []
+    list.push(x!.summary.p50 - a!.summary.p50)
+    added.set(x!.name, list)
+    lines.push(`| ${run} | ${x!.name} | ${f2(a!.summary.p50)} | ${f2(x!.summary.p50)} | **${signed(x!.summary.p50 - a!.summary.p50)}** | ${f2(a!.summary.p99)} | ${f2(x!.summary.p99)} | ${signed(x!.summary.p99 - a!.summary.p99)} | ${a!.errors + x!.errors} |`)
+  }
+  for (const [name, list] of added) {
+    const sorted = [...list].sort((p, q) => p - q)
+    lines.push('', `${name}: added p50 median ${signed(sorted[sorted.length >> 1]!)} ms over ${list.length} runs (min ${signed(sorted[0]!)}, max ${signed(sorted[sorted.length - 1]!)}).`)
+  }
+  return lines
 }
 
 /** Latency per path, added against the first (direct) path, and the second node alone (c − b). */

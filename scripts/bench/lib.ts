@@ -210,29 +210,24 @@ export function directTarget (modelUrl: string, name: string, stream = false): T
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Sequential latency (the paths interleaved request by request, or in blocks) and CPU per request (one
-// path alone)
+// Sequential latency (the paths interleaved request by request) and CPU per request (one path alone)
 
 export interface LatencyResult { name: string, summary: Summary, errors: number, firstErrors: string[] }
 
-/** `warmup` + `count` sequential requests per path, the paths taking turns every `block` requests (1: request
- * by request, so that every path sees the same moments of a noisy machine; larger: each path's processes
- * stay busy for a while, as on a node that serves steady traffic). */
-export async function interleavedLatency (targets: Target[], warmup: number, count: number, block = 1): Promise<LatencyResult[]> {
+/** `warmup` + `count` sequential requests per path, the paths taking turns request by request (rotating
+ * which goes first), so that every path sees the same moments of a noisy machine. */
+export async function interleavedLatency (targets: Target[], warmup: number, count: number): Promise<LatencyResult[]> {
   const samples = targets.map(() => [] as number[])
   const errors = targets.map(() => 0)
   const firstErrors: string[][] = targets.map(() => [])
   const deadline = performance.now() + PHASE_MS
-  const perPath = warmup + count
-  for (let round = 0; round * block < perPath && performance.now() < deadline; round++) {
+  for (let i = 0; i < warmup + count && performance.now() < deadline; i++) {
     for (let k = 0; k < targets.length; k++) {
-      const j = (round + k) % targets.length // rotate the order so no path always goes first
-      for (let i = round * block; i < Math.min(perPath, (round + 1) * block); i++) {
-        const error = await timed(targets[j]!, i >= warmup ? samples[j]! : undefined)
-        if (error === undefined) continue
-        errors[j]!++
-        if (firstErrors[j]!.length < 3) firstErrors[j]!.push(error)
-      }
+      const j = (i + k) % targets.length
+      const error = await timed(targets[j]!, i >= warmup ? samples[j]! : undefined)
+      if (error === undefined) continue
+      errors[j]!++
+      if (firstErrors[j]!.length < 3) firstErrors[j]!.push(error)
     }
   }
   return targets.map((t, j) => ({ name: t.name, summary: summarize(samples[j]!), errors: errors[j]!, firstErrors: firstErrors[j]! }))
