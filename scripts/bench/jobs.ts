@@ -619,7 +619,7 @@ async function startPair (start: (spec: NodeSpec) => Promise<TestNode>): Promise
   return { m1, b, w1 }
 }
 
-/** --latency: phase 1 alone (interleaved latency, then CPU and syscalls per request), for quick comparisons. */
+/** --latency: phase 1 (the three paths interleaved), the pairwise runs and the CPU per request, for quick comparisons. */
 async function latencyMode (): Promise<void> {
   root = await mkdtemp(join(tmpdir(), 'aicn-bench-jobs-'))
   process.env.TMPDIR = root
