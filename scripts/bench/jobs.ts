@@ -10,9 +10,12 @@
 // its own fake model server (M1, M2: scripts/fake-model.ts in a process of its own, 20 tokens,
 // 5 ms between streamed tokens), one pre-shared key. The client is this process, with a keep-alive undici
 // Agent so that connection setup is never measured. What it measures:
-//   1. Non-stream chat latency, sequential, the three paths interleaved request by request:
+//   1. Non-stream chat latency, sequential, the four paths interleaved request by request:
 //      (a) direct to M1, (b) W1's own API (`node_id` = W1, local path), (c) B's API with `node_id` = W1
-//      (client → B → W1 → M1). Added latency b−a and c−a at p50 / p99. Then each path alone for a while,
+//      (client → B → W1 → M1), (d) the floor: the same two process hops through a bare Node relay pair
+//      (bare-relay.ts: HTTP → one TCP frame → HTTP, no libp2p, no aicn), i.e. what the machine and Node
+//      alone charge for two more processes. Added latency against (a) at p50 / p99, and c − d: what
+//      libp2p and aicn cost over that floor. Then each path alone for a while,
 //      with the CPU time (/proc/<pid>/stat) and write/read syscalls (/proc/<pid>/io) of every process
 //      per request.
 //   2. Streamed chat, the same three paths: time to the response head, to the first content token, the
@@ -75,7 +78,7 @@ import { JobKind } from '../../src/jobs/types.ts'
 import type { Host } from '../../src/p2p/host.ts'
 import {
   childPids, cpuPerRequest, directTarget, f0, f1, f2, int, interleavedLatency, intArg, JSON_HEADERS, load, log, MESSAGES, MODEL, PHASE_MS,
-  post, REPLY, REQUEST_TIMEOUT_MS, rssMb, signed, startDaemon, startModelProcess, stopStarted, summarize, syscalls, TOKEN_COUNT, TOKEN_DELAY_MS, useAgent,
+  post, REPLY, REQUEST_TIMEOUT_MS, rssMb, signed, startBareRelay, startDaemon, startModelProcess, stopStarted, summarize, syscalls, TOKEN_COUNT, TOKEN_DELAY_MS, useAgent,
   type CpuRow, type LatencyResult, type LoadResult, type Summary, type Target
 } from './lib.ts'
 
@@ -115,6 +118,7 @@ const MEM_CONCURRENCY = 16
 const MEM_ROUNDS = 2
 
 const PSK = 'bd'.repeat(32)
+const FLOOR = '(d) bare Node relay pair, no libp2p, no aicn (floor)'
 const PROJECT = 'BenchJobs'
 const SETTLE_MS = 5_000
 const RSS_SAMPLE_MS = 250
@@ -177,6 +181,21 @@ function apiTarget (api: string, name: string, nodeId: string | undefined, strea
         if (body.code !== 0 || body.data?.choices?.[0]?.message?.content !== REPLY) return `unexpected answer ${text.slice(0, 200)}`
         if (!proxy && headers['x-aicn-node'] !== nodeId) return `served by ${String(headers['x-aicn-node'])}, not ${nodeId}`
         return undefined
+      } catch { return `not JSON: ${text.slice(0, 200)}` }
+    }
+  }
+}
+
+/** The floor path (d): the same body as the direct call, through the bare relay pair (bare-relay.ts). */
+function floorTarget (url: string): Target {
+  return {
+    name: FLOOR,
+    url,
+    body: directTarget(url, FLOOR).body,
+    check: (status, text) => {
+      if (status !== 200) return `HTTP ${status}: ${text.slice(0, 200)}`
+      try {
+        return JSON.parse(text).data?.choices?.[0]?.message?.content === REPLY ? undefined : `unexpected answer ${text.slice(0, 200)}`
       } catch { return `not JSON: ${text.slice(0, 200)}` }
     }
   }
@@ -625,14 +644,17 @@ async function latencyMode (): Promise<void> {
   process.env.TMPDIR = root
   agent = useAgent(new Agent({ connections: 16, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 60_000, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS }))
   const { m1, b, w1 } = await startPair(async (spec) => await startDaemon(spec, ''))
-  const paths = [directTarget(m1.url, '(a) direct to the model'), apiTarget(w1.api, '(b) W1 API, node_id = W1 (local)', w1.peerId), apiTarget(b.api, '(c) B API, node_id = W1 (two nodes)', w1.peerId)]
-  log(`non-stream latency: ${WARMUP} warm-up + ${REQUESTS} requests per path, the three interleaved, then each beside the direct call`)
+  const relay = await startBareRelay(m1.url)
+  const floor = floorTarget(relay.url)
+  const paths = [directTarget(m1.url, '(a) direct to the model'), apiTarget(w1.api, '(b) W1 API, node_id = W1 (local)', w1.peerId), apiTarget(b.api, '(c) B API, node_id = W1 (two nodes)', w1.peerId), floor]
+  log(`non-stream latency: ${WARMUP} warm-up + ${REQUESTS} requests per path, the four interleaved, then each beside the direct call`)
   const latency = await interleavedLatency(paths, WARMUP, REQUESTS)
-  const pairs = await pairwiseLatency(paths[0]!, [paths[2]!, paths[1]!])
+  const pairs = await pairwiseLatency(paths[0]!, [paths[2]!, floor, paths[1]!])
   const cpuRows: CpuRow[] = []
-  for (const target of paths) cpuRows.push(await cpuPerRequest(target, CPU_REQUESTS, { client: process.pid, B: b.pid, W1: w1.pid, M1: m1.child.pid }))
+  for (const target of paths.slice(0, 3)) cpuRows.push(await cpuPerRequest(target, CPU_REQUESTS, { client: process.pid, B: b.pid, W1: w1.pid, M1: m1.child.pid }))
+  cpuRows.push(await cpuPerRequest(floor, CPU_REQUESTS, { client: process.pid, B: relay.entry.pid, W1: relay.exit.pid, M1: m1.child.pid }))
   const lines = [`Node ${process.version}; load average ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`, '']
-  lines.push('The three paths interleaved request by request:', '', ...latencyTable(latency), '', ...pairwiseTable(pairs), '', ...cpuTable(cpuRows))
+  lines.push('The four paths interleaved request by request:', '', ...latencyTable(latency), '', ...pairwiseTable(pairs), '', ...cpuTable(cpuRows))
   process.stdout.write(lines.join('\n') + '\n')
 }
 
@@ -737,12 +759,15 @@ async function main (): Promise<void> {
   const direct = directTarget(m1.url, '(a) direct to the model')
   const local = apiTarget(w1.api, '(b) W1 API, node_id = W1 (local)', w1.peerId)
   const twoNodes = apiTarget(b.api, '(c) B API, node_id = W1 (two nodes)', w1.peerId)
+  const relay = await startBareRelay(m1.url)
+  const floor = floorTarget(relay.url)
   log(`non-stream latency: ${WARMUP} warm-up + ${REQUESTS} requests per path, interleaved`)
-  const latency = await interleavedLatency([direct, local, twoNodes], WARMUP, REQUESTS)
+  const latency = await interleavedLatency([direct, local, twoNodes, floor], WARMUP, REQUESTS)
   rssNow('after non-stream latency')
   log(`CPU per request: ${CPU_REQUESTS} requests per path, one path at a time`)
   const cpuRows: CpuRow[] = []
   for (const target of [direct, local, twoNodes]) cpuRows.push(await cpuPerRequest(target, CPU_REQUESTS, { client: pids.client, B: pids.B, W1: pids.W1, M1: pids.M1 }))
+  cpuRows.push(await cpuPerRequest(floor, CPU_REQUESTS, { client: pids.client, B: relay.entry.pid, W1: relay.exit.pid, M1: pids.M1 }))
 
   // 2. Streams
   log(`streamed chat: ${STREAM_WARMUP} warm-up + ${STREAMS} streams per path, interleaved`)
@@ -817,8 +842,8 @@ async function main (): Promise<void> {
   // 6. Non-stream latency again, now that every code path has run tens of thousands of times (V8 keeps
   // optimising the libp2p code long after the 200 warm-up requests).
   log(`non-stream latency once more, warm: ${REQUESTS} requests per path, interleaved`)
-  const warmLatency = await interleavedLatency([direct, local, twoNodes], Math.min(WARMUP, 50), REQUESTS)
-  const warmPairs = await pairwiseLatency(direct, [twoNodes, local])
+  const warmLatency = await interleavedLatency([direct, local, twoNodes, floor], Math.min(WARMUP, 50), REQUESTS)
+  const warmPairs = await pairwiseLatency(direct, [twoNodes, floor, local])
   const loadAfter = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')
 
   // ---- Report
@@ -902,20 +927,22 @@ function pairwiseTable (pairs: Pair[]): string[] {
   return lines
 }
 
-/** Latency per path, added against the first (direct) path, and the second node alone (c − b). */
+/** Latency per path, added against the first (direct) path, the second node alone (c − b) and, when the
+ * floor path is there, what libp2p and aicn cost over it (c − d). */
 function latencyTable (rows: Array<{ name: string, summary: Summary, errors: number }>): string[] {
-  const [a, b, c] = rows
+  const [a, b, c, d] = rows
   const lines = ['| path | p50 | p90 | p99 | max | added p50 | added p99 | errors |', '|---|---|---|---|---|---|---|---|']
   for (const r of rows) {
     const added = r === a ? ['–', '–'] : [signed(r.summary.p50 - a!.summary.p50), signed(r.summary.p99 - a!.summary.p99)]
     lines.push(`| ${r.name} | ${f2(r.summary.p50)} | ${f2(r.summary.p90)} | ${f2(r.summary.p99)} | ${f2(r.summary.max)} | ${added[0]} | ${added[1]} | ${r.errors} |`)
   }
   lines.push('', `Second node alone (c − b): p50 ${signed(c!.summary.p50 - b!.summary.p50)} ms, p99 ${signed(c!.summary.p99 - b!.summary.p99)} ms.`)
+  if (d !== undefined) lines.push('', `libp2p and aicn over the bare relay floor (c − d): p50 ${signed(c!.summary.p50 - d.summary.p50)} ms, p99 ${signed(c!.summary.p99 - d.summary.p99)} ms.`)
   return lines
 }
 
 function cpuTable (rows: CpuRow[]): string[] {
-  const lines = [`### CPU time and syscalls per request (utime+stime from /proc/<pid>/stat, syscw/syscr from /proc/<pid>/io; ${int(CPU_REQUESTS)} sequential requests, one path at a time)`, '']
+  const lines = [`### CPU time and syscalls per request (utime+stime from /proc/<pid>/stat, syscw/syscr from /proc/<pid>/io; ${int(CPU_REQUESTS)} sequential requests, one path at a time; for (d), the entry relay is under B and the exit relay under W1)`, '']
   lines.push('| path | latency p50 ms | CPU µs: client | B | W1 | M1 | writes: B | W1 | reads: B | W1 |', '|---|---|---|---|---|---|---|---|---|---|')
   for (const r of rows) lines.push(`| ${r.name} | ${f2(r.latency.p50)} | ${f0(r.perRequestUs.client!)} | ${f0(r.perRequestUs.B!)} | ${f0(r.perRequestUs.W1!)} | ${f0(r.perRequestUs.M1!)} | ${f1(r.writes.B!)} | ${f1(r.writes.W1!)} | ${f1(r.reads.B!)} | ${f1(r.reads.W1!)} |`)
   return lines

@@ -125,10 +125,24 @@ export async function stopStarted (): Promise<void> {
 export interface ModelProcess { url: string, child: ChildProcess }
 
 export async function startModelProcess (): Promise<ModelProcess> {
+  const args = ['--port', '0', '--host', '127.0.0.1', '--model', MODEL, '--reply', REPLY, '--token-delay', String(TOKEN_DELAY_MS)]
+  return await startScript('fake-model', args, /^(http:\/\/127\.0\.0\.1:\d+)$/m, 'fake model server')
+}
+
+/** The bench floor (bare-relay.ts): an exit relay in front of the chat endpoint of the model server at
+ * `modelUrl` and an entry relay in front of it, each a process of its own; `url` is the entry relay's. */
+export async function startBareRelay (modelUrl: string): Promise<{ url: string, entry: ChildProcess, exit: ChildProcess }> {
+  const exit = await startScript('bench/bare-relay', ['--role', 'exit', '--model', `${modelUrl}/v1/chat/completions`], /^(127\.0\.0\.1:\d+)$/m, 'bare exit relay')
+  const entry = await startScript('bench/bare-relay', ['--role', 'entry', '--exit', exit.url], /^(http:\/\/127\.0\.0\.1:\d+)$/m, 'bare entry relay')
+  return { url: entry.url, entry: entry.child, exit: exit.child }
+}
+
+/** Runs scripts/<name> in a process of its own (killed by stopStarted) and waits for the address it prints. */
+async function startScript (name: string, args: string[], address: RegExp, what: string): Promise<ModelProcess> {
   const here = fileURLToPath(import.meta.url)
-  const script = join(here, '..', '..', `fake-model${here.endsWith('.ts') ? '.ts' : '.js'}`)
-  const execArgs = here.endsWith('.ts') ? ['--import', 'tsx'] : []
-  const child = spawn(process.execPath, [...execArgs, script, '--port', '0', '--host', '127.0.0.1', '--model', MODEL, '--reply', REPLY, '--token-delay', String(TOKEN_DELAY_MS)], {
+  const compiled = !here.endsWith('.ts')
+  const script = join(here, '..', '..', `${name}${compiled ? '.js' : '.ts'}`)
+  const child = spawn(process.execPath, [...(compiled ? [] : ['--import', 'tsx']), script, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NODE_OPTIONS: '' }
   })
@@ -138,9 +152,9 @@ export async function startModelProcess (): Promise<ModelProcess> {
   child.stderr?.on('data', (d: Buffer) => { output += d.toString() })
   const deadline = Date.now() + 15_000
   while (Date.now() < deadline) {
-    const url = /^(http:\/\/127\.0\.0\.1:\d+)$/m.exec(output)?.[1]
+    const url = address.exec(output)?.[1]
     if (url !== undefined) {
-      // The pipes are not read any more (nothing is printed after the URL); keep them from holding us.
+      // The pipes are not read any more (nothing is printed after the address); keep them from holding us.
       child.stdout?.removeAllListeners('data')
       child.stdout?.resume()
       return { url, child }
@@ -148,7 +162,7 @@ export async function startModelProcess (): Promise<ModelProcess> {
     if (child.exitCode !== null) break
     await sleep(50)
   }
-  throw new Error(`fake model server did not start:\n${output}`)
+  throw new Error(`${what} did not start:\n${output}`)
 }
 
 /** TestNode.start with extra Node options for the daemon only (TestNode.launch passes process.env on;
