@@ -14,7 +14,7 @@ import { STATUS_CODES } from 'node:http'
 import { randomUUID } from 'node:crypto'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { AicnError, ErrorCode, isAicnError, toAicnError } from '../errors.ts'
-import { collect, drop } from '../jobs/iterables.ts'
+import { StreamedAnswer, collect, drop } from '../jobs/iterables.ts'
 import { deadlineFor } from '../jobs/timeouts.ts'
 import { DEFAULT_TIMEOUT_MS, JobKind, type JobHead, type JobKindValue, type JobRequest, type JobResponse, type JobRunner, type JobTimeouts } from '../jobs/types.ts'
 import type { Logger } from '../logger.ts'
@@ -562,46 +562,35 @@ class Call {
 
 /** The answer's body as it arrives; throws an AicnError if it breaks off. Leaving early (break, return(),
  * even before the first next()) abandons the call. */
-class ResponseBody implements AsyncIterableIterator<Uint8Array> {
+class ResponseBody extends StreamedAnswer {
   private readonly call: Call
   private readonly pieces: AsyncGenerator<Uint8Array>
-  private done = false
 
   constructor (call: Call, pieces: AsyncGenerator<Uint8Array>) {
+    super()
     this.call = call
     this.pieces = pieces
   }
 
-  [Symbol.asyncIterator] (): this {
-    return this
-  }
-
-  async next (): Promise<IteratorResult<Uint8Array>> {
-    if (this.done) return DONE
+  protected async pull (): Promise<Uint8Array | undefined> {
     try {
-      const next = await this.pieces.next()
-      if (next.done === true) {
-        this.done = true
-        this.call.complete()
-        return DONE
+      for (;;) {
+        const next = await this.pieces.next()
+        if (next.done === true) {
+          this.call.complete()
+          return undefined
+        }
+        if (next.value.byteLength > 0) return next.value
       }
-      return next
     } catch (err) {
-      this.done = true
       throw this.call.fail(this.call.errorFrom(err))
     }
   }
 
-  async return (): Promise<IteratorResult<Uint8Array>> {
-    if (!this.done) {
-      this.done = true
-      this.call.abandon(new AicnError(ErrorCode.STREAM, 'the answer was abandoned'))
-    }
-    return DONE
+  protected abandon (): void {
+    this.call.abandon(new AicnError(ErrorCode.STREAM, 'the answer was abandoned'))
   }
 }
-
-const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined }
 
 async function * nothing (): AsyncGenerator<Uint8Array> {}
 

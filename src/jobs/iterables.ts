@@ -67,6 +67,45 @@ export class WholeBody implements AsyncIterable<Uint8Array> {
   }
 }
 
+/** An answer read piece by piece from a peer's stream: once it ended or failed it stays done, and a reader
+ * that stops early (return(), e.g. a client that went away) abandons it, so its stream is not reused. */
+export abstract class StreamedAnswer implements AsyncIterableIterator<Uint8Array> {
+  [Symbol.asyncIterator] (): this {
+    return this
+  }
+
+  private done = false
+
+  async next (): Promise<IteratorResult<Uint8Array>> {
+    if (this.done) return DONE
+    try {
+      const value = await this.pull()
+      if (value !== undefined) return { done: false, value }
+      this.done = true
+      return DONE
+    } catch (err) {
+      this.done = true
+      throw err
+    }
+  }
+
+  async return (): Promise<IteratorResult<Uint8Array>> {
+    if (!this.done) {
+      this.done = true
+      this.abandon()
+    }
+    return DONE
+  }
+
+  /** The next non-empty piece; undefined once the answer ended well. Throws when it failed. */
+  protected abstract pull (): Promise<Uint8Array | undefined>
+
+  /** Gives the answer up (the reader stopped early). */
+  protected abstract abandon (): void
+}
+
+const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined }
+
 /** Lets go of an iterator we stop reading, without waiting for it. */
 export function drop (iterator: AsyncIterator<unknown>): void {
   Promise.resolve(iterator.return?.()).catch(() => {})

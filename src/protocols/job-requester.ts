@@ -4,7 +4,7 @@
 // both ways.
 import type { PeerId, Stream } from '@libp2p/interface'
 import { AicnError, ErrorCode, defaultMessage, isAicnError, statusForCode, type ErrorCodeValue } from '../errors.ts'
-import { WholeBody, drop } from '../jobs/iterables.ts'
+import { StreamedAnswer, WholeBody, drop } from '../jobs/iterables.ts'
 import type { JobRequest, JobResponse } from '../jobs/types.ts'
 import type { Host } from '../p2p/host.ts'
 import type { job } from '../proto/index.ts'
@@ -248,53 +248,35 @@ class Exchange {
 
 /** The answer's body as it arrives; ends at `end`, throws an AicnError if the job fails on the way.
  * Leaving early (break, return(), even before the first next()) abandons the job. */
-class ResponseBody implements AsyncIterableIterator<Uint8Array> {
+class ResponseBody extends StreamedAnswer {
   private readonly exchange: Exchange
-  private done = false
 
   constructor (exchange: Exchange) {
+    super()
     this.exchange = exchange
   }
 
-  [Symbol.asyncIterator] (): this {
-    return this
-  }
-
-  async next (): Promise<IteratorResult<Uint8Array>> {
-    if (this.done) return DONE
-    try {
-      for (;;) {
-        const frame = await this.exchange.read('the answer ended')
-        if (frame.frame === 'body_chunk') {
-          const chunk = frame.body_chunk ?? EMPTY
-          if (chunk.byteLength > 0) return { done: false, value: chunk }
-        } else if (frame.frame === 'end') {
-          this.done = true
-          this.exchange.complete()
-          const code = frame.end?.error_code ?? 0
-          if (code !== 0) throw remoteError(code, frame.end?.error_message ?? '')
-          return DONE
-        } else {
-          throw this.exchange.protocolError(`unexpected ${frame.frame ?? 'empty'} frame in the answer`)
-        }
+  protected async pull (): Promise<Uint8Array | undefined> {
+    for (;;) {
+      const frame = await this.exchange.read('the answer ended')
+      if (frame.frame === 'body_chunk') {
+        const chunk = frame.body_chunk
+        if (chunk != null && chunk.byteLength > 0) return chunk
+      } else if (frame.frame === 'end') {
+        this.exchange.complete()
+        const code = frame.end?.error_code ?? 0
+        if (code !== 0) throw remoteError(code, frame.end?.error_message ?? '')
+        return undefined
+      } else {
+        throw this.exchange.protocolError(`unexpected ${frame.frame ?? 'empty'} frame in the answer`)
       }
-    } catch (err) {
-      this.done = true
-      throw err
     }
   }
 
-  async return (): Promise<IteratorResult<Uint8Array>> {
-    if (!this.done) {
-      this.done = true
-      this.exchange.abandon(new AicnError(ErrorCode.STREAM, 'the answer was abandoned'))
-    }
-    return DONE
+  protected abandon (): void {
+    this.exchange.abandon(new AicnError(ErrorCode.STREAM, 'the answer was abandoned'))
   }
 }
-
-const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined }
-const EMPTY = new Uint8Array(0)
 
 function isStreamFailure (err: unknown): boolean {
   return err instanceof AicnError && err.code === ErrorCode.STREAM
