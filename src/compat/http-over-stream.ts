@@ -6,7 +6,9 @@
 // of their own (Date, Connection, Keep-Alive) that a Go requester copies to its HTTP client, and cannot
 // write a request byte for byte the way Go's Request.Write does. One message each way per stream keeps
 // this small.
-import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
+import type { Stream } from '@libp2p/interface'
+import type { Uint8ArrayList } from 'uint8arraylist'
+import { StreamInbox } from '../p2p/stream-inbox.ts'
 
 /** The peer broke the HTTP/1.1 syntax (or a limit): there is nothing sensible to answer, the stream is
  * aborted. */
@@ -19,9 +21,6 @@ export class HttpError extends Error {
 
 const KiB = 1024
 const MiB = 1024 * KiB
-/** Yamux lets a peer send up to its receive window (at most 16 MiB) after we paused; the stream's
- * default 4 MiB read buffer would reset a paused stream before that. */
-const PAUSED_READ_BUFFER_BYTES = 16 * MiB + 256 * KiB
 /** A chunk-size line with its extensions; Go's own limit is 4 KiB too. */
 const MAX_CHUNK_LINE_BYTES = 4 * KiB
 const CRLF = Buffer.from('\r\n')
@@ -30,26 +29,14 @@ export const LAST_CHUNK = Buffer.from('0\r\n\r\n')
 
 // ---- reading
 
-/** Reads bytes from a stream in order. The stream is paused while more than `highWaterBytes` wait to be
- * read, so a slow consumer slows the sender down instead of filling our memory. */
-export class StreamReader {
-  private readonly stream: Stream
-  private readonly highWater: number
+/** Reads bytes from a stream in order, pausing it while more than `highWaterBytes` wait to be read. */
+export class StreamReader extends StreamInbox {
   private buffers: Uint8Array[] = []
   private bufferedBytes = 0
   private receivedBytes = 0
-  private ended = false
-  private failure?: Error
-  private wake?: () => void
 
   constructor (stream: Stream, highWaterBytes = MiB) {
-    this.stream = stream
-    this.highWater = highWaterBytes
-    stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, PAUSED_READ_BUFFER_BYTES)
-    stream.addEventListener('message', this.onMessage)
-    stream.addEventListener('end', this.onEnd)
-    stream.addEventListener('close', this.onClose)
-    if (stream.readableEnded || stream.status !== 'open') this.ended = true
+    super(stream, highWaterBytes)
   }
 
   /** The bytes up to and including the empty line that ends a head; null if the stream ended before
@@ -72,22 +59,6 @@ export class StreamReader {
     }
     const first = this.buffers[0]
     return this.take(Math.min(first.byteLength, maxBytes))
-  }
-
-  /** Aborts the stream; pending and later reads throw `err`. */
-  fail (err: Error): void {
-    this.failure ??= err
-    this.stream.abort(err)
-    this.notify()
-  }
-
-  /** Stops listening; call once the stream is no longer read. */
-  dispose (): void {
-    this.stream.removeEventListener('message', this.onMessage)
-    this.stream.removeEventListener('end', this.onEnd)
-    this.stream.removeEventListener('close', this.onClose)
-    this.buffers = []
-    this.bufferedBytes = 0
   }
 
   /** Stops reading but lets the peer finish sending (what it sends is dropped), so that a peer that writes
@@ -142,9 +113,7 @@ export class StreamReader {
       if (this.receivedBytes > before) return true
       if (this.failure !== undefined) throw this.failure
       if (this.ended) return false
-      // The consumer wants bytes: whatever the high-water mark says, let them come.
-      if (this.stream.readStatus === 'paused') this.stream.resume()
-      await new Promise<void>((resolve) => { this.wake = resolve })
+      await this.waitForMore()
     }
   }
 
@@ -155,7 +124,7 @@ export class StreamReader {
     if (first.byteLength === length) this.buffers.shift()
     else this.buffers[0] = first.subarray(length)
     this.bufferedBytes -= length
-    if (this.bufferedBytes <= this.highWater / 2 && this.stream.readStatus === 'paused') this.stream.resume()
+    this.consumed()
     return out
   }
 
@@ -164,24 +133,18 @@ export class StreamReader {
     this.bufferedBytes += bytes.byteLength
   }
 
-  private readonly onMessage = (evt: StreamMessageEvent): void => {
-    if (this.failure !== undefined) return
-    const data = evt.data
+  protected receive (data: Uint8Array | Uint8ArrayList): void {
     if (data instanceof Uint8Array) this.append(data)
     else for (const buf of data) this.append(buf)
-    if (this.bufferedBytes > this.highWater && this.stream.readStatus === 'readable') this.stream.pause()
-    this.notify()
   }
 
-  private readonly onEnd = (): void => {
-    this.ended = true
-    this.notify()
+  protected get waitingBytes (): number {
+    return this.bufferedBytes
   }
 
-  private readonly onClose = (evt: StreamCloseEvent): void => {
-    if (evt.error !== undefined) this.failure ??= evt.error
-    this.ended = true
-    this.notify()
+  protected forget (): void {
+    this.buffers = []
+    this.bufferedBytes = 0
   }
 
   private append (buf: Uint8Array): void {
@@ -189,12 +152,6 @@ export class StreamReader {
     this.buffers.push(buf)
     this.bufferedBytes += buf.byteLength
     this.receivedBytes += buf.byteLength
-  }
-
-  private notify (): void {
-    const wake = this.wake
-    this.wake = undefined
-    wake?.()
   }
 }
 

@@ -3,8 +3,9 @@
 // consumer, so a slow model server slows the uploader down instead of filling our memory. Writing waits
 // for the stream to drain.
 import { Uint8ArrayList } from 'uint8arraylist'
-import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
+import type { Stream, StreamCloseEvent } from '@libp2p/interface'
 import { job } from '../proto/index.ts'
+import { StreamInbox } from '../p2p/stream-inbox.ts'
 import { DEFAULT_TIMEOUT_MS, JobKind, MAX_JOB_MS, type JobHead, type JobKindValue } from '../jobs/types.ts'
 
 export { MAX_JOB_MS }
@@ -115,10 +116,6 @@ function writeVarint (target: Uint8Array, offset: number, value: number): number
 
 // ---- reading
 
-/** Yamux lets a peer send up to its receive window (at most 16 MiB) after we paused; the stream's
- * default 4 MiB read buffer would reset a paused stream before that. */
-const PAUSED_READ_BUFFER_BYTES = 16 * 1024 * 1024 + 256 * 1024
-
 export interface FrameReaderOptions {
   /** a longer frame is a protocol error */
   maxFrameBytes: number
@@ -127,31 +124,20 @@ export interface FrameReaderOptions {
 }
 
 /** Reads JobFrames from a stream, one at a time, in order. Frames without a known case are skipped. */
-export class FrameReader {
-  private readonly stream: Stream
+export class FrameReader extends StreamInbox {
   private readonly maxFrameBytes: number
   private readonly maxPrefixBytes: number
-  private readonly highWater: number
   /** received bytes not yet cut into frames */
   private readonly pending: Uint8Array[] = []
   private pendingBytes = 0
   /** whole frames waiting for next() */
   private readonly frames: Uint8Array[] = []
   private queuedBytes = 0
-  private ended = false
-  private failure?: Error
-  private wake?: () => void
 
   constructor (stream: Stream, options: FrameReaderOptions) {
-    this.stream = stream
+    super(stream, options.highWaterBytes)
     this.maxFrameBytes = options.maxFrameBytes
     this.maxPrefixBytes = varintLength(options.maxFrameBytes)
-    this.highWater = options.highWaterBytes
-    stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, PAUSED_READ_BUFFER_BYTES)
-    stream.addEventListener('message', this.onMessage)
-    stream.addEventListener('end', this.onEnd)
-    stream.addEventListener('close', this.onClose)
-    if (stream.status !== 'open') this.ended = true
   }
 
   /** The next frame; null when the peer closed its side; throws when the stream failed. */
@@ -159,8 +145,7 @@ export class FrameReader {
     for (;;) {
       const frame = this.poll()
       if (frame !== undefined) return frame
-      if (this.stream.readStatus === 'paused') this.stream.resume()
-      await new Promise<void>((resolve) => { this.wake = resolve })
+      await this.waitForMore()
     }
   }
 
@@ -170,7 +155,7 @@ export class FrameReader {
       const bytes = this.frames.shift()
       if (bytes === undefined) break
       this.queuedBytes -= bytes.byteLength
-      if (this.queuedBytes <= this.highWater / 2 && this.stream.readStatus === 'paused') this.stream.resume()
+      this.consumed()
       const frame = this.decode(bytes)
       if (frame.frame !== undefined) return frame
     }
@@ -185,18 +170,17 @@ export class FrameReader {
       this.stream.status === 'open' && this.stream.writeStatus === 'writable'
   }
 
-  /** Aborts the stream (bad input, or the job ends from this side); pending and later reads throw `err`. */
-  fail (err: Error): void {
-    this.failure ??= err
-    this.stream.abort(err)
-    this.notify()
+  protected receive (data: Uint8Array | Uint8ArrayList): void {
+    if (data instanceof Uint8Array) this.append(data)
+    else for (const buf of data) this.append(buf)
+    this.cut()
   }
 
-  /** Stops listening; call once the stream is no longer read. */
-  dispose (): void {
-    this.stream.removeEventListener('message', this.onMessage)
-    this.stream.removeEventListener('end', this.onEnd)
-    this.stream.removeEventListener('close', this.onClose)
+  protected get waitingBytes (): number {
+    return this.queuedBytes
+  }
+
+  protected forget (): void {
     this.frames.length = 0
     this.pending.length = 0
   }
@@ -209,40 +193,6 @@ export class FrameReader {
       this.fail(error)
       throw error
     }
-  }
-
-  private readonly onMessage = (evt: StreamMessageEvent): void => {
-    if (this.failure !== undefined) return
-    const data = evt.data
-    if (data instanceof Uint8Array) this.append(data)
-    else for (const buf of data) this.append(buf)
-    try {
-      this.cut()
-    } catch (err) {
-      this.fail(err as Error)
-      return
-    }
-    if (this.queuedBytes > this.highWater && this.stream.readStatus === 'readable') this.stream.pause()
-    this.notify()
-  }
-
-  // 'end' comes before the 'close' of a reset or abort in the same call, so a woken reader already sees
-  // the failure.
-  private readonly onEnd = (): void => {
-    this.ended = true
-    this.notify()
-  }
-
-  private readonly onClose = (evt: StreamCloseEvent): void => {
-    if (evt.error !== undefined) this.failure ??= evt.error
-    this.ended = true
-    this.notify()
-  }
-
-  private notify (): void {
-    const wake = this.wake
-    this.wake = undefined
-    wake?.()
   }
 
   private append (buf: Uint8Array): void {
