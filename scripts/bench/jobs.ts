@@ -52,7 +52,7 @@
 import '../../src/polyfill.ts'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -78,8 +78,8 @@ import { JobKind } from '../../src/jobs/types.ts'
 import type { Host } from '../../src/p2p/host.ts'
 import {
   childPids, cpuPerRequest, directTarget, f0, f1, f2, int, interleavedLatency, intArg, JSON_HEADERS, load, log, MESSAGES, MODEL, PHASE_MS,
-  post, REPLY, REQUEST_TIMEOUT_MS, rssMb, signed, startBareRelay, startDaemon, startModelProcess, stopStarted, summarize, syscalls, TOKEN_COUNT, TOKEN_DELAY_MS, useAgent,
-  type CpuRow, type LatencyResult, type LoadResult, type Summary, type Target
+  post, REPLY, REQUEST_TIMEOUT_MS, residencePreload, rssMb, signed, startBareRelay, startDaemon, startModelProcess, stopStarted, summarize, syscalls, TOKEN_COUNT, TOKEN_DELAY_MS, useAgent,
+  type CpuRow, type LatencyResult, type LoadResult, type ResidenceSetup, type Summary, type Target
 } from './lib.ts'
 
 // ---------------------------------------------------------------------------------------------------
@@ -643,16 +643,18 @@ async function latencyMode (): Promise<void> {
   root = await mkdtemp(join(tmpdir(), 'aicn-bench-jobs-'))
   process.env.TMPDIR = root
   agent = useAgent(new Agent({ connections: 16, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 60_000, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS }))
-  const { m1, b, w1 } = await startPair(async (spec) => await startDaemon(spec, ''))
-  const relay = await startBareRelay(m1.url)
+  const residenceDir = await useResidence()
+  const { m1, b, w1 } = await startPair(async (spec) => await startDaemon(spec, residencePreload().join(' ')))
+  const relay = await startBareRelay(m1.url, residencePreload())
   const floor = floorTarget(relay.url)
+  const residence: ResidenceSetup = { dir: residenceDir, processes: ['B', 'W1'], apiPorts: [b.api, w1.api, relay.url].map(portOf), modelPorts: [portOf(m1.url)] }
   const paths = [directTarget(m1.url, '(a) direct to the model'), apiTarget(w1.api, '(b) W1 API, node_id = W1 (local)', w1.peerId), apiTarget(b.api, '(c) B API, node_id = W1 (two nodes)', w1.peerId), floor]
   log(`non-stream latency: ${WARMUP} warm-up + ${REQUESTS} requests per path, the four interleaved, then each beside the direct call`)
   const latency = await interleavedLatency(paths, WARMUP, REQUESTS)
   const pairs = await pairwiseLatency(paths[0]!, [paths[2]!, floor, paths[1]!])
   const cpuRows: CpuRow[] = []
-  for (const target of paths.slice(0, 3)) cpuRows.push(await cpuPerRequest(target, CPU_REQUESTS, { client: process.pid, B: b.pid, W1: w1.pid, M1: m1.child.pid }))
-  cpuRows.push(await cpuPerRequest(floor, CPU_REQUESTS, { client: process.pid, B: relay.entry.pid, W1: relay.exit.pid, M1: m1.child.pid }))
+  for (const target of paths.slice(0, 3)) cpuRows.push(await cpuPerRequest(target, CPU_REQUESTS, { client: process.pid, B: b.pid, W1: w1.pid, M1: m1.child.pid }, residence))
+  cpuRows.push(await cpuPerRequest(floor, CPU_REQUESTS, { client: process.pid, B: relay.entry.pid, W1: relay.exit.pid, M1: m1.child.pid }, residence))
   const lines = [`Node ${process.version}; load average ${(await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')}`, '']
   lines.push('The four paths interleaved request by request:', '', ...latencyTable(latency), '', ...pairwiseTable(pairs), '', ...cpuTable(cpuRows))
   process.stdout.write(lines.join('\n') + '\n')
@@ -730,7 +732,8 @@ async function main (): Promise<void> {
   const m1 = await startModelProcess()
   const m2 = await startModelProcess()
   // The daemons may open their inspector later (SIGUSR1, for the memory phase), on a random loopback port.
-  const start = async (spec: NodeSpec): Promise<TestNode> => await startDaemon(spec, '--inspect-port=127.0.0.1:0')
+  const residenceDir = await useResidence()
+  const start = async (spec: NodeSpec): Promise<TestNode> => await startDaemon(spec, ['--inspect-port=127.0.0.1:0', ...residencePreload()].join(' '))
   const b = await start({ mode: 'input', psk: PSK })
   const bAddr = await b.addr()
   const w1 = await start({ psk: PSK, bootstrap: [bAddr] })
@@ -759,15 +762,16 @@ async function main (): Promise<void> {
   const direct = directTarget(m1.url, '(a) direct to the model')
   const local = apiTarget(w1.api, '(b) W1 API, node_id = W1 (local)', w1.peerId)
   const twoNodes = apiTarget(b.api, '(c) B API, node_id = W1 (two nodes)', w1.peerId)
-  const relay = await startBareRelay(m1.url)
+  const relay = await startBareRelay(m1.url, residencePreload())
   const floor = floorTarget(relay.url)
+  const residence: ResidenceSetup = { dir: residenceDir, processes: ['B', 'W1'], apiPorts: [b.api, w1.api, relay.url].map(portOf), modelPorts: [portOf(m1.url)] }
   log(`non-stream latency: ${WARMUP} warm-up + ${REQUESTS} requests per path, interleaved`)
   const latency = await interleavedLatency([direct, local, twoNodes, floor], WARMUP, REQUESTS)
   rssNow('after non-stream latency')
   log(`CPU per request: ${CPU_REQUESTS} requests per path, one path at a time`)
   const cpuRows: CpuRow[] = []
-  for (const target of [direct, local, twoNodes]) cpuRows.push(await cpuPerRequest(target, CPU_REQUESTS, { client: pids.client, B: pids.B, W1: pids.W1, M1: pids.M1 }))
-  cpuRows.push(await cpuPerRequest(floor, CPU_REQUESTS, { client: pids.client, B: relay.entry.pid, W1: relay.exit.pid, M1: pids.M1 }))
+  for (const target of [direct, local, twoNodes]) cpuRows.push(await cpuPerRequest(target, CPU_REQUESTS, { client: pids.client, B: pids.B, W1: pids.W1, M1: pids.M1 }, residence))
+  cpuRows.push(await cpuPerRequest(floor, CPU_REQUESTS, { client: pids.client, B: relay.entry.pid, W1: relay.exit.pid, M1: pids.M1 }, residence))
 
   // 2. Streams
   log(`streamed chat: ${STREAM_WARMUP} warm-up + ${STREAMS} streams per path, interleaved`)
@@ -943,9 +947,24 @@ function latencyTable (rows: Array<{ name: string, summary: Summary, errors: num
 
 function cpuTable (rows: CpuRow[]): string[] {
   const lines = [`### CPU time and syscalls per request (utime+stime from /proc/<pid>/stat, syscw/syscr from /proc/<pid>/io; ${int(CPU_REQUESTS)} sequential requests, one path at a time; for (d), the entry relay is under B and the exit relay under W1)`, '']
-  lines.push('| path | latency p50 ms | CPU µs: client | B | W1 | M1 | writes: B | W1 | reads: B | W1 |', '|---|---|---|---|---|---|---|---|---|---|')
-  for (const r of rows) lines.push(`| ${r.name} | ${f2(r.latency.p50)} | ${f0(r.perRequestUs.client!)} | ${f0(r.perRequestUs.B!)} | ${f0(r.perRequestUs.W1!)} | ${f0(r.perRequestUs.M1!)} | ${f1(r.writes.B!)} | ${f1(r.writes.W1!)} | ${f1(r.reads.B!)} | ${f1(r.reads.W1!)} |`)
+  lines.push('"own µs": p50 of the time a request stays in the process, from its bytes coming off one socket to the write on the next (residence.ts), towards the model → and back ←.', '')
+  lines.push('| path | latency p50 ms | CPU µs: client | B | W1 | M1 | writes: B | W1 | reads: B | W1 | own µs: B → / ← | W1 → / ← |', '|---|---|---|---|---|---|---|---|---|---|---|---|')
+  const own = (r: CpuRow, name: string): string => r.ownUs?.[name] === undefined ? '–' : `${f0(r.ownUs[name].toward)} / ${f0(r.ownUs[name].back)}`
+  for (const r of rows) lines.push(`| ${r.name} | ${f2(r.latency.p50)} | ${f0(r.perRequestUs.client!)} | ${f0(r.perRequestUs.B!)} | ${f0(r.perRequestUs.W1!)} | ${f0(r.perRequestUs.M1!)} | ${f1(r.writes.B!)} | ${f1(r.writes.W1!)} | ${f1(r.reads.B!)} | ${f1(r.reads.W1!)} | ${own(r, 'B')} | ${own(r, 'W1')} |`)
   return lines
+}
+
+/** The folder the residence preload reports into (under this run's temp folder, which the daemons inherit
+ * through the environment). */
+async function useResidence (): Promise<string> {
+  const dir = join(root!, 'residence')
+  await mkdir(dir, { recursive: true })
+  process.env.AICN_RESIDENCE_DIR = dir
+  return dir
+}
+
+function portOf (url: string): number {
+  return Number(new URL(url.includes('://') ? url : `http://${url}`).port)
 }
 
 const watchdog = setTimeout(() => {

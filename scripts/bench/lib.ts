@@ -4,12 +4,13 @@
 // the caller's cleanup can kill them by PID), a keep-alive HTTP client, and the sequential (interleaved)
 // and concurrent load loops, each bounded in count and time.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { request, type Agent } from 'undici'
 import { TestNode, type NodeSpec } from '../../test/integration/harness.ts'
+import type { Passage } from './residence.ts'
 
 // ---------------------------------------------------------------------------------------------------
 // Settings and the workload
@@ -131,18 +132,27 @@ export async function startModelProcess (): Promise<ModelProcess> {
 
 /** The bench floor (bare-relay.ts): an exit relay in front of the chat endpoint of the model server at
  * `modelUrl` and an entry relay in front of it, each a process of its own; `url` is the entry relay's. */
-export async function startBareRelay (modelUrl: string): Promise<{ url: string, entry: ChildProcess, exit: ChildProcess }> {
-  const exit = await startScript('bench/bare-relay', ['--role', 'exit', '--model', `${modelUrl}/v1/chat/completions`], /^(127\.0\.0\.1:\d+)$/m, 'bare exit relay')
-  const entry = await startScript('bench/bare-relay', ['--role', 'entry', '--exit', exit.url], /^(http:\/\/127\.0\.0\.1:\d+)$/m, 'bare entry relay')
+export async function startBareRelay (modelUrl: string, nodeArgs: string[] = []): Promise<{ url: string, entry: ChildProcess, exit: ChildProcess }> {
+  const exit = await startScript('bench/bare-relay', ['--role', 'exit', '--model', `${modelUrl}/v1/chat/completions`], /^(127\.0\.0\.1:\d+)$/m, 'bare exit relay', nodeArgs)
+  const entry = await startScript('bench/bare-relay', ['--role', 'entry', '--exit', exit.url], /^(http:\/\/127\.0\.0\.1:\d+)$/m, 'bare entry relay', nodeArgs)
   return { url: entry.url, entry: entry.child, exit: exit.child }
 }
 
-/** Runs scripts/<name> in a process of its own (killed by stopStarted) and waits for the address it prints. */
-async function startScript (name: string, args: string[], address: RegExp, what: string): Promise<ModelProcess> {
+/** The Node options that load the residence preload (residence.ts) into a process. */
+export function residencePreload (): string[] {
+  return ['--import', pathToFileURL(scriptPath('bench/residence')).href]
+}
+
+/** scripts/<name>.js when this runs compiled, scripts/<name>.ts under tsx. */
+function scriptPath (name: string): string {
   const here = fileURLToPath(import.meta.url)
-  const compiled = !here.endsWith('.ts')
-  const script = join(here, '..', '..', `${name}${compiled ? '.js' : '.ts'}`)
-  const child = spawn(process.execPath, [...(compiled ? [] : ['--import', 'tsx']), script, ...args], {
+  return join(here, '..', '..', `${name}${here.endsWith('.ts') ? '.ts' : '.js'}`)
+}
+
+/** Runs scripts/<name> in a process of its own (killed by stopStarted) and waits for the address it prints. */
+async function startScript (name: string, args: string[], address: RegExp, what: string, nodeArgs: string[] = []): Promise<ModelProcess> {
+  const compiled = !fileURLToPath(import.meta.url).endsWith('.ts')
+  const child = spawn(process.execPath, [...(compiled ? [] : ['--import', 'tsx']), ...nodeArgs, scriptPath(name), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NODE_OPTIONS: '' }
   })
@@ -258,12 +268,29 @@ async function timed (target: Target, samples: number[] | undefined): Promise<st
   }
 }
 
-export interface CpuRow { name: string, latency: Summary, perRequestUs: Record<string, number>, writes: Record<string, number>, reads: Record<string, number> }
+export interface CpuRow {
+  name: string
+  latency: Summary
+  perRequestUs: Record<string, number>
+  writes: Record<string, number>
+  reads: Record<string, number>
+  /** with `residence`: each process's own time per request (p50 µs), on the way to the model and back */
+  ownUs?: Record<string, { toward: number, back: number }>
+}
 
-/** One path alone, sequentially: latency, and CPU µs and syscalls per request of every process. */
-export async function cpuPerRequest (target: Target, count: number, pids: Record<string, number | undefined>): Promise<CpuRow> {
+/** Where the residence preload (residence.ts) reports, which of cpuPerRequest's processes run it (only
+ * those may get SIGUSR2, which ends any other Node process), and the ports that tell its passages'
+ * direction: bytes from a client to an API (or relay) port go towards the model, as do writes to a
+ * model's port. */
+export interface ResidenceSetup { dir: string, processes: string[], apiPorts: number[], modelPorts: number[] }
+
+/** One path alone, sequentially: latency, and CPU µs and syscalls per request of every process; with
+ * `residence`, also the own time per request of the processes that run the preload. */
+export async function cpuPerRequest (target: Target, count: number, pids: Record<string, number | undefined>, residence?: ResidenceSetup): Promise<CpuRow> {
   for (let i = 0; i < 50; i++) await post(target)
   const entries = Object.entries(pids)
+  const preloaded = Object.fromEntries(entries.filter(([name]) => residence?.processes.includes(name) === true))
+  if (residence !== undefined) await collectPassages(residence.dir, preloaded)
   const before = Object.fromEntries(entries.map(([k, pid]) => [k, { cpu: cpuMs(pid), io: syscalls(pid) }]))
   const samples: number[] = []
   const deadline = performance.now() + PHASE_MS
@@ -278,8 +305,37 @@ export async function cpuPerRequest (target: Target, count: number, pids: Record
     latency: summarize(samples),
     perRequestUs: Object.fromEntries(entries.map(([k]) => [k, (after[k]!.cpu - before[k]!.cpu) * 1000 / n])),
     writes: Object.fromEntries(entries.map(([k]) => [k, (after[k]!.io.w - before[k]!.io.w) / n])),
-    reads: Object.fromEntries(entries.map(([k]) => [k, (after[k]!.io.r - before[k]!.io.r) / n]))
+    reads: Object.fromEntries(entries.map(([k]) => [k, (after[k]!.io.r - before[k]!.io.r) / n])),
+    ownUs: residence === undefined ? undefined : ownTimes(await collectPassages(residence.dir, preloaded), residence)
   }
+}
+
+/** Asks each process (all run the preload) for its passages since the last call, with SIGUSR2, and waits
+ * for their reports; a process that is gone reports nothing. */
+async function collectPassages (dir: string, pids: Record<string, number | undefined>): Promise<Record<string, Passage[]>> {
+  const out: Record<string, Passage[]> = {}
+  for (const [name, pid] of Object.entries(pids)) {
+    if (pid === undefined) continue
+    const file = join(dir, `${pid}.json`)
+    rmSync(file, { force: true })
+    try { process.kill(pid, 'SIGUSR2') } catch { continue }
+    for (let i = 0; i < 50 && !existsSync(file); i++) await sleep(20)
+    // The file is written in one writeFileSync call; a report still being written is retried once.
+    try { out[name] = JSON.parse(readFileSync(file, 'utf8')) } catch { await sleep(100); try { out[name] = JSON.parse(readFileSync(file, 'utf8')) } catch {} }
+  }
+  return out
+}
+
+function ownTimes (passages: Record<string, Passage[]>, setup: ResidenceSetup): Record<string, { toward: number, back: number }> {
+  const api = new Set(setup.apiPorts)
+  const model = new Set(setup.modelPorts)
+  const out: Record<string, { toward: number, back: number }> = {}
+  for (const [name, list] of Object.entries(passages)) {
+    const toward = list.filter(([, inLocal, , , outRemote]) => api.has(inLocal) || model.has(outRemote)).map(([us]) => us)
+    const back = list.filter(([, , inRemote, outLocal]) => api.has(outLocal) || model.has(inRemote)).map(([us]) => us)
+    if (toward.length > 0 || back.length > 0) out[name] = { toward: summarize(toward).p50, back: summarize(back).p50 }
+  }
+  return out
 }
 
 // ---------------------------------------------------------------------------------------------------
