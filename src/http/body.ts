@@ -5,6 +5,9 @@ import type { IncomingMessage } from 'node:http'
 import { AicnError, ErrorCode } from '../errors.ts'
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024
+/** A request body that stops arriving for this long is given up (408): a client that announces a body and
+ * never sends it would otherwise hold its connection until the 5-minute request timeout. */
+export const BODY_IDLE_MS = 5_000
 
 /** Content types whose body we read as JSON. Besides JSON proper, a missing type, text/plain and
  * application/x-www-form-urlencoded are read as JSON too: the Go node never looked at Content-Type, and
@@ -39,22 +42,32 @@ export async function discardBody (req: IncomingMessage, limit: number, waitMs: 
   }
 }
 
-/** Reads the raw bytes, rejecting with 413 as soon as more than `limit` bytes arrive (or are announced).
- * With `keep` false the bytes are counted and dropped (a body nobody reads), and the result is empty. */
-export async function readRawBody (req: IncomingMessage, limit: number, keep = true): Promise<Buffer> {
+/** Reads the raw bytes, rejecting with 413 as soon as more than `limit` bytes arrive (or are announced),
+ * and with 408 when no byte comes for `idleMs`. With `keep` false the bytes are counted and dropped (a
+ * body nobody reads), and the result is empty. */
+export async function readRawBody (req: IncomingMessage, limit: number, keep = true, idleMs = BODY_IDLE_MS): Promise<Buffer> {
   const declared = Number(req.headers['content-length'])
   if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit)
 
   return await new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = []
     let received = 0
+    // Stopped with req.pause() like a body over the limit; the answer closes the connection.
+    const stalled = (): void => {
+      cleanup()
+      req.pause()
+      reject(new AicnError(ErrorCode.PARSE, `the request body stopped arriving (nothing for ${idleMs / 1000} s)`, { status: 408 }))
+    }
+    const idle = setTimeout(stalled, idleMs)
     const cleanup = (): void => {
+      clearTimeout(idle)
       req.off('data', onData)
       req.off('end', onEnd)
       req.off('error', onError)
       req.off('close', onClose)
     }
     const onData = (chunk: Buffer): void => {
+      idle.refresh()
       received += chunk.length
       if (received > limit) {
         cleanup()
@@ -126,8 +139,8 @@ function depthExceeds (root: unknown, limit: number): boolean {
   return false
 }
 
-export async function readJsonBody (req: IncomingMessage, limit: number): Promise<Record<string, unknown> | undefined> {
-  return parseJsonObject(await readRawBody(req, limit))
+export async function readJsonBody (req: IncomingMessage, limit: number, idleMs = BODY_IDLE_MS): Promise<Record<string, unknown> | undefined> {
+  return parseJsonObject(await readRawBody(req, limit, true, idleMs))
 }
 
 // V8's messages quote part of the input; keep them short so a huge bad body does not come back in the answer.

@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream'
 import type { Registry } from 'prom-client'
 import { AicnError, ErrorCode, isAicnError } from '../errors.ts'
 import type { Logger } from '../logger.ts'
-import { DEFAULT_BODY_LIMIT, discardBody, isJsonReadable, readJsonBody } from './body.ts'
+import { BODY_IDLE_MS, DEFAULT_BODY_LIMIT, discardBody, isJsonReadable, readJsonBody } from './body.ts'
 import { httpMetrics, type HttpMetrics } from './metrics.ts'
 import { Params } from './params.ts'
 import { errorBody, JSON_TYPE, render, type Reply } from './reply.ts'
@@ -41,6 +41,8 @@ export interface HttpServerOptions {
   logger: Logger
   /** Largest JSON body accepted; default 1 MiB. */
   bodyLimitBytes?: number
+  /** A JSON body that stops arriving for this long is answered with 408; default 5 s. */
+  bodyIdleMs?: number
   /** Where the HTTP metrics go; default prom-client's global register. */
   registry?: Registry
 }
@@ -61,6 +63,7 @@ export class HttpServer {
   readonly #routes = new Map<string, Route>()
   readonly #logger: Logger
   readonly #bodyLimit: number
+  readonly #bodyIdleMs: number
   readonly #metrics: HttpMetrics
   #server?: Server
   #closing?: Promise<void>
@@ -68,6 +71,7 @@ export class HttpServer {
   constructor (options: HttpServerOptions) {
     this.#logger = options.logger
     this.#bodyLimit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT
+    this.#bodyIdleMs = options.bodyIdleMs ?? BODY_IDLE_MS
     this.#metrics = httpMetrics(options.registry)
     for (const route of options.routes) this.#addRoute(route)
   }
@@ -175,7 +179,7 @@ export class HttpServer {
     let body: Record<string, unknown> | undefined
     try {
       if (method === 'POST' && route.readBody !== false && isJsonReadable(req.headers['content-type'])) {
-        body = await readJsonBody(req, this.#bodyLimit)
+        body = await readJsonBody(req, this.#bodyLimit, this.#bodyIdleMs)
       } else if (route.readBody !== false && !req.complete) {
         // A body this route does not use still comes off the socket first: Node closes a connection
         // whose request is still arriving, and the reset that the unread bytes cause can cut off an

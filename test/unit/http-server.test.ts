@@ -99,7 +99,7 @@ describe('HttpServer', () => {
   ]
 
   before(async () => {
-    server = new HttpServer({ routes, logger, registry, bodyLimitBytes: 1024 * 1024 })
+    server = new HttpServer({ routes, logger, registry, bodyLimitBytes: 1024 * 1024, bodyIdleMs: 300 })
     url = (await server.listen('127.0.0.1:0')).url
   })
   after(async () => { await server.close(1000) })
@@ -248,6 +248,28 @@ describe('HttpServer', () => {
       socket.on('error', reject)
     })
     assert.match(stalled, /^HTTP\/1\.1 200 /)
+  })
+
+  it('answers 408 to a JSON body that stops arriving, and keeps serving', async () => {
+    // Announced (chunked, or a Content-Length) and never finished, with the connection held open: without
+    // a limit the server would wait for the 5-minute request timeout (a fuzz finding).
+    for (const framing of ['Transfer-Encoding: chunked\r\n\r\n', 'Content-Length: 20\r\n\r\n{"node_id":']) {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const { hostname, port } = new URL(url)
+        const socket = connect({ host: hostname, port: Number(port) }, () => {
+          socket.write(`POST /api/v0/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${framing}`)
+        })
+        let received = ''
+        socket.on('data', (chunk: Buffer) => { received += chunk.toString() })
+        socket.on('close', () => { resolve(received) })
+        socket.on('error', reject)
+      })
+      assert.match(answer, /^HTTP\/1\.1 408 /, framing)
+      assert.match(answer, /Connection: close/i)
+      assert.match(answer, /"code":1002,"message":"the request body stopped arriving/)
+    }
+    const after = await fetch(`${url}/api/v0/echo`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"node_id":"x"}' })
+    assert.equal(after.status, 200)
   })
 
   it('answers 400 to malformed HTTP and keeps serving', async () => {
