@@ -4,11 +4,6 @@
  * abandoned — including when return() is called before the first next(), where a generator's finally
  * never runs. */
 export function finishing<T> (source: AsyncIterable<T>, done: (completed: boolean) => void, mapError: (err: unknown) => unknown = (err) => err): AsyncIterable<T> {
-  // A body that is all here already has nothing left to finish, and stays whole for its reader.
-  if (source instanceof WholeBody) {
-    done(true)
-    return source
-  }
   return {
     [Symbol.asyncIterator] () {
       const inner = source[Symbol.asyncIterator]()
@@ -42,7 +37,6 @@ export function finishing<T> (source: AsyncIterable<T>, done: (completed: boolea
 
 /** Reads a whole body, refusing to hold more than `limit` bytes. */
 export async function collect (body: AsyncIterable<Uint8Array>, limit: number): Promise<Uint8Array | undefined> {
-  if (body instanceof WholeBody) return body.bytes.byteLength > limit ? undefined : body.bytes
   const chunks: Uint8Array[] = []
   let size = 0
   for await (const chunk of body) {

@@ -133,8 +133,6 @@ export class FrameReader extends StreamInbox {
   /** whole frames waiting for next() */
   private readonly frames: Uint8Array[] = []
   private queuedBytes = 0
-  /** the first frames of `frames` decoded, by peek() */
-  private readonly peeked: job.JobFrame[] = []
 
   constructor (stream: Stream, options: FrameReaderOptions) {
     super(stream, options.highWaterBytes)
@@ -158,19 +156,12 @@ export class FrameReader extends StreamInbox {
       if (bytes === undefined) break
       this.queuedBytes -= bytes.byteLength
       this.consumed()
-      const frame = this.peeked.shift() ?? this.decode(bytes)
+      const frame = this.decode(bytes)
       if (frame.frame !== undefined) return frame
     }
     if (this.failure !== undefined) throw this.failure
     if (this.ended) return null
     return undefined
-  }
-
-  /** Every frame received and not read yet, decoded and left in place: next() and poll() still give them.
-   * Throws (and fails the stream) on a frame that cannot be decoded. */
-  peek (): readonly job.JobFrame[] {
-    for (let i = this.peeked.length; i < this.frames.length; i++) this.peeked.push(this.decode(this.frames[i]))
-    return this.peeked
   }
 
   /** Nothing received and nothing wrong: the stream can carry another job. */
@@ -191,7 +182,6 @@ export class FrameReader extends StreamInbox {
 
   protected forget (): void {
     this.frames.length = 0
-    this.peeked.length = 0
     this.pending.length = 0
   }
 

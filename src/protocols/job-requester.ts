@@ -92,10 +92,7 @@ export class JobRequester {
     const code = rh.error_code ?? 0
     const response = { status: rh.status ?? 0, contentType: rh.content_type ?? '', nodeId: rh.node_id ?? '', cid: rh.cid ?? '' }
     if (response.nodeId === '') response.nodeId = node
-    if (code === 0) {
-      const whole = exchange.takeWhole()
-      return { ...response, body: whole === undefined ? new ResponseBody(exchange) : new WholeBody(whole) }
-    }
+    if (code === 0) return { ...response, body: new ResponseBody(exchange) }
     // An error head comes with its `end`: read it, so the stream is ready for the next job.
     const end = await exchange.read('the answer ended')
     if (end.frame !== 'end') throw exchange.protocolError(`expected the end of an error answer, got ${end.frame ?? 'nothing'}`)
@@ -194,26 +191,6 @@ class Exchange {
     }
     if (frame === null) throw this.fail(new AicnError(ErrorCode.STREAM, `node ${this.node} closed the stream before ${before}`))
     return frame
-  }
-
-  /** The rest of a successful answer when all of it has arrived already, as a small answer does with its
-   * head in one message: its bytes, and the job is complete. Undefined when the answer is still arriving or
-   * does not end well; it is then read frame by frame, as usual. */
-  takeWhole (): Uint8Array | undefined {
-    let frames: readonly job.JobFrame[]
-    try {
-      frames = this.reader.peek()
-    } catch (err) {
-      throw this.fail(this.errorFrom(err))
-    }
-    const last = frames.find((f) => f.frame !== undefined && f.frame !== 'body_chunk')
-    if (last?.frame !== 'end' || (last.end?.error_code ?? 0) !== 0) return undefined
-    const chunks: Uint8Array[] = []
-    for (let frame = this.reader.poll(); frame?.frame === 'body_chunk'; frame = this.reader.poll()) {
-      if (frame.body_chunk != null && frame.body_chunk.byteLength > 0) chunks.push(frame.body_chunk)
-    }
-    this.complete()
-    return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
   }
 
   protocolError (message: string): AicnError {
