@@ -52,12 +52,18 @@ const kinds: Record<ErrorCodeValue, ErrorKind> = {
 export class AicnError extends Error {
   readonly code: number
   readonly status: number
+  /** A machine-readable reason where the code is too coarse (OpenAI's error `code`, e.g. "model_not_allowed"). */
+  readonly reason?: string
+  /** Headers the answer must carry (e.g. the rate-limit headers of a 429). */
+  headers?: Record<string, string>
 
-  constructor (code: ErrorCodeValue | number, message?: string, options?: { status?: number, cause?: unknown }) {
+  constructor (code: ErrorCodeValue | number, message?: string, options?: { status?: number, cause?: unknown, reason?: string, headers?: Record<string, string> }) {
     super(message ?? defaultMessage(code), { cause: options?.cause })
     this.name = 'AicnError'
     this.code = code
     this.status = options?.status ?? statusForCode(code)
+    this.reason = options?.reason
+    this.headers = options?.headers
   }
 }
 

@@ -46,6 +46,7 @@ import { Gateway } from './gateway/gateway.ts'
 import { Limiter } from './gateway/limits.ts'
 import { priceTableFrom } from './gateway/pricing.ts'
 import { parseHostPort } from './config/validate.ts'
+import { WEB_OFF } from './config/defaults.ts'
 import { NODE_TYPE } from './protocols/heartbeat-codec.ts'
 import type { Logger } from './logger.ts'
 import { AGENT_VERSION } from './version.ts'
@@ -60,13 +61,16 @@ export class AicnNode {
   readonly host: Host
   readonly control: NodeControl
   readonly apiUrl: string
+  /** The browser-safe listener (API.WebAddr), undefined when it is "off". */
+  readonly webUrl: string | undefined
   private readonly stopSteps: StopStep[]
   private readonly log: Logger
 
-  private constructor (host: Host, control: NodeControl, apiUrl: string, stopSteps: StopStep[], log: Logger) {
+  private constructor (host: Host, control: NodeControl, urls: { api: string, web?: string }, stopSteps: StopStep[], log: Logger) {
     this.host = host
     this.control = control
-    this.apiUrl = apiUrl
+    this.apiUrl = urls.api
+    this.webUrl = urls.web
     this.stopSteps = stopSteps
     this.log = log
   }
@@ -207,12 +211,22 @@ export class AicnNode {
         ...keyRoutes(gatewayDb.keys, gatewayDb.usage),
         ...gateway.routes()
       ]
-      const http = new HttpServer({ routes, logger: log, registry: metrics })
-      const listening = await http.listen(config.API.Addr)
+      const http = new HttpServer({
+        routes,
+        logger: log,
+        registry: metrics,
+        guard: { allowedOrigins: config.API.AllowedOrigins, allowedHosts: config.API.AllowedHosts },
+        access: { adminKey: config.API.AdminKey, checkJobKey: async (authorization) => { await gateway.checkKey(authorization) } }
+      })
       started('HTTP API', async () => { await http.close() })
+      // Two listeners, one app: API.Addr (6000 by default) for the Go node's clients, API.WebAddr for
+      // browsers and fetch-based SDKs, which refuse port 6000 (WHATWG fetch "bad ports").
+      const listening = await http.listen(config.API.Addr, 'API.Addr')
       log.info({ url: listening.url }, 'HTTP API listening')
+      const web = config.API.WebAddr === WEB_OFF ? undefined : await http.listen(config.API.WebAddr, 'API.WebAddr')
+      if (web !== undefined) log.info({ url: web.url }, 'web listener (browsers, fetch, SDKs) listening')
 
-      return new AicnNode(host, control, listening.url, stopSteps, log)
+      return new AicnNode(host, control, { api: listening.url, web: web?.url }, stopSteps, log)
     } catch (err) {
       await runStopSteps(stopSteps, log)
       throw err

@@ -32,6 +32,7 @@ export async function runDaemon (options: DaemonOptions, out: Output): Promise<v
   await rename(temp, apiFile)
   out.line(`Peer ID: ${node.control.peerId}`)
   out.line(`API server listening on ${node.apiUrl}`)
+  if (node.webUrl !== undefined) out.line(`Web listener (browsers, fetch, the OpenAI SDK, the console) on ${node.webUrl}`)
   out.line('Daemon is ready')
 
   await new Promise<void>((resolve) => {

@@ -13,6 +13,7 @@ export interface InitOptions {
   dir: string
   listen?: string[]
   api?: string
+  web?: string
   bootstrap?: string[]
   psk?: string
   network?: string
@@ -22,6 +23,9 @@ export interface InitResult { configPath: string, keyPath: string, datastore: st
 
 const FIRST_TCP_PORT = 7001
 const PORT_STEP = 1000
+/** The web listener's first choice (src/config/defaults.ts DEFAULT_WEB_ADDR), then 6081, 6082…, so that
+ * several nodes initialised on one machine each get their own. */
+const FIRST_WEB_PORT = 6080
 
 export async function initNode (options: InitOptions): Promise<InitResult> {
   if (options.mode !== 'input' && options.mode !== 'worker') {
@@ -47,6 +51,7 @@ export async function initNode (options: InitOptions): Promise<InitResult> {
     datastore,
     listen,
     apiAddr: options.api,
+    webAddr: options.web ?? `127.0.0.1:${await freePort(FIRST_WEB_PORT, 1)}`,
     bootstrap: [...(options.bootstrap ?? []), ...network.bootstrap],
     psk
   })
@@ -76,12 +81,12 @@ async function networkDefaults (network: string | undefined): Promise<NetworkDef
   return { bootstrap: list as string[], psk: network === 'dbc' ? GO_NODE_PSK : undefined }
 }
 
-/** The first TCP port from `start` (in steps of 1000, as the Go node) that is free on all interfaces. */
-async function freePort (start: number): Promise<number> {
-  for (let port = start; port < 65536; port += PORT_STEP) {
+/** The first TCP port from `start` (in steps of 1000 for libp2p, as the Go node) that is free on all interfaces. */
+async function freePort (start: number, step = PORT_STEP): Promise<number> {
+  for (let port = start; port < Math.min(65536, start + 100 * step); port += step) {
     if (await canListen(port)) return port
   }
-  throw new UsageError('no free TCP port found for libp2p; pass --listen /ip4/0.0.0.0/tcp/PORT')
+  throw new UsageError(step === PORT_STEP ? 'no free TCP port found for libp2p; pass --listen /ip4/0.0.0.0/tcp/PORT' : 'no free port found for the web listener; pass --web 127.0.0.1:PORT')
 }
 
 async function canListen (port: number): Promise<boolean> {

@@ -28,11 +28,12 @@ function program (): Command {
     .argument('<mode>', '"worker" (next to model servers) or "input" (public entry node)')
     .option('--dir <dir>', 'folder for the files (default: $AICN_PATH or ~/.aicn)')
     .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect)
-    .option('--api <host:port>', 'HTTP API address (default 127.0.0.1:6000)')
+    .option('--api <host:port>', 'HTTP API address for the Go node\'s clients (default 127.0.0.1:6000)')
+    .option('--web <host:port>', 'browser-safe HTTP address for browsers, fetch and SDKs, or "off" (default 127.0.0.1:6080, or the next free port)')
     .option('--bootstrap <multiaddr>', 'bootstrap peer, ending in /p2p/<id> (repeatable)', collect)
     .option('--psk <hex>', 'pre-shared key of a private network (64 hex characters)')
     .option('--network <name>', 'join a known public network from bootstrap-nodes.json, e.g. "dbc"')
-    .action(async (mode: string, opts: { dir?: string, listen?: string[], api?: string, bootstrap?: string[], psk?: string, network?: string }) => {
+    .action(async (mode: string, opts: { dir?: string, listen?: string[], api?: string, web?: string, bootstrap?: string[], psk?: string, network?: string }) => {
       const result = await initNode({ mode, dir: opts.dir ?? defaultDir(), ...opts })
       out.line(`Generate peer key success at ${result.keyPath}`)
       out.line('Important notice: please keep this key file; it is the node\'s identity.')

@@ -6,6 +6,12 @@
  * admin endpoints (register, bootstrap add/rm) have no authentication. */
 export const DEFAULT_API_ADDR = '127.0.0.1:6000'
 
+/** The browser-safe listener: port 6000 is on the WHATWG fetch "bad ports" list (X11), so browsers, Node's
+ * fetch and every fetch-based SDK refuse it. 6080 is not on that list. */
+export const DEFAULT_WEB_ADDR = '127.0.0.1:6080'
+/** `API.WebAddr` value that turns the second listener off. */
+export const WEB_OFF = 'off'
+
 /** The Go network's published pre-shared key (reference §2.2). It is public, so it gives no admission
  * control; aicn writes it only when asked to join that network (`aicn init --network dbc`). */
 export const GO_NODE_PSK = 'f504f536a912a8cf7d00adacee8ed20270c5040d961d7f3da4fccbcbec0ec48a'
@@ -38,7 +44,8 @@ const obj = (fields: Record<string, FieldSpec>): FieldSpec => ({ kind: 'object',
 export const CONFIG_SPEC = obj({
   Bootstrap: strings,
   Addresses: strings,
-  API: obj({ Addr: str() }),
+  // WebAddr, AllowedOrigins, AllowedHosts and AdminKey are aicn's own (src/http/guard.ts, docs/config.md).
+  API: obj({ Addr: str(), WebAddr: str(DEFAULT_WEB_ADDR), AllowedOrigins: strings, AllowedHosts: strings, AdminKey: str() }),
   Identity: obj({ PeerID: str(), PrivKey: str() }),
   Swarm: obj({
     ConnMgr: obj({ Type: str('basic'), HighWater: int(400), LowWater: int(100), GracePeriod: str('20s') }),

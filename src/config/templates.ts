@@ -1,7 +1,7 @@
 // The configs `aicn init` writes (reference §2.4), with deliberate safety differences from the Go
 // templates: loopback-only defaults, no UPnP/NAT-PMP, no published PSK, no auto-upgrade, gossipsub.
 // docs/config.md lists them.
-import { DEFAULT_API_ADDR, DEFAULT_PROTOCOL_PREFIX, DEFAULT_TOPIC_NAME } from './defaults.ts'
+import { DEFAULT_API_ADDR, DEFAULT_PROTOCOL_PREFIX, DEFAULT_TOPIC_NAME, DEFAULT_WEB_ADDR } from './defaults.ts'
 import type { Config } from './types.ts'
 
 export type TemplateMode = 'input' | 'worker'
@@ -18,6 +18,8 @@ export interface TemplateOptions {
   listen?: string[]
   /** HTTP API `host:port`; default 127.0.0.1:6000 */
   apiAddr?: string
+  /** the browser-safe listener `host:port` (or "off"); default 127.0.0.1:6080 */
+  webAddr?: string
   /** bootstrap peer multiaddrs ending in /p2p/<id>; default none (a first node) */
   bootstrap?: string[]
   /** 64 hex characters; default "" (no private network) */
@@ -34,7 +36,7 @@ export function createConfigTemplate (mode: TemplateMode, options: TemplateOptio
   return {
     Bootstrap: [...(options.bootstrap ?? [])],
     Addresses: options.listen !== undefined && options.listen.length > 0 ? [...options.listen] : [...DEFAULT_LISTEN],
-    API: { Addr: options.apiAddr ?? DEFAULT_API_ADDR },
+    API: { Addr: options.apiAddr ?? DEFAULT_API_ADDR, WebAddr: options.webAddr ?? DEFAULT_WEB_ADDR, AllowedOrigins: [], AllowedHosts: [], AdminKey: '' },
     Identity: { PeerID: options.peerId, PrivKey: options.privKey },
     Swarm: {
       ConnMgr: { Type: 'basic', HighWater: 400, LowWater: 100, GracePeriod: '60s' },

@@ -19,7 +19,17 @@ export interface AIProjectConfig {
 export interface Config {
   Bootstrap: string[]
   Addresses: string[]
-  API: { Addr: string }
+  API: {
+    Addr: string
+    /** aicn's own: a second listener for browsers and fetch-based SDKs ("off" for none) */
+    WebAddr: string
+    /** aicn's own: web origins (besides the node's own) that may call the API from a browser; "*" for any */
+    AllowedOrigins: string[]
+    /** aicn's own: host names (besides loopback names and IP literals) accepted in the Host header */
+    AllowedHosts: string[]
+    /** aicn's own: a bearer secret that opens the admin endpoints to callers on other machines; "" = none */
+    AdminKey: string
+  }
   Identity: { PeerID: string, PrivKey: string }
   Swarm: {
     ConnMgr: { Type: 'basic' | 'none', HighWater: number, LowWater: number, GracePeriod: string }

@@ -10,6 +10,7 @@ import { ConfigError } from '../errors.ts'
 import { parseDuration } from './duration.ts'
 import { MAX_JOB_MS } from '../jobs/types.ts'
 import type { AIProjectConfig, Config } from './types.ts'
+import { WEB_OFF } from './defaults.ts'
 
 export interface ValidateOptions {
   /** Check the file system: `App.Datastore` is an existing directory and, when logging to a file,
@@ -34,7 +35,13 @@ export async function validateConfig (config: Config, options: ValidateOptions =
   config.Bootstrap.forEach((addr, i) => checkMultiaddr(addr, `Bootstrap[${i}]`, true, report))
   if (config.Addresses.length === 0) report('Addresses', 'must not be empty (e.g. ["/ip4/0.0.0.0/tcp/7001"])')
   config.Addresses.forEach((addr, i) => checkMultiaddr(addr, `Addresses[${i}]`, false, report))
-  checkApiAddr(config.API.Addr, report)
+  checkApiAddr(config.API.Addr, 'API.Addr', report)
+  if (config.API.WebAddr !== WEB_OFF) checkApiAddr(config.API.WebAddr, 'API.WebAddr', report)
+  config.API.AllowedOrigins.forEach((origin, i) => { checkOrigin(origin, `API.AllowedOrigins[${i}]`, report) })
+  config.API.AllowedHosts.forEach((host, i) => {
+    if (!/^[A-Za-z0-9.-]{1,253}$/.test(host)) report(`API.AllowedHosts[${i}]`, `must be a host name such as "node.example.com" (got ${JSON.stringify(host)})`)
+  })
+  if (config.API.AdminKey !== '' && config.API.AdminKey.length < 16) report('API.AdminKey', 'must be empty or at least 16 characters (a random secret)')
   checkIdentity(config.Identity, report)
 
   const { Swarm: swarm } = config
@@ -151,11 +158,20 @@ export function parseHostPort (addr: string): { host: string, port: number } {
   return { host: match[1] ?? match[2], port }
 }
 
-function checkApiAddr (addr: string, report: Report): void {
+function checkApiAddr (addr: string, path: string, report: Report): void {
   try {
     parseHostPort(addr)
   } catch {
-    report('API.Addr', `must be host:port, e.g. "127.0.0.1:6000" (got ${JSON.stringify(addr)})`)
+    report(path, `must be host:port, e.g. "127.0.0.1:6000" (got ${JSON.stringify(addr)})`)
+  }
+}
+
+/** `*`, or a web origin: scheme, host and optional port, nothing else (as browsers send it). */
+function checkOrigin (origin: string, path: string, report: Report): void {
+  if (origin === '*') return
+  const parsed = URL.canParse(origin) ? new URL(origin) : undefined
+  if (parsed === undefined || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || parsed.origin !== origin) {
+    report(path, `must be "*" or an origin such as "https://app.example.com" or "http://localhost:3000" (got ${JSON.stringify(origin)})`)
   }
 }
 

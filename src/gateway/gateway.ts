@@ -12,16 +12,17 @@ import { deadlineFor } from '../jobs/timeouts.ts'
 import { JobKind, type JobKindValue, type JobResponse, type JobTimeouts } from '../jobs/types.ts'
 import type { NetworkView } from '../registry/view.ts'
 import { raw, type Reply } from '../http/reply.ts'
-import type { Route, RouteContext } from '../http/server.ts'
-import { toOpenAiError, gatewayErrors } from './errors.ts'
+import type { Route, RouteContext } from '../http/router.ts'
+import { toOpenAiError } from '../http/openai-errors.ts'
+import { gatewayErrors } from './errors.ts'
 import { listModels, resolveModel, type ResolvedModel } from './models.ts'
 import { readUsage, tapUsage, type Usage } from './sse.ts'
 import type { KeyRecord, KeyStore } from './keys.ts'
 import type { Limiter } from './limits.ts'
 import type { UsageLog } from './usage.ts'
+import { openUpload, type Upload } from './upload.ts'
 import type { PriceTable } from './pricing.ts'
 
-const MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 /** Output tokens assumed for the balance check when the client sets no max_tokens. */
 const ASSUMED_OUTPUT_TOKENS = 1024
 
@@ -62,23 +63,18 @@ export class Gateway {
     for (const prefix of ['/v1', '/api/v1', '/api/v1/ai']) {
       for (const [path, kind] of endpoints) {
         if (prefix === '/api/v1/ai' && kind !== 'models' && kind !== JobKind.CHAT && kind !== JobKind.COMPLETION) continue
+        // Errors leave in OpenAI's shape under these paths (src/http/errors.ts).
         routes.push(kind === 'models'
-          ? { path: prefix + path, methods: ['GET'], handler: async (rc) => await this.guard(async () => await this.models(rc)) }
-          : { path: prefix + path, methods: ['POST'], readBody: kind !== JobKind.IMAGE_EDIT, handler: async (rc) => await this.guard(async () => await this.job(rc, kind, prefix + path)) })
+          ? { path: prefix + path, methods: ['GET'], handler: async (rc) => await this.models(rc) }
+          : { path: prefix + path, methods: ['POST'], readBody: kind !== JobKind.IMAGE_EDIT, handler: async (rc) => await this.job(rc, kind, prefix + path) })
       }
     }
     return routes
   }
 
-  /** Every error leaves in OpenAI's shape. */
-  private async guard (run: () => Promise<Reply>): Promise<Reply> {
-    try {
-      return await run()
-    } catch (err) {
-      const { status, body } = toOpenAiError(err)
-      if (status >= 500) this.deps.log.debug({ err: (err as Error).message }, 'gateway request failed')
-      return raw(body, status, (err as { headers?: Record<string, string> }).headers)
-    }
+  /** The key check of the /api/v0 job routes (src/http/access.ts): the same rules as /v1. */
+  async checkKey (authorization: string): Promise<void> {
+    await this.keyFrom(authorization, this.deps.requireKeys)
   }
 
   private async models (rc: RouteContext): Promise<Reply> {
@@ -89,7 +85,7 @@ export class Gateway {
 
   private async job (rc: RouteContext, kind: JobKindValue, endpoint: string): Promise<Reply> {
     const key = await this.authenticate(rc, this.deps.requireKeys)
-    const upload = kind === JobKind.IMAGE_EDIT ? await readUpload(rc) : undefined
+    const upload = kind === JobKind.IMAGE_EDIT ? await openUpload(rc.req, rc.header('content-type'), rc.params.optionalString('model')) : undefined
     const body = upload === undefined ? jsonBody(rc) : undefined
     const name = upload?.model ?? (typeof body?.model === 'string' ? body.model : '')
     if (name === '') throw new AicnError(ErrorCode.PARAM, 'you must provide a model parameter')
@@ -127,7 +123,7 @@ export class Gateway {
       return raw(answer.body, answer.status, headers)
     } catch (err) {
       finish(undefined, undefined, toOpenAiError(err).status)
-      if (err instanceof AicnError) Object.assign(err, { headers: admission.headers })
+      if (err instanceof AicnError) err.headers = { ...admission.headers, ...err.headers }
       throw err
     }
   }
@@ -143,7 +139,7 @@ export class Gateway {
       stream,
       deadline: deadlineFor(kind, this.deps.timeoutsMs)
     }
-    if (upload !== undefined) return { head, body: { bytes: upload.bytes } }
+    if (upload !== undefined) return { head, body: { stream: upload.body } }
     const forModel: Record<string, unknown> = { ...body, model: target.model }
     // Metering needs the stream's usage; ask the model for it when the client did not.
     if (stream && (forModel.stream_options as { include_usage?: unknown } | undefined)?.include_usage !== true) {
@@ -153,15 +149,24 @@ export class Gateway {
   }
 
   private async authenticate (rc: RouteContext, required: boolean): Promise<KeyRecord | undefined> {
-    const header = rc.header('authorization')
-    const secret = /^Bearer\s+(\S+)$/i.exec(header)?.[1]
+    return await this.keyFrom(rc.header('authorization'), required)
+  }
+
+  /** Where keys are required, a missing or unknown key is 401. Where they are not, a token that is not one
+   * of our keys counts as no key, as vLLM, Ollama and LiteLLM do (SDKs insist on sending something:
+   * 'none', 'EMPTY', 'ollama'); a known key still counts, with its limits, and a revoked one is 401. */
+  private async keyFrom (authorization: string, required: boolean): Promise<KeyRecord | undefined> {
+    const secret = /^Bearer\s+(\S+)$/i.exec(authorization)?.[1]
     if (secret === undefined) {
       if (required) throw gatewayErrors.missingKey()
       return undefined
     }
-    // A key that is presented must be valid, even where keys are optional.
     const key = await this.deps.keys.authenticate(secret)
-    if (key === undefined || key.revoked) throw gatewayErrors.badKey()
+    if (key === undefined) {
+      if (required) throw gatewayErrors.badKey()
+      return undefined
+    }
+    if (key.revoked) throw gatewayErrors.badKey()
     return key
   }
 
@@ -180,7 +185,9 @@ export class Gateway {
     const decision = await this.deps.limiter.admit(key)
     if (!decision.ok) {
       if (reservation !== undefined) await this.deps.keys.settle(reservation, 0)
-      throw Object.assign(gatewayErrors.limited(decision.reason ?? 'limit'), { headers: decision.headers })
+      const limited = gatewayErrors.limited(decision.reason ?? 'limit')
+      limited.headers = decision.headers
+      throw limited
     }
     return { key, headers: decision.headers, reservation, release: decision.release }
   }
@@ -212,20 +219,6 @@ function jsonBody (rc: RouteContext): Record<string, unknown> {
   const body = rc.params.body
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new AicnError(ErrorCode.PARAM, 'the request body must be a JSON object')
   return body as Record<string, unknown>
-}
-
-interface Upload { bytes: Uint8Array, contentType: string, model: string | undefined }
-
-/** An image edit upload. The model name is a form field, which the router needs before choosing a node,
- * so the upload is held (up to 64 MiB); `?model=` in the query string works too. */
-async function readUpload (rc: RouteContext): Promise<Upload> {
-  const contentType = rc.header('content-type')
-  if (!/^multipart\/form-data;\s*boundary=/i.test(contentType)) throw new AicnError(ErrorCode.PARAM, 'images/edits takes a multipart/form-data body')
-  const bytes = await collect(rc.req, MAX_UPLOAD_BYTES)
-  if (bytes === undefined) throw new AicnError(ErrorCode.BUFFER, `upload exceeds ${MAX_UPLOAD_BYTES} bytes`, { status: 413 })
-  const fromQuery = rc.params.optionalString('model')
-  const field = /name="model"[^\r\n]*\r\n(?:[^\r\n]+\r\n)*\r\n([^\r\n]*)\r\n/.exec(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1'))?.[1]
-  return { bytes, contentType, model: fromQuery ?? (field === undefined ? undefined : Buffer.from(field, 'latin1').toString('utf8')) }
 }
 
 /** The model's answer: JSON passed through as is, including the model's own errors in OpenAI's shape. */

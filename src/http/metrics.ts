@@ -1,6 +1,8 @@
 // HTTP metrics. The route label is the route's declared path (or 'unmatched'), never the request URL, so
 // random URLs cannot blow up the number of series.
+import type { Context, Middleware, Next } from 'koa'
 import { Counter, Gauge, Histogram, register as defaultRegister, type Registry } from 'prom-client'
+import type { Logger } from '../logger.ts'
 
 export interface HttpMetrics {
   duration: Histogram<'method' | 'route' | 'status'>
@@ -45,4 +47,27 @@ export function httpMetrics (registry: Registry = defaultRegister): HttpMetrics 
 // Also covers metrics registered by another copy of this module (e.g. tests loading both src and dist).
 function existing<T> (registry: Registry, name: string): T | undefined {
   return registry.getSingleMetric(name) as T | undefined
+}
+
+/** The outermost middleware: counts and times every answer, including streamed bodies to their end and
+ * requests whose client left (status 499, nginx's "client closed request"). */
+export function observe (metrics: HttpMetrics, log: Logger, onEnd: () => void): Middleware {
+  return async (ctx: Context, next: Next) => {
+    const started = process.hrtime.bigint()
+    metrics.inFlight.inc()
+    // 'close' fires both after a normal finish and when the client goes away; it is the one event that
+    // covers streamed bodies to their end.
+    ctx.res.once('close', () => {
+      metrics.inFlight.dec()
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9
+      const status = ctx.res.headersSent ? String(ctx.res.statusCode) : '499'
+      const route = (ctx as Context & { _matchedRoute?: string })._matchedRoute
+      const labels = { method: ctx.method, route: typeof route === 'string' ? route : 'unmatched', status }
+      metrics.duration.observe(labels, seconds)
+      metrics.requests.inc(labels)
+      log.debug({ method: ctx.method, path: ctx.path, status: Number(status), ms: Math.round(seconds * 1000) }, 'http request')
+      onEnd()
+    })
+    await next()
+  }
 }

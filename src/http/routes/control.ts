@@ -1,15 +1,17 @@
 // `/api/v0` node-control endpoints (seed 002). Shapes follow the seed: the envelope where it shows one,
-// bare JSON for id, swarm/peers, swarm/addrs and pubsub/peers. Read endpoints take GET and POST.
+// bare JSON for id, swarm/peers, swarm/addrs and pubsub/peers. Read endpoints take GET and POST; the ones
+// that change the node's connections or config are admin routes (src/http/access.ts).
 import type { NodeControl } from '../../control.ts'
 import { remoteCall } from './remote-call.ts'
 import { ok, raw, text, type Reply } from '../reply.ts'
-import type { Route, RouteContext } from '../server.ts'
+import type { Access } from '../access.ts'
+import type { Route, RouteContext } from '../router.ts'
 
 const BOTH: Array<'GET' | 'POST'> = ['GET', 'POST']
 const POST: Array<'GET' | 'POST'> = ['POST']
 
-function route (path: string, methods: Array<'GET' | 'POST'>, handler: (rc: RouteContext) => Promise<Reply>): Route {
-  return { path: `/api/v0${path}`, methods, handler }
+function route (path: string, methods: Array<'GET' | 'POST'>, handler: (rc: RouteContext) => Promise<Reply>, access: Access = 'open'): Route {
+  return { path: `/api/v0${path}`, methods, handler, access }
 }
 
 export function controlRoutes (control: NodeControl): Route[] {
@@ -21,13 +23,13 @@ export function controlRoutes (control: NodeControl): Route[] {
     route('/host/info', BOTH, async (rc) => ok(await control.hostInfo(nodeId(rc), remoteCall(rc)))),
     route('/swarm/peers', BOTH, async () => raw(control.swarmPeers())),
     route('/swarm/addrs', BOTH, async () => raw(await control.swarmAddrs())),
-    route('/swarm/connect', POST, async (rc) => { await control.swarmConnect(nodeAddr(rc)); return ok() }),
-    route('/swarm/disconnect', POST, async (rc) => { await control.swarmDisconnect(nodeAddr(rc)); return ok() }),
+    route('/swarm/connect', POST, async (rc) => { await control.swarmConnect(nodeAddr(rc)); return ok() }, 'admin'),
+    route('/swarm/disconnect', POST, async (rc) => { await control.swarmDisconnect(nodeAddr(rc)); return ok() }, 'admin'),
     route('/pubsub/peers', BOTH, async () => raw(control.pubsubPeers())),
     route('/rendezvous/peers', BOTH, async (rc) => ok(await control.rendezvousPeers(rc.signal))),
     route('/bootstrap/list', BOTH, async () => ok(control.bootstrapList())),
-    route('/bootstrap/add', POST, async (rc) => { await control.bootstrapAdd(nodeAddr(rc)); return ok() }),
-    route('/bootstrap/rm', POST, async (rc) => { await control.bootstrapRm(nodeAddr(rc)); return ok() }),
+    route('/bootstrap/add', POST, async (rc) => { await control.bootstrapAdd(nodeAddr(rc)); return ok() }, 'admin'),
+    route('/bootstrap/rm', POST, async (rc) => { await control.bootstrapRm(nodeAddr(rc)); return ok() }, 'admin'),
     route('/debug/metrics/prometheus', BOTH, async () => { const m = await control.metrics(); return text(m.body, m.contentType) }),
     { path: '/metrics', methods: ['GET'], handler: async () => { const m = await control.metrics(); return text(m.body, m.contentType) } }
   ]

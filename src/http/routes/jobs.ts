@@ -8,7 +8,7 @@ import { isEventStream, readModelAnswer, readModelJson } from '../../jobs/answer
 import { checkIpfsNode, uploadImage } from '../../jobs/ipfs.ts'
 import { DEFAULT_TIMEOUT_MS, JobKind, type JobKindValue, type JobResponse, type JobTimeouts } from '../../jobs/types.ts'
 import { ok, okJson, type Reply } from '../reply.ts'
-import type { Route, RouteContext } from '../server.ts'
+import type { Route, RouteContext } from '../router.ts'
 import { remoteCall } from './remote-call.ts'
 
 /** Our routing fields; everything else in the body is the model's. */
@@ -83,7 +83,8 @@ export function jobRoutes (options: JobRouteOptions): Route[] {
     return okJson((await readModelAnswer(response)).text, servedBy(response))
   }
 
-  const post = (path: string, handler: Route['handler'], readBody = true): Route => ({ path: `/api/v0${path}`, methods: ['POST'], handler, readBody })
+  // Model calls spend the network's compute: with keys required they need one, like /v1 (src/http/access.ts).
+  const post = (path: string, handler: Route['handler'], readBody = true): Route => ({ path: `/api/v0${path}`, methods: ['POST'], handler, readBody, access: 'job' })
   return [
     post('/chat/completion', chat(false)),
     post('/chat/completion/proxy', chat(true)),

@@ -1,20 +1,10 @@
-// Admin endpoints for the gateway's access keys and usage (`/api/v0/keys/*`, `/api/v0/usage`). They answer
-// only requests from this machine: whoever can reach the API from elsewhere must not mint keys.
+// Admin endpoints for the gateway's access keys and usage (`/api/v0/keys/*`, `/api/v0/usage`). They are
+// admin routes (src/http/access.ts): whoever can reach the API from elsewhere must not mint keys.
 import { AicnError, ErrorCode } from '../../errors.ts'
 import type { KeyRecord, KeyStore } from '../../gateway/keys.ts'
 import type { UsageLog } from '../../gateway/usage.ts'
 import { ok, type Reply } from '../reply.ts'
-import type { Route, RouteContext } from '../server.ts'
-
-const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/
-
-function adminOnly (handler: (rc: RouteContext) => Promise<Reply>): Route['handler'] {
-  return async (rc) => {
-    const address = rc.req.socket.remoteAddress ?? ''
-    if (!LOOPBACK.test(address)) throw new AicnError(ErrorCode.PERMISSION, 'key administration is only allowed from this machine')
-    return await handler(rc)
-  }
-}
+import type { Route, RouteContext } from '../router.ts'
 
 /** What an admin sees of a key: never the hash. */
 export function describeKey (key: KeyRecord): Omit<KeyRecord, 'hash'> & { balanceUsd: number | null } {
@@ -23,7 +13,7 @@ export function describeKey (key: KeyRecord): Omit<KeyRecord, 'hash'> & { balanc
 }
 
 export function keyRoutes (keys: KeyStore, usage: UsageLog): Route[] {
-  const route = (path: string, methods: Array<'GET' | 'POST'>, handler: (rc: RouteContext) => Promise<Reply>): Route => ({ path: `/api/v0${path}`, methods, handler: adminOnly(handler) })
+  const route = (path: string, methods: Array<'GET' | 'POST'>, handler: (rc: RouteContext) => Promise<Reply>): Route => ({ path: `/api/v0${path}`, methods, handler, access: 'admin' })
   const id = (rc: RouteContext): string => rc.params.string('id', { required: true })
   const found = async (idOrPrefix: string): Promise<KeyRecord> => {
     const key = await keys.get(idOrPrefix)

@@ -4,12 +4,13 @@ import type { LocalRegistry, ModelInput } from '../../registry/local.ts'
 import { LIST_DEFAULT, PEERS_DEFAULT, PEERS_MAX, type NetworkRegistry } from '../../registry/network.ts'
 import { Params } from '../params.ts'
 import { ok } from '../reply.ts'
-import type { Route, RouteContext } from '../server.ts'
+import type { Route, RouteContext } from '../router.ts'
 import { remoteCall } from './remote-call.ts'
 
 const BOTH: Array<'GET' | 'POST'> = ['GET', 'POST']
-const POST: Array<'GET' | 'POST'> = ['POST']
 const route = (path: string, methods: Array<'GET' | 'POST'>, handler: Route['handler']): Route => ({ path: `/api/v0${path}`, methods, handler })
+/** Registration changes what this node offers the network: only its operator may (src/http/access.ts). */
+const admin = (path: string, handler: Route['handler']): Route => ({ path: `/api/v0${path}`, methods: ['POST'], handler, access: 'admin' })
 
 /** One model of a register call; keys in any case (`Model` or `model`, as the Go node accepts). */
 function modelInput (params: Params, where = ''): ModelInput {
@@ -41,10 +42,10 @@ const project = (rc: RouteContext): string => rc.params.string('project', { requ
 
 export function registryRoutes (local: LocalRegistry, network: NetworkRegistry): Route[] {
   return [
-    route('/ai/project/register', POST, async (rc) => ok(undefined, await local.registerProject(project(rc), modelsList(rc)))),
-    route('/ai/project/unregister', POST, async (rc) => ok(undefined, await local.unregisterProject(project(rc)))),
-    route('/ai/model/register', POST, async (rc) => ok(undefined, await local.registerModel(project(rc), modelInput(rc.params)))),
-    route('/ai/model/unregister', POST, async (rc) => ok(undefined, await local.unregisterModel(
+    admin('/ai/project/register', async (rc) => ok(undefined, await local.registerProject(project(rc), modelsList(rc)))),
+    admin('/ai/project/unregister', async (rc) => ok(undefined, await local.unregisterProject(project(rc)))),
+    admin('/ai/model/register', async (rc) => ok(undefined, await local.registerModel(project(rc), modelInput(rc.params)))),
+    admin('/ai/model/unregister', async (rc) => ok(undefined, await local.unregisterModel(
       project(rc), rc.params.string('model', { required: true, maxLength: 256 }), rc.params.string('cid', { default: '', maxLength: 256 })))),
     route('/ai/project/peer', BOTH, async (rc) => ok(await network.projectsOf(rc.params.string('node_id', { required: true }), remoteCall(rc)))),
     route('/peers', BOTH, async () => ok(network.nodes())),

@@ -1,7 +1,7 @@
 import type { RemoteCall } from '../../control.ts'
 import { parseDuration } from '../../config/duration.ts'
 import { AicnError, ErrorCode } from '../../errors.ts'
-import type { RouteContext } from '../server.ts'
+import type { RouteContext } from '../router.ts'
 
 const MAX_TIMEOUT_MS = 5 * 60_000
 
