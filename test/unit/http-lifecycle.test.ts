@@ -34,7 +34,7 @@ describe('HttpServer lifecycle', () => {
     const a = new HttpServer({ routes: [], logger: silentLogger, registry: new Registry() })
     const { port } = await a.listen('127.0.0.1:0')
     const b = new HttpServer({ routes: [], logger: silentLogger, registry: new Registry() })
-    await assert.rejects(b.listen(`127.0.0.1:${port}`), { message: `API.Addr 127.0.0.1:${port} is already in use` })
+    await assert.rejects(b.listen(`127.0.0.1:${port}`, 'API.WebAddr'), (err: Error) => err.message.startsWith(`API.WebAddr 127.0.0.1:${port} is already in use`))
     await a.close()
     await b.close() // never listened: a no-op
   })

@@ -176,12 +176,12 @@ describe('HttpServer', () => {
 
     const put = await fetch(`${url}/api/v0/id`, { method: 'PUT' })
     assert.equal(put.status, 405)
-    assert.equal(put.headers.get('allow'), 'GET, POST')
-    assert.deepEqual(await put.json(), { code: 1010, message: 'method PUT not allowed on /api/v0/id; use GET, POST' })
+    assert.equal(put.headers.get('allow'), 'HEAD, GET, POST')
+    assert.deepEqual(await put.json(), { code: 1010, message: 'method PUT not allowed on /api/v0/id; use HEAD, GET, POST' })
 
     const post = await fetch(`${url}/api/v0/peers`, { method: 'POST', body: '{}' })
     assert.equal(post.status, 405)
-    assert.equal(post.headers.get('allow'), 'GET')
+    assert.equal(post.headers.get('allow'), 'HEAD, GET')
   })
 
   it('tolerates a trailing slash', async () => {
@@ -225,20 +225,20 @@ describe('HttpServer', () => {
     // reset it, which threw away the end of answers larger than the socket buffers.
     const body = Buffer.alloc(512 * 1024, 'b')
     for (let i = 0; i < 5; i++) {
-      const head = `GET /api/v0/big HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`
+      const head = `GET /api/v0/big HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`
       const answer = await rawExchange(url, head, body)
       const split = answer.indexOf('\r\n\r\n')
       assert.match(answer.subarray(0, split).toString(), /^HTTP\/1\.1 200 /)
       assert.equal(answer.length - split - 4, BIG_ANSWER, `the whole answer arrived (try ${i + 1})`)
     }
-    const tooBig = await rawExchange(url, `GET /api/v0/big HTTP/1.1\r\nHost: x\r\nContent-Length: ${2 * 1024 * 1024}\r\nConnection: close\r\n\r\n`, Buffer.alloc(0))
+    const tooBig = await rawExchange(url, `GET /api/v0/big HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${2 * 1024 * 1024}\r\nConnection: close\r\n\r\n`, Buffer.alloc(0))
     assert.match(tooBig.toString(), /^HTTP\/1\.1 413 /)
     // A body announced and never sent does not hold the answer back for long (the client half-closes
     // only after it has the answer, so an answer here proves the server did not wait for the body).
     const stalled = await new Promise<string>((resolve, reject) => {
       const { hostname, port } = new URL(url)
       const socket = connect({ host: hostname, port: Number(port) }, () => {
-        socket.write('GET /api/v0/peers HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly part')
+        socket.write('GET /api/v0/peers HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\nonly part')
       })
       let received = ''
       socket.on('data', (chunk: Buffer) => {
@@ -257,7 +257,7 @@ describe('HttpServer', () => {
       const answer = await new Promise<string>((resolve, reject) => {
         const { hostname, port } = new URL(url)
         const socket = connect({ host: hostname, port: Number(port) }, () => {
-          socket.write(`POST /api/v0/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${framing}`)
+          socket.write(`POST /api/v0/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n${framing}`)
         })
         let received = ''
         socket.on('data', (chunk: Buffer) => { received += chunk.toString() })
