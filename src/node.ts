@@ -239,11 +239,14 @@ export class AicnNode {
   }
 }
 
-/** Keys are required when the config says so, and by default whenever the API is reachable from other machines. */
+/** Keys are required when the config says so, and by default whenever a listener is reachable from other machines. */
 function keysRequired (config: Config): boolean {
   if (config.Gateway.RequireKeys !== 'auto') return config.Gateway.RequireKeys === 'always'
-  const host = parseHostPort(config.API.Addr).host
-  return !(host === 'localhost' || host.startsWith('127.') || host === '::1')
+  const listeners = config.API.WebAddr === WEB_OFF ? [config.API.Addr] : [config.API.Addr, config.API.WebAddr]
+  return listeners.some((addr) => {
+    const host = parseHostPort(addr).host
+    return !(host === 'localhost' || host.startsWith('127.') || host === '::1')
+  })
 }
 
 interface StopStep { name: string, run: () => Promise<void> | void }

@@ -29,7 +29,11 @@ export async function openUpload (req: IncomingMessage, contentType: string, mod
   let parseError: Error | undefined
   const parser = busboy({ headers: { 'content-type': contentType }, limits: { fieldSize: 4096, fields: 64, parts: 64 } })
   parser.on('field', (name: string, value: string) => { if (name === 'model' && model === undefined) model = value })
-  parser.on('file', (_name: string, file: NodeJS.ReadableStream) => { file.resume() })
+  parser.on('file', (_name: string, file: NodeJS.ReadableStream) => {
+    // Stopping the parser midway fails the open file part; nobody reads it, and an unheard error would crash.
+    file.on('error', () => {})
+    file.resume()
+  })
   parser.on('error', (err: Error) => { parseError = err })
   while (model === undefined && parseError === undefined) {
     const next = await source.next()

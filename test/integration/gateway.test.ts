@@ -21,7 +21,7 @@ describe('the OpenAI-compatible gateway', () => {
     assert.equal(result.body.code, 0, JSON.stringify(result.body))
     return { secret: result.body.data.secret, id: result.body.data.key.id }
   }
-  const client = (apiKey: string, path = '/v1'): OpenAI => new OpenAI({ apiKey, baseURL: `${b.api}${path}`, maxRetries: 0, timeout: 30_000 })
+  const client = (apiKey: string, path = '/v1'): OpenAI => new OpenAI({ apiKey, baseURL: `${b.web}${path}`, maxRetries: 0, timeout: 30_000 })
   const keyInfo = async (id: string): Promise<any> => (await b.call('/api/v0/keys/list')).body.data.find((k: any) => k.id === id)
 
   before(async () => {

@@ -38,7 +38,10 @@ export class TestNode {
   readonly dir: string
   readonly configPath: string
   peerId = ''
+  /** the API.Addr listener (the Go node's clients) */
   api = ''
+  /** the API.WebAddr listener (browsers, fetch-based SDKs); '' when it is off */
+  web = ''
   private child?: ChildProcess
   private readonly nodeArgs: string[]
   output = ''
@@ -60,7 +63,7 @@ export class TestNode {
   static async create (spec: NodeSpec = {}): Promise<TestNode> {
     const dir = await tempDir()
     const mode = spec.mode ?? 'worker'
-    const args = ['init', mode, '--dir', dir, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0']
+    const args = ['init', mode, '--dir', dir, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', '--web', '127.0.0.1:0']
     for (const b of spec.bootstrap ?? []) args.push('--bootstrap', b)
     if (spec.psk !== undefined) args.push('--psk', spec.psk)
     const init = runCli(args)
@@ -85,6 +88,7 @@ export class TestNode {
     await waitFor(async () => this.output.includes('Daemon is ready') || child.exitCode !== null, 30_000, 'daemon start')
     if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode}:\n${this.output}`)
     this.api = (await readFile(join(this.dir, 'api'), 'utf8')).trim()
+    this.web = /^Web listener .* on (http:\/\/\S+)$/m.exec(this.output)?.[1] ?? ''
   }
 
   /** The node's first libp2p address, with /p2p/<id>. */
