@@ -8,7 +8,7 @@ test('an empty object gets every default of reference §2.3', () => {
   assert.deepEqual(config, {
     Bootstrap: [],
     Addresses: [],
-    API: { Addr: '' },
+    API: { Addr: '', WebAddr: '127.0.0.1:6080', AllowedOrigins: [], AllowedHosts: [], AdminKey: '' },
     Identity: { PeerID: '', PrivKey: '' },
     Swarm: {
       ConnMgr: { Type: 'basic', HighWater: 400, LowWater: 100, GracePeriod: '20s' },

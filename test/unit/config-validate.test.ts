@@ -176,3 +176,17 @@ test('a log file may be missing (the logger creates it) but not a directory', as
     await rm(dir, { recursive: true, force: true })
   }
 })
+
+test('the web listener, allowed origins and hosts, and the admin key are checked', async () => {
+  const config = validConfig()
+  config.API.WebAddr = 'nope'
+  config.API.AllowedOrigins = ['https://app.example', '*', 'https://app.example/path', 'ftp://x']
+  config.API.AllowedHosts = ['node.example', 'bad host']
+  config.API.AdminKey = 'short'
+  const problems = await problemsOf(config)
+  assert.deepEqual(problems.filter((p) => p.startsWith('API.')).map((p) => p.split(':')[0]), [
+    'API.WebAddr', 'API.AllowedOrigins[2]', 'API.AllowedOrigins[3]', 'API.AllowedHosts[1]', 'API.AdminKey'
+  ])
+  config.API.WebAddr = 'off'
+  assert.ok(!(await problemsOf(config)).some((p) => p.startsWith('API.WebAddr')), '"off" turns the listener off')
+})
