@@ -1,6 +1,6 @@
 // The node-control operations behind `/api/v0` (seed 002, reference §9.4.1–9.4.2). Route handlers call
 // these and never touch libp2p themselves.
-import { KEEP_ALIVE, type PeerId } from '@libp2p/interface'
+import { KEEP_ALIVE } from '@libp2p/interface'
 import type { Registry } from 'prom-client'
 import { AicnError, ErrorCode } from './errors.ts'
 import type { ConfigStore } from './config/store.ts'
@@ -10,14 +10,15 @@ import type { LatencyTracker } from './p2p/latency.ts'
 import { identifiedPeerInfo, localPeerInfo, type PeerInfo } from './p2p/peer-info.ts'
 import type { Rendezvous } from './p2p/rendezvous.ts'
 import { connectTo, disconnectFrom, forgetTags, parseNodeAddr, swarmAddrs, swarmPeers, USER_CONNECT_TAG, type SwarmPeer } from './p2p/swarm.ts'
+import { locatePeer } from './p2p/locate.ts'
 import { parsePeerId } from './protocols/rpc.ts'
 import type { QueryRequester } from './protocols/transport.ts'
 import { queryHostInfo, queryPeerInfo } from './protocols/queries.ts'
 
-const FIND_PEER_TIMEOUT_MS = 10_000
 const RENDEZVOUS_TIMEOUT_MS = 10_000
 
-/** A query that may travel to another node: cancelled with the HTTP request, optionally with its own timeout. */
+/** A query that may travel to another node: cancelled with the HTTP request, optionally with its own
+ * timeout, which bounds the whole call (finding the node, then asking it). */
 export interface RemoteCall { signal: AbortSignal, timeoutMs?: number }
 
 export interface ControlDeps {
@@ -52,15 +53,17 @@ export class NodeControl {
     if (peerId.equals(this.deps.host.peerId)) return await this.id()
     const identified = await identifiedPeerInfo(this.deps.host, peerId)
     if (identified !== undefined) return identified
-    await this.locate(peerId, call.signal)
-    return await queryPeerInfo(this.deps.queries, peerId, call)
+    const deadline = deadlineOf(call)
+    await locatePeer(this.deps.host, peerId, { signal: call.signal, deadline })
+    return await queryPeerInfo(this.deps.queries, peerId, rest(call, deadline))
   }
 
   async hostInfo (nodeId: string, call: RemoteCall): Promise<HostInfo> {
     const peerId = parsePeerId(nodeId)
     if (peerId.equals(this.deps.host.peerId)) return await this.deps.hostInfo.collect()
-    await this.locate(peerId, call.signal)
-    return await queryHostInfo(this.deps.queries, peerId, call)
+    const deadline = deadlineOf(call)
+    await locatePeer(this.deps.host, peerId, { signal: call.signal, deadline })
+    return await queryHostInfo(this.deps.queries, peerId, rest(call, deadline))
   }
 
   swarmPeers (): SwarmPeer[] {
@@ -126,18 +129,13 @@ export class NodeControl {
     }
   }
 
-  /** Makes sure we know addresses for a peer we are not connected to, asking the DHT if needed. */
-  private async locate (peerId: PeerId, signal: AbortSignal): Promise<void> {
-    const host = this.deps.host
-    if (host.getConnections(peerId).length > 0) return
-    const known = await host.peerStore.get(peerId).then((p) => p.addresses.length > 0, () => false)
-    if (known) return
-    const timeout = AbortSignal.timeout(FIND_PEER_TIMEOUT_MS)
-    try {
-      await host.peerRouting.findPeer(peerId, { signal: AbortSignal.any([signal, timeout]), useCache: false })
-    } catch (err) {
-      if (signal.aborted) throw new AicnError(ErrorCode.TIMEOUT, 'request cancelled')
-      throw new AicnError(ErrorCode.ROUTING, `node ${peerId.toString()} was not found in the network`)
-    }
-  }
+}
+
+function deadlineOf (call: RemoteCall): number | undefined {
+  return call.timeoutMs === undefined ? undefined : Date.now() + call.timeoutMs
+}
+
+/** The query after the lookup gets what is left of the call's timeout (at least 1 ms: it then fails as a timeout). */
+function rest (call: RemoteCall, deadline: number | undefined): RemoteCall {
+  return deadline === undefined ? call : { signal: call.signal, timeoutMs: Math.max(1, deadline - Date.now()) }
 }

@@ -4,6 +4,7 @@
 import type { PeerId } from '@libp2p/interface'
 import { AicnError, ErrorCode } from '../errors.ts'
 import type { Host } from '../p2p/host.ts'
+import { locatePeer } from '../p2p/locate.ts'
 import type { protocol } from '../proto/index.ts'
 import type { BroadcastRpc } from '../compat/broadcast-rpc.ts'
 import type { ChatProxy } from '../compat/chat-proxy.ts'
@@ -57,6 +58,9 @@ export class PeerTransport implements QueryRequester, JobSender {
   }
 
   async run (peer: PeerId, request: JobRequest, signal: AbortSignal): Promise<JobResponse> {
+    // A node we have no address for is looked up with a deadline of its own (404 when the network does
+    // not know it), not for as long as the job may run.
+    await locatePeer(this.host, peer, { signal, deadline: request.head.deadline })
     if (this.goWire || await this.speaks(peer, JOB_PROTOCOLS) === false) return await this.chatProxy.run(peer, request, signal)
     try {
       return await this.jobs.run(peer, request, signal)
