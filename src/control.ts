@@ -10,7 +10,6 @@ import type { LatencyTracker } from './p2p/latency.ts'
 import { identifiedPeerInfo, localPeerInfo, type PeerInfo } from './p2p/peer-info.ts'
 import type { Rendezvous } from './p2p/rendezvous.ts'
 import { connectTo, disconnectFrom, forgetTags, parseNodeAddr, swarmAddrs, swarmPeers, USER_CONNECT_TAG, type SwarmPeer } from './p2p/swarm.ts'
-import { locatePeer } from './p2p/locate.ts'
 import { parsePeerId } from './protocols/rpc.ts'
 import type { QueryRequester } from './protocols/transport.ts'
 import { queryHostInfo, queryPeerInfo } from './protocols/queries.ts'
@@ -18,7 +17,7 @@ import { queryHostInfo, queryPeerInfo } from './protocols/queries.ts'
 const RENDEZVOUS_TIMEOUT_MS = 10_000
 
 /** A query that may travel to another node: cancelled with the HTTP request, optionally with its own
- * timeout, which bounds the whole call (finding the node, then asking it). */
+ * timeout, which bounds the whole call, finding the node included (protocols/transport.ts). */
 export interface RemoteCall { signal: AbortSignal, timeoutMs?: number }
 
 export interface ControlDeps {
@@ -53,17 +52,13 @@ export class NodeControl {
     if (peerId.equals(this.deps.host.peerId)) return await this.id()
     const identified = await identifiedPeerInfo(this.deps.host, peerId)
     if (identified !== undefined) return identified
-    const deadline = deadlineOf(call)
-    await locatePeer(this.deps.host, peerId, { signal: call.signal, deadline })
-    return await queryPeerInfo(this.deps.queries, peerId, rest(call, deadline))
+    return await queryPeerInfo(this.deps.queries, peerId, call)
   }
 
   async hostInfo (nodeId: string, call: RemoteCall): Promise<HostInfo> {
     const peerId = parsePeerId(nodeId)
     if (peerId.equals(this.deps.host.peerId)) return await this.deps.hostInfo.collect()
-    const deadline = deadlineOf(call)
-    await locatePeer(this.deps.host, peerId, { signal: call.signal, deadline })
-    return await queryHostInfo(this.deps.queries, peerId, rest(call, deadline))
+    return await queryHostInfo(this.deps.queries, peerId, call)
   }
 
   swarmPeers (): SwarmPeer[] {
@@ -129,13 +124,4 @@ export class NodeControl {
     }
   }
 
-}
-
-function deadlineOf (call: RemoteCall): number | undefined {
-  return call.timeoutMs === undefined ? undefined : Date.now() + call.timeoutMs
-}
-
-/** The query after the lookup gets what is left of the call's timeout (at least 1 ms: it then fails as a timeout). */
-function rest (call: RemoteCall, deadline: number | undefined): RemoteCall {
-  return deadline === undefined ? call : { signal: call.signal, timeoutMs: Math.max(1, deadline - Date.now()) }
 }
