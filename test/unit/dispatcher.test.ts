@@ -112,4 +112,13 @@ describe('JobDispatcher failover', () => {
     assert.ok(tried.filter((id) => id === bad).length <= 1, `the dead node was asked ${tried.filter((id) => id === bad).length} times`)
     if (tried.includes(bad)) assert.equal(selector.coolingDown(bad), true)
   })
+
+  it('the good node cooling down after a passing failure is still tried after the dead one', async () => {
+    const [dead, good] = [ids[0], ids[1]]
+    const { dispatcher, tried, selector } = setup({ [dead]: async (id) => errorHead(id, 502, ErrorCode.MODEL, 'model server is unreachable: ECONNREFUSED'), [good]: async (id) => answer(id, 200) })
+    selector.failed(good) // e.g. one 429 from its model a moment ago
+    const response = await send(dispatcher)
+    assert.equal(response.status, 200)
+    assert.deepEqual(tried, [dead, good])
+  })
 })
