@@ -240,8 +240,11 @@ export class AicnNode {
 function tcpListeners (host: Host): string[] {
   const listeners: string[] = []
   for (const address of host.getMultiaddrs()) {
-    const tcp = address.getComponents().find((c) => c.name === 'tcp')
-    if (tcp?.value !== undefined) listeners.push(`${address.getComponents()[0]?.value ?? ''}:${tcp.value}`)
+    const components = address.getComponents()
+    // A relayed address names the relay's port, not ours.
+    if (components.some((c) => c.name === 'p2p-circuit')) continue
+    const tcp = components.find((c) => c.name === 'tcp')
+    if (tcp?.value !== undefined) listeners.push(`${components[0]?.value ?? ''}:${tcp.value}`)
   }
   return listeners
 }
