@@ -163,6 +163,14 @@ describe('the front door: SSRF, deadlines, failover', () => {
     }
     assert.equal(ipfsUnlisted.hits(), unlistedHits)
 
+    // W2 has the default (empty) list: loopback IPFS nodes only.
+    const lan = await w2.call('/api/v0/image/gen', { ...image, ipfs_node: 'http://10.1.2.3:5001' })
+    assert.equal(lan.status, 400, JSON.stringify(lan.body))
+    assert.match(lan.body.message, /only to an IPFS node on its own loopback address/)
+    const local = await w2.call('/api/v0/image/gen', { ...image, ipfs_node: ipfsUnlisted.url })
+    assert.equal(local.body.code, 1007, `a loopback IPFS node is called (this one answers no CID): ${JSON.stringify(local.body)}`)
+    assert.match(local.body.message, /did not answer with a CID/)
+
     const broken = await b.call('/api/v0/image/gen', { ...image, ipfs_node: ipfsBroken.url })
     assert.equal(broken.status, 502, JSON.stringify(broken.body))
     assert.equal(broken.body.code, 1007)
