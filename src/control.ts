@@ -1,6 +1,6 @@
 // The node-control operations behind `/api/v0` (seed 002, reference §9.4.1–9.4.2). Route handlers call
 // these and never touch libp2p themselves.
-import { KEEP_ALIVE, type PeerId } from '@libp2p/interface'
+import { KEEP_ALIVE } from '@libp2p/interface'
 import type { Registry } from 'prom-client'
 import { AicnError, ErrorCode } from './errors.ts'
 import type { ConfigStore } from './config/store.ts'
@@ -14,10 +14,10 @@ import { parsePeerId } from './protocols/rpc.ts'
 import type { QueryRequester } from './protocols/transport.ts'
 import { queryHostInfo, queryPeerInfo } from './protocols/queries.ts'
 
-const FIND_PEER_TIMEOUT_MS = 10_000
 const RENDEZVOUS_TIMEOUT_MS = 10_000
 
-/** A query that may travel to another node: cancelled with the HTTP request, optionally with its own timeout. */
+/** A query that may travel to another node: cancelled with the HTTP request, optionally with its own
+ * timeout, which bounds the whole call, finding the node included (protocols/transport.ts). */
 export interface RemoteCall { signal: AbortSignal, timeoutMs?: number }
 
 export interface ControlDeps {
@@ -52,14 +52,12 @@ export class NodeControl {
     if (peerId.equals(this.deps.host.peerId)) return await this.id()
     const identified = await identifiedPeerInfo(this.deps.host, peerId)
     if (identified !== undefined) return identified
-    await this.locate(peerId, call.signal)
     return await queryPeerInfo(this.deps.queries, peerId, call)
   }
 
   async hostInfo (nodeId: string, call: RemoteCall): Promise<HostInfo> {
     const peerId = parsePeerId(nodeId)
     if (peerId.equals(this.deps.host.peerId)) return await this.deps.hostInfo.collect()
-    await this.locate(peerId, call.signal)
     return await queryHostInfo(this.deps.queries, peerId, call)
   }
 
@@ -126,18 +124,4 @@ export class NodeControl {
     }
   }
 
-  /** Makes sure we know addresses for a peer we are not connected to, asking the DHT if needed. */
-  private async locate (peerId: PeerId, signal: AbortSignal): Promise<void> {
-    const host = this.deps.host
-    if (host.getConnections(peerId).length > 0) return
-    const known = await host.peerStore.get(peerId).then((p) => p.addresses.length > 0, () => false)
-    if (known) return
-    const timeout = AbortSignal.timeout(FIND_PEER_TIMEOUT_MS)
-    try {
-      await host.peerRouting.findPeer(peerId, { signal: AbortSignal.any([signal, timeout]), useCache: false })
-    } catch (err) {
-      if (signal.aborted) throw new AicnError(ErrorCode.TIMEOUT, 'request cancelled')
-      throw new AicnError(ErrorCode.ROUTING, `node ${peerId.toString()} was not found in the network`)
-    }
-  }
 }

@@ -24,8 +24,9 @@ import { parseDuration } from './config/duration.ts'
 import { LocalRegistry } from './registry/local.ts'
 import { NetworkView } from './registry/view.ts'
 import { NetworkRegistry } from './registry/network.ts'
-import { checkModelApi } from './registry/model-api.ts'
-import { HealthChecker } from './registry/health.ts'
+import { checkModelApiWith } from './registry/model-api.ts'
+import { ModelTargets, pinnedLookup, portOf } from './registry/model-target.ts'
+import { HealthChecker, httpProbe } from './registry/health.ts'
 import { DirectPeerLiveness } from './registry/liveness.ts'
 import { applyHealth, watchRegisteredModels } from './registry/health-sync.ts'
 import { Heartbeats } from './protocols/heartbeat.ts'
@@ -113,9 +114,12 @@ export class AicnNode {
       const latency = new LatencyTracker(host, log)
       const rendezvous = host.services.dht === undefined ? undefined : new Rendezvous(host, topic, dhtProtocol(config), log)
 
-      // Models and jobs.
-      const local = new LocalRegistry(store, async (api) => await checkModelApi(api))
-      const models = new ModelClient()
+      // Models and jobs. A model's api may not point at this node's own listeners (host:port, filled in
+      // as each starts below) nor at link-local/metadata addresses: registry/model-target.ts.
+      const ownListeners: string[] = config.API.WebAddr === WEB_OFF ? [config.API.Addr] : [config.API.Addr, config.API.WebAddr]
+      const targets = new ModelTargets(undefined, () => ownListeners)
+      const local = new LocalRegistry(store, async (api) => await checkModelApiWith(api, targets))
+      const models = new ModelClient({ targets })
       started('model client', async () => { await models.close() })
       const executor = new LocalExecutor({ registry: local, client: models, nodeId: identity.peerId })
 
@@ -147,6 +151,7 @@ export class AicnNode {
       if (!goWire) started('job protocol', async () => { await jobs.stop() })
       started('chat proxy', async () => { await chatProxy.stop() })
       log.info({ peerId: identity.peerId, addresses: host.getMultiaddrs().map((a) => a.toString()) }, 'libp2p host started')
+      ownListeners.push(...tcpListeners(host))
 
       latency.start()
       started('latency tracker', () => { latency.stop() })
@@ -168,7 +173,12 @@ export class AicnNode {
       }))
       started('broadcast requests', () => { broadcast.stop() })
 
-      const health = new HealthChecker({}, applyHealth(local))
+      // A probe goes only where a job may go (the same rules, checked at each probe).
+      const probe = async (url: URL, signal: AbortSignal): Promise<boolean> => {
+        const addresses = await targets.addresses(url.hostname, portOf(url)).catch(() => undefined)
+        return addresses !== undefined && await httpProbe(url, signal, pinnedLookup(addresses))
+      }
+      const health = new HealthChecker({ probe }, applyHealth(local))
       const unwatch = watchRegisteredModels(local, health)
       started('health checks', () => { unwatch(); health.stop() })
       const heartbeats = new Heartbeats({
@@ -207,7 +217,7 @@ export class AicnNode {
       const routes = [
         ...controlRoutes(control),
         ...registryRoutes(local, network),
-        ...jobRoutes({ dispatcher, timeoutsMs }),
+        ...jobRoutes({ dispatcher, timeoutsMs, ipfsNodes: config.Jobs.IpfsNodes }),
         ...keyRoutes(gatewayDb.keys, gatewayDb.usage),
         ...gateway.routes()
       ]
@@ -222,8 +232,10 @@ export class AicnNode {
       // Two listeners, one app: API.Addr (6000 by default) for the Go node's clients, API.WebAddr for
       // browsers and fetch-based SDKs, which refuse port 6000 (WHATWG fetch "bad ports").
       const listening = await http.listen(config.API.Addr, 'API.Addr')
+      ownListeners.push(`${listening.host}:${listening.port}`)
       log.info({ url: listening.url }, 'HTTP API listening')
       const web = config.API.WebAddr === WEB_OFF ? undefined : await http.listen(config.API.WebAddr, 'API.WebAddr')
+      if (web !== undefined) ownListeners.push(`${web.host}:${web.port}`)
       if (web !== undefined) log.info({ url: web.url }, 'web listener (browsers, fetch, SDKs) listening')
 
       return new AicnNode(host, control, { api: listening.url, web: web?.url }, stopSteps, log)
@@ -237,6 +249,19 @@ export class AicnNode {
   async stop (): Promise<void> {
     await runStopSteps(this.stopSteps, this.log)
   }
+}
+
+/** host:port of each TCP address libp2p listens on (from its multiaddrs). */
+function tcpListeners (host: Host): string[] {
+  const listeners: string[] = []
+  for (const address of host.getMultiaddrs()) {
+    const components = address.getComponents()
+    // A relayed address names the relay's port, not ours.
+    if (components.some((c) => c.name === 'p2p-circuit')) continue
+    const tcp = components.find((c) => c.name === 'tcp')
+    if (tcp?.value !== undefined) listeners.push(`${components[0]?.value ?? ''}:${tcp.value}`)
+  }
+  return listeners
 }
 
 /** Keys are required when the config says so, and by default whenever a listener is reachable from other machines. */

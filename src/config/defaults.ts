@@ -78,8 +78,9 @@ export const CONFIG_SPEC = obj({
     DefaultPrice: obj({ InputPerMillionUsd: num(1), OutputPerMillionUsd: num(3) }),
     Prices: { kind: 'array', items: obj({ Model: str(), InputPerMillionUsd: num(), OutputPerMillionUsd: num() }) }
   }),
-  // aicn's own: job timeouts per kind, as the Go node's fixed ones (chat 3 min, images 5 min).
-  Jobs: obj({ Timeouts: obj({ Chat: str('3m'), ImageGen: str('5m'), ImageEdit: str('5m'), Embedding: str('3m'), Completion: str('3m') }) }),
+  // aicn's own: job timeouts per kind, as the Go node's fixed ones (chat 3 min, images 5 min), and the
+  // IPFS nodes image/gen may upload to (empty: loopback only; src/jobs/ipfs.ts).
+  Jobs: obj({ Timeouts: obj({ Chat: str('3m'), ImageGen: str('5m'), ImageEdit: str('5m'), Embedding: str('3m'), Completion: str('3m') }), IpfsNodes: strings }),
   AIProjects: {
     kind: 'array',
     items: obj({

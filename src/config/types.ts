@@ -64,6 +64,6 @@ export interface Config {
     Prices: Array<{ Model: string, InputPerMillionUsd: number, OutputPerMillionUsd: number }>
   }
   /** aicn's own: how long a job of each kind may run when the client sets no `timeout` (Go durations) */
-  Jobs: { Timeouts: { Chat: string, ImageGen: string, ImageEdit: string, Embedding: string, Completion: string } }
+  Jobs: { Timeouts: { Chat: string, ImageGen: string, ImageEdit: string, Embedding: string, Completion: string }, IpfsNodes: string[] }
   AIProjects: AIProjectConfig[]
 }

@@ -95,6 +95,7 @@ export async function validateConfig (config: Config, options: ValidateOptions =
   gateway.Prices.forEach((price, i) => { if (price.Model === '') report(`Gateway.Prices[${i}].Model`, 'must name a model ("model" or "project/model")') })
 
   for (const [kind, value] of Object.entries(config.Jobs.Timeouts)) checkDuration(value, `Jobs.Timeouts.${kind}`, 'positive', report, MAX_JOB_MS)
+  config.Jobs.IpfsNodes.forEach((entry, i) => { checkIpfsNodeEntry(entry, `Jobs.IpfsNodes[${i}]`, report) })
 
   config.AIProjects.forEach((project, i) => checkProject(project, `AIProjects[${i}]`, report))
 
@@ -156,6 +157,19 @@ export function parseHostPort (addr: string): { host: string, port: number } {
   const port = Number(match?.[3])
   if (match == null || port > 65535) throw new Error(`${JSON.stringify(addr)} is not host:port`)
   return { host: match[1] ?? match[2], port }
+}
+
+/** An IPFS node the operator allows image/gen to upload to: an http(s) URL such as http://10.0.0.5:5001. */
+function checkIpfsNodeEntry (entry: string, path: string, report: Report): void {
+  let url: URL
+  try {
+    url = new URL(entry)
+  } catch {
+    report(path, `${JSON.stringify(entry)} is not a URL such as "http://10.0.0.5:5001"`)
+    return
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') report(path, `must use http or https (got ${JSON.stringify(url.protocol)})`)
+  else if (url.username !== '' || url.password !== '') report(path, 'must not contain a user name or password')
 }
 
 function checkApiAddr (addr: string, path: string, report: Report): void {

@@ -60,7 +60,9 @@ export class JobDispatcher {
       const release = this.selector.started(candidate.node_id)
       try {
         const response = await this.toNode(candidate.node_id, { head: { ...job.head, cid: candidate.cid }, body }, signal)
-        const failedEarly = response.error !== undefined ? response.status >= 500 || response.status === 404 : response.status >= 500 || response.status === 429
+        // Before the first byte, a dead or overloaded model server (unreachable, 5xx, 429) and a node that no
+        // longer serves the model (404 error head) are worth another node; a model's own 4xx answer is not.
+        const failedEarly = response.status >= 500 || response.status === 429 || (response.error !== undefined && response.status === 404)
         if (failedEarly && attempt < plan.length - 1 && !consumed.started) {
           this.selector.failed(candidate.node_id)
           release()

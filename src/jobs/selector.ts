@@ -3,7 +3,7 @@
 // every node without a latency sample from streamed paths (B13). Here every fresh candidate can be
 // chosen, unknown latency only costs a little, the choice is randomised with power-of-two choices so
 // that many input nodes with the same view do not all pick the same "best" node, and the caller gets
-// an ordered list of up to three nodes to fall back on.
+// an ordered list of up to three nodes to fall back on (nodes cooling down after failures last).
 //
 // The caller's loop: for each node of plan(): release = started(id); run; if it answers (first byte),
 // succeeded(id) and stream the rest; if it fails before that and isRetryable(err), failed(id) and try
@@ -70,12 +70,6 @@ export class NodeSelector {
       if (this.health.coolingDown(peer.node_id)) cooling.push(peer)
       else ready.push(peer)
     }
-    if (ready.length === 0) {
-      // Every node is cooling down: one try on the node that has had longest to recover beats a certain 503.
-      const fallback = this.leastRecentlyFailed(cooling)
-      return fallback === undefined ? [] : [fallback]
-    }
-
     const scores = new Map(ready.map((peer) => [peer.node_id, this.score(peer, options.self)]))
     const pool = [...ready]
     const picks: ProjectPeer[] = []
@@ -83,6 +77,14 @@ export class NodeSelector {
       const index = this.twoChoices(pool, scores)
       picks.push(pool[index])
       pool.splice(index, 1)
+    }
+    // Nodes cooling down come last, the one that has had longest to recover first: a try on them beats
+    // failing the request while fewer than maxAttempts nodes were tried (issue 13, part 9: with one
+    // node's model server down and the other cooling after a passing failure, the request got the dead
+    // server's 502).
+    for (const peer of this.byLeastRecentFailure(cooling)) {
+      if (picks.length >= this.maxAttempts) break
+      picks.push(peer)
     }
     return picks
   }
@@ -141,14 +143,9 @@ export class NodeSelector {
     return Math.min(n - 1, Math.max(0, Math.floor(this.random() * n)))
   }
 
-  private leastRecentlyFailed (peers: ProjectPeer[]): ProjectPeer | undefined {
-    let best: ProjectPeer | undefined
-    let bestAt = Infinity
-    for (const peer of peers) {
-      const at = this.health.lastFailedAt(peer.node_id) ?? -Infinity
-      if (at < bestAt) { best = peer; bestAt = at }
-    }
-    return best
+  private byLeastRecentFailure (peers: ProjectPeer[]): ProjectPeer[] {
+    const at = (peer: ProjectPeer): number => this.health.lastFailedAt(peer.node_id) ?? -Infinity
+    return [...peers].sort((a, b) => at(a) - at(b))
   }
 }
 

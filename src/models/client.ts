@@ -5,9 +5,10 @@
 // answer in a Node Readable, parses every response header and registers an async resource, which
 // together cost about as much as the rest of a small job's work on the worker. Here the answer is a
 // small async iterable with the same backpressure (undici pauses the socket while too much is unread).
-import { Agent, errors as undiciErrors, type Dispatcher } from 'undici'
+import { Agent, buildConnector, errors as undiciErrors, type Dispatcher } from 'undici'
 import { AicnError, ErrorCode } from '../errors.ts'
 import { WholeBody } from '../jobs/iterables.ts'
+import { pinnedLookup, type ModelTargets } from '../registry/model-target.ts'
 
 export interface ModelCall {
   url: string
@@ -30,6 +31,7 @@ const HIGH_WATER_BYTES = 256 * 1024
 const LOW_WATER_BYTES = 64 * 1024
 /** Parsed model URLs kept; a node serves a handful of models. */
 const MAX_TARGETS = 256
+const CONNECT_TIMEOUT_MS = 10_000
 
 interface Target { origin: string, path: string }
 
@@ -37,13 +39,15 @@ export class ModelClient {
   private readonly agent: Agent
   private readonly targets = new Map<string, Target>()
 
-  constructor (options: { connectionsPerOrigin?: number } = {}) {
+  /** `targets`: the rules of src/registry/model-target.ts, applied to every new connection (the node
+   * always passes them; tests of the client alone may leave them out). */
+  constructor (options: { connectionsPerOrigin?: number, targets?: ModelTargets } = {}) {
     this.agent = new Agent({
       connections: options.connectionsPerOrigin ?? 128,
       keepAliveTimeout: 30_000,
       // A model may think for minutes between two tokens; the job's deadline bounds the whole call instead.
       bodyTimeout: 0,
-      connectTimeout: 10_000
+      connect: options.targets === undefined ? { timeout: CONNECT_TIMEOUT_MS } : checkedConnector(options.targets)
     })
   }
 
@@ -86,6 +90,21 @@ export class ModelClient {
     if (this.targets.size >= MAX_TARGETS) this.targets.clear()
     this.targets.set(url, target)
     return target
+  }
+}
+
+/** Opens connections only to addresses the model-target rules allow, checked now rather than when the
+ * model was registered: a host name may resolve elsewhere today (DNS rebinding), and the node's listeners
+ * may have changed. The socket goes to exactly the checked addresses (a pinned lookup), so DNS is not
+ * asked a second time. */
+function checkedConnector (targets: ModelTargets): buildConnector.connector {
+  return (options, callback) => {
+    const port = Number(options.port) || (options.protocol === 'https:' ? 443 : 80)
+    targets.addresses(options.hostname, port).then((addresses) => {
+      buildConnector({ timeout: CONNECT_TIMEOUT_MS, lookup: pinnedLookup(addresses) })(options, callback)
+    }, (err: Error) => {
+      callback(new AicnError(ErrorCode.MODEL, `refused to call the model: ${err.message}`, { status: 502 }), null)
+    })
   }
 }
 

@@ -13,8 +13,10 @@ import { FrameBatch, FrameError, FrameReader, requestHeadFrame, type FrameReader
 import { StreamPool, type Channel } from './job-pool.ts'
 import { cancelError, type RunningJobs } from './running-jobs.ts'
 
-/** Past the deadline, the worker gets this long to report the timeout before we give up on it. */
-const DEADLINE_GRACE_MS = 5_000
+/** Past the deadline, the worker gets this long to report the timeout before we give up on it. Short: a
+ * client's `timeout` must hold to within a second even when the worker is gone (issue 13, part 8); the
+ * client sees code 1004 either way, only the message differs. */
+const DEADLINE_GRACE_MS = 500
 
 export interface RequesterOptions {
   frames: FrameReaderOptions

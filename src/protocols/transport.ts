@@ -4,6 +4,7 @@
 import type { PeerId } from '@libp2p/interface'
 import { AicnError, ErrorCode } from '../errors.ts'
 import type { Host } from '../p2p/host.ts'
+import { locatePeer } from '../p2p/locate.ts'
 import type { protocol } from '../proto/index.ts'
 import type { BroadcastRpc } from '../compat/broadcast-rpc.ts'
 import type { ChatProxy } from '../compat/chat-proxy.ts'
@@ -22,6 +23,8 @@ export interface JobSender {
 }
 
 const DEFAULT_QUERY_TIMEOUT_MS = 15_000
+/** A signal for calls that nobody cancels. */
+const NEVER = new AbortController().signal
 
 export class PeerTransport implements QueryRequester, JobSender {
   private readonly host: Host
@@ -44,11 +47,17 @@ export class PeerTransport implements QueryRequester, JobSender {
     this.goWire = deps.goWire
   }
 
+  /** One deadline, `call.timeoutMs` or 15 s, covers the whole query: finding the node (a DHT lookup when
+   * we know no address for it, itself at most 10 s: p2p/locate.ts), then asking it. */
   async request (peer: PeerId, type: protocol.MessageType, body: Uint8Array, call: RpcCallOptions = {}): Promise<Uint8Array> {
-    const viaBroadcast = async (): Promise<Uint8Array> => await this.broadcast.request(peer, type, body, { signal: call.signal, timeoutMs: call.timeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS })
+    const deadline = Date.now() + (call.timeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS)
+    const rest = (): { signal?: AbortSignal, timeoutMs: number } => ({ signal: call.signal, timeoutMs: Math.max(1, deadline - Date.now()) })
+    const viaBroadcast = async (): Promise<Uint8Array> => await this.broadcast.request(peer, type, body, rest())
+    // Go nodes are asked through pubsub, which needs no address of theirs.
     if (this.goWire || await this.speaks(peer, [RPC_PROTOCOL]) === false) return await viaBroadcast()
     try {
-      return await this.rpc.request(peer, type, body, call)
+      await locatePeer(this.host, peer, { signal: call.signal ?? NEVER, deadline })
+      return await this.rpc.request(peer, type, body, rest())
     } catch (err) {
       // We did not know the peer yet; now that identify ran, it may turn out to be a Go node.
       if (isRouting(err) && await this.speaks(peer, [RPC_PROTOCOL]) === false) return await viaBroadcast()
@@ -57,6 +66,9 @@ export class PeerTransport implements QueryRequester, JobSender {
   }
 
   async run (peer: PeerId, request: JobRequest, signal: AbortSignal): Promise<JobResponse> {
+    // A node we have no address for is looked up with a deadline of its own (404 when the network does
+    // not know it), not for as long as the job may run.
+    await locatePeer(this.host, peer, { signal, deadline: request.head.deadline })
     if (this.goWire || await this.speaks(peer, JOB_PROTOCOLS) === false) return await this.chatProxy.run(peer, request, signal)
     try {
       return await this.jobs.run(peer, request, signal)

@@ -3,6 +3,7 @@
 
 import http from 'node:http'
 import https from 'node:https'
+import type { LookupFunction } from 'node:net'
 
 export interface HealthCheckerOptions {
   /** Time between probes of one model; 30 s unless set. */
@@ -23,12 +24,14 @@ interface Watched {
 
 /** Any HTTP answer, even 404/405/500, means a server is listening: a GET on a chat or image endpoint is
  * usually refused, and that refusal is all we need. Only failing to get an answer means down. */
-export async function httpProbe (url: URL, signal: AbortSignal): Promise<boolean> {
+export async function httpProbe (url: URL, signal: AbortSignal, lookup?: LookupFunction): Promise<boolean> {
   const request = url.protocol === 'https:' ? https.request : http.request
   return await new Promise<boolean>((resolve) => {
     const req = request(url, {
       method: 'GET',
       signal,
+      // node.ts pins the addresses src/registry/model-target.ts allowed: a probe goes nowhere a job may not.
+      ...(lookup === undefined ? {} : { lookup }),
       // A fresh connection per probe: nothing lingers in a pool between probes 30 s apart.
       agent: false,
       headers: { connection: 'close', accept: '*/*' },

@@ -48,7 +48,7 @@ function goWorkerJson (dir: string): Record<string, unknown> {
     },
     Wire: { Mode: 'aicn' },
     Gateway: { RequireKeys: 'auto', DefaultPrice: { InputPerMillionUsd: 1, OutputPerMillionUsd: 3 }, Prices: [] },
-    Jobs: { Timeouts: { Chat: '3m', ImageGen: '5m', ImageEdit: '5m', Embedding: '3m', Completion: '3m' } },
+    Jobs: { Timeouts: { Chat: '3m', ImageGen: '5m', ImageEdit: '5m', Embedding: '3m', Completion: '3m' }, IpfsNodes: [] },
     AIProjects: []
   }
 }

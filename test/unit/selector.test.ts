@@ -42,7 +42,7 @@ test('filters: cooldown, relay-only when direct, exclude, duplicates', () => {
   sel.failed('c')
 
   const direct = sel.plan(candidates, { direct: true, exclude: ['d'] })
-  assert.deepEqual(ids(direct), ['a'])
+  assert.deepEqual(ids(direct), ['a', 'c'], 'a node cooling down comes last')
   assert.equal(direct[0].cid, 'cid-a', 'first entry per node wins')
 
   const viaPubsub = ids(sel.plan(candidates, { direct: false })).sort()
@@ -203,7 +203,7 @@ test('a node fresh out of cooldown still ranks below healthy ones for a while', 
   assert.ok(sel.score(peer('flaky')) < sel.score(peer('ok')) + 0.01, 'the penalty fades')
 })
 
-test('all candidates cooling down: the least-recently-failed one is still tried', () => {
+test('nodes cooling down are tried last, least recently failed first', () => {
   const { sel, advance } = selector()
   sel.failed('old')
   advance(SECOND)
@@ -211,12 +211,15 @@ test('all candidates cooling down: the least-recently-failed one is still tried'
   advance(SECOND)
   sel.failed('new')
   const plan = sel.plan([peer('new'), peer('old'), peer('mid')], { direct: false })
-  assert.deepEqual(ids(plan), ['old'])
+  assert.deepEqual(ids(plan), ['old', 'mid', 'new'])
   // The fallback still respects the other filters.
   assert.deepEqual(ids(sel.plan([peer('new'), peer('old')], { direct: false, exclude: ['old'] })), ['new'])
   assert.deepEqual(sel.plan([peer('old', { connectivity: 4 })], { direct: true }), [])
-  // One node out of cooldown: cooling nodes are not added.
-  assert.deepEqual(ids(sel.plan([peer('new'), peer('old'), peer('fine')], { direct: false })), ['fine'])
+  // One node out of cooldown: it goes first, cooling nodes after it, up to maxAttempts.
+  assert.deepEqual(ids(sel.plan([peer('new'), peer('old'), peer('fine')], { direct: false })), ['fine', 'old', 'new'])
+  assert.deepEqual(ids(sel.plan([peer('new'), peer('mid'), peer('old'), peer('fine')], { direct: false })), ['fine', 'old', 'mid'])
+  // Enough healthy nodes: no cooling node is tried.
+  assert.deepEqual(ids(sel.plan([peer('new'), peer('f1'), peer('f2'), peer('f3')], { direct: false })).sort(), ['f1', 'f2', 'f3'])
 })
 
 test('isRetryable', () => {

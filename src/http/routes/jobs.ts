@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto'
 import { AicnError, ErrorCode } from '../../errors.ts'
 import type { Job, JobDispatcher } from '../../jobs/dispatcher.ts'
 import { isEventStream, readModelAnswer, readModelJson } from '../../jobs/answer.ts'
-import { checkIpfsNode, uploadImage } from '../../jobs/ipfs.ts'
+import { checkIpfsNode, ipfsOrigins, uploadImage } from '../../jobs/ipfs.ts'
 import { DEFAULT_TIMEOUT_MS, JobKind, type JobKindValue, type JobResponse, type JobTimeouts } from '../../jobs/types.ts'
 import { ok, okJson, type Reply } from '../reply.ts'
 import type { Route, RouteContext } from '../router.ts'
@@ -19,10 +19,13 @@ export interface JobRouteOptions {
   dispatcher: JobDispatcher
   /** per-kind timeouts; defaults to DEFAULT_TIMEOUT_MS */
   timeoutsMs?: JobTimeouts
+  /** `Jobs.IpfsNodes`: the IPFS nodes `ipfs_node` may name (empty: loopback only; jobs/ipfs.ts) */
+  ipfsNodes?: readonly string[]
 }
 
 export function jobRoutes (options: JobRouteOptions): Route[] {
   const { dispatcher } = options
+  const allowedIpfs = ipfsOrigins(options.ipfsNodes ?? [])
 
   /** Sends the job to the named node, or to the best node for the project on `/proxy`. */
   const send = async (rc: RouteContext, job: Job, proxy: boolean, direct: boolean): Promise<JobResponse> => {
@@ -58,15 +61,16 @@ export function jobRoutes (options: JobRouteOptions): Route[] {
     if (!proxy) rc.params.string('node_id', { required: true })
     rc.params.string('prompt', { required: true })
     const ipfsText = rc.params.string('ipfs_node', { default: '' })
-    const ipfs = ipfsText === '' ? undefined : checkIpfsNode(ipfsText)
+    const ipfs = ipfsText === '' ? undefined : checkIpfsNode(ipfsText, allowedIpfs)
     // For IPFS we need the image bytes, so the model is asked for base64 whatever the client said.
     const bytes = modelBody(rc, ipfs === undefined ? {} : { response_format: 'b64_json' })
-    const response = await send(rc, { head: head(rc, JobKind.IMAGE_GEN, proxy, 'application/json', false), body: { bytes } }, proxy, false)
+    const jobHead = head(rc, JobKind.IMAGE_GEN, proxy, 'application/json', false)
+    const response = await send(rc, { head: jobHead, body: { bytes } }, proxy, false)
     if (ipfs === undefined) return okJson((await readModelAnswer(response)).text, servedBy(response))
     const answer = await readModelJson(response)
     const images = ((answer as { data?: Array<{ b64_json?: string }> }).data ?? []).map((d) => d.b64_json).filter((b): b is string => typeof b === 'string')
     if (images.length === 0) throw new AicnError(ErrorCode.MODEL, 'the model returned no image to upload')
-    const choices = await Promise.all(images.map(async (b64) => await uploadImage(ipfs, Buffer.from(b64, 'base64'), rc.signal)))
+    const choices = await Promise.all(images.map(async (b64) => await uploadImage(ipfs, Buffer.from(b64, 'base64'), rc.signal, jobHead.deadline)))
     return ok({ ipfs_node: ipfsText, choices }, undefined, servedBy(response))
   }
 
