@@ -217,7 +217,12 @@ export class AicnNode {
       const routes = [
         ...controlRoutes(control),
         ...registryRoutes(local, network),
-        ...jobRoutes({ dispatcher, timeoutsMs, ipfsNodes: config.Jobs.IpfsNodes }),
+        ...jobRoutes({
+          dispatcher,
+          timeoutsMs,
+          ipfsNodes: config.Jobs.IpfsNodes,
+          meter: async (authorization, head, body, endpoint) => await gateway.meterCall(authorization, head, body, endpoint)
+        }),
         ...keyRoutes(gatewayDb.keys, gatewayDb.usage),
         ...gateway.routes()
       ]

@@ -72,6 +72,24 @@ export class Gateway {
     return routes
   }
 
+  /** Limits, balance and metering for an /api/v0 model call (src/http/routes/jobs.ts), as on /v1; undefined
+   * when the call carries no key of ours (nothing to charge: keys are not required then). */
+  async meterCall (authorization: string, target: ResolvedModel, body: Record<string, unknown> | undefined, endpoint: string): Promise<{ finish: (nodeId: string, usage: unknown, status: number) => void } | undefined> {
+    const key = await this.keyFrom(authorization, this.deps.requireKeys)
+    if (key === undefined) return undefined
+    this.checkAllowed(key, target.model, target)
+    const admission = await this.admit(key, target, body)
+    let settled = false
+    return {
+      finish: (nodeId, usage, status) => {
+        if (settled) return
+        settled = true
+        admission.release()
+        void this.meter(admission, target, endpoint, nodeId, readUsage(usage), status)
+      }
+    }
+  }
+
   /** The key check of the /api/v0 job routes (src/http/access.ts): the same rules as /v1. */
   async checkKey (authorization: string): Promise<void> {
     await this.keyFrom(authorization, this.deps.requireKeys)
@@ -90,9 +108,7 @@ export class Gateway {
     const name = upload?.model ?? (typeof body?.model === 'string' ? body.model : '')
     if (name === '') throw new AicnError(ErrorCode.PARAM, 'you must provide a model parameter')
     const target = resolveModel(this.deps.view, name)
-    if (key !== undefined && key.models.length > 0 && !key.models.includes(name) && !key.models.includes(`${target.project}/${target.model}`) && !key.models.includes(target.model)) {
-      throw gatewayErrors.notAllowed(name)
-    }
+    if (key !== undefined) this.checkAllowed(key, name, target)
     const stream = body?.stream === true
     const admission = await this.admit(key, target, body)
     let released = false
@@ -168,6 +184,13 @@ export class Gateway {
     }
     if (key.revoked) throw gatewayErrors.badKey()
     return key
+  }
+
+  /** A key's model allow-list: the name as asked, `project/model` or the bare model. */
+  private checkAllowed (key: KeyRecord, name: string, target: ResolvedModel): void {
+    if (key.models.length > 0 && !key.models.includes(name) && !key.models.includes(`${target.project}/${target.model}`) && !key.models.includes(target.model)) {
+      throw gatewayErrors.notAllowed(name)
+    }
   }
 
   /** The balance first, then the limits: a key that cannot pay is refused before any work is done, and a

@@ -253,4 +253,35 @@ describe('keys required: every job route, /api/v0 included, needs a key', () => 
     // Reading the network needs no key.
     assert.equal((await b.call('/api/v0/ai/projects/list')).status, 200)
   })
+
+  test('/api/v0 model calls are metered like /v1: usage charged to the key, balance and limits enforced', async () => {
+    const chat = { project: 'Locked', model: 'door-chat', messages: [{ role: 'user', content: 'Hi' }] }
+    const call = async (secret: string, body: unknown = chat, path = '/api/v0/chat/completion/proxy'): Promise<RawAnswer> =>
+      await rawRequest(b.api, 'POST', path, { 'Content-Type': 'application/json', Authorization: `Bearer ${secret}` }, JSON.stringify(body))
+
+    const paying = await b.call('/api/v0/keys/create', { name: 'v0-meter', balance_usd: 1 })
+    assert.equal((await call(paying.body.data.secret)).status, 200)
+    assert.equal((await call(paying.body.data.secret, { ...chat, stream: true })).status, 200)
+    // A call is settled when its answer has ended, just after the client has it.
+    const usageOf = async (): Promise<any[]> => (await b.call('/api/v0/usage', { id: paying.body.data.key.id })).body.data
+    await waitFor(async () => (await usageOf())[0]?.requests === 2, 10_000, 'both calls to be recorded')
+    const usage = await usageOf()
+    assert.equal(usage.length, 1, JSON.stringify(usage))
+    assert.ok(usage[0].promptTokens > 0 && usage[0].costMicroUsd > 0, JSON.stringify(usage))
+    const balance = (await b.call('/api/v0/keys/list')).body.data.find((k: any) => k.id === paying.body.data.key.id).balanceUsd
+    assert.ok(balance < 1, `charged: ${String(balance)}`)
+
+    const broke = await b.call('/api/v0/keys/create', { name: 'v0-broke', balance_usd: 0 })
+    const refused = await call(broke.body.data.secret)
+    assert.equal(refused.status, 402, refused.body)
+
+    const limited = await b.call('/api/v0/keys/create', { name: 'v0-rpm', rpm: 1 })
+    assert.equal((await call(limited.body.data.secret)).status, 200)
+    const second = await call(limited.body.data.secret)
+    assert.equal(second.status, 429, second.body)
+    assert.ok(second.headers['retry-after'] !== undefined)
+
+    const onlyEmbed = await b.call('/api/v0/keys/create', { name: 'v0-allow', models: ['door-embed'] })
+    assert.equal((await call(onlyEmbed.body.data.secret)).status, 403)
+  })
 })

@@ -7,6 +7,8 @@ import type { Job, JobDispatcher } from '../../jobs/dispatcher.ts'
 import { isEventStream, readModelAnswer, readModelJson } from '../../jobs/answer.ts'
 import { checkIpfsNode, ipfsOrigins, uploadImage } from '../../jobs/ipfs.ts'
 import { DEFAULT_TIMEOUT_MS, JobKind, type JobKindValue, type JobResponse, type JobTimeouts } from '../../jobs/types.ts'
+import { finishing } from '../../jobs/iterables.ts'
+import { tapUsage } from '../../gateway/sse.ts'
 import { ok, okJson, type Reply } from '../reply.ts'
 import type { Route, RouteContext } from '../router.ts'
 import { remoteCall } from './remote-call.ts'
@@ -15,8 +17,17 @@ import { remoteCall } from './remote-call.ts'
 const ROUTING_FIELDS = new Set(['node_id', 'project', 'cid', 'ipfs_node'])
 const MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 
+/** A model call admitted under a key's limits and balance; `finish` settles it (once) with what it used. */
+export interface MeteredCall { finish: (nodeId: string, usage: unknown, status: number) => void }
+
+/** Admits a call made with a key (limits, balance; src/gateway/gateway.ts meterCall), or undefined when the
+ * call carries no key of ours and so has nothing to charge. */
+export type CallMeter = (authorization: string, head: Job['head'], body: Record<string, unknown> | undefined, endpoint: string) => Promise<MeteredCall | undefined>
+
 export interface JobRouteOptions {
   dispatcher: JobDispatcher
+  /** Keys' limits and balances on these routes, as on /v1. */
+  meter?: CallMeter
   /** per-kind timeouts; defaults to DEFAULT_TIMEOUT_MS */
   timeoutsMs?: JobTimeouts
   /** `Jobs.IpfsNodes`: the IPFS nodes `ipfs_node` may name (empty: loopback only; jobs/ipfs.ts) */
@@ -45,16 +56,40 @@ export function jobRoutes (options: JobRouteOptions): Route[] {
     deadline: Date.now() + (remoteCall(rc).timeoutMs ?? (options.timeoutsMs ?? DEFAULT_TIMEOUT_MS)[kind])
   })
 
+  /** Runs a call under the caller's key (when it has one of ours), settling it exactly once on every path. */
+  const metered = async (rc: RouteContext, jobHead: Job['head'], run: (finish: MeteredCall['finish']) => Promise<Reply>): Promise<Reply> => {
+    const endpoint = (rc.req.url ?? '').split('?')[0]
+    const call = await options.meter?.(rc.header('authorization'), jobHead, rc.params.body as Record<string, unknown> | undefined, endpoint)
+    if (call === undefined) return await run(() => {})
+    try {
+      return await run(call.finish)
+    } catch (err) {
+      call.finish('', undefined, err instanceof AicnError ? err.status : 500)
+      throw err
+    }
+  }
+
+  /** The whole answer as the envelope's data, settled with the usage the model reported. */
+  const whole = async (response: JobResponse, finish: MeteredCall['finish']): Promise<Reply> => {
+    const answer = await readModelAnswer(response)
+    finish(response.nodeId, (answer.value as { usage?: unknown } | undefined)?.usage, 200)
+    return okJson(answer.text, servedBy(response))
+  }
+
   const chat = (proxy: boolean) => async (rc: RouteContext): Promise<Reply> => {
     if (!proxy) rc.params.string('node_id', { required: true })
     if (!Array.isArray(rc.params.raw('messages'))) throw new AicnError(ErrorCode.PARAM, 'messages must be a list of {"role","content"}')
     const stream = rc.params.bool('stream', { default: false })
     const job: Job = { head: head(rc, JobKind.CHAT, proxy, 'application/json', stream), body: { bytes: modelBody(rc) } }
-    const response = await send(rc, job, proxy, stream)
-    if (stream && response.error === undefined && response.status < 400 && isEventStream(response.contentType)) {
-      return sse(response)
-    }
-    return okJson((await readModelAnswer(response)).text, servedBy(response))
+    return await metered(rc, job.head, async (finish) => {
+      const response = await send(rc, job, proxy, stream)
+      if (stream && response.error === undefined && response.status < 400 && isEventStream(response.contentType)) {
+        // The usage chunk, where the model sends one, settles the call when the stream ends.
+        const tap = tapUsage(response.body, { dropUsageChunk: false })
+        return sse({ ...response, body: finishing(tap.body, (completed) => { finish(response.nodeId, tap.usage(), completed ? 200 : 502) }) })
+      }
+      return await whole(response, finish)
+    })
   }
 
   const imageGen = (proxy: boolean) => async (rc: RouteContext): Promise<Reply> => {
@@ -65,13 +100,16 @@ export function jobRoutes (options: JobRouteOptions): Route[] {
     // For IPFS we need the image bytes, so the model is asked for base64 whatever the client said.
     const bytes = modelBody(rc, ipfs === undefined ? {} : { response_format: 'b64_json' })
     const jobHead = head(rc, JobKind.IMAGE_GEN, proxy, 'application/json', false)
-    const response = await send(rc, { head: jobHead, body: { bytes } }, proxy, false)
-    if (ipfs === undefined) return okJson((await readModelAnswer(response)).text, servedBy(response))
-    const answer = await readModelJson(response)
-    const images = ((answer as { data?: Array<{ b64_json?: string }> }).data ?? []).map((d) => d.b64_json).filter((b): b is string => typeof b === 'string')
-    if (images.length === 0) throw new AicnError(ErrorCode.MODEL, 'the model returned no image to upload')
-    const choices = await Promise.all(images.map(async (b64) => await uploadImage(ipfs, Buffer.from(b64, 'base64'), rc.signal, jobHead.deadline)))
-    return ok({ ipfs_node: ipfsText, choices }, undefined, servedBy(response))
+    return await metered(rc, jobHead, async (finish) => {
+      const response = await send(rc, { head: jobHead, body: { bytes } }, proxy, false)
+      if (ipfs === undefined) return await whole(response, finish)
+      const answer = await readModelJson(response)
+      const images = ((answer as { data?: Array<{ b64_json?: string }> }).data ?? []).map((d) => d.b64_json).filter((b): b is string => typeof b === 'string')
+      if (images.length === 0) throw new AicnError(ErrorCode.MODEL, 'the model returned no image to upload')
+      const choices = await Promise.all(images.map(async (b64) => await uploadImage(ipfs, Buffer.from(b64, 'base64'), rc.signal, jobHead.deadline)))
+      finish(response.nodeId, (answer as { usage?: unknown }).usage, 200)
+      return ok({ ipfs_node: ipfsText, choices }, undefined, servedBy(response))
+    })
   }
 
   const imageEdit = (proxy: boolean) => async (rc: RouteContext): Promise<Reply> => {
@@ -83,8 +121,7 @@ export function jobRoutes (options: JobRouteOptions): Route[] {
     const declared = Number(rc.header('content-length'))
     if (declared > MAX_UPLOAD_BYTES) throw new AicnError(ErrorCode.BUFFER, `upload exceeds ${MAX_UPLOAD_BYTES} bytes`)
     const job: Job = { head: head(rc, JobKind.IMAGE_EDIT, proxy, contentType, false), body: { stream: limited(rc.req, MAX_UPLOAD_BYTES) } }
-    const response = await send(rc, job, proxy, true)
-    return okJson((await readModelAnswer(response)).text, servedBy(response))
+    return await metered(rc, job.head, async (finish) => await whole(await send(rc, job, proxy, true), finish))
   }
 
   // Model calls spend the network's compute: with keys required they need one, like /v1 (src/http/access.ts).
