@@ -96,7 +96,7 @@ export class Gateway {
   }
 
   private async models (rc: RouteContext): Promise<Reply> {
-    // Seed 001 lists models without a key; a key that is presented must still be valid.
+    // Seed 001 lists models without a key; where keys are required, a key that is presented must be valid.
     await this.authenticate(rc, false)
     return raw({ object: 'list', data: listModels(this.deps.view) })
   }
@@ -179,7 +179,8 @@ export class Gateway {
     }
     const key = await this.deps.keys.authenticate(secret)
     if (key === undefined) {
-      if (required) throw gatewayErrors.badKey()
+      // Where keys are required, a wrong key is an error even on the routes that need none (/v1/models).
+      if (this.deps.requireKeys) throw gatewayErrors.badKey()
       return undefined
     }
     if (key.revoked) throw gatewayErrors.badKey()
