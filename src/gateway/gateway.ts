@@ -20,7 +20,7 @@ import { readUsage, tapUsage, type Usage } from './sse.ts'
 import type { KeyRecord, KeyStore } from './keys.ts'
 import type { Limiter } from './limits.ts'
 import type { UsageLog } from './usage.ts'
-import { openUpload, type Upload } from './upload.ts'
+import { openUpload, type Upload } from '../jobs/upload.ts'
 import type { PriceTable } from './pricing.ts'
 
 /** Output tokens assumed for the balance check when the client sets no max_tokens. */

@@ -8,6 +8,7 @@ import { isEventStream, readModelAnswer, readModelJson } from '../../jobs/answer
 import { checkIpfsNode, ipfsOrigins, uploadImage } from '../../jobs/ipfs.ts'
 import { DEFAULT_TIMEOUT_MS, JobKind, type JobKindValue, type JobResponse, type JobTimeouts } from '../../jobs/types.ts'
 import { finishing } from '../../jobs/iterables.ts'
+import { openUpload } from '../../jobs/upload.ts'
 import { tapUsage } from '../../gateway/sse.ts'
 import { ok, okJson, type Reply } from '../reply.ts'
 import type { Route, RouteContext } from '../router.ts'
@@ -15,7 +16,6 @@ import { remoteCall } from './remote-call.ts'
 
 /** Our routing fields; everything else in the body is the model's. */
 const ROUTING_FIELDS = new Set(['node_id', 'project', 'cid', 'ipfs_node'])
-const MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 
 /** A model call admitted under a key's limits and balance; `finish` settles it (once) with what it used. */
 export interface MeteredCall { finish: (nodeId: string, usage: unknown, status: number) => void }
@@ -114,13 +114,10 @@ export function jobRoutes (options: JobRouteOptions): Route[] {
 
   const imageEdit = (proxy: boolean) => async (rc: RouteContext): Promise<Reply> => {
     if (!proxy) rc.params.string('node_id', { required: true })
-    const contentType = rc.header('content-type')
-    if (!/^multipart\/form-data;\s*boundary=/i.test(contentType)) {
-      throw new AicnError(ErrorCode.PARAM, 'image edit takes a multipart/form-data body (image, mask, prompt, …); routing fields go in the query string')
-    }
-    const declared = Number(rc.header('content-length'))
-    if (declared > MAX_UPLOAD_BYTES) throw new AicnError(ErrorCode.BUFFER, `upload exceeds ${MAX_UPLOAD_BYTES} bytes`)
-    const job: Job = { head: head(rc, JobKind.IMAGE_EDIT, proxy, contentType, false), body: { stream: limited(rc.req, MAX_UPLOAD_BYTES) } }
+    // Routing fields come in the query string; the multipart body goes to the model as it arrives.
+    const jobHead = head(rc, JobKind.IMAGE_EDIT, proxy, rc.header('content-type'), false)
+    const upload = await openUpload(rc.req, jobHead.contentType, jobHead.model)
+    const job: Job = { head: jobHead, body: { stream: upload.body } }
     return await metered(rc, job.head, async (finish) => await whole(await send(rc, job, proxy, true), finish))
   }
 
@@ -167,15 +164,5 @@ function sse (response: JobResponse): Reply {
       const error = err instanceof AicnError ? err : new AicnError(ErrorCode.STREAM, (err as Error).message)
       return Buffer.from(`data: ${JSON.stringify({ error: { code: error.code, message: error.message, type: 'stream_error' } })}\n\n`)
     }
-  }
-}
-
-/** Passes an upload through, refusing to carry more than `limit` bytes. */
-async function * limited (source: AsyncIterable<Uint8Array>, limit: number): AsyncGenerator<Uint8Array> {
-  let size = 0
-  for await (const chunk of source) {
-    size += chunk.byteLength
-    if (size > limit) throw new AicnError(ErrorCode.BUFFER, `upload exceeds ${limit} bytes`)
-    yield chunk
   }
 }

@@ -1,5 +1,5 @@
-// An image edit upload on /v1/images/edits. The router needs the model before it can choose a node, and
-// the model is a form field of the multipart body. The body is parsed as it arrives (busboy) only until
+// An image edit upload (/v1/images/edits, /api/v0/image/edit). The router needs the model before it can
+// choose a node, and on /v1 the model is a form field of the multipart body. The body is parsed as it arrives (busboy) only until
 // that field; the bytes read so far are held, the model is looked up, and then they go on to the worker
 // followed by the rest as it arrives. The file is held only when the client sends the model after it
 // (the OpenAI SDKs send it first), and never beyond the limit. `?model=` in the query string skips parsing.
@@ -17,7 +17,9 @@ export interface Upload {
 export const MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 
 export async function openUpload (req: IncomingMessage, contentType: string, modelFromQuery: string | undefined, limit = MAX_UPLOAD_BYTES): Promise<Upload> {
-  if (!/^multipart\/form-data;\s*boundary=/i.test(contentType)) throw new AicnError(ErrorCode.PARAM, 'images/edits takes a multipart/form-data body')
+  if (!/^multipart\/form-data;\s*boundary=/i.test(contentType)) {
+    throw new AicnError(ErrorCode.PARAM, 'image edit takes a multipart/form-data body (image, mask, prompt, …)')
+  }
   const declared = Number(req.headers['content-length'])
   if (declared > limit) throw tooLarge(limit)
   const source = req[Symbol.asyncIterator]() as AsyncIterator<Buffer>

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import type { IncomingMessage } from 'node:http'
 import { Readable } from 'node:stream'
-import { openUpload } from '../../src/gateway/upload.ts'
+import { openUpload } from '../../src/jobs/upload.ts'
 
 const BOUNDARY = 'b0und'
 const TYPE = `multipart/form-data; boundary=${BOUNDARY}`
