@@ -11,9 +11,13 @@ import { freePort, REPO_ROOT, tempDir, waitFor, type ApiResult } from './harness
 /** The Go binary; AICN_GO_BINARY overrides the path. */
 export const GO_BINARY = process.env.AICN_GO_BINARY ?? join(REPO_ROOT, '..', 'shared', 'go-reference', 'aicn-go')
 
-/** Why the Go interop tests cannot run here, or undefined when they can. */
+/** Why the Go interop tests cannot run here (they are skipped), or undefined when they can. CI sets
+ * AICN_REQUIRE_GO_BINARY=1 (.ci/run): there a missing binary fails the run instead of skipping silently. */
 export function goBinaryMissing (): string | undefined {
-  return existsSync(GO_BINARY) ? undefined : `the Go node binary is not at ${GO_BINARY} (set AICN_GO_BINARY)`
+  if (existsSync(GO_BINARY)) return undefined
+  const reason = `the Go node binary is not at ${GO_BINARY} (set AICN_GO_BINARY)`
+  if (process.env.AICN_REQUIRE_GO_BINARY === '1') throw new Error(reason)
+  return reason
 }
 
 export interface GoNodeSpec {
