@@ -23,6 +23,7 @@ import { registryRoutes } from './http/routes/registry.ts'
 import { parseDuration } from './config/duration.ts'
 import { LocalRegistry } from './registry/local.ts'
 import { NetworkView } from './registry/view.ts'
+import { GO_DEFAULT_INTERVAL_MS, routingWindowMs } from './registry/rhythm.ts'
 import { NetworkRegistry } from './registry/network.ts'
 import { checkModelApiWith } from './registry/model-api.ts'
 import { ModelTargets, pinnedLookup, portOf } from './registry/model-target.ts'
@@ -96,8 +97,9 @@ export class AicnNode {
       const history = new ConnectionHistory(join(config.App.Datastore, 'conns.db'), log)
       await history.open()
       started('connection history', async () => { await history.close() })
-      // A node counts for routing while heard within three heartbeat intervals.
-      const view = new NetworkView({ path: join(config.App.Datastore, 'view.db'), routingFreshMs: 3 * heartbeatMs, log })
+      // A node counts for routing while heard within three of its own heartbeat intervals (rhythm.ts); an
+      // entry saved by an older version, without its interval, gets the window of a Go node's default.
+      const view = new NetworkView({ path: join(config.App.Datastore, 'view.db'), routingFreshMs: routingWindowMs(GO_DEFAULT_INTERVAL_MS), log })
       await view.open()
       started('network view', async () => { await view.close() })
       const pruner = setInterval(() => { view.prune() }, heartbeatMs)

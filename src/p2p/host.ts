@@ -26,6 +26,7 @@ import { parseDuration } from '../config/duration.ts'
 import { swarmKeyFromHex } from './psk.ts'
 import type { PubSub } from './pubsub.ts'
 import { fastMessageId } from './fast-msg-id.ts'
+import { applyGoRulesToFloodsub, goMessageId, skipAuthorInGossipsub } from './pubsub-go-rules.ts'
 
 /** The identify protocol version every aicn and Go node announces. */
 export const PROTOCOL_VERSION = 'aicn/0.0.1'
@@ -130,14 +131,18 @@ const HUB_MESH_MAX = 1000
 
 function pubsubFactory (config: Config): (components: any) => unknown {
   if (config.Pubsub.Router === 'floodsub') {
-    return floodsub({ globalSignaturePolicy: 'StrictSign' }) as (components: any) => unknown
+    const factory = floodsub({ globalSignaturePolicy: 'StrictSign' })
+    // The Go node's message ID, no echo to a message's author (src/p2p/pubsub-go-rules.ts).
+    return (components: any) => applyGoRulesToFloodsub(factory(components))
   }
-  return gossipsub({
+  const factory = gossipsub({
     globalSignaturePolicy: StrictSign,
     allowPublishToZeroTopicPeers: true,
     // Go nodes started from the -init templates speak only /floodsub/1.0.0.
     fallbackToFloodsub: true,
     floodPublish: config.Pubsub.FloodPublish,
+    // Go nodes' message ID, so both deduplicate (and gossip about) the same messages (pubsub-go-rules.ts).
+    msgIdFn: goMessageId,
     // Duplicates are recognised before their signature is checked (see fast-msg-id.ts).
     fastMsgIdFn: fastMessageId,
     doPX: config.Routing.Type === 'dhtserver' || config.Swarm.RelayService.Enabled,
@@ -152,5 +157,7 @@ function pubsubFactory (config: Config): (components: any) => unknown {
     // heartbeats only through IHAVE gossip, a second late or (gossip goes to a few random peers) never:
     // at N = 50 most registrations did not reach every node. A hub keeps every worker that grafts.
     ...(config.Swarm.RelayService.Enabled ? { Dhi: HUB_MESH_MAX } : {})
-  }) as (components: any) => unknown
+  })
+  // Never forward a message back to its author, as Go nodes do (src/p2p/pubsub-go-rules.ts).
+  return (components: any) => skipAuthorInGossipsub(factory(components))
 }

@@ -4,8 +4,15 @@
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
+import type { PeerId } from '@libp2p/interface'
 import type { Logger } from '../logger.ts'
 import type { Host } from './host.ts'
+
+/** What kad-dht 16's KadDHT class has beyond its published interface (see localProviders). */
+interface DhtInternals {
+  routingTable?: { size: number }
+  providers?: { getProviders?: (cid: CID, options: { signal: AbortSignal }) => Promise<PeerId[]> }
+}
 
 const TTL_MS = 3 * 3600_000
 const READVERTISE_MS = TTL_MS * 7 / 8
@@ -58,12 +65,29 @@ export class Rendezvous {
 
   /** Node ids that provide the namespace (at most 100). */
   async findPeers (signal: AbortSignal): Promise<string[]> {
+    const cid = await namespaceCid(this.namespace)
+    // kad-dht 16 waits for a DHT server to join its routing table before it runs a query (its
+    // query/manager.js), so a node that knows no other DHT server (the only input node of a network: its
+    // workers are DHT clients) never answered. It already holds every record there is: the providers
+    // that advertised to it. go-libp2p-kad-dht answers the same from its provider store.
+    const local = await this.localProviders(cid, signal)
+    if (local !== undefined) return local
     const found = new Set<string>()
-    for await (const provider of this.host.contentRouting.findProviders(await namespaceCid(this.namespace), { signal })) {
+    for await (const provider of this.host.contentRouting.findProviders(cid, { signal })) {
       found.add(provider.id.toString())
       if (found.size >= FIND_LIMIT) break
     }
     return [...found]
+  }
+
+  /** The provider records this node holds, when there is no other DHT server to ask; else undefined. */
+  private async localProviders (cid: CID, signal: AbortSignal): Promise<string[] | undefined> {
+    const dht = this.host.services.dht as unknown as DhtInternals | undefined
+    if (dht?.routingTable === undefined || dht.routingTable.size > 0) return undefined
+    // `providers` is public on kad-dht 16's KadDHT class but not in its interface: check before use.
+    if (typeof dht.providers?.getProviders !== 'function') return undefined
+    const providers = await dht.providers.getProviders(cid, { signal })
+    return [...new Set(providers.map((p) => p.toString()))].slice(0, FIND_LIMIT)
   }
 
   private schedule (delayMs: number): void {

@@ -4606,6 +4606,9 @@ export namespace protocol {
         /** AIProjectResponse capacity. */
         capacity: number;
 
+        /** AIProjectResponse heartbeat_interval_ms. */
+        heartbeat_interval_ms: number;
+
         /**
          * Creates a new AIProjectResponse instance using the specified properties.
          * @param [properties] Properties to set
@@ -4704,6 +4707,9 @@ export namespace protocol {
 
             /** AIProjectResponse capacity */
             capacity?: (number|null);
+
+            /** AIProjectResponse heartbeat_interval_ms */
+            heartbeat_interval_ms?: (number|null);
 
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];

@@ -12406,6 +12406,7 @@ export const protocol = $root.protocol = (() => {
          * @property {string|null} [region] AIProjectResponse region
          * @property {string|null} [version] AIProjectResponse version
          * @property {number|null} [capacity] AIProjectResponse capacity
+         * @property {number|null} [heartbeat_interval_ms] AIProjectResponse heartbeat_interval_ms
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -12479,6 +12480,14 @@ export const protocol = $root.protocol = (() => {
         AIProjectResponse.prototype.capacity = 0;
 
         /**
+         * AIProjectResponse heartbeat_interval_ms.
+         * @member {number} heartbeat_interval_ms
+         * @memberof protocol.AIProjectResponse
+         * @instance
+         */
+        AIProjectResponse.prototype.heartbeat_interval_ms = 0;
+
+        /**
          * Creates a new AIProjectResponse instance using the specified properties.
          * @function create
          * @memberof protocol.AIProjectResponse
@@ -12521,6 +12530,8 @@ export const protocol = $root.protocol = (() => {
                 writer.uint32(/* id 101, wireType 2 =*/810).string(message.version);
             if (message.capacity != null && $Object.hasOwnProperty.call(message, "capacity") && message.capacity !== 0)
                 writer.uint32(/* id 102, wireType 0 =*/816).uint32(message.capacity);
+            if (message.heartbeat_interval_ms != null && $Object.hasOwnProperty.call(message, "heartbeat_interval_ms") && message.heartbeat_interval_ms !== 0)
+                writer.uint32(/* id 103, wireType 0 =*/824).uint32(message.heartbeat_interval_ms);
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -12622,6 +12633,15 @@ export const protocol = $root.protocol = (() => {
                             delete message.capacity;
                         continue;
                     }
+                case 103: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.heartbeat_interval_ms = value;
+                        else
+                            delete message.heartbeat_interval_ms;
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -12691,6 +12711,9 @@ export const protocol = $root.protocol = (() => {
             if (message.capacity != null && $Object.hasOwnProperty.call(message, "capacity"))
                 if (!$util.isInteger(message.capacity))
                     return "capacity: integer expected";
+            if (message.heartbeat_interval_ms != null && $Object.hasOwnProperty.call(message, "heartbeat_interval_ms"))
+                if (!$util.isInteger(message.heartbeat_interval_ms))
+                    return "heartbeat_interval_ms: integer expected";
             return null;
         };
 
@@ -12734,6 +12757,9 @@ export const protocol = $root.protocol = (() => {
             if (object.capacity != null)
                 if ($Number(object.capacity) !== 0)
                     message.capacity = object.capacity >>> 0;
+            if (object.heartbeat_interval_ms != null)
+                if ($Number(object.heartbeat_interval_ms) !== 0)
+                    message.heartbeat_interval_ms = object.heartbeat_interval_ms >>> 0;
             return message;
         };
 
@@ -12761,6 +12787,7 @@ export const protocol = $root.protocol = (() => {
                 object.region = "";
                 object.version = "";
                 object.capacity = 0;
+                object.heartbeat_interval_ms = 0;
             }
             if (message.projects && message.projects.length) {
                 object.projects = $Array(message.projects.length);
@@ -12775,6 +12802,8 @@ export const protocol = $root.protocol = (() => {
                 object.version = message.version;
             if (message.capacity != null && $Object.hasOwnProperty.call(message, "capacity"))
                 object.capacity = message.capacity;
+            if (message.heartbeat_interval_ms != null && $Object.hasOwnProperty.call(message, "heartbeat_interval_ms"))
+                object.heartbeat_interval_ms = message.heartbeat_interval_ms;
             return object;
         };
 

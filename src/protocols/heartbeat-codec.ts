@@ -18,6 +18,8 @@ export interface Heartbeat {
   projects: ViewProject[]
   leaving: boolean
   timestamp: number
+  /** the sender's HeartbeatInterval in ms, from our extension field; undefined from a Go node */
+  intervalMs?: number
 }
 
 export function encodeHeartbeat (heartbeat: Omit<Heartbeat, 'timestamp'>): Uint8Array {
@@ -28,7 +30,8 @@ export function encodeHeartbeat (heartbeat: Omit<Heartbeat, 'timestamp'>): Uint8
         models: p.models.map((m) => ({ model: m.model, api: '', type: m.type, idle: m.busy, cid: m.cid, available: m.available }))
       })),
       node_type: heartbeat.nodeType,
-      version: heartbeat.version
+      version: heartbeat.version,
+      heartbeat_interval_ms: heartbeat.intervalMs ?? 0
     }
   }).finish()
   return protocol.Message.encode({
@@ -51,6 +54,7 @@ export function decodeHeartbeat (message: protocol.Message): Heartbeat {
   if (nodeId === '') throw new Error('heartbeat without node_id')
   const res = protocol.AIProjectBody.decode(message.body).res
   if (res == null) throw new Error('heartbeat without AIProjectResponse')
+  const intervalMs = res.heartbeat_interval_ms ?? 0
   return {
     nodeId,
     version: (res.version ?? '') !== '' ? res.version ?? '' : message.header?.client_version ?? '',
@@ -67,6 +71,8 @@ export function decodeHeartbeat (message: protocol.Message): Heartbeat {
         // Go nodes do not send the field: their models count as available.
         available: m.available ?? true
       }))
-    }))
+    })),
+    // Go nodes do not send it (0): receivers learn their interval instead (src/registry/rhythm.ts).
+    ...(intervalMs > 0 ? { intervalMs } : {})
   }
 }

@@ -14,6 +14,7 @@ import type { PubSubMessage, SubscriptionChange, TopicValidatorResult } from '..
 import type { LocalRegistry, ChangeReason } from '../registry/local.ts'
 import type { NetworkView } from '../registry/view.ts'
 import { decodeHeartbeat, encodeHeartbeat, isBroadcast, NODE_TYPE, type Heartbeat } from './heartbeat-codec.ts'
+import { nextInterval } from '../registry/rhythm.ts'
 
 /** go-libp2p-pubsub's limit for one message; anything larger is rejected. */
 export const MAX_TOPIC_MESSAGE_BYTES = 1024 * 1024
@@ -115,8 +116,9 @@ export class Heartbeats {
     const projects = leaving ? [] : registry.projects().map((p) => ({ project: p.project, models: p.models.map(({ model, cid, type, busy, available }) => ({ model, cid, type, busy, available })) }))
     const nodeType = this.options.baseNodeType | (registry.hasModels() ? NODE_TYPE.MODEL : 0)
     // Our own entry goes straight into the view: pubsub does not deliver our messages back to us.
-    if (!leaving) view.update({ nodeId: this.self, projects, nodeType, version, lastHeard: Date.now() })
-    await host.services.pubsub.publish(topic, encodeHeartbeat({ nodeId: this.self, version, nodeType, projects, leaving }))
+    const intervalMs = this.options.intervalMs
+    if (!leaving) view.update({ nodeId: this.self, projects, nodeType, version, lastHeard: Date.now(), intervalMs })
+    await host.services.pubsub.publish(topic, encodeHeartbeat({ nodeId: this.self, version, nodeType, projects, leaving, intervalMs }))
   }
 
   private validate (peer: PeerId, message: PubSubMessage): TopicValidatorResult {
@@ -139,12 +141,15 @@ export class Heartbeats {
       this.options.view.remove(heartbeat.nodeId)
       return
     }
+    const now = Date.now()
     this.options.view.update({
       nodeId: heartbeat.nodeId,
       projects: heartbeat.projects,
       nodeType: heartbeat.nodeType,
       version: heartbeat.version,
-      lastHeard: Date.now()
+      lastHeard: now,
+      // Routing holds each node to its own rhythm, announced (aicn) or learned (Go): src/registry/rhythm.ts.
+      intervalMs: nextInterval(this.options.view.heard(heartbeat.nodeId), now, heartbeat.intervalMs)
     })
   }
 }

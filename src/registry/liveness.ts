@@ -1,5 +1,5 @@
-// Takes a node that died out of routing before its heartbeats go stale. Routing trusts a node for
-// 3 × HeartbeatInterval after its last heartbeat (9 minutes by default), so a worker killed with
+// Takes a node that died out of routing before its heartbeats go stale. Routing trusts a node for three
+// of its own heartbeat intervals after its last heartbeat (9 minutes by default, src/registry/rhythm.ts), so a worker killed with
 // SIGKILL, a crashed process or a machine that went away would keep attracting jobs that the requester's
 // failover must absorb. A node we were directly connected to is a better witness: when our last
 // connection to it closes, it is left out of routing until it is heard again (its next heartbeat) or

@@ -1,6 +1,7 @@
 // The shapes of the network view (who serves which project and model), and the defensive cleaning every
 // entry goes through before it reaches the view: entries come from other nodes' heartbeats and from a
 // database on disk, so nothing about their shape is trusted.
+import { clampInterval } from './rhythm.ts'
 
 /** One model a node announces under a project. `busy` is the in-flight counter (the Go node's `Idle`). */
 export interface ViewModel { model: string, cid: string, type: number, busy: number, available: boolean }
@@ -17,6 +18,9 @@ export interface NodeEntry {
   version: string
   /** ms since epoch, on the receiver's clock */
   lastHeard: number
+  /** the node's heartbeat interval, announced or learned (src/registry/rhythm.ts); absent: the view's
+   * default window applies (entries saved before this field existed) */
+  intervalMs?: number
 }
 
 /** A node that can run a model right now, with its least busy copy of it. */
@@ -35,7 +39,7 @@ export interface SanitizeResult { entry?: NodeEntry, reason?: string, dropped: n
  *
  * Rejected outright: not an object, a node id that is not a non-empty string of at most 256 chars,
  * `projects` not an array, `lastHeard` not a finite number — these are the fields the view is keyed and
- * timed by. Dropped one by one (counted in `dropped`): projects and models whose names or cids are not
+ * timed by. A bad `intervalMs` is dropped and a wild one bounded (src/registry/rhythm.ts). Dropped one by one (counted in `dropped`): projects and models whose names or cids are not
  * strings of at most 256 chars (an identifier is dropped, not truncated: a cut name would name something
  * that does not exist), models with a non-numeric type or busy count or a non-boolean `available`, and
  * whatever exceeds the per-node limits. Duplicate project names are merged. A negative busy count
@@ -74,6 +78,8 @@ export function sanitizeEntry (value: unknown): SanitizeResult {
     version,
     lastHeard: value.lastHeard
   }
+  // Forgiven like nodeType: a bad interval is dropped (the default window applies), a wild one bounded.
+  if (typeof value.intervalMs === 'number' && value.intervalMs > 0 && Number.isFinite(value.intervalMs)) entry.intervalMs = clampInterval(value.intervalMs)
   return { entry, dropped }
 }
 

@@ -11,11 +11,13 @@
 import { silentLogger, type Logger } from '../logger.ts'
 import { ViewStore } from './view-store.ts'
 import { sanitizeEntry, type Candidate, type NodeEntry, type SanitizeResult } from './view-types.ts'
+import { MAX_INTERVAL_MS, routingWindowMs } from './rhythm.ts'
 
 export interface NetworkViewOptions {
   /** LevelDB folder; absent → memory only */
   path?: string
-  /** an entry counts for routing while heard within this (the node passes 3 × HeartbeatInterval) */
+  /** how long an entry without `intervalMs` counts for routing after it was heard; an entry with one
+   * counts for three of its intervals (src/registry/rhythm.ts) */
   routingFreshMs: number
   /** shown in lists while heard within this; default 12 h (the Go node's window) */
   listFreshMs?: number
@@ -33,8 +35,9 @@ const LOGGED_EXAMPLES = 5
 /** A node's least busy available copy of a model. */
 interface Offer { cid: string, type: number, busy: number }
 interface Heard { lastHeard: number }
-/** `offer` is undefined when the node lists the model but no copy of it is available. */
-interface ModelMember extends Heard { offer?: Offer }
+/** `offer` is undefined when the node lists the model but no copy of it is available; the node counts for
+ * routing until `routableUntil` (its last heartbeat + three of its own intervals). */
+interface ModelMember extends Heard { offer?: Offer, routableUntil: number }
 
 /** What one node contributes to the indexes: project → model → its best available copy. */
 type Digest = Map<string, Map<string, Offer | undefined>>
@@ -93,6 +96,8 @@ class NodeSet<M extends Heard> {
 
 export class NetworkView {
   private readonly routingFreshMs: number
+  /** the longest any entry can count for routing: a bound for the early exit in candidates() */
+  private readonly longestRoutingMs: number
   private readonly listFreshMs: number
   private readonly expireMs: number
   private readonly now: () => number
@@ -109,6 +114,7 @@ export class NetworkView {
 
   constructor (options: NetworkViewOptions) {
     this.routingFreshMs = positive(options.routingFreshMs, 'routingFreshMs')
+    this.longestRoutingMs = Math.max(this.routingFreshMs, routingWindowMs(MAX_INTERVAL_MS))
     this.listFreshMs = positive(options.listFreshMs ?? 12 * HOUR, 'listFreshMs')
     this.expireMs = positive(options.expireMs ?? 24 * HOUR, 'expireMs')
     this.now = options.now ?? Date.now
@@ -241,20 +247,26 @@ export class NetworkView {
   }
 
   /**
-   * Nodes heard within routingFreshMs with an available copy of the model, one per node: its least
-   * busy copy (ties: smallest cid), chosen when the heartbeat arrived. O(nodes listing that model).
-   * Unordered: ranking (connectivity, latency) is the caller's business.
+   * Nodes heard within three of their own heartbeat intervals with an available copy of the model, one
+   * per node: its least busy copy (ties: smallest cid), chosen when the heartbeat arrived. O(nodes
+   * listing that model). Unordered: ranking (connectivity, latency) is the caller's business.
    */
   candidates (project: string, model: string): Candidate[] {
     const set = this.index.get(project)?.models.get(model)
     if (set === undefined) return []
-    const cutoff = this.now() - this.routingFreshMs
-    if (set.newestHeard() < cutoff) return []
+    const now = this.now()
+    if (set.newestHeard() < now - this.longestRoutingMs) return []
     const out: Candidate[] = []
-    for (const [nodeId, { lastHeard, offer }] of set.members) {
-      if (offer !== undefined && lastHeard >= cutoff && !this.unreachable.has(nodeId)) out.push({ nodeId, cid: offer.cid, type: offer.type, busy: offer.busy, lastHeard })
+    for (const [nodeId, { lastHeard, offer, routableUntil }] of set.members) {
+      if (offer !== undefined && routableUntil >= now && !this.unreachable.has(nodeId)) out.push({ nodeId, cid: offer.cid, type: offer.type, busy: offer.busy, lastHeard })
     }
     return out
+  }
+
+  /** When the node was last heard and the interval it is held to, for learning its rhythm (rhythm.ts). */
+  heard (nodeId: string): { lastHeard: number, intervalMs?: number } | undefined {
+    const entry = this.records.get(nodeId)?.entry
+    return entry === undefined ? undefined : { lastHeard: entry.lastHeard, intervalMs: entry.intervalMs }
   }
 
   /** Deletes entries older than expireMs from memory and disk; returns how many. O(N). */
@@ -281,10 +293,11 @@ export class NetworkView {
     const previous = this.records.get(nodeId)?.digest
     const digest = digestOf(entry)
     const heard: Heard = { lastHeard: entry.lastHeard }
+    const routableUntil = entry.lastHeard + (entry.intervalMs === undefined ? this.routingFreshMs : routingWindowMs(entry.intervalMs))
     for (const [project, models] of digest) {
       const index = this.projectIndex(project)
       index.nodes.set(nodeId, heard)
-      for (const [model, offer] of models) this.modelSet(index, model).set(nodeId, { lastHeard: entry.lastHeard, offer })
+      for (const [model, offer] of models) this.modelSet(index, model).set(nodeId, { lastHeard: entry.lastHeard, offer, routableUntil })
       const before = previous?.get(project)
       if (before !== undefined) for (const model of before.keys()) if (!models.has(model)) this.leaveModel(index, model, nodeId)
     }

@@ -95,6 +95,15 @@ describe('a three-node network', () => {
     }, 20_000, 'C to appear as a rendezvous provider')
   })
 
+  test('the only DHT server answers rendezvous from the records it holds', async () => {
+    // B knows no other DHT server (A and C are clients): kad-dht alone would wait for one and time out.
+    await waitFor(async () => {
+      const result = await b.call('/api/v0/rendezvous/peers')
+      assert.equal(result.status, 200, JSON.stringify(result.body))
+      return result.body.data.includes(a.peerId) && result.body.data.includes(c.peerId)
+    }, 20_000, 'B to list A and C as rendezvous providers')
+  })
+
   test('swarm/connect and swarm/disconnect', async () => {
     const cAddr = await c.addr()
     const connect = await a.call('/api/v0/swarm/connect', { node_addr: cAddr })

@@ -37,8 +37,9 @@ const heartbeatArb: fc.Arbitrary<Omit<Heartbeat, 'timestamp'>> = fc.record({
   projects: fc.array(fc.record({
     project: text(),
     models: fc.array(fc.record({ model: text(), cid: text(), type: uint32, busy: uint32, available: fc.boolean() }, plain), { maxLength: 4 })
-  }, plain), { maxLength: 4 })
-}, plain)
+  }, plain), { maxLength: 4 }),
+  intervalMs: fc.integer({ min: 1, max: 0xffffffff })
+}, { ...plain, requiredKeys: ['nodeId', 'version', 'nodeType', 'leaving', 'projects'] })
 
 /** A valid heartbeat of `author`, then damaged: bits flipped, cut short, bytes appended, or all of them. */
 const mutatedHeartbeat: fc.Arbitrary<Uint8Array> = fc.record({

@@ -30,8 +30,9 @@ test('a heartbeat has the Go node\'s shape: AI_PROJECT, empty id and receiver, n
 })
 
 test('heartbeats round-trip, including our extensions', () => {
-  const bytes = encodeHeartbeat({ nodeId: author.toString(), version: 'aicn/0.1.0', nodeType: 5, projects, leaving: false })
+  const bytes = encodeHeartbeat({ nodeId: author.toString(), version: 'aicn/0.1.0', nodeType: 5, projects, leaving: false, intervalMs: 10_000 })
   const heartbeat = decodeHeartbeat(protocol.Message.decode(bytes))
+  assert.equal(heartbeat.intervalMs, 10_000, 'the sender\'s own interval (src/registry/rhythm.ts)')
   assert.deepEqual(heartbeat.projects, projects)
   assert.equal(heartbeat.version, 'aicn/0.1.0')
   assert.equal(heartbeat.nodeType, 5)
@@ -45,6 +46,7 @@ test('a Go node\'s heartbeat (no extension fields) counts its models as availabl
   assert.equal(check.verdict, 'accept')
   assert.deepEqual(check.heartbeat?.projects, [{ project: 'P', models: [{ model: 'm', cid: 'c', type: 1, busy: 0, available: true }] }])
   assert.equal(check.heartbeat?.version, 'v0.1.5')
+  assert.equal(check.heartbeat?.intervalMs, undefined, 'a Go node does not say its interval: it is learned')
 })
 
 test('the leaving heartbeat is empty and marked', () => {
