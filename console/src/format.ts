@@ -39,3 +39,7 @@ export function usd (value: number | null): string {
 }
 
 export const CONNECTIVITY: Record<number, string> = { 0: 'not connected', 1: 'connected', 4: 'relayed' }
+
+export function plural (n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`
+}

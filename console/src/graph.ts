@@ -6,8 +6,8 @@ import { svg, syncChildren, setText } from './dom.ts'
 import { latency, shortId, ago, CONNECTIVITY } from './format.ts'
 import type { ViewNode } from './types.ts'
 
-const MIN_WIDTH = 640
-const MIN_HEIGHT = 260
+const MIN_WIDTH = 900
+const MIN_HEIGHT = 300
 const SPACING = 34
 const RING_GAP = 56
 const LABEL_LIMIT = 24

@@ -3,7 +3,7 @@
 // node's machine); the panel never keeps a secret after it is dismissed.
 import { call, errorText } from './api.ts'
 import { h, fill, setText, syncChildren } from './dom.ts'
-import { usd } from './format.ts'
+import { plural, usd } from './format.ts'
 import type { KeyInfo, UsageRow } from './types.ts'
 
 export interface KeysPanel { refresh: () => Promise<void> }
@@ -12,14 +12,15 @@ export function mountKeysPanel (root: HTMLElement): KeysPanel {
   const rows = h('tbody')
   const usageRows = h('tbody')
   const spend = h('p', { class: 'summary', id: 'usage-total' })
+  const noKeys = h('p', { class: 'muted' }, 'No keys yet.')
   const message = h('p', { class: 'muted', role: 'status', id: 'keys-status' })
   const secretBox = h('div', { class: 'secret', id: 'new-secret', hidden: true, role: 'alert' })
-  const field = (id: string, label: string, attrs: Record<string, string | number | boolean>, hint = ''): HTMLLabelElement =>
-    h('label', { for: id }, label, h('input', { id, name: id, ...attrs }), hint === '' ? null : h('span', { class: 'hint' }, hint))
+  const field = (id: string, label: string, attrs: Record<string, string | number | boolean>): HTMLLabelElement =>
+    h('label', { for: id }, label, h('input', { id, name: id, ...attrs }))
   const form = h('form', { class: 'key-form', 'aria-labelledby': 'h-new-key' },
-    h('div', { class: 'row' },
+    h('div', { class: 'fields' },
       field('key-name', 'Name', { required: true, maxlength: 128, autocomplete: 'off' }),
-      field('key-models', 'Models', { placeholder: 'all', autocomplete: 'off' }, 'comma-separated'),
+      field('key-models', 'Models', { placeholder: 'all, or a, b, …', autocomplete: 'off' }),
       field('key-rpm', 'Requests/min', { type: 'number', min: 0, step: 1, placeholder: '∞' }),
       field('key-concurrency', 'At once', { type: 'number', min: 0, step: 1, placeholder: '∞' }),
       field('key-daily', 'Per day', { type: 'number', min: 0, step: 1, placeholder: '∞' }),
@@ -32,7 +33,7 @@ export function mountKeysPanel (root: HTMLElement): KeysPanel {
       h('h3', { id: 'h-key-list' }, 'Keys'),
       h('div', { class: 'table-wrap' }, h('table', { id: 'keys-table' },
         h('thead', {}, h('tr', {}, ...['Name', 'Key', 'Models', 'Limits', 'Balance', 'Status', 'Created', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
-        rows))),
+        rows)), noKeys),
     h('section', { class: 'card', 'aria-labelledby': 'h-usage' },
       h('h3', { id: 'h-usage' }, 'Usage'),
       spend,
@@ -123,6 +124,9 @@ export function mountKeysPanel (root: HTMLElement): KeysPanel {
       const [keys, usage] = await Promise.all([call<KeyInfo[]>('/api/v0/keys/list'), call<UsageRow[]>('/api/v0/usage')])
       names = new Map(keys.map((k) => [k.id, k.name]))
       syncChildren(rows, keys, (k) => k.id, createRow, updateRow)
+      noKeys.hidden = keys.length > 0
+      rows.closest('.table-wrap')!.toggleAttribute('hidden', keys.length === 0)
+      usageRows.closest('.table-wrap')!.toggleAttribute('hidden', usage.length === 0)
       syncChildren(usageRows, usage, (u) => `${u.keyId}\u0000${u.model}`, () => h('tr', {}, h('td'), h('td'), h('td', { class: 'num' }), h('td', { class: 'num' }), h('td', { class: 'num' }), h('td', { class: 'num' })), (tr, u) => {
         const c = tr.children
         setText(c[0], u.keyId === '' ? 'no key (local)' : names.get(u.keyId) ?? u.keyId)
@@ -133,7 +137,7 @@ export function mountKeysPanel (root: HTMLElement): KeysPanel {
         setText(c[5], usd(u.costMicroUsd / 1e6))
       })
       const total = usage.reduce((sum, u) => sum + u.costMicroUsd, 0) / 1e6
-      setText(spend, usage.length === 0 ? 'No requests yet.' : `${usage.reduce((n, u) => n + u.requests, 0)} requests, ${usd(total)} spent in all.`)
+      setText(spend, usage.length === 0 ? 'No requests yet.' : `${plural(usage.reduce((n, u) => n + u.requests, 0), 'request')}, ${usd(total)} spent in all.`)
     } catch (err) {
       setText(message, `Could not load the keys: ${errorText(err)}`)
     }

@@ -21,6 +21,7 @@ export function mountNetworkPanel (root: HTMLElement, poller: Poller): void {
         h('li', {}, h('span', { class: 'key self' }), 'this node'),
         h('li', {}, h('span', { class: 'key serves' }), 'serves models'),
         h('li', {}, h('span', { class: 'key plain' }), 'no models'),
+        h('li', {}, h('span', { class: 'key input' }), 'input node'),
         h('li', {}, h('span', { class: 'key busy' }), 'busy'),
         h('li', {}, h('span', { class: 'key stale' }), 'not heard lately'),
         h('li', {}, h('span', { class: 'key line' }), 'connection'))),

@@ -17,7 +17,7 @@ export function mountNodePanel (root: HTMLElement, poller: Poller): void {
     ),
     h('section', { class: 'card', 'aria-labelledby': 'h-local-models' },
       h('h3', { id: 'h-local-models' }, 'Registered models'),
-      h('div', { class: 'table-wrap' }, h('table', { id: 'local-models' },
+      h('div', { class: 'table-wrap', id: 'local-models-wrap' }, h('table', { id: 'local-models' },
         h('thead', {}, h('tr', {}, ...['Project', 'Model', 'Type', 'CID', 'Busy', 'Health'].map((t) => h('th', { scope: 'col' }, t)))),
         models)),
       noModels)
@@ -43,6 +43,7 @@ export function mountNodePanel (root: HTMLElement, poller: Poller): void {
     syncChildren(addresses, addrs, (a) => a, (a) => h('li', {}, a), () => {})
     syncChildren(models, status.models, (m) => `${m.project}\u0000${m.model}\u0000${m.cid}`, createModelRow, updateModelRow)
     noModels.hidden = status.models.length > 0
+    models.closest('.table-wrap')!.toggleAttribute('hidden', status.models.length === 0)
   }
 }
 
