@@ -7,7 +7,7 @@ import { latency, shortId, ago, CONNECTIVITY } from './format.ts'
 import type { ViewNode } from './types.ts'
 
 const MIN_WIDTH = 900
-const MIN_HEIGHT = 300
+const MIN_HEIGHT = 240
 const SPACING = 34
 const RING_GAP = 56
 const LABEL_LIMIT = 24
