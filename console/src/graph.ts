@@ -10,7 +10,10 @@ const MIN_WIDTH = 900
 const MIN_HEIGHT = 240
 const SPACING = 34
 const RING_GAP = 56
+const FIRST_RING = 130
 const LABEL_LIMIT = 24
+/** up to this many nodes, each also shows its models' names */
+const DETAIL_LIMIT = 12
 
 interface Placed { node: ViewNode, x: number, y: number, linked: boolean, dashed: boolean }
 
@@ -52,8 +55,10 @@ export class NetworkGraph {
       const summary = `${n.self ? 'this node ' : ''}${n.node_id}, ${n.role}, ${CONNECTIVITY[n.connectivity] ?? 'unknown'}, latency ${latency(n.latency_us)}, busy ${n.busy}, heard ${ago(n.last_heard_ms)}${models.length > 0 ? `, models: ${models.join(', ')}` : ''}`
       g.setAttribute('aria-label', summary)
       setText(g.querySelector('title')!, summary)
-      const label = g.querySelector('text')!
+      const [label, sub] = Array.from(g.querySelectorAll('text'))
       setText(label, labels ? (n.self ? 'this node' : shortId(n.node_id)) : '')
+      const names = [...new Set(models)].join(', ')
+      setText(sub, labels && placed.length <= DETAIL_LIMIT ? (names.length > 28 ? `${names.slice(0, 27)}…` : names) : '')
     })
   }
 
@@ -68,7 +73,8 @@ export class NetworkGraph {
     svg('title'),
     svg('circle', { class: 'halo', r: n.self ? 19 : 13 }),
     svg('circle', { class: 'dot', r: n.self ? 13 : 8 }),
-    svg('text', { y: n.self ? 32 : 24, 'text-anchor': 'middle' }))
+    svg('text', { y: n.self ? 32 : 24, 'text-anchor': 'middle' }),
+    svg('text', { y: n.self ? 45 : 37, 'text-anchor': 'middle', class: 'sub' }))
   }
 }
 
@@ -83,7 +89,7 @@ function layout (nodes: ViewNode[]): Placed[] {
   for (const group of [connected, heard]) {
     let index = 0
     while (index < group.length) {
-      radius += radius === 0 ? 90 : RING_GAP
+      radius += radius === 0 ? FIRST_RING : RING_GAP
       const capacity = Math.max(6, Math.floor((2 * Math.PI * radius) / SPACING))
       const ring = group.slice(index, index + capacity)
       // Rings are offset a little from each other so spokes of successive rings do not line up.
