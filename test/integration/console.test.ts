@@ -23,6 +23,8 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const PSK = 'ce'.repeat(32)
 const TOKENS = ['The', ' network', ' answers', ' one', ' token', ' at', ' a', ' time', '.']
 const WAIT_MS = 20_000
+/** A model name is whatever a node announces: it must reach the page as text. */
+const HOSTILE = '<img src=x onerror="window.pwned=1">'
 
 // Without chromium the test cannot run; in CI that is a failure, elsewhere a skip that says why.
 const missing = existsSync(CHROMIUM) ? false : `no browser at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`
@@ -64,7 +66,7 @@ describe('the web console in a real browser', { skip: missing }, () => {
         project: 'Console',
         models: [
           { model: 'console-chat', api: `${model.url}/v1/chat/completions`, type: 0 },
-          ...(w === w2 ? [{ model: 'console-embed', api: `${fast.url}/v1/embeddings`, type: 3 }] : [])
+          ...(w === w2 ? [{ model: 'console-embed', api: `${fast.url}/v1/embeddings`, type: 3 }, { model: HOSTILE, api: `${fast.url}/v1/embeddings`, type: 3 }] : [])
         ]
       })
       assert.equal(register.body.code, 0, JSON.stringify(register.body))
@@ -72,7 +74,8 @@ describe('the web console in a real browser', { skip: missing }, () => {
     await waitFor(async () => {
       const peers = await b.call('/api/v0/ai/projects/peers', { project: 'Console', model: 'console-chat' })
       const embed = await b.call('/api/v0/ai/projects/peers', { project: 'Console', model: 'console-embed' })
-      return peers.body.data?.length === 2 && embed.body.data?.length === 1
+      const hostile = await b.call('/api/v0/ai/projects/peers', { project: 'Console', model: HOSTILE })
+      return peers.body.data?.length === 2 && embed.body.data?.length === 1 && hostile.body.data?.length === 1
     }, WAIT_MS, 'B to see both workers\' models')
 
     shots = process.env.AICN_SCREENSHOTS_DIR !== undefined ? resolve(REPO_ROOT, process.env.AICN_SCREENSHOTS_DIR) : await mkdtemp(join(tmpdir(), 'aicn-shots-'))
@@ -131,6 +134,33 @@ describe('the web console in a real browser', { skip: missing }, () => {
     const embed = await page.textContent('#view-models tr[data-key="console-embed"]') ?? ''
     assert.match(embed, /embedding/)
     assert.match(embed, /1 of 1 node/)
+    const names = await page.$$eval('#view-models tbody th', (cells) => cells.map((c) => c.textContent))
+    assert.ok(names.includes(HOSTILE), 'a hostile model name is shown as text')
+    assert.equal(await page.locator('main img').count(), 0, 'and never becomes markup')
+    assert.equal(await page.evaluate(() => window.pwned), undefined)
+  })
+
+  test('the console\'s endpoints: node status and the network view', async () => {
+    const status = (await b.call('/api/v0/node/status')).body.data
+    assert.equal(status.peer_id, b.peerId)
+    assert.equal(status.role, 'input')
+    assert.equal(status.psk, true)
+    assert.equal(status.admin, true, 'a caller on this machine')
+    assert.equal(status.connections, 2)
+    assert.equal(status.keys_required, false)
+    const worker = (await w2.call('/api/v0/node/status')).body.data
+    assert.equal(worker.role, 'worker')
+    assert.deepEqual(worker.models.map((m: { model: string, available: boolean }) => [m.model, m.available]).sort(), [['console-chat', true], ['console-embed', true], [HOSTILE, true]].sort())
+    const view = (await b.call('/api/v0/network/view')).body.data
+    assert.equal(view.self, b.peerId)
+    assert.equal(view.nodes[0].node_id, b.peerId)
+    const w1View = view.nodes.find((n: { node_id: string }) => n.node_id === w1.peerId)
+    assert.equal(w1View.connectivity, 1)
+    assert.equal(w1View.role, 'worker')
+    assert.equal(w1View.fresh, true)
+    assert.equal(typeof w1View.last_heard_ms, 'number')
+    assert.deepEqual(w1View.projects, [{ project: 'Console', models: [{ model: 'console-chat', cid: '', type: 0, busy: 0, available: true }] }])
+    assert.deepEqual(new Set(view.connections.map((c: { peer: string }) => c.peer)), new Set([w1.peerId, w2.peerId]))
   })
 
   test('a chat streams in: the only chat model is selected, Enter sends, the reply arrives in several steps', async () => {
