@@ -81,3 +81,8 @@ export function syncChildren<T, E extends HTMLElement | SVGElement> (parent: Ele
 export function setText (el: Element, text: string): void {
   if (el.textContent !== text) el.textContent = text
 }
+
+/** A table head: one column header per title, right-aligned for the numeric ones. */
+export function head (titles: string[], numeric: string[] = []): HTMLTableSectionElement {
+  return h('thead', {}, h('tr', {}, ...titles.map((t) => h('th', { scope: 'col', class: numeric.includes(t) ? 'num' : undefined }, t))))
+}

@@ -1,7 +1,7 @@
 // A node's machine (OS, CPUs, memory, disks, GPUs with memory and utilisation), asked through this node
 // (`/api/v0/host/info`, which queries other nodes over the network), in a modal dialog.
 import { call, errorText } from './api.ts'
-import { byId, fill, h } from './dom.ts'
+import { byId, fill, h, head } from './dom.ts'
 import { bytes, shortId } from './format.ts'
 import type { HostInfo } from './types.ts'
 
@@ -38,7 +38,7 @@ function renderHost (nodeId: string, info: HostInfo): Node[] {
     list(info.gpu).length === 0
       ? h('p', { class: 'muted' }, 'No GPU reported.')
       : h('div', { class: 'table-wrap' }, h('table', {},
-        h('thead', {}, h('tr', {}, ...['GPU', 'Memory', 'Used', 'Utilisation', 'Driver'].map((t) => h('th', { scope: 'col' }, t)))),
+        head(['GPU', 'Memory', 'Used', 'Utilisation', 'Driver'], ['Memory', 'Used']),
         h('tbody', {}, ...list(info.gpu).map((g) => h('tr', {},
           h('td', {}, `${g.vendor} ${g.product}`.trim()),
           h('td', { class: 'num' }, bytes(g.memory_bytes)),

@@ -2,7 +2,7 @@
 // and what each key spent on which model. Only shown where the admin endpoints answer (callers on the
 // node's machine); the panel never keeps a secret after it is dismissed.
 import { call, errorText } from './api.ts'
-import { h, fill, setText, syncChildren } from './dom.ts'
+import { fill, h, head, setText, syncChildren } from './dom.ts'
 import { plural, usd } from './format.ts'
 import type { KeyInfo, UsageRow } from './types.ts'
 
@@ -32,13 +32,13 @@ export function mountKeysPanel (root: HTMLElement): KeysPanel {
     h('section', { class: 'card', 'aria-labelledby': 'h-key-list' },
       h('h3', { id: 'h-key-list' }, 'Keys'),
       h('div', { class: 'table-wrap' }, h('table', { id: 'keys-table' },
-        h('thead', {}, h('tr', {}, ...['Name', 'Key', 'Models', 'Limits', 'Balance', 'Status', 'Created', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
+        head(['Name', 'Key', 'Models', 'Limits', 'Balance', 'Status', 'Created', 'Actions'], ['Balance']),
         rows)), noKeys),
     h('section', { class: 'card', 'aria-labelledby': 'h-usage' },
       h('h3', { id: 'h-usage' }, 'Usage'),
       spend,
       h('div', { class: 'table-wrap' }, h('table', { id: 'usage-table' },
-        h('thead', {}, h('tr', {}, ...['Key', 'Model', 'Requests', 'Tokens in', 'Tokens out', 'Spend'].map((t) => h('th', { scope: 'col' }, t)))),
+        head(['Key', 'Model', 'Requests', 'Tokens in', 'Tokens out', 'Spend'], ['Requests', 'Tokens in', 'Tokens out', 'Spend']),
         usageRows)))
   )
   let names = new Map<string, string>()

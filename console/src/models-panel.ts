@@ -1,6 +1,6 @@
 // "Models": by project, which nodes serve each model and whether they can take jobs; a node opens its
 // host information. Built from the same network view the Network panel shows.
-import { h, fill, setText, syncChildren } from './dom.ts'
+import { fill, h, head, setText, syncChildren } from './dom.ts'
 import { shortId } from './format.ts'
 import { showHostInfo } from './host-dialog.ts'
 import type { Poller, Snapshot } from './state.ts'
@@ -22,7 +22,7 @@ export function mountModelsPanel (root: HTMLElement, poller: Poller): void {
     syncChildren(projects, [...byProject], ([project]) => project, ([project]) => h('section', { class: 'card project', 'aria-label': `Project ${project}` },
       h('h3', {}, project),
       h('div', { class: 'table-wrap' }, h('table', {},
-        h('thead', {}, h('tr', {}, ...['Model', 'Type', 'Availability', 'Served by'].map((t) => h('th', { scope: 'col' }, t)))),
+        head(['Model', 'Type', 'Availability', 'Served by']),
         h('tbody')))), (section, [, models]) => {
       syncChildren(section.querySelector('tbody')!, models, (m) => m.model, (m) => h('tr', {},
         h('th', { scope: 'row', class: 'strong' }, m.model), h('td'), h('td'), h('td', { class: 'servers' })), (tr, m) => {

@@ -1,6 +1,6 @@
 // "Network": every node this node knows (its view, plus connected peers without heartbeats yet) as a
 // picture and as a table, refreshed by the poller without reloading.
-import { h, fill, setText, syncChildren } from './dom.ts'
+import { fill, h, head, setText, syncChildren } from './dom.ts'
 import { ago, latency, shortId, CONNECTIVITY } from './format.ts'
 import { NetworkGraph } from './graph.ts'
 import { showHostInfo } from './host-dialog.ts'
@@ -28,7 +28,7 @@ export function mountNetworkPanel (root: HTMLElement, poller: Poller): void {
     h('section', { class: 'card', 'aria-labelledby': 'h-nodes' },
       h('h3', { id: 'h-nodes' }, 'Nodes'),
       h('div', { class: 'table-wrap' }, h('table', { id: 'network-nodes' },
-        h('thead', {}, h('tr', {}, ...['Node', 'Role', 'Connectivity', 'Latency', 'Busy', 'Last heard', 'Version', 'Projects and models', ''].map((t) => h('th', { scope: 'col' }, t)))),
+        head(['Node', 'Role', 'Connectivity', 'Latency', 'Busy', 'Last heard', 'Version', 'Projects and models', ''], ['Latency', 'Busy']),
         rows)))
   )
   poller.subscribe((s) => { render(s) })

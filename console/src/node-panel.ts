@@ -1,5 +1,5 @@
 // "Node": this node's identity, addresses, uptime, connections, PSK, role, and its own models with their health.
-import { h, fill, setText, syncChildren } from './dom.ts'
+import { fill, h, head, setText, syncChildren } from './dom.ts'
 import { duration } from './format.ts'
 import type { Poller, Snapshot } from './state.ts'
 import { MODEL_TYPES, type LocalModel } from './types.ts'
@@ -18,7 +18,7 @@ export function mountNodePanel (root: HTMLElement, poller: Poller): void {
     h('section', { class: 'card', 'aria-labelledby': 'h-local-models' },
       h('h3', { id: 'h-local-models' }, 'Registered models'),
       h('div', { class: 'table-wrap', id: 'local-models-wrap' }, h('table', { id: 'local-models' },
-        h('thead', {}, h('tr', {}, ...['Project', 'Model', 'Type', 'CID', 'Busy', 'Health'].map((t) => h('th', { scope: 'col' }, t)))),
+        head(['Project', 'Model', 'Type', 'CID', 'Busy', 'Health'], ['Busy']),
         models)),
       noModels)
   )
