@@ -43,6 +43,9 @@ import { NodeSelector } from './jobs/selector.ts'
 import { JobDispatcher } from './jobs/dispatcher.ts'
 import { jobRoutes } from './http/routes/jobs.ts'
 import { keyRoutes } from './http/routes/keys.ts'
+import { consoleRoutes } from './http/routes/console.ts'
+import { consoleMiddleware, loadConsoleFiles } from './http/console.ts'
+import { PACKAGE_ROOT } from './package-root.ts'
 import { openGatewayDb } from './gateway/store.ts'
 import { Gateway } from './gateway/gateway.ts'
 import { Limiter } from './gateway/limits.ts'
@@ -79,6 +82,7 @@ export class AicnNode {
 
   static async start (options: NodeOptions): Promise<AicnNode> {
     const { config, log } = options
+    const startedAt = Date.now()
     // Everything started so far, stopped in reverse order if a later step fails or on stop().
     const stopSteps: StopStep[] = []
     const started = (name: string, run: StopStep['run']): void => { stopSteps.push({ name, run }) }
@@ -226,14 +230,32 @@ export class AicnNode {
           meter: async (authorization, head, body, endpoint) => await gateway.meterCall(authorization, head, body, endpoint)
         }),
         ...keyRoutes(gatewayDb.keys, gatewayDb.usage),
-        ...gateway.routes()
+        ...gateway.routes(),
+        ...consoleRoutes({
+          selfId: identity.peerId,
+          version: AGENT_VERSION,
+          startedAt,
+          role: config.App.PeersCollect.Enabled ? 'input' : 'worker',
+          psk: config.App.PreSharedKey !== '',
+          keysRequired: keysRequired(config),
+          local,
+          view,
+          connections: () => host.getConnections().map((c) => ({ peer: c.remotePeer.toString(), addr: c.remoteAddr.toString(), direction: c.direction, limited: c.limits !== undefined })),
+          latencyMicros: (nodeId) => network.latencyMicros(nodeId),
+          routingFreshMs: 3 * heartbeatMs
+        })
       ]
+      // The web console (README "Console"), served only on the web listener: browsers refuse API.Addr's 6000.
+      const consoleFiles = config.API.WebAddr === WEB_OFF ? undefined : await loadConsoleFiles(join(PACKAGE_ROOT, 'dist', 'console'))
+      if (config.API.WebAddr !== WEB_OFF && consoleFiles === undefined) log.warn('the web console is not built (npm run build): / on the web listener answers 404')
+      let webPort: number | undefined
       const http = new HttpServer({
         routes,
         logger: log,
         registry: metrics,
         guard: { allowedOrigins: config.API.AllowedOrigins, allowedHosts: config.API.AllowedHosts },
-        access: { adminKey: config.API.AdminKey, checkJobKey: async (authorization) => { await gateway.checkKey(authorization) } }
+        access: { adminKey: config.API.AdminKey, checkJobKey: async (authorization) => { await gateway.checkKey(authorization) } },
+        fallback: consoleFiles === undefined ? undefined : consoleMiddleware(consoleFiles, { servesPort: (port) => port === webPort })
       })
       started('HTTP API', async () => { await http.close() })
       // Two listeners, one app: API.Addr (6000 by default) for the Go node's clients, API.WebAddr for
@@ -244,6 +266,7 @@ export class AicnNode {
       const web = config.API.WebAddr === WEB_OFF ? undefined : await http.listen(config.API.WebAddr, 'API.WebAddr')
       if (web !== undefined) ownListeners.push(`${web.host}:${web.port}`)
       if (web !== undefined) log.info({ url: web.url }, 'web listener (browsers, fetch, SDKs) listening')
+      webPort = web?.port
 
       return new AicnNode(host, control, { api: listening.url, web: web?.url }, stopSteps, log)
     } catch (err) {

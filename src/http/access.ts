@@ -4,6 +4,7 @@
 // - admin routes (keys, usage, model registration, bootstrap and swarm changes): callers on this machine,
 //   or anyone presenting `API.AdminKey`.
 import { createHash, timingSafeEqual } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
 import type { Context } from 'koa'
 import { AicnError, ErrorCode } from '../errors.ts'
 
@@ -40,6 +41,11 @@ export class AccessControl {
     const secret = /^Bearer\s+(\S{1,256})$/i.exec(ctx.get('authorization'))?.[1]
     return this.#adminKeyHash !== undefined && secret !== undefined && timingSafeEqual(sha256(secret), this.#adminKeyHash)
   }
+}
+
+/** A caller on this machine (a loopback peer address), to whom the admin routes always answer. */
+export function fromThisMachine (req: IncomingMessage): boolean {
+  return LOOPBACK_PEER.test(req.socket.remoteAddress ?? '')
 }
 
 function sha256 (text: string): Buffer {
