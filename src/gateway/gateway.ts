@@ -21,10 +21,9 @@ import type { KeyRecord, KeyStore } from './keys.ts'
 import type { Limiter } from './limits.ts'
 import type { UsageLog } from './usage.ts'
 import { openUpload, type Upload } from '../jobs/upload.ts'
-import type { PriceTable } from './pricing.ts'
+import type { Price, PriceTable } from './pricing.ts'
+import { countingEvents, settledCost, worstCase, type Delivered, type WorstCase } from './billing.ts'
 
-/** Output tokens assumed for the balance check when the client sets no max_tokens. */
-const ASSUMED_OUTPUT_TOKENS = 1024
 
 export interface GatewayDeps {
   view: NetworkView
@@ -40,8 +39,17 @@ export interface GatewayDeps {
   timeoutsMs?: JobTimeouts
 }
 
-/** What a request has been granted before it runs; released exactly once when it ends. */
-interface Admission { key?: KeyRecord, headers: Record<string, string>, reservation?: string, release: () => void }
+/** What a request has been granted before it runs (its worst case reserved on a metered key); released
+ * and settled exactly once when it ends. */
+interface Admission {
+  key?: KeyRecord
+  target: ResolvedModel
+  price: Price
+  worst: WorstCase
+  headers: Record<string, string>
+  reservation?: string
+  release: () => void
+}
 
 export class Gateway {
   private readonly deps: GatewayDeps
@@ -74,18 +82,19 @@ export class Gateway {
 
   /** Limits, balance and metering for an /api/v0 model call (src/http/routes/jobs.ts), as on /v1; undefined
    * when the call carries no key of ours (nothing to charge: keys are not required then). */
-  async meterCall (authorization: string, target: ResolvedModel, body: Record<string, unknown> | undefined, endpoint: string): Promise<{ finish: (nodeId: string, usage: unknown, status: number) => void } | undefined> {
+  async meterCall (authorization: string, target: ResolvedModel & { kind: JobKindValue }, body: Record<string, unknown> | undefined, endpoint: string): Promise<{ finish: (nodeId: string, usage: unknown, status: number, delivered?: Delivered) => void } | undefined> {
+    const kind = target.kind
     const key = await this.keyFrom(authorization, this.deps.requireKeys)
     if (key === undefined) return undefined
     this.checkAllowed(key, target.model, target)
-    const admission = await this.admit(key, target, body)
+    const admission = await this.admit(key, target, kind, body)
     let settled = false
     return {
-      finish: (nodeId, usage, status) => {
+      finish: (nodeId, usage, status, delivered) => {
         if (settled) return
         settled = true
         admission.release()
-        void this.meter(admission, target, endpoint, nodeId, readUsage(usage), status)
+        void this.meter(admission, endpoint, nodeId, readUsage(usage), status, delivered)
       }
     }
   }
@@ -110,13 +119,14 @@ export class Gateway {
     const target = resolveModel(this.deps.view, name)
     if (key !== undefined) this.checkAllowed(key, name, target)
     const stream = body?.stream === true
-    const admission = await this.admit(key, target, body)
+    const admission = await this.admit(key, target, kind, body)
     let released = false
-    const finish = (response: JobResponse | undefined, usage: Usage | undefined, status: number): void => {
+    /** Settles once: `delivered` undefined means the request failed before any answer (nothing charged). */
+    const finish = (response: JobResponse | undefined, usage: Usage | undefined, status: number, delivered?: Delivered): void => {
       if (released) return
       released = true
       admission.release()
-      void this.meter(admission, target, endpoint, response?.nodeId ?? '', usage, status)
+      void this.meter(admission, endpoint, response?.nodeId ?? '', usage, status, delivered)
     }
     try {
       const job = this.jobFor(rc, kind, target, body, upload, stream)
@@ -124,18 +134,20 @@ export class Gateway {
       const headers = { ...admission.headers, 'X-AICN-Node': response.nodeId }
       if (stream && response.error === undefined && response.status < 400 && isEventStream(response.contentType)) {
         const askedForUsage = (body?.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true
-        const tap = tapUsage(response.body, { dropUsageChunk: !askedForUsage })
+        const counted = countingEvents(response.body)
+        const tap = tapUsage(counted.body, { dropUsageChunk: !askedForUsage })
         return {
           kind: 'stream',
           status: response.status,
           contentType: response.contentType,
           headers,
-          body: finishing(tap.body, (completed) => { finish(response, tap.usage(), completed ? 200 : 502) }),
+          body: finishing(tap.body, (completed) => { finish(response, tap.usage(), completed ? 200 : 502, { events: counted.events() }) }),
           onError: (err) => Buffer.from(`data: ${JSON.stringify(toOpenAiError(err).body)}\n\n`)
         }
       }
       const answer = await readAnswer(response)
-      finish(response, readUsage((answer.body as { usage?: unknown } | undefined)?.usage), answer.status)
+      // A model's own error answer (4xx/5xx) is passed on and not charged.
+      finish(response, readUsage((answer.body as { usage?: unknown } | undefined)?.usage), answer.status, answer.status === 200 ? { bytes: answer.bytes } : undefined)
       return raw(answer.body, answer.status, headers)
     } catch (err) {
       finish(undefined, undefined, toOpenAiError(err).status)
@@ -194,15 +206,16 @@ export class Gateway {
     }
   }
 
-  /** The balance first, then the limits: a key that cannot pay is refused before any work is done, and a
-   * refused request uses up none of its limits. */
-  private async admit (key: KeyRecord | undefined, target: ResolvedModel, body: Record<string, unknown> | undefined): Promise<Admission> {
-    if (key === undefined) return { headers: {}, release: () => {} }
+  /** The balance first, then the limits: a key that cannot pay for the request's worst case is refused
+   * before any work is done, and a refused request uses up none of its limits. */
+  private async admit (key: KeyRecord | undefined, target: ResolvedModel, kind: JobKindValue, body: Record<string, unknown> | undefined): Promise<Admission> {
+    const price = this.deps.prices.priceOf(target.project, target.model)
+    const worst = worstCase(this.deps.prices, price, kind, body)
+    const base = { key, target, price, worst }
+    if (key === undefined) return { ...base, headers: {}, release: () => {} }
     let reservation: string | undefined
     if (key.balanceMicroUsd !== null) {
-      const price = this.deps.prices.priceOf(target.project, target.model)
-      const estimate = this.deps.prices.costMicroUsd(price, estimateInputTokens(body), estimateOutputTokens(body))
-      const reserved = await this.deps.keys.reserve(key.id, estimate)
+      const reserved = await this.deps.keys.reserve(key.id, worst.microUsd)
       if (!reserved.ok) throw gatewayErrors.balance()
       reservation = reserved.reservation
     }
@@ -213,23 +226,24 @@ export class Gateway {
       limited.headers = decision.headers
       throw limited
     }
-    return { key, headers: decision.headers, reservation, release: decision.release }
+    return { ...base, headers: decision.headers, reservation, release: decision.release }
   }
 
-  private async meter (admission: Admission, target: ResolvedModel, endpoint: string, node: string, usage: Usage | undefined, status: number): Promise<void> {
+  /** Settles the reservation and records the usage row, with what billing.ts makes of the model's usage. */
+  private async meter (admission: Admission, endpoint: string, node: string, usage: Usage | undefined, status: number, delivered: Delivered | undefined): Promise<void> {
+    const { target, price, worst } = admission
     try {
-      const price = this.deps.prices.priceOf(target.project, target.model)
-      const cost = usage === undefined ? 0 : this.deps.prices.costMicroUsd(price, usage.prompt_tokens, usage.completion_tokens)
-      if (admission.reservation !== undefined) await this.deps.keys.settle(admission.reservation, cost)
+      const settled = delivered === undefined ? { promptTokens: 0, completionTokens: 0, microUsd: 0 } : settledCost(this.deps.prices, price, worst, usage, delivered)
+      if (admission.reservation !== undefined) await this.deps.keys.settle(admission.reservation, settled.microUsd)
       await this.deps.usage.record({
         time: new Date().toISOString(),
         keyId: admission.key?.id ?? '',
         project: target.project,
         model: target.model,
         node,
-        promptTokens: usage?.prompt_tokens ?? 0,
-        completionTokens: usage?.completion_tokens ?? 0,
-        costMicroUsd: cost,
+        promptTokens: settled.promptTokens,
+        completionTokens: settled.completionTokens,
+        costMicroUsd: settled.microUsd,
         status,
         endpoint
       })
@@ -246,7 +260,7 @@ function jsonBody (rc: RouteContext): Record<string, unknown> {
 }
 
 /** The model's answer: JSON passed through as is, including the model's own errors in OpenAI's shape. */
-async function readAnswer (response: JobResponse): Promise<{ status: number, body: unknown }> {
+async function readAnswer (response: JobResponse): Promise<{ status: number, body: unknown, bytes: number }> {
   if (response.error !== undefined) throw new AicnError(response.error.code, response.error.message, { status: response.status })
   const bytes = await collect(response.body, MAX_ANSWER_BYTES)
   if (bytes === undefined) throw new AicnError(ErrorCode.MODEL, 'the model\'s answer is too large')
@@ -258,20 +272,9 @@ async function readAnswer (response: JobResponse): Promise<{ status: number, bod
   // The model's own OpenAI-shaped errors (e.g. context_length_exceeded) reach the client unchanged.
   const error = (parsed as { error?: unknown } | undefined)?.error
   if (response.status >= 400 && error !== null && typeof error === 'object') {
-    return { status: response.status >= 500 ? 502 : response.status, body: parsed }
+    return { status: response.status >= 500 ? 502 : response.status, body: parsed, bytes: bytes.byteLength }
   }
   const failure = modelFailure(response.status, parsed, text, response.contentType)
   if (failure !== undefined) throw failure
-  return { status: 200, body: parsed }
-}
-
-/** A rough count (4 bytes a token) of what the request sends, for the balance check only. */
-function estimateInputTokens (body: Record<string, unknown> | undefined): number {
-  if (body === undefined) return 0
-  return Math.ceil(JSON.stringify(body.messages ?? body.prompt ?? body.input ?? '').length / 4)
-}
-
-function estimateOutputTokens (body: Record<string, unknown> | undefined): number {
-  const max = body?.max_tokens ?? body?.max_completion_tokens
-  return typeof max === 'number' && max > 0 ? max : ASSUMED_OUTPUT_TOKENS
+  return { status: 200, body: parsed, bytes: bytes.byteLength }
 }

@@ -193,11 +193,14 @@ export class KeyStore {
     })
   }
 
-  /** Replaces the reserved amount with the actual cost. The work is done, so this never refuses: a
-   * cost above the estimate may take the balance below zero (the next reserve() then refuses).
-   * Settling twice, or settling an unknown or not-metered reservation, does nothing. */
+  /** Replaces the reserved amount with the actual cost, clamped to what was reserved: the reservation is
+   * the request's worst case (src/gateway/billing.ts), so a model that reports more than that cannot take
+   * the balance below zero, and concurrent requests can never spend more than the balance held. Settling
+   * twice, or settling an unknown or not-metered reservation, does nothing. */
   async settle (reservation: string, actualMicroUsd: number): Promise<void> {
-    const actual = checkMicro('actual cost', actualMicroUsd)
+    // Whatever the caller computed, the reservation is released: a cost that is not a sane number counts as
+    // the whole reservation (the clamp below), never as an error that would leave the money held.
+    const actual = Number.isFinite(actualMicroUsd) && actualMicroUsd >= 0 ? Math.ceil(actualMicroUsd) : Number.MAX_SAFE_INTEGER
     const first = await this.reservations.get(reservation)
     if (first === undefined) return
     await this.queue.run(first.keyId, async () => {
@@ -207,7 +210,7 @@ export class KeyStore {
       const batch = this.db.batch().del(reservation, { sublevel: this.reservations })
       const record = await this.keys.get(entry.keyId)
       if (record !== undefined && record.balanceMicroUsd !== null) {
-        batch.put(record.id, { ...record, balanceMicroUsd: record.balanceMicroUsd + entry.microUsd - actual }, { sublevel: this.keys })
+        batch.put(record.id, { ...record, balanceMicroUsd: record.balanceMicroUsd + entry.microUsd - Math.min(actual, entry.microUsd) }, { sublevel: this.keys })
       }
       await batch.write({ sync: true })
     })

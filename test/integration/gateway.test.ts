@@ -5,6 +5,9 @@ import assert from 'node:assert/strict'
 import OpenAI, { toFile } from 'openai'
 import { startFakeModelServer, type FakeModelServer } from '../../scripts/fake-model.ts'
 import { runCli, TestNode, waitFor } from './harness.ts'
+import { worstCase } from '../../src/gateway/billing.ts'
+import { PriceTable } from '../../src/gateway/pricing.ts'
+import { JobKind } from '../../src/jobs/types.ts'
 
 const PSK = 'ab'.repeat(32)
 const TOKENS = ['Gateway', ' says', ' hi', '.']
@@ -149,6 +152,41 @@ describe('the OpenAI-compatible gateway', () => {
     await waitFor(async () => {
       try { await openai.chat.completions.create({ model: 'Qwen2.5-72B', messages: [] }); return true } catch { return false }
     }, 10_000, 'the slot to be released')
+  })
+
+  test('20 concurrent requests on a key that can afford one: exactly one charged, the rest 402, balance ≥ 0', async () => {
+    const body = { model: 'Qwen2.5-72B', messages: [{ role: 'user' as const, content: 'Hi' }], max_tokens: 50 }
+    const prices = new PriceTable()
+    const worst = worstCase(prices, prices.priceOf('DecentralGPT', 'Qwen2.5-72B'), JobKind.CHAT, body)
+    const { secret, id } = await createKey({ balance_usd: worst.microUsd / 1e6 })
+    const openai = client(secret)
+    const results = await Promise.allSettled(Array.from({ length: 20 }, async () => await openai.chat.completions.create(body)))
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1)
+    assert.ok(results.every((r) => r.status === 'fulfilled' || (r.reason as any).status === 402))
+    await waitFor(async () => (await b.call('/api/v0/usage', { id })).body.data[0]?.requests === 1, 10_000, 'the one request to be recorded')
+    const usage = (await b.call('/api/v0/usage', { id })).body.data
+    assert.equal(usage.length, 1)
+    assert.ok(usage[0].costMicroUsd > 0 && usage[0].costMicroUsd <= worst.microUsd, JSON.stringify(usage))
+    const balance = (await keyInfo(id)).balanceUsd
+    assert.ok(balance >= 0 && balance < worst.microUsd / 1e6, String(balance))
+  })
+
+  test('invalid max_tokens is 400; a stream the client cuts is charged for what it delivered', async () => {
+    const { secret, id } = await createKey({ balance_usd: 10 })
+    const openai = client(secret)
+    for (const max of [0, -1, 1.5, '100']) {
+      await assert.rejects(openai.chat.completions.create({ model: 'Qwen2.5-72B', messages: [], max_tokens: max as number }), (err: any) => err.status === 400 && /max_tokens/.test(err.message), String(max))
+    }
+    const stream = await openai.chat.completions.create({ model: 'slow-chat', messages: [{ role: 'user', content: 'Hi' }], stream: true })
+    let received = 0
+    for await (const chunk of stream) {
+      if ((chunk.choices[0]?.delta?.content ?? '') !== '') received++
+      if (received === 3) break
+    }
+    await waitFor(async () => (await b.call('/api/v0/usage', { id })).body.data[0]?.requests === 1, 10_000, 'the cut stream to be recorded')
+    const usage = (await b.call('/api/v0/usage', { id })).body.data[0]
+    assert.ok(usage.completionTokens >= 3 && usage.costMicroUsd > 0, JSON.stringify(usage))
+    assert.ok((await keyInfo(id)).balanceUsd < 10)
   })
 
   test('usage and balance after a mix of requests, and after a restart', async () => {

@@ -10,6 +10,7 @@ import { DEFAULT_TIMEOUT_MS, JobKind, type JobKindValue, type JobResponse, type 
 import { finishing } from '../../jobs/iterables.ts'
 import { openUpload } from '../../jobs/upload.ts'
 import { tapUsage } from '../../gateway/sse.ts'
+import { countingEvents } from '../../gateway/billing.ts'
 import { ok, okJson, type Reply } from '../reply.ts'
 import type { Route, RouteContext } from '../router.ts'
 import { remoteCall } from './remote-call.ts'
@@ -18,7 +19,11 @@ import { remoteCall } from './remote-call.ts'
 const ROUTING_FIELDS = new Set(['node_id', 'project', 'cid', 'ipfs_node'])
 
 /** A model call admitted under a key's limits and balance; `finish` settles it (once) with what it used. */
-export interface MeteredCall { finish: (nodeId: string, usage: unknown, status: number) => void }
+export interface MeteredCall {
+  /** `delivered` (streamed events, or bytes of a whole answer) is charged when the model reported no usage;
+   * undefined when the call failed before any answer (nothing charged). */
+  finish: (nodeId: string, usage: unknown, status: number, delivered?: { events: number } | { bytes: number }) => void
+}
 
 /** Admits a call made with a key (limits, balance; src/gateway/gateway.ts meterCall), or undefined when the
  * call carries no key of ours and so has nothing to charge. */
@@ -72,7 +77,7 @@ export function jobRoutes (options: JobRouteOptions): Route[] {
   /** The whole answer as the envelope's data, settled with the usage the model reported. */
   const whole = async (response: JobResponse, finish: MeteredCall['finish']): Promise<Reply> => {
     const answer = await readModelAnswer(response)
-    finish(response.nodeId, (answer.value as { usage?: unknown } | undefined)?.usage, 200)
+    finish(response.nodeId, (answer.value as { usage?: unknown } | undefined)?.usage, 200, { bytes: Buffer.byteLength(answer.text) })
     return okJson(answer.text, servedBy(response))
   }
 
@@ -85,8 +90,9 @@ export function jobRoutes (options: JobRouteOptions): Route[] {
       const response = await send(rc, job, proxy, stream)
       if (stream && response.error === undefined && response.status < 400 && isEventStream(response.contentType)) {
         // The usage chunk, where the model sends one, settles the call when the stream ends.
-        const tap = tapUsage(response.body, { dropUsageChunk: false })
-        return sse({ ...response, body: finishing(tap.body, (completed) => { finish(response.nodeId, tap.usage(), completed ? 200 : 502) }) })
+        const counted = countingEvents(response.body)
+        const tap = tapUsage(counted.body, { dropUsageChunk: false })
+        return sse({ ...response, body: finishing(tap.body, (completed) => { finish(response.nodeId, tap.usage(), completed ? 200 : 502, { events: counted.events() }) }) })
       }
       return await whole(response, finish)
     })
@@ -107,7 +113,7 @@ export function jobRoutes (options: JobRouteOptions): Route[] {
       const images = ((answer as { data?: Array<{ b64_json?: string }> }).data ?? []).map((d) => d.b64_json).filter((b): b is string => typeof b === 'string')
       if (images.length === 0) throw new AicnError(ErrorCode.MODEL, 'the model returned no image to upload')
       const choices = await Promise.all(images.map(async (b64) => await uploadImage(ipfs, Buffer.from(b64, 'base64'), rc.signal, jobHead.deadline)))
-      finish(response.nodeId, (answer as { usage?: unknown }).usage, 200)
+      finish(response.nodeId, (answer as { usage?: unknown }).usage, 200, { bytes: 0 })
       return ok({ ipfs_node: ipfsText, choices }, undefined, servedBy(response))
     })
   }
