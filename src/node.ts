@@ -217,6 +217,7 @@ export class AicnNode {
         usage: gatewayDb.usage,
         prices: priceTableFrom(config.Gateway),
         requireKeys: keysRequired(config),
+        projects: config.Gateway.Projects,
         log,
         timeoutsMs
       })

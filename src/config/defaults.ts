@@ -75,6 +75,7 @@ export const CONFIG_SPEC = obj({
   // aicn's own: the OpenAI-compatible gateway. Go nodes ignore the key.
   Gateway: obj({
     RequireKeys: str('auto'),
+    Projects: strings,
     DefaultPrice: obj({ InputPerMillionUsd: num(1), OutputPerMillionUsd: num(3) }),
     Prices: { kind: 'array', items: obj({ Model: str(), InputPerMillionUsd: num(), OutputPerMillionUsd: num() }) }
   }),

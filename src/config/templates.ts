@@ -65,7 +65,7 @@ export function createConfigTemplate (mode: TemplateMode, options: TemplateOptio
     },
     Wire: { Mode: 'aicn' },
     // Prices follow seed 000: $1 per million input tokens, $3 per million output tokens.
-    Gateway: { RequireKeys: 'auto', DefaultPrice: { InputPerMillionUsd: 1, OutputPerMillionUsd: 3 }, Prices: [] },
+    Gateway: { RequireKeys: 'auto', Projects: [], DefaultPrice: { InputPerMillionUsd: 1, OutputPerMillionUsd: 3 }, Prices: [] },
     Jobs: { Timeouts: { Chat: '3m', ImageGen: '5m', ImageEdit: '5m', Embedding: '3m', Completion: '3m' }, IpfsNodes: [] },
     AIProjects: []
   }

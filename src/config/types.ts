@@ -59,6 +59,8 @@ export interface Config {
   Gateway: {
     /** "auto": keys are required when API.Addr is not a loopback address; "always"; "never" */
     RequireKeys: 'auto' | 'always' | 'never'
+    /** where plain model names resolve first, in order (src/gateway/models.ts) */
+    Projects: string[]
     DefaultPrice: { InputPerMillionUsd: number, OutputPerMillionUsd: number }
     /** per model ("model" or "project/model") */
     Prices: Array<{ Model: string, InputPerMillionUsd: number, OutputPerMillionUsd: number }>

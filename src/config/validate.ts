@@ -87,6 +87,7 @@ export async function validateConfig (config: Config, options: ValidateOptions =
   checkOneOf(config.Wire.Mode, ['aicn', 'go'], 'Wire.Mode', report)
   const gateway = config.Gateway
   checkOneOf(gateway.RequireKeys, ['auto', 'always', 'never'], 'Gateway.RequireKeys', report)
+  gateway.Projects.forEach((project, i) => { if (project === '' || project.length > 256) report(`Gateway.Projects[${i}]`, 'must be a project name of 1 to 256 characters') })
   const prices = [{ path: 'Gateway.DefaultPrice', price: gateway.DefaultPrice }, ...gateway.Prices.map((price, i) => ({ path: `Gateway.Prices[${i}]`, price }))]
   for (const { path, price } of prices) {
     if (price.InputPerMillionUsd < 0) report(`${path}.InputPerMillionUsd`, 'must not be negative')

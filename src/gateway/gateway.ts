@@ -15,7 +15,7 @@ import { raw, type Reply } from '../http/reply.ts'
 import type { Route, RouteContext } from '../http/router.ts'
 import { toOpenAiError } from '../http/openai-errors.ts'
 import { gatewayErrors } from './errors.ts'
-import { listModels, resolveModel, type ResolvedModel } from './models.ts'
+import { ModelDirectory, type ResolvedModel } from './models.ts'
 import { readUsage, tapUsage, type Usage } from './sse.ts'
 import type { KeyRecord, KeyStore } from './keys.ts'
 import type { Limiter } from './limits.ts'
@@ -34,6 +34,8 @@ export interface GatewayDeps {
   prices: PriceTable
   /** refuse requests without a key */
   requireKeys: boolean
+  /** `Gateway.Projects`: where plain model names resolve first (src/gateway/models.ts) */
+  projects?: string[]
   log: Logger
   /** per kind; default DEFAULT_TIMEOUT_MS */
   timeoutsMs?: JobTimeouts
@@ -53,9 +55,11 @@ interface Admission {
 
 export class Gateway {
   private readonly deps: GatewayDeps
+  private readonly directory: ModelDirectory
 
   constructor (deps: GatewayDeps) {
     this.deps = deps
+    this.directory = new ModelDirectory(deps.view, { projects: deps.projects })
   }
 
   routes (): Route[] {
@@ -107,7 +111,7 @@ export class Gateway {
   private async models (rc: RouteContext): Promise<Reply> {
     // Seed 001 lists models without a key; where keys are required, a key that is presented must be valid.
     await this.authenticate(rc, false)
-    return raw({ object: 'list', data: listModels(this.deps.view) })
+    return raw({ object: 'list', data: this.directory.list() })
   }
 
   private async job (rc: RouteContext, kind: JobKindValue, endpoint: string): Promise<Reply> {
@@ -116,7 +120,7 @@ export class Gateway {
     const body = upload === undefined ? jsonBody(rc) : undefined
     const name = upload?.model ?? (typeof body?.model === 'string' ? body.model : '')
     if (name === '') throw new AicnError(ErrorCode.PARAM, 'you must provide a model parameter')
-    const target = resolveModel(this.deps.view, name)
+    const target = this.directory.resolve(name)
     if (key !== undefined) this.checkAllowed(key, name, target)
     const stream = body?.stream === true
     const admission = await this.admit(key, target, kind, body)

@@ -47,7 +47,7 @@ function goWorkerJson (dir: string): Record<string, unknown> {
       PeersCollect: { Enabled: false, HeartbeatInterval: '180s', BusyInterval: '30s', ClientProject: '' }
     },
     Wire: { Mode: 'aicn' },
-    Gateway: { RequireKeys: 'auto', DefaultPrice: { InputPerMillionUsd: 1, OutputPerMillionUsd: 3 }, Prices: [] },
+    Gateway: { RequireKeys: 'auto', Projects: [], DefaultPrice: { InputPerMillionUsd: 1, OutputPerMillionUsd: 3 }, Prices: [] },
     Jobs: { Timeouts: { Chat: '3m', ImageGen: '5m', ImageEdit: '5m', Embedding: '3m', Completion: '3m' }, IpfsNodes: [] },
     AIProjects: []
   }
