@@ -6,6 +6,7 @@ import { LevelDatastore } from 'datastore-level'
 import { Registry } from 'prom-client'
 import type { Config } from './config/types.ts'
 import { ConfigStore } from './config/store.ts'
+import { removeStaleTemps } from './config/save.ts'
 import { HostInfoCollector } from './hostinfo/index.ts'
 import { createHost, dhtProtocol, type Host } from './p2p/host.ts'
 import { identityFromBase64 } from './p2p/identity.ts'
@@ -89,6 +90,8 @@ export class AicnNode {
     try {
       const identity = identityFromBase64(config.Identity.PrivKey)
       const store = new ConfigStore(options.configPath, config)
+      const staleTemps = await removeStaleTemps(options.configPath)
+      if (staleTemps > 0) log.info({ removed: staleTemps }, 'removed temp files left by an interrupted config save')
       const topic = config.App.TopicName
       const heartbeatMs = parseDuration(config.App.PeersCollect.HeartbeatInterval)
 

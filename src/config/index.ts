@@ -14,5 +14,5 @@ export {
 } from './defaults.ts'
 export { normalizeConfig, loadConfig, type LoadOptions } from './load.ts'
 export { validateConfig, parseHostPort, type ValidateOptions } from './validate.ts'
-export { saveConfig, serializeConfig } from './save.ts'
+export { removeStaleTemps, saveConfig, serializeConfig } from './save.ts'
 export { createConfigTemplate, DEFAULT_LISTEN, type TemplateMode, type TemplateOptions } from './templates.ts'

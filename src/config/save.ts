@@ -3,7 +3,7 @@
 // half-old/half-new or world-readable: write a private temp file beside it, fsync, rename, fsync the
 // directory. Writes to one path run one after another, so the last call's content wins.
 import { randomBytes } from 'node:crypto'
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises'
+import { open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import { ConfigError } from '../errors.ts'
 import { normalizeConfig } from './load.ts'
@@ -72,5 +72,32 @@ async function syncDirectory (dir: string): Promise<void> {
     // see above
   } finally {
     await handle?.close().catch(() => {})
+  }
+}
+
+/** Removes the temp files that a process killed mid-save (kill -9, power loss) left beside the config:
+ * `.<name>.<pid>.<random>.tmp` of processes that no longer run, or of this very process id (a leftover of
+ * an earlier process that had it). Returns how many were removed. Called when the daemon starts. */
+export async function removeStaleTemps (path: string): Promise<number> {
+  const file = resolve(path)
+  const prefix = `.${basename(file)}.`
+  let removed = 0
+  const names = await readdir(dirname(file)).catch(() => [] as string[])
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !name.endsWith('.tmp')) continue
+    const pid = Number(name.slice(prefix.length).split('.')[0])
+    if (!Number.isSafeInteger(pid) || (pid !== process.pid && isRunning(pid))) continue
+    await unlink(join(dirname(file), name)).then(() => { removed++ }, () => {})
+  }
+  return removed
+}
+
+function isRunning (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    // EPERM: it runs, as another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
 }

@@ -4,7 +4,8 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ConfigError } from '../../src/errors.ts'
-import { createConfigTemplate, loadConfig, saveConfig, type Config } from '../../src/config/index.ts'
+import { createConfigTemplate, loadConfig, removeStaleTemps, saveConfig, type Config } from '../../src/config/index.ts'
+import { spawn } from 'node:child_process'
 
 const PRIV_KEY = 'CAISINAckM6QODvCrez5I0Q3RZyo9PeV4jDeB1L71AHnSU/H'
 const PEER_ID = '16Uiu2HAmJnGqxBqtWGkymSsy5WDKJY5A5NctcUduENADDptQFF4Y'
@@ -129,5 +130,30 @@ test('a config with a wrong type is refused before anything is written', async (
     await assert.rejects(saveConfig(file, bad), { name: 'ConfigError', message: 'Swarm.ConnMgr.HighWater: must be a number' })
     assert.equal(await readFile(file, 'utf8'), before)
     assert.deepEqual(await readdir(dir), ['worker.json'])
+  })
+})
+
+test('kill -9 during config saves: the next start removes the temp files it left, and the config is whole', async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, 'worker.json')
+    await saveConfig(path, configIn(dir))
+    // A separate process saving in a loop (bounded), killed with SIGKILL as soon as a temp file is seen.
+    const saveModule = new URL('../../src/config/index.js', import.meta.url).href
+    const script = `const { saveConfig, loadConfig } = await import(${JSON.stringify(saveModule)}); const c = await loadConfig(${JSON.stringify(path)}, { checkDatastore: false }); for (let i = 0; i < 100000; i++) { c.Bootstrap = []; await saveConfig(${JSON.stringify(path)}, c) }`
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'ignore' })
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    const deadline = Date.now() + 20_000
+    while (Date.now() < deadline && child.exitCode === null) {
+      if ((await readdir(dir)).some((n) => n.endsWith('.tmp'))) break
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    child.kill('SIGKILL')
+    await exited
+    // Whatever was left, one live process's temp file must survive the clean-up.
+    const live = join(dir, `.worker.json.${process.ppid}.abc.tmp`)
+    await writeFile(live, 'in progress')
+    await removeStaleTemps(path)
+    assert.deepEqual((await readdir(dir)).filter((n) => n.endsWith('.tmp')), [`.worker.json.${process.ppid}.abc.tmp`])
+    assert.equal((await loadConfig(path, { checkDatastore: false })).Identity.PeerID, PEER_ID)
   })
 })
