@@ -120,6 +120,8 @@ export class Gateway {
     const body = upload === undefined ? jsonBody(rc) : undefined
     const name = upload?.model ?? (typeof body?.model === 'string' ? body.model : '')
     if (name === '') throw new AicnError(ErrorCode.PARAM, 'you must provide a model parameter')
+    // The name reaches headers and logs: no control characters, no giant strings (a CRLF once did both).
+    if (name.length > 512 || /[\u0000-\u001f\u007f]/.test(name)) throw new AicnError(ErrorCode.PARAM, 'model must be a name of at most 512 printable characters')
     const target = this.directory.resolve(name)
     if (key !== undefined) this.checkAllowed(key, name, target)
     const stream = body?.stream === true

@@ -6,7 +6,16 @@ import { AicnError, ErrorCode } from '../errors.ts'
 
 type QueryValue = string | string[] | undefined
 
-export interface StringOptions { required?: boolean, default?: string, maxLength?: number }
+export interface StringOptions {
+  required?: boolean
+  default?: string
+  maxLength?: number
+  /** An identifier (node id, project, model, cid): no control characters, so it can never break a header
+   * or a log line (a CRLF in a cid once did both). */
+  identifier?: boolean
+}
+
+const CONTROL = /[\u0000-\u001f\u007f]/
 export interface IntOptions { required?: boolean, default?: number, min?: number, max?: number }
 export interface BoolOptions { default?: boolean }
 
@@ -69,6 +78,7 @@ export class Params {
     if (options.maxLength !== undefined && value.length > options.maxLength) {
       throw paramError(`field "${name}" must be at most ${options.maxLength} characters`)
     }
+    if (options.identifier === true && CONTROL.test(value)) throw paramError(`field "${name}" must not contain control characters`)
     return value
   }
 

@@ -254,6 +254,28 @@ describe('keys required: every job route, /api/v0 included, needs a key', () => 
     assert.equal((await b.call('/api/v0/ai/projects/list')).status, 200)
   })
 
+  test('identifiers with CRLF are 400 at the edge, and nothing leaks: a key with concurrency 1 keeps working', async () => {
+    const created = await b.call('/api/v0/keys/create', { name: 'crlf', concurrency: 1, balance_usd: 1 })
+    const auth = { 'Content-Type': 'application/json', Authorization: `Bearer ${created.body.data.secret as string}` }
+    const chat = { project: 'Locked', model: 'door-chat', messages: [{ role: 'user', content: 'Hi' }] }
+    const bad: Array<[string, unknown]> = [
+      ['/api/v0/chat/completion', { ...chat, node_id: `${w.peerId}\r\nX-Evil: 1` }],
+      ['/api/v0/chat/completion', { ...chat, node_id: w.peerId, cid: 'abc\r\nX-Evil: 1' }],
+      ['/api/v0/chat/completion/proxy', { ...chat, project: 'Locked\r\nX-Evil: 1' }],
+      ['/api/v0/chat/completion/proxy', { ...chat, model: 'door-chat\n' }],
+      ['/v1/chat/completions', { model: 'door-chat\r\nX-Evil: 1', messages: [] }]
+    ]
+    for (const [path, body] of bad) {
+      const answer = await rawRequest(b.api, 'POST', path, auth, JSON.stringify(body))
+      assert.equal(answer.status, 400, `${path}: ${answer.body}`)
+      assert.equal(answer.headers['x-evil'], undefined)
+    }
+    for (let i = 0; i < 3; i++) {
+      const ok = await rawRequest(b.api, 'POST', '/api/v0/chat/completion/proxy', auth, JSON.stringify(chat))
+      assert.equal(ok.status, 200, `the concurrency slot was released (${i}): ${ok.body}`)
+    }
+  })
+
   test('/api/v0 model calls are metered like /v1: usage charged to the key, balance and limits enforced', async () => {
     const chat = { project: 'Locked', model: 'door-chat', messages: [{ role: 'user', content: 'Hi' }] }
     const call = async (secret: string, body: unknown = chat, path = '/api/v0/chat/completion/proxy'): Promise<RawAnswer> =>

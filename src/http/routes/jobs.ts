@@ -51,9 +51,9 @@ export function jobRoutes (options: JobRouteOptions): Route[] {
 
   const head = (rc: RouteContext, kind: JobKindValue, proxy: boolean, contentType: string, stream: boolean): Job['head'] => ({
     requestId: randomUUID(),
-    project: rc.params.string('project', { required: true, maxLength: 256 }),
-    model: rc.params.string('model', { required: true, maxLength: 256 }),
-    cid: proxy ? '' : rc.params.string('cid', { default: '', maxLength: 256 }),
+    project: rc.params.string('project', { required: true, maxLength: 256, identifier: true }),
+    model: rc.params.string('model', { required: true, maxLength: 256, identifier: true }),
+    cid: proxy ? '' : rc.params.string('cid', { default: '', maxLength: 256, identifier: true }),
     kind,
     contentType,
     stream,
@@ -154,8 +154,12 @@ function modelBody (rc: RouteContext, overrides: Record<string, unknown> = {}): 
   return Buffer.from(JSON.stringify({ ...out, ...overrides }))
 }
 
+/** Where the job ran. The cid comes from the worker: one that could not be a header value is left out
+ * rather than failing the answer after the work was done. */
 function servedBy (response: JobResponse): Record<string, string> {
-  return { 'X-AICN-Node': response.nodeId, 'X-AICN-CID': response.cid }
+  const headers: Record<string, string> = { 'X-AICN-Node': response.nodeId }
+  if (/^[\x20-\x7e]{0,256}$/.test(response.cid)) headers['X-AICN-CID'] = response.cid
+  return headers
 }
 
 function sse (response: JobResponse): Reply {

@@ -16,10 +16,10 @@ const admin = (path: string, handler: Route['handler']): Route => ({ path: `/api
 function modelInput (params: Params, where = ''): ModelInput {
   try {
     return {
-      model: params.string('model', { required: true, maxLength: 256 }),
+      model: params.string('model', { required: true, maxLength: 256, identifier: true }),
       api: params.string('api', { required: true, maxLength: 2048 }),
       type: params.int('type', { default: 0, min: 0, max: 4 }),
-      cid: params.string('cid', { default: '', maxLength: 256 })
+      cid: params.string('cid', { default: '', maxLength: 256, identifier: true })
     }
   } catch (err) {
     // Name the list entry, e.g. `models[1]: missing field "api"`.
@@ -38,7 +38,7 @@ function modelsList (rc: RouteContext): ModelInput[] {
   })
 }
 
-const project = (rc: RouteContext): string => rc.params.string('project', { required: true, maxLength: 256 })
+const project = (rc: RouteContext): string => rc.params.string('project', { required: true, maxLength: 256, identifier: true })
 
 export function registryRoutes (local: LocalRegistry, network: NetworkRegistry): Route[] {
   return [
@@ -46,12 +46,12 @@ export function registryRoutes (local: LocalRegistry, network: NetworkRegistry):
     admin('/ai/project/unregister', async (rc) => ok(undefined, await local.unregisterProject(project(rc)))),
     admin('/ai/model/register', async (rc) => ok(undefined, await local.registerModel(project(rc), modelInput(rc.params)))),
     admin('/ai/model/unregister', async (rc) => ok(undefined, await local.unregisterModel(
-      project(rc), rc.params.string('model', { required: true, maxLength: 256 }), rc.params.string('cid', { default: '', maxLength: 256 })))),
+      project(rc), rc.params.string('model', { required: true, maxLength: 256, identifier: true }), rc.params.string('cid', { default: '', maxLength: 256, identifier: true })))),
     route('/ai/project/peer', BOTH, async (rc) => ok(await network.projectsOf(rc.params.string('node_id', { required: true }), remoteCall(rc)))),
     route('/peers', BOTH, async () => ok(network.nodes())),
     route('/ai/projects/list', BOTH, async (rc) => ok(network.projects(count(rc, LIST_DEFAULT)))),
     route('/ai/projects/models', BOTH, async (rc) => ok(network.models(project(rc), count(rc, LIST_DEFAULT)))),
-    route('/ai/projects/peers', BOTH, async (rc) => ok(network.peers(project(rc), rc.params.string('model', { required: true, maxLength: 256 }), Math.min(count(rc, PEERS_DEFAULT), PEERS_MAX))))
+    route('/ai/projects/peers', BOTH, async (rc) => ok(network.peers(project(rc), rc.params.string('model', { required: true, maxLength: 256, identifier: true }), Math.min(count(rc, PEERS_DEFAULT), PEERS_MAX))))
   ]
 }
 
