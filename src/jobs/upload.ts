@@ -29,7 +29,13 @@ export async function openUpload (req: IncomingMessage, contentType: string, mod
   let size = 0
   let model: string | undefined
   let parseError: Error | undefined
-  const parser = busboy({ headers: { 'content-type': contentType }, limits: { fieldSize: 4096, fields: 64, parts: 64 } })
+  let parser: busboy.Busboy
+  try {
+    parser = busboy({ headers: { 'content-type': contentType }, limits: { fieldSize: 4096, fields: 64, parts: 64 } })
+  } catch (err) {
+    // busboy throws on a Content-Type it cannot use (e.g. `boundary=x y`, a fuzz finding).
+    throw new AicnError(ErrorCode.PARAM, `malformed multipart Content-Type: ${(err as Error).message}`)
+  }
   parser.on('field', (name: string, value: string) => { if (name === 'model' && model === undefined) model = value })
   parser.on('file', (_name: string, file: NodeJS.ReadableStream) => {
     // Stopping the parser midway fails the open file part; nobody reads it, and an unheard error would crash.

@@ -64,6 +64,7 @@ describe('openUpload', () => {
     await assert.rejects(openUpload(request(big), TYPE, undefined, 4000), (err: any) => err.status === 413 && err.code === 1008)
     const small = await openUpload(request(form(part('model', 'm'), part('image', Buffer.alloc(5000), 'a.png'))), TYPE, undefined, 4000)
     await assert.rejects(collect(small.body), (err: any) => err.status === 413, 'the rest is bounded too')
+    await assert.rejects(openUpload(request(form(part('model', 'm'))), 'multipart/form-data; boundary=x y', undefined), (err: any) => err.status === 400 && err.code === 1001)
     // Garbage is not a form with a model: the gateway then answers 400 "you must provide a model parameter".
     assert.equal((await openUpload(request(Buffer.from('--other\r\ngarbage')), TYPE, undefined)).model, undefined)
   })
