@@ -23,7 +23,7 @@ async function resolveConfigPath (options: DaemonOptions, out: Output): Promise<
 export async function runDaemon (options: DaemonOptions, out: Output): Promise<void> {
   const configPath = await resolveConfigPath(options, out)
   const config = await loadConfig(configPath)
-  const log = createLogger({ level: config.App.LogLevel, output: config.App.LogOutput, file: config.App.LogFile })
+  const log = createLogger({ level: config.App.LogLevel, output: config.App.LogOutput, file: config.App.LogFile, format: config.App.LogFormat })
   const node = await AicnNode.start({ configPath, config, log })
 
   const apiFile = apiFilePath(configPath)

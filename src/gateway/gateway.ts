@@ -38,6 +38,8 @@ export interface GatewayDeps {
   log: Logger
   /** per kind; default DEFAULT_TIMEOUT_MS */
   timeoutsMs?: JobTimeouts
+  /** counts the tokens of every answer (src/metrics/node-metrics.ts) */
+  metrics?: { usage: (model: string, promptTokens: number, completionTokens: number) => void }
 }
 
 /** What a request has been granted before it runs; released exactly once when it ends. */
@@ -217,6 +219,7 @@ export class Gateway {
   }
 
   private async meter (admission: Admission, target: ResolvedModel, endpoint: string, node: string, usage: Usage | undefined, status: number): Promise<void> {
+    if (usage !== undefined) this.deps.metrics?.usage(target.model, usage.prompt_tokens, usage.completion_tokens)
     try {
       const price = this.deps.prices.priceOf(target.project, target.model)
       const cost = usage === undefined ? 0 : this.deps.prices.costMicroUsd(price, usage.prompt_tokens, usage.completion_tokens)

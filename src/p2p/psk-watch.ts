@@ -1,0 +1,112 @@
+// Names a wrong pre-shared key. With a different PSK, pnet (XSalsa20) turns everything the other side
+// sends into noise, and libp2p then fails with whatever the noise happens to mean: "Message length too
+// long - 15844 > 1024", ECONNRESET, a timeout (docs in ../shared/reference/js-libp2p-notes.md §2). The Go
+// node warns about it; so do we (issue 15). After the nonce exchange, the first bytes each side sends
+// are multistream-select's header (varint 19, "/multistream/1.0.0\n"): when the first decrypted bytes are
+// anything else, the keys differ. The check only listens to the protected stream; it reads nothing.
+import { preSharedKey } from '@libp2p/pnet'
+import type { ConnectionProtector, MessageStream } from '@libp2p/interface'
+import type { Uint8ArrayList } from 'uint8arraylist'
+
+const HEADER = new Uint8Array([19, ...new TextEncoder().encode('/multistream/1.0.0\n')])
+/** Remote addresses remembered, so that a failed dial can be explained; oldest dropped first. */
+const MAX_REMEMBERED = 256
+/** A mismatch explains a dial failure for this long. */
+const REMEMBER_MS = 60_000
+
+export interface PskMismatch {
+  remoteAddr: string
+  direction: 'inbound' | 'outbound'
+  /** false when the same address was reported within the last minute (log it once) */
+  fresh?: boolean
+}
+
+/** Remote addresses (ip:port, from the multiaddr) that recently spoke with another PSK. */
+export class PskMismatches {
+  private readonly seen = new Map<string, number>()
+  private readonly listeners = new Set<(m: PskMismatch) => void>()
+
+  onMismatch (listener: (m: PskMismatch) => void): () => void {
+    this.listeners.add(listener)
+    return () => { this.listeners.delete(listener) }
+  }
+
+  record (mismatch: PskMismatch): void {
+    const key = hostPort(mismatch.remoteAddr)
+    const fresh = !this.seenRecently(mismatch.remoteAddr)
+    this.seen.delete(key)
+    this.seen.set(key, Date.now())
+    while (this.seen.size > MAX_REMEMBERED) this.seen.delete(this.seen.keys().next().value as string)
+    for (const listener of this.listeners) listener({ ...mismatch, fresh })
+  }
+
+  /** True when `addr` (a multiaddr's text) spoke with another PSK within the last minute. */
+  seenRecently (addr: string): boolean {
+    const at = this.seen.get(hostPort(addr))
+    return at !== undefined && Date.now() - at < REMEMBER_MS
+  }
+}
+
+/** "/ip4/1.2.3.4/tcp/7001/p2p/…" → "/ip4/1.2.3.4/tcp/7001": what identifies the remote end. */
+function hostPort (addr: string): string {
+  const match = /^(\/(?:ip4|ip6|dns4|dns6|dns)\/[^/]+\/tcp\/\d+)/.exec(addr)
+  return match?.[1] ?? addr.slice(0, 200)
+}
+
+/** @libp2p/pnet's protector, plus the check above on every connection it protects. */
+export function watchedPreSharedKey (psk: Uint8Array, mismatches: PskMismatches): () => ConnectionProtector {
+  const inner = preSharedKey({ psk })
+  return () => {
+    const protector = inner()
+    return {
+      [Symbol.toStringTag]: '@libp2p/pnet',
+      async protect (connection: MessageStream, options) {
+        const boxed = await protector.protect(connection, options)
+        checkFirstBytes(boxed, () => {
+          const remote = (connection as { remoteAddr?: { toString: () => string } }).remoteAddr?.toString() ?? 'unknown'
+          const direction = (connection as { direction?: string }).direction === 'outbound' ? 'outbound' : 'inbound'
+          mismatches.record({ remoteAddr: remote, direction })
+        })
+        return boxed
+      }
+    } as ConnectionProtector
+  }
+}
+
+/** Calls onMismatch once if the first bytes are not multistream-select's header; stops listening after
+ * HEADER.length bytes (or at the first wrong byte). */
+export function checkFirstBytes (stream: MessageStream, onMismatch: () => void): void {
+  let offset = 0
+  const listener = (event: Event): void => {
+    const data = (event as Event & { data: Uint8Array | Uint8ArrayList }).data
+    const chunks = data instanceof Uint8Array ? [data] : [...data]
+    for (const chunk of chunks) {
+      for (const byte of chunk) {
+        if (byte !== HEADER[offset]) {
+          stream.removeEventListener('message', listener)
+          onMismatch()
+          return
+        }
+        offset++
+        if (offset === HEADER.length) {
+          stream.removeEventListener('message', listener)
+          return
+        }
+      }
+    }
+  }
+  stream.addEventListener('message', listener)
+}
+
+/** The error of a failed dial, naming the PSK when the peer's differs (or probably does). */
+export function explainDialError (addr: string, message: string, mismatches: PskMismatches | undefined): string {
+  if (mismatches === undefined) return message
+  if (mismatches.seenRecently(addr)) {
+    return 'the peer is in another private network: its pre-shared key differs from this node\'s (App.PreSharedKey); use the same key on both nodes'
+  }
+  // The other side may have dropped us before sending anything we could check.
+  if (/Message length too long|EncryptionFailed|invalid varint|Unexpected end|ECONNRESET|protocol selection/i.test(message)) {
+    return `${message} (the connection broke during the handshake: does the peer use the same pre-shared key, App.PreSharedKey?)`
+  }
+  return message
+}
