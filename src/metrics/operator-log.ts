@@ -27,7 +27,7 @@ export function logPeerEvents (host: Host, log: Logger): () => void {
 export function logPskMismatches (mismatches: PskMismatches, log: Logger): () => void {
   return mismatches.onMismatch((m) => {
     if (m.fresh === false) return
-    const who = m.direction === 'inbound' ? `a peer at ${m.remoteAddr} tried to connect` : `the peer at ${m.remoteAddr}`
+    const who = m.direction === 'inbound' ? `a peer at ${m.remoteAddr} tried to connect` : `the peer at ${m.remoteAddr} answered`
     log.warn({ addr: m.remoteAddr, direction: m.direction }, `${who} with a different pre-shared key (App.PreSharedKey): it is in another private network; connection refused`)
   })
 }

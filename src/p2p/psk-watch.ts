@@ -24,6 +24,11 @@ export interface PskMismatch {
 /** Remote addresses (ip:port, from the multiaddr) that recently spoke with another PSK. */
 export class PskMismatches {
   private readonly seen = new Map<string, number>()
+  /** Outbound connections past the nonce exchange whose peer has not yet sent a valid first byte. */
+  private readonly awaiting = new Map<string, number>()
+  /** Outbound connections that closed that way, and when: not proof (a dial race closes the losers
+   * early too), so they are not logged, only used to explain a failed dial to that very address. */
+  private readonly silent = new Map<string, number>()
   private readonly listeners = new Set<(m: PskMismatch) => void>()
 
   onMismatch (listener: (m: PskMismatch) => void): () => void {
@@ -38,6 +43,30 @@ export class PskMismatches {
     this.seen.set(key, Date.now())
     while (this.seen.size > MAX_REMEMBERED) this.seen.delete(this.seen.keys().next().value as string)
     for (const listener of this.listeners) listener({ ...mismatch, fresh })
+  }
+
+  /** Tracks an outbound connection whose peer sent its pnet nonce but nothing valid yet. */
+  awaitingHeader (addr: string, waiting: boolean): void {
+    const key = hostPort(addr)
+    const count = (this.awaiting.get(key) ?? 0) + (waiting ? 1 : -1)
+    if (count <= 0) this.awaiting.delete(key)
+    else if (this.awaiting.size < MAX_REMEMBERED || this.awaiting.has(key)) this.awaiting.set(key, count)
+  }
+
+  /** An outbound connection to `addr` closed before its peer sent one valid byte. */
+  closedSilent (addr: string): void {
+    const key = hostPort(addr)
+    this.silent.delete(key)
+    this.silent.set(key, Date.now())
+    while (this.silent.size > MAX_REMEMBERED) this.silent.delete(this.silent.keys().next().value as string)
+  }
+
+  /** A dial to `addr` failed: was it the key? The peer spoke pnet (it sent a nonce) and then rejected
+   * or never answered our first bytes; or it sent us bytes our key could not read. */
+  explains (addr: string): boolean {
+    const key = hostPort(addr)
+    const silentAt = this.silent.get(key)
+    return this.seenRecently(addr) || this.awaiting.has(key) || (silentAt !== undefined && Date.now() - silentAt < REMEMBER_MS)
   }
 
   /** True when `addr` (a multiaddr's text) spoke with another PSK within the last minute. */
@@ -62,11 +91,21 @@ export function watchedPreSharedKey (psk: Uint8Array, mismatches: PskMismatches)
       [Symbol.toStringTag]: '@libp2p/pnet',
       async protect (connection: MessageStream, options) {
         const boxed = await protector.protect(connection, options)
-        checkFirstBytes(boxed, () => {
-          const remote = (connection as { remoteAddr?: { toString: () => string } }).remoteAddr?.toString() ?? 'unknown'
-          const direction = (connection as { direction?: string }).direction === 'outbound' ? 'outbound' : 'inbound'
-          mismatches.record({ remoteAddr: remote, direction })
-        })
+        const remote = (connection as { remoteAddr?: { toString: () => string } }).remoteAddr?.toString() ?? 'unknown'
+        const direction = (connection as { direction?: string }).direction === 'outbound' ? 'outbound' : 'inbound'
+        // A listener with another key reads our first bytes as noise and hangs up (or waits for a length
+        // it will never get) without sending anything: for a dial, silence until the end is the sign.
+        let verdict: 'pending' | 'ok' | 'bad' | 'silent' = 'pending'
+        if (direction === 'outbound') mismatches.awaitingHeader(remote, true)
+        const settle = (now: 'ok' | 'bad' | 'silent'): void => {
+          if (verdict !== 'pending') return
+          verdict = now
+          if (direction === 'outbound') mismatches.awaitingHeader(remote, false)
+          if (now === 'bad') mismatches.record({ remoteAddr: remote, direction })
+          if (now === 'silent') mismatches.closedSilent(remote)
+        }
+        checkFirstBytes(boxed, () => { settle('bad') }, () => { settle('ok') })
+        connection.addEventListener('close', () => { if (direction === 'outbound') settle('silent') }, { once: true })
         return boxed
       }
     } as ConnectionProtector
@@ -75,7 +114,7 @@ export function watchedPreSharedKey (psk: Uint8Array, mismatches: PskMismatches)
 
 /** Calls onMismatch once if the first bytes are not multistream-select's header; stops listening after
  * HEADER.length bytes (or at the first wrong byte). */
-export function checkFirstBytes (stream: MessageStream, onMismatch: () => void): void {
+export function checkFirstBytes (stream: MessageStream, onMismatch: () => void, onMatch: () => void = () => {}): void {
   let offset = 0
   const listener = (event: Event): void => {
     const data = (event as Event & { data: Uint8Array | Uint8ArrayList }).data
@@ -90,6 +129,7 @@ export function checkFirstBytes (stream: MessageStream, onMismatch: () => void):
         offset++
         if (offset === HEADER.length) {
           stream.removeEventListener('message', listener)
+          onMatch()
           return
         }
       }
@@ -101,7 +141,7 @@ export function checkFirstBytes (stream: MessageStream, onMismatch: () => void):
 /** The error of a failed dial, naming the PSK when the peer's differs (or probably does). */
 export function explainDialError (addr: string, message: string, mismatches: PskMismatches | undefined): string {
   if (mismatches === undefined) return message
-  if (mismatches.seenRecently(addr)) {
+  if (mismatches.explains(addr)) {
     return 'the peer is in another private network: its pre-shared key differs from this node\'s (App.PreSharedKey); use the same key on both nodes'
   }
   // The other side may have dropped us before sending anything we could check.
