@@ -11,7 +11,7 @@ export interface DaemonOptions { config?: string }
 export interface Output { line: (text: string) => void }
 
 /** The config to run: --config, else worker.json or input.json in the default folder, created on first run. */
-async function resolveConfigPath (options: DaemonOptions, out: Output): Promise<string> {
+export async function resolveConfigPath (options: DaemonOptions, out: Output): Promise<string> {
   const found = await findConfig(options.config).catch(() => undefined)
   if (found !== undefined) return found
   const dir = defaultDir()
