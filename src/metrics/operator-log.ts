@@ -1,5 +1,6 @@
 // The info lines an operator reads (issue 15): peers joining and leaving, a peer with another
 // pre-shared key, and a one-line summary every minute. Node wiring lives in src/node.ts.
+import type { PeerId } from '@libp2p/interface'
 import type { Logger } from '../logger.ts'
 import type { Host } from '../p2p/host.ts'
 import type { PskMismatches } from '../p2p/psk-watch.ts'
@@ -7,19 +8,18 @@ import type { NodeMetrics } from './node-metrics.ts'
 
 /** Logs each peer that connects or disconnects (its first connection opened, its last one closed). */
 export function logPeerEvents (host: Host, log: Logger): () => void {
-  const onConnect = (event: CustomEvent<{ toString: () => string }>): void => {
-    const peer = event.detail.toString()
-    const addr = host.getConnections(event.detail as any)[0]?.remoteAddr.toString()
-    log.info({ peer, ...(addr === undefined ? {} : { addr }) }, 'peer connected')
+  const onConnect = (event: CustomEvent<PeerId>): void => {
+    const addr = host.getConnections(event.detail)[0]?.remoteAddr.toString()
+    log.info({ peer: event.detail.toString(), ...(addr === undefined ? {} : { addr }) }, 'peer connected')
   }
-  const onDisconnect = (event: CustomEvent<{ toString: () => string }>): void => {
+  const onDisconnect = (event: CustomEvent<PeerId>): void => {
     log.info({ peer: event.detail.toString() }, 'peer disconnected')
   }
-  host.addEventListener('peer:connect', onConnect as any)
-  host.addEventListener('peer:disconnect', onDisconnect as any)
+  host.addEventListener('peer:connect', onConnect)
+  host.addEventListener('peer:disconnect', onDisconnect)
   return () => {
-    host.removeEventListener('peer:connect', onConnect as any)
-    host.removeEventListener('peer:disconnect', onDisconnect as any)
+    host.removeEventListener('peer:connect', onConnect)
+    host.removeEventListener('peer:disconnect', onDisconnect)
   }
 }
 

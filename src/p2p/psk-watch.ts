@@ -61,6 +61,13 @@ export class PskMismatches {
     while (this.silent.size > MAX_REMEMBERED) this.silent.delete(this.silent.keys().next().value as string)
   }
 
+  /** `addr` just spoke with our key: whatever was noted about it is out of date. */
+  matched (addr: string): void {
+    const key = hostPort(addr)
+    this.seen.delete(key)
+    this.silent.delete(key)
+  }
+
   /** A dial to `addr` failed: was it the key? The peer spoke pnet (it sent a nonce) and then rejected
    * or never answered our first bytes; or it sent us bytes our key could not read. */
   explains (addr: string): boolean {
@@ -103,8 +110,9 @@ export function watchedPreSharedKey (psk: Uint8Array, mismatches: PskMismatches)
           if (direction === 'outbound') mismatches.awaitingHeader(remote, false)
           if (now === 'bad') mismatches.record({ remoteAddr: remote, direction })
           if (now === 'silent') mismatches.closedSilent(remote)
+          if (now === 'ok') mismatches.matched(remote)
         }
-        checkFirstBytes(boxed, () => { settle('bad') }, () => { settle('ok') })
+        checkFirstBytes(boxed as unknown as DataSink, () => { settle('bad') }, () => { settle('ok') })
         connection.addEventListener('close', () => { if (direction === 'outbound') settle('silent') }, { once: true })
         return boxed
       }
@@ -112,35 +120,52 @@ export function watchedPreSharedKey (psk: Uint8Array, mismatches: PskMismatches)
   }
 }
 
-/** Calls onMismatch once if the first bytes are not multistream-select's header; stops listening after
- * HEADER.length bytes (or at the first wrong byte). */
-export function checkFirstBytes (stream: MessageStream, onMismatch: () => void, onMatch: () => void = () => {}): void {
+/** A stream whose decrypted bytes pass through onData (libp2p's AbstractMessageStream; pnet's
+ * BoxMessageStream calls this.onData with each chunk it decrypted). */
+export interface DataSink { onData: (data: Uint8Array | Uint8ArrayList) => void }
+
+/** Calls onMismatch once if the first bytes are not multistream-select's header, onMatch once they are.
+ * It looks at the bytes on their way in, through onData, and never adds a 'message' listener: the
+ * stream buffers its data only while nobody listens, so a listener of ours would make it hand the first
+ * bytes out before libp2p's upgrader is reading, and they would be lost (connections then hang). */
+export function checkFirstBytes (stream: DataSink, onMismatch: () => void, onMatch: () => void = () => {}): void {
+  const own = Object.prototype.hasOwnProperty.call(stream, 'onData')
+  const original = stream.onData
   let offset = 0
-  const listener = (event: Event): void => {
-    const data = (event as Event & { data: Uint8Array | Uint8ArrayList }).data
-    const chunks = data instanceof Uint8Array ? [data] : [...data]
-    for (const chunk of chunks) {
-      for (const byte of chunk) {
-        if (byte !== HEADER[offset]) {
-          stream.removeEventListener('message', listener)
-          onMismatch()
-          return
-        }
-        offset++
-        if (offset === HEADER.length) {
-          stream.removeEventListener('message', listener)
-          onMatch()
-          return
+  let done = false
+  const finish = (): void => {
+    done = true
+    if (own) stream.onData = original
+    else delete (stream as Partial<DataSink>).onData
+  }
+  stream.onData = function (data) {
+    if (!done) {
+      const chunks = data instanceof Uint8Array ? [data] : [...data]
+      outer: for (const chunk of chunks) {
+        for (const byte of chunk) {
+          if (byte !== HEADER[offset]) {
+            finish()
+            onMismatch()
+            break outer
+          }
+          offset++
+          if (offset === HEADER.length) {
+            finish()
+            onMatch()
+            break outer
+          }
         }
       }
     }
+    original.call(stream, data)
   }
-  stream.addEventListener('message', listener)
 }
 
 /** The error of a failed dial, naming the PSK when the peer's differs (or probably does). */
 export function explainDialError (addr: string, message: string, mismatches: PskMismatches | undefined): string {
   if (mismatches === undefined) return message
+  // Nobody answered at all: that is not about keys, whatever was seen at this address before.
+  if (/ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL|no valid addresses/i.test(message) && !mismatches.seenRecently(addr)) return message
   if (mismatches.explains(addr)) {
     return 'the peer is in another private network: its pre-shared key differs from this node\'s (App.PreSharedKey); use the same key on both nodes'
   }

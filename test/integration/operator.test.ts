@@ -66,6 +66,9 @@ describe('operator experience', () => {
     const connect = await stranger.call('/api/v0/swarm/connect', { node_addr: await b.addr() })
     assert.equal(connect.status, 502)
     assert.match(connect.body.message, /pre-shared key/)
+    const bootstrap = await stranger.call('/api/v0/bootstrap/add', { node_addr: await b.addr() })
+    assert.equal(bootstrap.status, 502)
+    assert.match(bootstrap.body.message, /pre-shared key/)
     // B saw someone knock with the wrong key, and says so (as the Go node does).
     await waitFor(() => /different pre-shared key/.test(b.output), 10_000, 'B to warn about the wrong key')
     assert.deepEqual(await connectedPeers(b), [])

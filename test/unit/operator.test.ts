@@ -17,6 +17,8 @@ import { MinuteWindow } from '../../src/metrics/window.ts'
 import { NodeMetrics } from '../../src/metrics/node-metrics.ts'
 import { AicnError, ErrorCode } from '../../src/errors.ts'
 import { checkFirstBytes, explainDialError, PskMismatches } from '../../src/p2p/psk-watch.ts'
+import { startSummary } from '../../src/metrics/operator-log.ts'
+import type { Logger } from '../../src/logger.ts'
 
 /** Lets pending promise callbacks run (setImmediate is not mocked). */
 const flush = async (): Promise<void> => { for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve)) }
@@ -163,11 +165,37 @@ describe('metric labels and windows', () => {
   })
 })
 
+describe('the summary line', () => {
+  afterEach(() => { mock.timers.reset() })
+
+  it('says every minute: peers, nodes, models up/down, jobs and errors in the last minute', () => {
+    mock.timers.enable({ apis: ['setInterval'] })
+    const lines: Array<[Record<string, unknown>, string]> = []
+    const log = { info: (fields: Record<string, unknown>, message: string) => { lines.push([fields, message]) } } as unknown as Logger
+    const metrics = new NodeMetrics(new Registry(), { viewNodes: () => 0, connectedPeers: () => 0, localModels: () => ({ up: 0, down: 0 }) })
+    metrics.jobsLastMinute.add(7)
+    metrics.errorsLastMinute.add(2)
+    const stop = startSummary(metrics, { peers: () => 3, viewNodes: () => 5, models: () => ({ up: 1, down: 1 }) }, log, 60_000)
+    mock.timers.tick(59_999)
+    assert.equal(lines.length, 0)
+    mock.timers.tick(1)
+    assert.equal(lines.length, 1)
+    assert.equal(lines[0][1], 'summary: 3 peers, 5 nodes in view, models 1 up / 1 down, 7 jobs/min, 2 errors/min')
+    assert.deepEqual(lines[0][0], { peers: 3, nodes: 5, modelsUp: 1, modelsDown: 1, jobsPerMin: 7, errorsPerMin: 2 })
+    stop()
+    mock.timers.tick(120_000)
+    assert.equal(lines.length, 1, 'stopped')
+  })
+})
+
 describe('the wrong-PSK check', () => {
-  /** A stand-in for a MessageStream: only the event part is used. */
-  function stream (): EventTarget & { push: (bytes: number[]) => void } {
-    const target = new EventTarget() as EventTarget & { push: (bytes: number[]) => void }
-    target.push = (bytes) => { const e = new Event('message') as Event & { data: Uint8Array }; e.data = new Uint8Array(bytes); target.dispatchEvent(e) }
+  /** A stand-in for pnet's stream: decrypted chunks go through onData, which must still get them all. */
+  function stream (): { onData: (data: Uint8Array) => void, received: number[], push: (bytes: number[]) => void } {
+    const target = {
+      received: [] as number[],
+      onData (data: Uint8Array) { target.received.push(...data) },
+      push (bytes: number[]) { target.onData(new Uint8Array(bytes)) }
+    }
     return target
   }
   const header = [19, ...Buffer.from('/multistream/1.0.0\n')]
@@ -183,6 +211,8 @@ describe('the wrong-PSK check', () => {
     bad.push([0x3d, 0xe4, 0x11])
     bad.push([0x00])
     assert.deepEqual(verdicts, ['ok', 'bad'])
+    assert.deepEqual(good.received, [...header, 1, 2, 3], 'every byte still reaches the stream')
+    assert.deepEqual(bad.received, [0x3d, 0xe4, 0x11, 0x00])
   })
 
   it('explains a failed dial to an address that spoke with another key, and remembers a bounded set', () => {
