@@ -36,7 +36,7 @@ export async function runModelsUnregister (configPath: string, options: { projec
 }
 
 export async function runModelsList (configPath: string, out: Output, options: { json?: boolean } = {}): Promise<void> {
-  const status = (await requireDaemon(configPath, '/api/v0/node/status')).data as { models: Array<{ project: string, model: string, cid: string, api: string, type: number, busy: number, available: boolean, reason: string }> }
+  const status = (await requireDaemon(configPath, '/api/v0/node/overview')).data as { models: Array<{ project: string, model: string, cid: string, api: string, type: number, busy: number, available: boolean, reason: string }> }
   if (options.json === true) { out.line(JSON.stringify(status.models, null, 2)); return }
   if (status.models.length === 0) { out.line('No models registered; "aicn models register --project P --model M --api URL" adds one.'); return }
   for (const line of table(['PROJECT', 'MODEL', 'CID', 'TYPE', 'HEALTH', 'BUSY', 'API'],

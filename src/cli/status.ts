@@ -1,5 +1,5 @@
 // `aicn status`: one screen on the running node (issue 15) — node, listeners, peers, the models
-// registered here and their health, jobs and errors in the last minute. From /api/v0/node/status
+// registered here and their health, jobs and errors in the last minute. From /api/v0/node/overview
 // (src/http/routes/status.ts); --json prints that answer as it is.
 import type { NodeStatus } from '../http/routes/status.ts'
 import { requireDaemon } from './client.ts'
@@ -9,7 +9,7 @@ import { table } from './table.ts'
 const TYPES = ['chat', 'text-to-image', 'image-edit', 'embeddings', 'completion']
 
 export async function runStatus (configPath: string, out: Output, options: { json?: boolean } = {}): Promise<void> {
-  const status = (await requireDaemon(configPath, '/api/v0/node/status')).data as NodeStatus
+  const status = (await requireDaemon(configPath, '/api/v0/node/overview')).data as NodeStatus
   if (options.json === true) { out.line(JSON.stringify(status, null, 2)); return }
   out.line(`Node       ${status.node_id}  (aicn ${status.version}, up ${duration(status.uptime_seconds)})`)
   out.line(`Listeners  ${status.listeners.api}${status.listeners.web === '' ? '' : `  web ${status.listeners.web}`}`)

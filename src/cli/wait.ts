@@ -22,8 +22,12 @@ export async function waitReady (configPath: string, timeoutMs: number, options:
     const mtime = api === undefined ? undefined : (await stat(apiFilePath(configPath)).catch(() => undefined))?.mtimeMs
     const fresh = options.since === undefined || (mtime !== undefined && mtime >= options.since - 1000)
     if (api !== undefined && fresh) {
-      const status = await callApi(api, '/api/v0/node/status', undefined, 2_000).catch(() => undefined)
-      if (status?.status === 200) return { api, web: status.body?.data?.listeners?.web ?? '' }
+      // Ready is what the daemon's clients need: the API answers. The web URL is a courtesy (admin only).
+      const id = await callApi(api, '/api/v0/id', undefined, 2_000).catch(() => undefined)
+      if (id?.status === 200) {
+        const overview = await callApi(api, '/api/v0/node/overview', undefined, 2_000).catch(() => undefined)
+        return { api, web: overview?.body?.data?.listeners?.web ?? '' }
+      }
     }
     await new Promise((resolve) => setTimeout(resolve, 100))
   }

@@ -120,7 +120,7 @@ describe('operator experience', () => {
       assert.equal(sample(wText, 'aicn_local_models', { state: 'up' }), 1)
       assert.equal(sample(wText, 'aicn_local_models', { state: 'down' }), 0)
 
-      const status = await w.call('/api/v0/node/status')
+      const status = await w.call('/api/v0/node/overview')
       assert.equal(status.status, 200)
       assert.equal(status.body.data.node_id, w.peerId)
       assert.equal(status.body.data.last_minute.jobs, 4)

@@ -1,6 +1,7 @@
-// `/api/v0/node/status`: everything `aicn status` shows on one screen (issue 15) — the node, its
-// listeners, peers, the models registered here and their health, jobs and errors in the last minute.
-// Admin only: it shows the model servers' URLs, which other machines have no business knowing.
+// `/api/v0/node/overview`: everything `aicn status` shows on one screen (issue 15) — the node, its
+// listeners, peers, the models registered here and their health (with why a server is down), jobs and
+// errors in the last minute. Admin only: it shows the model servers' URLs, which other machines have no
+// business knowing. (The web console's `node/status` is the open, smaller answer.)
 import { ok } from '../reply.ts'
 import type { Route } from '../router.ts'
 
@@ -20,7 +21,7 @@ const MAX_LISTED_PEERS = 50
 
 export function statusRoutes (status: () => NodeStatus): Route[] {
   return [{
-    path: '/api/v0/node/status',
+    path: '/api/v0/node/overview',
     methods: ['GET', 'POST'],
     access: 'admin',
     handler: async () => {
