@@ -10,6 +10,7 @@ import type { LatencyTracker } from './p2p/latency.ts'
 import { identifiedPeerInfo, localPeerInfo, type PeerInfo } from './p2p/peer-info.ts'
 import type { Rendezvous } from './p2p/rendezvous.ts'
 import { connectTo, disconnectFrom, forgetTags, parseNodeAddr, swarmAddrs, swarmPeers, USER_CONNECT_TAG, type SwarmPeer } from './p2p/swarm.ts'
+import { explainDialError, type PskMismatches } from './p2p/psk-watch.ts'
 import { parsePeerId } from './protocols/rpc.ts'
 import type { QueryRequester } from './protocols/transport.ts'
 import { queryHostInfo, queryPeerInfo } from './protocols/queries.ts'
@@ -30,6 +31,8 @@ export interface ControlDeps {
   rendezvous?: Rendezvous
   metrics: Registry
   topic: string
+  /** recent peers with another pre-shared key, to name it in a failed connect */
+  pskMismatches?: PskMismatches
 }
 
 export class NodeControl {
@@ -38,6 +41,8 @@ export class NodeControl {
   constructor (deps: ControlDeps) {
     this.deps = deps
   }
+
+  private readonly explain = (addr: string, message: string): string => explainDialError(addr, message, this.deps.pskMismatches)
 
   get peerId (): string {
     return this.deps.host.peerId.toString()
@@ -70,7 +75,7 @@ export class NodeControl {
   }
 
   async swarmConnect (nodeAddr: string): Promise<void> {
-    await connectTo(this.deps.host, parseNodeAddr(nodeAddr), { [USER_CONNECT_TAG]: 100 })
+    await connectTo(this.deps.host, parseNodeAddr(nodeAddr), { [USER_CONNECT_TAG]: 100 }, this.explain)
   }
 
   async swarmDisconnect (nodeAddr: string): Promise<void> {
@@ -100,7 +105,7 @@ export class NodeControl {
   /** Connects to the peer, keeps it connected, and saves it in the config's bootstrap list. */
   async bootstrapAdd (nodeAddr: string): Promise<void> {
     const target = parseNodeAddr(nodeAddr)
-    await connectTo(this.deps.host, target, { [USER_CONNECT_TAG]: 100, [KEEP_ALIVE]: 1 })
+    await connectTo(this.deps.host, target, { [USER_CONNECT_TAG]: 100, [KEEP_ALIVE]: 1 }, this.explain)
     await this.saveBootstrap((list) => list.includes(nodeAddr) ? list : [...list, nodeAddr])
   }
 

@@ -28,7 +28,7 @@ import { GO_DEFAULT_INTERVAL_MS, routingWindowMs } from './registry/rhythm.ts'
 import { NetworkRegistry } from './registry/network.ts'
 import { checkModelApiWith } from './registry/model-api.ts'
 import { ModelTargets, pinnedLookup, portOf } from './registry/model-target.ts'
-import { HealthChecker, httpProbe } from './registry/health.ts'
+import { HealthChecker, httpProbeReason } from './registry/health.ts'
 import { DirectPeerLiveness } from './registry/liveness.ts'
 import { applyHealth, watchRegisteredModels } from './registry/health-sync.ts'
 import { Heartbeats } from './protocols/heartbeat.ts'
@@ -55,7 +55,12 @@ import { parseHostPort } from './config/validate.ts'
 import { WEB_OFF } from './config/defaults.ts'
 import { NODE_TYPE } from './protocols/heartbeat-codec.ts'
 import type { Logger } from './logger.ts'
-import { AGENT_VERSION } from './version.ts'
+import { AGENT_VERSION, VERSION } from './version.ts'
+import { PskMismatches } from './p2p/psk-watch.ts'
+import { NodeMetrics } from './metrics/node-metrics.ts'
+import { logPeerEvents, logPskMismatches, startSummary } from './metrics/operator-log.ts'
+import { statusRoutes, type NodeStatus } from './http/routes/status.ts'
+import { healthKey } from './registry/health-sync.ts'
 
 export interface NodeOptions {
   configPath: string
@@ -117,7 +122,9 @@ export class AicnNode {
 
       // The libp2p host, built but not started yet.
       const metrics = new Registry()
-      const host = await createHost({ config, privateKey: identity.privateKey, datastore, agentVersion: AGENT_VERSION, metricsRegistry: metrics })
+      const pskMismatches = new PskMismatches()
+      started('psk warnings', logPskMismatches(pskMismatches, log))
+      const host = await createHost({ config, privateKey: identity.privateKey, datastore, agentVersion: AGENT_VERSION, metricsRegistry: metrics, pskMismatches })
       recordConnections(host, history, log)
       const hostInfo = new HostInfoCollector()
       const latency = new LatencyTracker(host, log)
@@ -130,7 +137,22 @@ export class AicnNode {
       const local = new LocalRegistry(store, async (api) => await checkModelApiWith(api, targets))
       const models = new ModelClient({ targets })
       started('model client', async () => { await models.close() })
-      const executor = new LocalExecutor({ registry: local, client: models, nodeId: identity.peerId })
+      // A model marked down that just answered a job is probed again at once (set once health exists).
+      let recheck: (project: string, model: string, cid: string) => void = () => {}
+      const executor = new LocalExecutor({
+        registry: local,
+        client: models,
+        nodeId: identity.peerId,
+        onAnswer: (m, answered) => { if (answered && !m.available) recheck(m.project, m.model, m.cid) }
+      })
+      // Operator's metrics and summary (docs/metrics.md); peers counted once per node, not per connection.
+      const connectedPeers = (): number => new Set(host.getConnections().map((c) => c.remotePeer.toString())).size
+      const localModels = (): { up: number, down: number } => {
+        const all = local.projects().flatMap((p) => p.models)
+        const up = all.filter((m) => m.available).length
+        return { up, down: all.length - up }
+      }
+      const nodeMetrics = new NodeMetrics(metrics, { viewNodes: () => view.nodes().length, connectedPeers, localModels })
 
       // Our native protocols for aicn peers, the Go node's for Go peers; in Go-wire mode only the latter.
       const goWire = config.Wire.Mode === 'go'
@@ -140,19 +162,19 @@ export class AicnNode {
       const timeoutsMs = jobTimeoutsFrom(config.Jobs)
       const chatProxy = new ChatProxy(host, { log, timeoutsMs })
       const transport = new PeerTransport({ host, rpc, jobs, broadcast, chatProxy, goWire })
-      const control = new NodeControl({ host, queries: transport, config: store, hostInfo, latency, rendezvous, metrics, topic })
+      const control = new NodeControl({ host, queries: transport, config: store, hostInfo, latency, rendezvous, metrics, topic, pskMismatches })
       const network = new NetworkRegistry({ host, view, local, rpc, queries: transport, latency })
       registerQueryHandlers(rpc, { localPeerInfo: async () => await control.id(), localHostInfo: async () => await hostInfo.collect() })
-      const dispatcher = new JobDispatcher({ selfId: identity.peerId, local: executor, remote: transport, selector: new NodeSelector(), network, log })
+      const dispatcher = new JobDispatcher({ selfId: identity.peerId, local: executor, remote: transport, selector: new NodeSelector(), network, log, metrics: nodeMetrics })
 
       // Protocol handlers go in before the host starts, so the first identify our peers get lists them
       // (otherwise a peer would take us for a Go node until identify-push). Jobs that arrive from the
       // network run on this node's models; they are never forwarded again.
       if (!goWire) {
         await rpc.start()
-        await jobs.start(executor.run)
+        await jobs.start(nodeMetrics.served(executor.run))
       }
-      await chatProxy.start(executor.run)
+      await chatProxy.start(nodeMetrics.served(executor.run))
 
       await host.start()
       started('libp2p', async () => { await host.stop() })
@@ -160,6 +182,7 @@ export class AicnNode {
       if (!goWire) started('job protocol', async () => { await jobs.stop() })
       started('chat proxy', async () => { await chatProxy.stop() })
       log.info({ peerId: identity.peerId, addresses: host.getMultiaddrs().map((a) => a.toString()) }, 'libp2p host started')
+      started('peer logging', logPeerEvents(host, log))
       ownListeners.push(...tcpListeners(host))
 
       latency.start()
@@ -185,10 +208,14 @@ export class AicnNode {
       // A probe goes only where a job may go (the same rules, checked at each probe).
       const probe = async (url: URL, signal: AbortSignal): Promise<boolean> => {
         const addresses = await targets.addresses(url.hostname, portOf(url)).catch(() => undefined)
-        return addresses !== undefined && await httpProbe(url, signal, pinnedLookup(addresses))
+        if (addresses === undefined) throw new Error('the address is not one a model may be at (see README, Models and projects)')
+        const why = await httpProbeReason(url, signal, pinnedLookup(addresses))
+        if (why !== undefined) throw new Error(why)
+        return true
       }
-      const health = new HealthChecker({ probe }, applyHealth(local))
-      const unwatch = watchRegisteredModels(local, health)
+      const health = new HealthChecker({ probe }, applyHealth(local, log))
+      recheck = (project, model, cid) => { health.recheck(healthKey(project, model, cid)) }
+      const unwatch = watchRegisteredModels(local, health, log)
       started('health checks', () => { unwatch(); health.stop() })
       const heartbeats = new Heartbeats({
         host,
@@ -222,11 +249,29 @@ export class AicnNode {
         requireKeys: keysRequired(config),
         projects: config.Gateway.Projects,
         log,
-        timeoutsMs
+        timeoutsMs,
+        metrics: nodeMetrics
       })
+      const startedAt = performance.now()
+      const urls = { api: '', web: '' }
+      const status = (): NodeStatus => ({
+        node_id: identity.peerId,
+        version: VERSION,
+        uptime_seconds: Math.round((performance.now() - startedAt) / 1000),
+        listeners: urls,
+        peers: { connected: connectedPeers(), list: control.swarmPeers().map(({ peer, addr, latency, direction }) => ({ peer, addr, latency, direction })) },
+        view_nodes: view.nodes().length,
+        models: local.projects().flatMap((p) => p.models.map((m) => ({
+          project: m.project, model: m.model, cid: m.cid, api: m.api, type: m.type, busy: m.busy, available: m.available,
+          reason: m.available ? '' : health.reason(healthKey(m.project, m.model, m.cid))
+        }))),
+        last_minute: { jobs: nodeMetrics.jobsLastMinute.total(), errors: nodeMetrics.errorsLastMinute.total() }
+      })
+      started('summary', startSummary(nodeMetrics, { peers: connectedPeers, viewNodes: () => view.nodes().length, models: localModels }, log))
       const routes = [
         ...controlRoutes(control),
-        ...registryRoutes(local, network),
+        ...registryRoutes(local, network, async (project, model, cid) => await health.settle(healthKey(project, model, cid), REGISTER_PROBE_WAIT_MS)),
+        ...statusRoutes(status),
         ...jobRoutes({
           dispatcher,
           timeoutsMs,
@@ -271,6 +316,10 @@ export class AicnNode {
       if (web !== undefined) ownListeners.push(`${web.host}:${web.port}`)
       if (web !== undefined) log.info({ url: web.url }, 'web listener (browsers, fetch, SDKs) listening')
       webPort = web?.port
+      urls.api = listening.url
+      urls.web = web?.url ?? ''
+      const served = local.projects().reduce((n, p) => n + p.models.length, 0)
+      log.info({ peerId: identity.peerId, api: listening.url, web: web?.url, models: served, bootstrap: config.Bootstrap.length }, `node started: ${served} models registered, ${config.Bootstrap.length} bootstrap peers`)
 
       return new AicnNode(host, control, { api: listening.url, web: web?.url }, stopSteps, log)
     } catch (err) {
@@ -281,7 +330,9 @@ export class AicnNode {
 
   /** Stops in reverse start order: HTTP drains first, the databases close last. */
   async stop (): Promise<void> {
+    this.log.info('node stopping')
     await runStopSteps(this.stopSteps, this.log)
+    this.log.info('node stopped')
   }
 }
 
@@ -307,6 +358,9 @@ function keysRequired (config: Config): boolean {
     return !(host === 'localhost' || host.startsWith('127.') || host === '::1')
   })
 }
+
+/** How long a register call waits for the first probe of the model's server before answering. */
+const REGISTER_PROBE_WAIT_MS = 2_000
 
 interface StopStep { name: string, run: () => Promise<void> | void }
 

@@ -11,7 +11,7 @@ export interface DaemonOptions { config?: string }
 export interface Output { line: (text: string) => void }
 
 /** The config to run: --config, else worker.json or input.json in the default folder, created on first run. */
-async function resolveConfigPath (options: DaemonOptions, out: Output): Promise<string> {
+export async function resolveConfigPath (options: DaemonOptions, out: Output): Promise<string> {
   const found = await findConfig(options.config).catch(() => undefined)
   if (found !== undefined) return found
   const dir = defaultDir()
@@ -23,7 +23,7 @@ async function resolveConfigPath (options: DaemonOptions, out: Output): Promise<
 export async function runDaemon (options: DaemonOptions, out: Output): Promise<void> {
   const configPath = await resolveConfigPath(options, out)
   const config = await loadConfig(configPath)
-  const log = createLogger({ level: config.App.LogLevel, output: config.App.LogOutput, file: config.App.LogFile })
+  const log = createLogger({ level: config.App.LogLevel, output: config.App.LogOutput, file: config.App.LogFile, format: config.App.LogFormat })
   const node = await AicnNode.start({ configPath, config, log })
 
   const apiFile = apiFilePath(configPath)

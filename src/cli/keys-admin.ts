@@ -1,13 +1,13 @@
 // `aicn keys …`: manage the gateway's access keys. When the node is running, its admin API does the work
 // (the daemon holds the database lock); otherwise the database is opened directly.
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { UsageError } from '../errors.ts'
 import { loadConfig } from '../config/index.ts'
 import { openGatewayDb } from '../gateway/store.ts'
 import { describeKey } from '../http/routes/keys.ts'
-import { apiFilePath } from './paths.ts'
+import { adminCall } from './client.ts'
 import type { Output } from './daemon.ts'
+import { table } from './table.ts'
 
 export type KeysCommand =
   | { action: 'create', name: string, models?: string[], rpm?: number, concurrency?: number, daily?: number, balanceUsd?: number }
@@ -24,39 +24,37 @@ const PATHS: Record<KeysCommand['action'], string> = {
   usage: '/api/v0/usage'
 }
 
-export async function runKeys (configPath: string, command: KeysCommand, out: Output): Promise<void> {
-  const result = await viaDaemon(configPath, command) ?? await offline(configPath, command)
+interface KeyView { id: string, name: string, prefix: string, models: string[], rpm: number, concurrency: number, daily: number, balanceUsd: number | null, revoked: boolean, created: string }
+interface UsageRow { keyId: string, model: string, requests: number, promptTokens: number, completionTokens: number, costMicroUsd: number }
+
+export async function runKeys (configPath: string, command: KeysCommand, out: Output, options: { json?: boolean } = {}): Promise<void> {
+  // A running node holds the database: its admin API does the work (src/cli/client.ts); else offline.
+  const result = (await adminCall(configPath, PATHS[command.action], requestBody(command)))?.data ?? await offline(configPath, command)
   if (command.action === 'create') {
     const created = result as { secret: string, key: { id: string } }
     out.line(`Created key ${created.key.id}. Its secret is shown only this once:`)
     out.line(created.secret)
     return
   }
+  if (command.action === 'list') {
+    // One balance, in USD (the API also carries balanceMicroUsd, its exact integer).
+    const keys = (result as Array<KeyView & { balanceMicroUsd?: unknown }>).map(({ balanceMicroUsd: _micro, ...key }) => key)
+    if (options.json === true) { out.line(JSON.stringify(keys, null, 2)); return }
+    if (keys.length === 0) { out.line('No keys yet; "aicn keys create --name NAME" makes one.'); return }
+    const limit = (n: number): string => n === 0 ? '-' : String(n)
+    for (const line of table(['ID', 'NAME', 'PREFIX', 'BALANCE', 'RPM', 'AT ONCE', 'DAILY', 'MODELS', 'STATE', 'CREATED'],
+      keys.map((k) => [k.id, k.name, k.prefix, k.balanceUsd === null ? 'unmetered' : `$${k.balanceUsd.toFixed(6).replace(/0{1,4}$/, '')}`, limit(k.rpm), limit(k.concurrency), limit(k.daily), k.models.length === 0 ? 'all' : k.models.join(','), k.revoked ? 'revoked' : 'active', k.created.slice(0, 19).replace('T', ' ')]))) out.line(line)
+    return
+  }
+  if (command.action === 'usage') {
+    const rows = result as UsageRow[]
+    if (options.json === true) { out.line(JSON.stringify(rows, null, 2)); return }
+    if (rows.length === 0) { out.line('No usage recorded yet.'); return }
+    for (const line of table(['KEY', 'MODEL', 'REQUESTS', 'TOKENS IN', 'TOKENS OUT', 'COST'],
+      rows.map((r) => [r.keyId === '' ? '(no key)' : r.keyId, r.model, r.requests, r.promptTokens, r.completionTokens, `$${(r.costMicroUsd / 1e6).toFixed(6)}`]))) out.line(line)
+    return
+  }
   out.line(JSON.stringify(result, null, 2))
-}
-
-/** The running daemon's answer, or undefined when no daemon runs for this config. */
-async function viaDaemon (configPath: string, command: KeysCommand): Promise<unknown> {
-  let api: string
-  try {
-    api = (await readFile(apiFilePath(configPath), 'utf8')).trim()
-  } catch {
-    return undefined
-  }
-  let response: Response
-  try {
-    response = await fetch(api + PATHS[command.action], {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(requestBody(command)),
-      signal: AbortSignal.timeout(10_000)
-    })
-  } catch {
-    return undefined // a stale api file from a node that is not running
-  }
-  const body = await response.json() as { code: number, message: string, data?: unknown }
-  if (body.code !== 0) throw new UsageError(body.message)
-  return body.data
 }
 
 function requestBody (command: KeysCommand): Record<string, unknown> {

@@ -4,11 +4,15 @@ import '../polyfill.ts'
 import { Command, CommanderError } from 'commander'
 import { ConfigError, UsageError } from '../errors.ts'
 import { VERSION } from '../version.ts'
-import { runDaemon, type Output } from './daemon.ts'
+import { resolveConfigPath, runDaemon, type Output } from './daemon.ts'
 import { initNode } from './init.ts'
 import { runPeerKey, runPsk } from './keys.ts'
 import { defaultDir, findConfig } from './paths.ts'
 import { runKeys } from './keys-admin.ts'
+import { runStatus } from './status.ts'
+import { runModelsList, runModelsRegister, runModelsUnregister } from './models.ts'
+import { runBackground, runWait } from './wait.ts'
+import { parseDuration } from '../config/duration.ts'
 
 // eslint-disable-next-line no-console -- the CLI is the one place that prints for people
 const out: Output = { line: (text) => { console.log(text) } }
@@ -47,8 +51,54 @@ function program (): Command {
     cli.command(name)
       .description(name === 'daemon' ? 'run the node' : 'run the node (same as daemon)')
       .option('--config <file>', 'config file (default: worker.json or input.json in $AICN_PATH or ~/.aicn, created on first run)')
-      .action(async (opts: { config?: string }) => { await runDaemon(opts, out) })
+      .option('--background', 'start the node in the background, logging to daemon.log next to the config, and return once it is ready')
+      .action(async (opts: { config?: string, background?: boolean }) => {
+        if (opts.background === true) await runBackground(await resolveConfigPath(opts, out), process.argv[1] ?? '', out)
+        else await runDaemon(opts, out)
+      })
   }
+
+  const configOption = '--config <file>'
+  const configHelp = 'the node\'s config file (default: worker.json or input.json in $AICN_PATH or ~/.aicn)'
+
+  cli.command('wait')
+    .description('wait until the node is ready (for scripts: "aicn daemon ... &" then "aicn wait")')
+    .option(configOption, configHelp)
+    .option('--timeout <duration>', 'give up after this long, e.g. 30s', '60s')
+    .action(async (opts: { config?: string, timeout: string }) => { await runWait(await findConfig(opts.config), durationMs(opts.timeout), out) })
+
+  cli.command('status')
+    .description('one screen on the running node: listeners, peers, models and their health, jobs and errors in the last minute')
+    .option(configOption, configHelp)
+    .option('--json', 'print the status as JSON')
+    .action(async (opts: { config?: string, json?: boolean }) => { await runStatus(await findConfig(opts.config), out, { json: opts.json }) })
+
+  const models = cli.command('models').description('the model servers beside this node (through the running node)')
+  models.command('register')
+    .description('register a model server; the node probes it and tells the network')
+    .requiredOption('--project <name>', 'project, e.g. DecentralGPT')
+    .requiredOption('--model <name>', 'model name, e.g. Llama3-70B')
+    .requiredOption('--api <url>', 'the model server\'s endpoint, e.g. http://127.0.0.1:8000/v1/chat/completions')
+    .option('--type <type>', 'chat, text-to-image, image-edit, embeddings or completion (or 0-4)', 'chat')
+    .option('--cid <cid>', 'a container id, to register several copies of one model', '')
+    .option(configOption, configHelp)
+    .action(async (opts: { project: string, model: string, api: string, type: string, cid: string, config?: string }) => {
+      await runModelsRegister(await findConfig(opts.config), opts, out)
+    })
+  models.command('list')
+    .description('the models registered on this node and their health')
+    .option('--json', 'print JSON')
+    .option(configOption, configHelp)
+    .action(async (opts: { json?: boolean, config?: string }) => { await runModelsList(await findConfig(opts.config), out, { json: opts.json }) })
+  models.command('unregister')
+    .description('remove a model registration')
+    .requiredOption('--project <name>', 'project')
+    .requiredOption('--model <name>', 'model name')
+    .option('--cid <cid>', 'the container id it was registered with', '')
+    .option(configOption, configHelp)
+    .action(async (opts: { project: string, model: string, cid: string, config?: string }) => {
+      await runModelsUnregister(await findConfig(opts.config), opts, out)
+    })
 
   cli.command('peerkey')
     .description('load a peer key file, or create a secp256k1 one, and print its keys and peer ID')
@@ -56,8 +106,6 @@ function program (): Command {
     .action(async (file: string) => { await runPeerKey(file, out) })
 
   const keys = cli.command('keys').description('manage the gateway\'s access keys (through the running node, or directly when it is stopped)')
-  const configOption = '--config <file>'
-  const configHelp = 'the node\'s config file (default: worker.json or input.json in $AICN_PATH or ~/.aicn)'
   const number = (name: string) => (value: string): number => {
     const n = Number(value)
     if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${name} must be a number ≥ 0, not "${value}"`)
@@ -77,14 +125,14 @@ function program (): Command {
         action: 'create', name: opts.name, models: opts.models?.split(',').map((m) => m.trim()).filter((m) => m !== ''), rpm: opts.rpm, concurrency: opts.concurrency, daily: opts.daily, balanceUsd: opts.balance
       }, out)
     })
-  keys.command('list').description('list the keys').option(configOption, configHelp)
-    .action(async (opts: { config?: string }) => { await runKeys(await findConfig(opts.config), { action: 'list' }, out) })
+  keys.command('list').description('list the keys').option(configOption, configHelp).option('--json', 'print JSON')
+    .action(async (opts: { config?: string, json?: boolean }) => { await runKeys(await findConfig(opts.config), { action: 'list' }, out, { json: opts.json }) })
   keys.command('topup').description('add USD to a key\'s balance').argument('<id>').argument('<usd>', 'amount in USD', number('usd')).option(configOption, configHelp)
     .action(async (id: string, usd: number, opts: { config?: string }) => { await runKeys(await findConfig(opts.config), { action: 'topup', id, usd }, out) })
   keys.command('revoke').description('revoke a key').argument('<id>').option(configOption, configHelp)
     .action(async (id: string, opts: { config?: string }) => { await runKeys(await findConfig(opts.config), { action: 'revoke', id }, out) })
-  keys.command('usage').description('usage per key and model').option('--id <id>', 'only this key').option(configOption, configHelp)
-    .action(async (opts: { config?: string, id?: string }) => { await runKeys(await findConfig(opts.config), { action: 'usage', id: opts.id }, out) })
+  keys.command('usage').description('usage per key and model').option('--id <id>', 'only this key').option(configOption, configHelp).option('--json', 'print JSON')
+    .action(async (opts: { config?: string, id?: string, json?: boolean }) => { await runKeys(await findConfig(opts.config), { action: 'usage', id: opts.id }, out, { json: opts.json }) })
 
   cli.command('psk')
     .description('print a fresh pre-shared key for a private network')
@@ -97,10 +145,25 @@ function program (): Command {
   return cli
 }
 
+/** "30s", "1m" → ms; a usage error otherwise. */
+function durationMs (text: string): number {
+  try {
+    return parseDuration(text)
+  } catch {
+    throw new UsageError(`--timeout must be a duration like 30s or 2m, not "${text}"`)
+  }
+}
+
 async function main (argv: string[]): Promise<void> {
   const debug = argv.includes('--debug')
   try {
-    await program().parseAsync(argv.filter((arg) => arg !== '--debug'))
+    const args = argv.filter((arg) => arg !== '--debug')
+    // Bare `aicn`: the help, and success (asking what there is is not an error).
+    if (args.length <= 2) {
+      program().outputHelp()
+      return
+    }
+    await program().parseAsync(args)
   } catch (err) {
     if (err instanceof CommanderError) {
       process.exitCode = err.exitCode

@@ -63,6 +63,8 @@ export const CONFIG_SPEC = obj({
     LogLevel: str('info'),
     LogFile: str(),
     LogOutput: str('stderr'),
+    // aicn's own: how stderr/stdout lines look (the file is always JSON). Go nodes ignore the key.
+    LogFormat: str('auto'),
     PreSharedKey: str(),
     TopicName: str(),
     Datastore: str(),

@@ -56,6 +56,7 @@ export function createConfigTemplate (mode: TemplateMode, options: TemplateOptio
       LogLevel: 'info',
       LogFile: logFile,
       LogOutput: logFile === '' ? 'stderr' : 'stderr+file',
+      LogFormat: 'auto',
       PreSharedKey: options.psk ?? '',
       TopicName: DEFAULT_TOPIC_NAME,
       Datastore: options.datastore,

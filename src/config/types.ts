@@ -46,6 +46,8 @@ export interface Config {
     LogLevel: 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal'
     LogFile: string
     LogOutput: string
+    /** aicn's own: "auto" (pretty on a terminal, JSON otherwise), "pretty" or "json"; files are always JSON */
+    LogFormat: 'auto' | 'pretty' | 'json'
     PreSharedKey: string
     TopicName: string
     Datastore: string

@@ -64,6 +64,7 @@ export async function validateConfig (config: Config, options: ValidateOptions =
 
   const { App: app } = config
   checkOneOf(app.LogLevel, LOG_LEVELS, 'App.LogLevel', report)
+  checkOneOf(app.LogFormat, ['auto', 'pretty', 'json'], 'App.LogFormat', report)
   const outputs = app.LogOutput.split('+')
   const unknownOutput = outputs.find((output) => !LOG_OUTPUTS.includes(output))
   if (unknownOutput !== undefined) {

@@ -39,6 +39,8 @@ export interface GatewayDeps {
   log: Logger
   /** per kind; default DEFAULT_TIMEOUT_MS */
   timeoutsMs?: JobTimeouts
+  /** counts the tokens of every answer (src/metrics/node-metrics.ts) */
+  metrics?: { usage: (model: string, promptTokens: number, completionTokens: number) => void }
 }
 
 /** What a request has been granted before it runs (its worst case reserved on a metered key); released
@@ -240,6 +242,8 @@ export class Gateway {
     const { target, price, worst } = admission
     try {
       const settled = delivered === undefined ? { promptTokens: 0, completionTokens: 0, microUsd: 0 } : settledCost(this.deps.prices, price, worst, usage, delivered)
+      // Tokens the model reported, as charged (clamped to the reservation: a lying model cannot inflate them).
+      if (usage !== undefined) this.deps.metrics?.usage(target.model, settled.promptTokens, settled.completionTokens)
       if (admission.reservation !== undefined) await this.deps.keys.settle(admission.reservation, settled.microUsd)
       await this.deps.usage.record({
         time: new Date().toISOString(),

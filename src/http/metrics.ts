@@ -8,6 +8,8 @@ export interface HttpMetrics {
   duration: Histogram<'method' | 'route' | 'status'>
   requests: Counter<'method' | 'route' | 'status'>
   inFlight: Gauge
+  /** 4xx answers of the OpenAI-compatible gateway (401 key, 402 balance, 403 model, 429 limits, …) */
+  gatewayRejections: Counter<'status'>
 }
 
 const LABELS = ['method', 'route', 'status'] as const
@@ -38,6 +40,12 @@ export function httpMetrics (registry: Registry = defaultRegister): HttpMetrics 
       name: 'aicn_http_requests_in_flight',
       help: 'HTTP API requests being processed now',
       registers: [registry]
+    }),
+    gatewayRejections: existing(registry, 'aicn_gateway_rejections_total') ?? new Counter({
+      name: 'aicn_gateway_rejections_total',
+      help: 'OpenAI-compatible gateway requests answered 4xx, by status (402 balance, 429 limits, 401 key, …)',
+      labelNames: ['status'],
+      registers: [registry]
     })
   }
   cache.set(registry, metrics)
@@ -65,6 +73,10 @@ export function observe (metrics: HttpMetrics, log: Logger, onEnd: () => void): 
       const labels = { method: ctx.method, route: typeof route === 'string' ? route : 'unmatched', status }
       metrics.duration.observe(labels, seconds)
       metrics.requests.inc(labels)
+      // Status is one of at most 100 4xx values; the route is a declared path, never the URL.
+      if (labels.route.startsWith('/v1/') || labels.route.startsWith('/api/v1/')) {
+        if (status.length === 3 && status.startsWith('4') && status !== '499') metrics.gatewayRejections.inc({ status })
+      }
       log.debug({ method: ctx.method, path: ctx.path, status: Number(status), ms: Math.round(seconds * 1000) }, 'http request')
       onEnd()
     })

@@ -155,7 +155,7 @@ export function parseAddr (addr: string, name = 'API.Addr'): { host: string | un
 
 function listenError (addr: string, name: string, err: NodeJS.ErrnoException): Error {
   switch (err.code) {
-    case 'EADDRINUSE': return new Error(`${name} ${addr} is already in use (another aicn node or program listens there; stop it or choose another address in the config)`, { cause: err })
+    case 'EADDRINUSE': return new Error(`${name} ${addr} is already in use (another aicn node or program listens there: "curl http://${addr}/api/v0/id" answers if it is an aicn node, e.g. one a demo left behind; stop it or choose another address in the config)`, { cause: err })
     case 'EADDRNOTAVAIL': return new Error(`${name} ${addr}: that address does not belong to this machine`, { cause: err })
     case 'EACCES': return new Error(`${name} ${addr}: permission denied (ports below 1024 need privileges)`, { cause: err })
     case 'ENOTFOUND':

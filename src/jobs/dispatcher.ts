@@ -10,6 +10,8 @@ import { WholeBody, discard, finishing } from './iterables.ts'
 import type { LocalExecutor } from './local.ts'
 import { isRetryable, type NodeSelector } from './selector.ts'
 import type { JobHead, JobResponse } from './types.ts'
+import type { JobRecord, NodeMetrics } from '../metrics/node-metrics.ts'
+import type { ProjectPeer } from '../registry/network.ts'
 
 /** A job's body: bytes that can be sent again to another node, or a one-shot stream (an upload). */
 export type JobBody = { bytes: Uint8Array } | { stream: AsyncIterable<Uint8Array> }
@@ -26,30 +28,59 @@ export class JobDispatcher {
   private readonly selector: NodeSelector
   private readonly network: NetworkRegistry
   private readonly log: Logger
+  private readonly metrics: NodeMetrics | undefined
 
-  constructor (deps: { selfId: string, local: LocalExecutor, remote: JobSender, selector: NodeSelector, network: NetworkRegistry, log: Logger }) {
+  constructor (deps: { selfId: string, local: LocalExecutor, remote: JobSender, selector: NodeSelector, network: NetworkRegistry, log: Logger, metrics?: NodeMetrics }) {
     this.selfId = deps.selfId
     this.local = deps.local
     this.remote = deps.remote
     this.selector = deps.selector
     this.network = deps.network
     this.log = deps.log
+    this.metrics = deps.metrics
   }
 
   /** Runs the job on the given node. */
   async toNode (nodeId: string, job: Job, signal: AbortSignal): Promise<JobResponse> {
-    const request = { head: job.head, body: bodyOf(job.body) }
-    if (nodeId === this.selfId) return await this.local.run(request, signal)
-    return await this.remote.run(parsePeerId(nodeId), request, signal)
+    const record = this.metrics?.begin(job.head)
+    try {
+      const response = await this.run(nodeId, job, signal)
+      return record?.answered(response, response.nodeId === this.selfId ? 'local' : 'remote') ?? response
+    } catch (err) {
+      record?.failed(err, signal.aborted, false)
+      throw err
+    }
   }
 
   /** Runs the job on a node that serves its project and model; `direct` keeps relay-only nodes out
    * (streams and uploads need a direct connection). */
   async toProject (job: Job, signal: AbortSignal, options: { direct: boolean }): Promise<JobResponse> {
+    const record = this.metrics?.begin(job.head)
+    const state = { known: false }
+    try {
+      const response = await this.tryNodes(job, signal, options, record, state)
+      return record?.answered(response, response.nodeId === this.selfId ? 'local' : 'remote') ?? response
+    } catch (err) {
+      record?.failed(err, signal.aborted, state.known)
+      throw err
+    }
+  }
+
+  private async run (nodeId: string, job: Job, signal: AbortSignal): Promise<JobResponse> {
+    const request = { head: job.head, body: bodyOf(job.body) }
+    if (nodeId === this.selfId) return await this.local.run(request, signal)
+    return await this.remote.run(parsePeerId(nodeId), request, signal)
+  }
+
+  private async tryNodes (job: Job, signal: AbortSignal, options: { direct: boolean }, record: JobRecord | undefined, state: { known: boolean }): Promise<JobResponse> {
     const { project, model } = job.head
     const candidates = this.network.peers(project, model, CANDIDATES, job.head.kind)
-    const plan = this.selector.plan(candidates, { direct: options.direct, self: this.selfId })
+    let plan = this.selector.plan(candidates, { direct: options.direct, self: this.selfId })
+    // Nobody announces the model as up, but this node serves it with its server marked down: try it once
+    // anyway. The health probe may be seconds behind a server that just came back (issue 15).
+    if (plan.length === 0 && this.local.serves?.(project, model, job.head.kind) === true) plan = [selfPeer(this.selfId)]
     if (plan.length === 0) throw new AicnError(ErrorCode.NO_NODE, `no reachable node serves model "${model}" of project "${project}"`)
+    state.known = true
 
     const consumed = { started: false }
     const body = 'bytes' in job.body ? job.body : { stream: watchStart(job.body.stream, consumed) }
@@ -59,31 +90,42 @@ export class JobDispatcher {
       if (attempt > 0 && consumed.started) break
       const release = this.selector.started(candidate.node_id)
       try {
-        const response = await this.toNode(candidate.node_id, { head: { ...job.head, cid: candidate.cid }, body }, signal)
+        const response = await this.run(candidate.node_id, { head: { ...job.head, cid: candidate.cid }, body }, signal)
         // Before the first byte, a dead or overloaded model server (unreachable, 5xx, 429) and a node that no
         // longer serves the model (404 error head) are worth another node; a model's own 4xx answer is not.
         const failedEarly = response.status >= 500 || response.status === 429 || (response.error !== undefined && response.status === 404)
         if (failedEarly && attempt < plan.length - 1 && !consumed.started) {
-          this.selector.failed(candidate.node_id)
+          this.failed(candidate.node_id)
+          record?.failover()
           release()
           await discard(response.body)
           lastError = new AicnError(response.error?.code ?? ErrorCode.MODEL, response.error?.message ?? `HTTP ${response.status}`)
           this.log.debug({ node: candidate.node_id, status: response.status }, 'node failed before answering; trying the next')
           continue
         }
-        if (failedEarly) this.selector.failed(candidate.node_id)
+        if (failedEarly) this.failed(candidate.node_id)
         else this.selector.succeeded(candidate.node_id)
         return { ...response, body: finishing(response.body, release) }
       } catch (err) {
         release()
         lastError = err
         if (signal.aborted || !(isRetryable(err) || notServedHere(err))) throw err
-        this.selector.failed(candidate.node_id)
+        this.failed(candidate.node_id)
+        if (attempt < plan.length - 1) record?.failover()
         this.log.debug({ node: candidate.node_id, err: (err as Error).message }, 'node failed before answering; trying the next')
       }
     }
     throw lastError ?? new AicnError(ErrorCode.NO_NODE, `no node could run model "${model}" of project "${project}"`)
   }
+
+  private failed (nodeId: string): void {
+    this.selector.failed(nodeId)
+    this.metrics?.cooldown()
+  }
+}
+
+function selfPeer (nodeId: string): ProjectPeer {
+  return { node_id: nodeId, connectivity: 1, latency: 0, Idle: 0, cid: '' }
 }
 
 /** The view said the node serves the model, but the node says it does not (it changed meanwhile). */

@@ -3,7 +3,7 @@
 // hands back the answer as it streams.
 import { AicnError, ErrorCode } from '../errors.ts'
 import type { ModelClient } from '../models/client.ts'
-import type { LocalRegistry } from '../registry/local.ts'
+import type { LocalModel, LocalRegistry } from '../registry/local.ts'
 import type { JobRequest, JobResponse } from './types.ts'
 import { finishing } from './iterables.ts'
 
@@ -14,10 +14,21 @@ export class LocalExecutor {
   private readonly client: ModelClient
   private readonly nodeId: string
 
-  constructor (deps: { registry: LocalRegistry, client: ModelClient, nodeId: string }) {
+  private readonly onAnswer: ((model: LocalModel, answered: boolean) => void) | undefined
+
+  /** `onAnswer` hears whether a model's server answered a job (node.ts: a model marked down that just
+   * answered is probed again at once, so it is announced as up without waiting for its next probe). */
+  constructor (deps: { registry: LocalRegistry, client: ModelClient, nodeId: string, onAnswer?: (model: LocalModel, answered: boolean) => void }) {
     this.registry = deps.registry
     this.client = deps.client
     this.nodeId = deps.nodeId
+    this.onAnswer = deps.onAnswer
+  }
+
+  /** Whether this node has the model registered for this kind of job, whatever its health. */
+  serves (project: string, model: string, kind: number): boolean {
+    const found = this.registry.find(project, model)
+    return found !== undefined && found.type === kind
   }
 
   /** A JobRunner for this node's own models. */
@@ -37,6 +48,7 @@ export class LocalExecutor {
     const release = this.registry.acquire(model)
     try {
       const answer = await this.client.call({ url: model.api, contentType: head.contentType, body: request.body, signal, timeoutMs: remaining })
+      this.onAnswer?.(model, true)
       return {
         status: answer.status,
         contentType: answer.contentType,

@@ -12,7 +12,6 @@ import { ping } from '@libp2p/ping'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { gossipsub, StrictSign } from '@libp2p/gossipsub'
 import { floodsub } from '@libp2p/floodsub'
-import { preSharedKey } from '@libp2p/pnet'
 import { bootstrap } from '@libp2p/bootstrap'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { autoNAT } from '@libp2p/autonat'
@@ -24,6 +23,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import type { Config } from '../config/types.ts'
 import { parseDuration } from '../config/duration.ts'
 import { swarmKeyFromHex } from './psk.ts'
+import { PskMismatches, watchedPreSharedKey } from './psk-watch.ts'
 import type { PubSub } from './pubsub.ts'
 import { fastMessageId } from './fast-msg-id.ts'
 import { applyGoRulesToFloodsub, goMessageId, skipAuthorInGossipsub } from './pubsub-go-rules.ts'
@@ -52,6 +52,8 @@ export interface HostOptions {
   agentVersion: string
   /** where libp2p's metrics (and process metrics) are registered; none when absent */
   metricsRegistry?: import('prom-client').Registry
+  /** told about peers that speak with another pre-shared key (src/p2p/psk-watch.ts) */
+  pskMismatches?: PskMismatches
 }
 
 export function dhtProtocol (config: Config): string {
@@ -116,7 +118,7 @@ export async function createHost (options: HostOptions): Promise<Host> {
     nodeInfo: { name: 'aicn', version: options.agentVersion, userAgent: options.agentVersion },
     addresses: { listen },
     transports: [tcp(), circuitRelayTransport()],
-    connectionProtector: config.App.PreSharedKey === '' ? undefined : preSharedKey({ psk: swarmKeyFromHex(config.App.PreSharedKey) }),
+    connectionProtector: config.App.PreSharedKey === '' ? undefined : watchedPreSharedKey(swarmKeyFromHex(config.App.PreSharedKey), options.pskMismatches ?? new PskMismatches()),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: { maxConnections, dialTimeout },

@@ -30,13 +30,15 @@ export function parseNodeAddr (text: string): NodeAddress {
   }
 }
 
-export async function connectTo (host: Host, target: NodeAddress, tags: Record<string, number>): Promise<void> {
+/** `explain` may reword a dial error (src/p2p/psk-watch.ts names a wrong pre-shared key). */
+export async function connectTo (host: Host, target: NodeAddress, tags: Record<string, number>, explain?: (addr: string, message: string) => string): Promise<void> {
   if (target.peerId.equals(host.peerId)) throw new AicnError(ErrorCode.PARAM, 'cannot connect to this node itself')
   if (host.getConnections(target.peerId).length === 0) {
     try {
       await host.dial(target.addr, { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) })
     } catch (err) {
-      throw new AicnError(ErrorCode.ROUTING, `cannot connect to ${target.addr.toString()}: ${(err as Error).message}`, { status: 502 })
+      const message = explain?.(target.addr.toString(), (err as Error).message) ?? (err as Error).message
+      throw new AicnError(ErrorCode.ROUTING, `cannot connect to ${target.addr.toString()}: ${message}`, { status: 502 })
     }
   }
   await host.peerStore.merge(target.peerId, {

@@ -25,6 +25,7 @@ test('an empty object gets every default of reference §2.3', () => {
       LogLevel: 'info',
       LogFile: '',
       LogOutput: 'stderr',
+      LogFormat: 'auto',
       PreSharedKey: '',
       TopicName: '',
       Datastore: '',

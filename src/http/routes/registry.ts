@@ -3,7 +3,7 @@ import { AicnError, ErrorCode } from '../../errors.ts'
 import type { LocalRegistry, ModelInput } from '../../registry/local.ts'
 import { LIST_DEFAULT, PEERS_DEFAULT, PEERS_MAX, type NetworkRegistry } from '../../registry/network.ts'
 import { Params } from '../params.ts'
-import { ok } from '../reply.ts'
+import { ok, type Reply } from '../reply.ts'
 import type { Route, RouteContext } from '../router.ts'
 import { remoteCall } from './remote-call.ts'
 
@@ -40,11 +40,37 @@ function modelsList (rc: RouteContext): ModelInput[] {
 
 const project = (rc: RouteContext): string => rc.params.string('project', { required: true, maxLength: 256, identifier: true })
 
-export function registryRoutes (local: LocalRegistry, network: NetworkRegistry): Route[] {
+/** Whether a just-registered model's server answers: true/false, or undefined when not known in time. */
+export type ModelProbe = (project: string, model: string, cid: string) => Promise<boolean | undefined>
+
+/** The register answer: still `"ok"` (the Go node's clients check it), with `data` saying which model
+ * servers do not answer yet, so an operator sees at once why a model is not routed (issue 15). */
+async function registered (probe: ModelProbe | undefined, projectName: string, models: ModelInput[]): Promise<Reply> {
+  if (probe === undefined) return ok(undefined, 'ok')
+  const verdicts = await Promise.all(models.map(async (m) => await probe(projectName, m.model, m.cid)))
+  const down = models.filter((_, i) => verdicts[i] === false).map((m) => m.model)
+  if (down.length === 0) return ok(undefined, 'ok')
+  return ok({
+    not_answering: down,
+    warning: `the model server of ${down.join(', ')} does not answer yet; it is probed every few seconds and routed to as soon as it answers`
+  }, 'ok')
+}
+
+export function registryRoutes (local: LocalRegistry, network: NetworkRegistry, probe?: ModelProbe): Route[] {
   return [
-    admin('/ai/project/register', async (rc) => ok(undefined, await local.registerProject(project(rc), modelsList(rc)))),
+    admin('/ai/project/register', async (rc) => {
+      const name = project(rc)
+      const models = modelsList(rc)
+      await local.registerProject(name, models)
+      return await registered(probe, name, models)
+    }),
     admin('/ai/project/unregister', async (rc) => ok(undefined, await local.unregisterProject(project(rc)))),
-    admin('/ai/model/register', async (rc) => ok(undefined, await local.registerModel(project(rc), modelInput(rc.params)))),
+    admin('/ai/model/register', async (rc) => {
+      const name = project(rc)
+      const model = modelInput(rc.params)
+      await local.registerModel(name, model)
+      return await registered(probe, name, [model])
+    }),
     admin('/ai/model/unregister', async (rc) => ok(undefined, await local.unregisterModel(
       project(rc), rc.params.string('model', { required: true, maxLength: 256, identifier: true }), rc.params.string('cid', { default: '', maxLength: 256, identifier: true })))),
     route('/ai/project/peer', BOTH, async (rc) => ok(await network.projectsOf(rc.params.string('node_id', { required: true }), remoteCall(rc)))),
