@@ -291,7 +291,8 @@ export class AicnNode {
           view,
           connections: () => host.getConnections().map((c) => ({ peer: c.remotePeer.toString(), addr: c.remoteAddr.toString(), direction: c.direction, limited: c.limits !== undefined })),
           latencyMicros: (nodeId) => network.latencyMicros(nodeId),
-          routingFreshMs: 3 * heartbeatMs
+          routingFreshMs: 3 * heartbeatMs,
+          healthReason: (project, model, cid) => health.reason(healthKey(project, model, cid))
         })
       ]
       // The web console (README "Console"), served only on the web listener: browsers refuse API.Addr's 6000.

@@ -26,6 +26,8 @@ export interface ConsoleDeps {
   latencyMicros: (nodeId: string) => number
   /** a node heard within this long counts for routing */
   routingFreshMs: number
+  /** why a local model is down, as its last health probe said (src/registry/health.ts) */
+  healthReason?: (project: string, model: string, cid: string) => string
   now?: () => number
 }
 
@@ -75,7 +77,7 @@ export function consoleRoutes (deps: ConsoleDeps): Route[] {
             available: m.available,
             // The model server's own address is this machine's business.
             ...(admin ? { api: m.api } : {}),
-            reason: m.available ? '' : 'its server did not answer the last health check'
+            reason: m.available ? '' : (deps.healthReason?.(p.project, m.model, m.cid) ?? '') || 'its server did not answer the last health check'
           })))
         })
       }
