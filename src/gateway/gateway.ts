@@ -149,7 +149,13 @@ export class Gateway {
           status: response.status,
           contentType: response.contentType,
           headers,
-          body: finishing(tap.body, (completed) => { finish(response, tap.usage(), completed ? 200 : 502, { events: counted.events() }) }),
+          // Charged: what a completed stream reported or delivered, and what a stream the client cut had
+          // delivered; a stream that failed upstream costs nothing.
+          body: finishing(tap.body, (completed, failed) => {
+            // The client leaving also fails the source (its abort cancels the model call): that is a cut.
+            const cut = !completed && (failed === undefined || rc.signal.aborted)
+            finish(response, tap.usage(), completed ? 200 : cut ? 499 : 502, completed || cut ? { events: counted.events() } : undefined)
+          }),
           onError: (err) => Buffer.from(`data: ${JSON.stringify(toOpenAiError(err).body)}\n\n`)
         }
       }

@@ -1,17 +1,17 @@
 // Small helpers for answer bodies, which are async iterables of byte chunks.
 
-/** Wraps an iterable so that `done` runs exactly once when iteration ends (completed = true), fails or is
- * abandoned — including when return() is called before the first next(), where a generator's finally
- * never runs. */
-export function finishing<T> (source: AsyncIterable<T>, done: (completed: boolean) => void, mapError: (err: unknown) => unknown = (err) => err): AsyncIterable<T> {
+/** Wraps an iterable so that `done` runs exactly once when iteration ends (completed = true), fails (with
+ * the error) or is abandoned by its reader (neither) — including when return() is called before the first
+ * next(), where a generator's finally never runs. */
+export function finishing<T> (source: AsyncIterable<T>, done: (completed: boolean, error?: unknown) => void, mapError: (err: unknown) => unknown = (err) => err): AsyncIterable<T> {
   return {
     [Symbol.asyncIterator] () {
       const inner = source[Symbol.asyncIterator]()
       let finished = false
-      const finish = (completed: boolean): void => {
+      const finish = (completed: boolean, error?: unknown): void => {
         if (finished) return
         finished = true
-        done(completed)
+        done(completed, error)
       }
       return {
         async next () {
@@ -20,7 +20,7 @@ export function finishing<T> (source: AsyncIterable<T>, done: (completed: boolea
             if (result.done === true) finish(true)
             return result
           } catch (err) {
-            finish(false)
+            finish(false, err ?? new Error('the answer failed'))
             throw mapError(err)
           }
         },

@@ -347,7 +347,9 @@ describe('faults', () => {
     const CONCURRENCY = 6
     const KILL_AFTER = 15
     const AFTER_RELAUNCH = 40
-    const { secret, id } = await createKey(1)
+    // Each request reserves its worst case (src/gateway/billing.ts, 128k output tokens without max_tokens),
+    // so six at once need more than $1.
+    const { secret, id } = await createKey(100)
     const inFlight = new Map<number, { stream: boolean, node: string }>()
     const outcomes: Array<{ i: number, kind: string, stream: boolean, node: string, verdict: Verdict, cost: number }> = []
     let inFlightAtKill = new Set<number>()
@@ -422,7 +424,7 @@ describe('faults', () => {
     await assertAllAlive()
     // The key paid exactly for the usage its answers reported, failures included (they report none).
     const charged = outcomes.reduce((n, o) => n + o.cost, 0)
-    await waitFor(async () => (await keyInfo(id)).balanceMicroUsd === 1_000_000 - charged, 10_000, 'the key\'s balance to settle')
+    await waitFor(async () => (await keyInfo(id)).balanceMicroUsd === 100_000_000 - charged, 10_000, 'the key\'s balance to settle')
     const usage = (await b.call('/api/v0/usage', { id })).body.data
     assert.equal(usage.reduce((n: number, r: any) => n + r.requests, 0), JOBS / 2, 'every gateway job is in the usage log once')
     assert.equal(usage.reduce((n: number, r: any) => n + r.costMicroUsd, 0), charged)
@@ -530,8 +532,9 @@ describe('faults', () => {
       await waitFor(async () => (await idleOf(b, 'Abort', 'long', w2.node.peerId)) === 0, 10_000, `${path}: B to hear W2's busy count return to 0`)
     }
     // Through the gateway, with a metered key allowed one request at a time: the model call is cancelled,
-    // the reservation is given back (the model reported no usage, so nothing is charged), and the key's
-    // concurrency slot is free again.
+    // the reservation is given back less what the stream delivered before the client left (the model
+    // reported no usage: src/gateway/billing.ts charges the delivered events), and the key's concurrency
+    // slot is free again.
     const { secret, id } = await createKey(1, { concurrency: 1 })
     const abortedBefore = longStream.abortedStreams
     const controller = new AbortController()
@@ -550,10 +553,14 @@ describe('faults', () => {
     }
     await waitFor(() => longStream.abortedStreams === abortedBefore + 1, 10_000, 'gateway: the model call to be aborted')
     await waitFor(async () => (await idleOf(b, 'Abort', 'long', w2.node.peerId)) === 0, 10_000, 'gateway: B to hear W2\'s busy count return to 0')
-    await waitFor(async () => (await keyInfo(id)).balanceMicroUsd === 1_000_000, 10_000, 'gateway: the reservation to be given back')
+    await waitFor(async () => (await b.call('/api/v0/usage', { id })).body.data[0]?.requests === 1, 10_000, 'gateway: the cut stream to be settled')
+    const cut = (await b.call('/api/v0/usage', { id })).body.data[0]
+    assert.ok(cut.completionTokens >= 1 && cut.costMicroUsd > 0 && cut.costMicroUsd < 10_000, `charged for what was delivered: ${JSON.stringify(cut)}`)
+    const afterCut = (await keyInfo(id)).balanceMicroUsd
+    assert.equal(afterCut, 1_000_000 - cut.costMicroUsd, 'the rest of the reservation was given back')
     const next = await openai(secret).chat.completions.create({ model: CHAT, messages: [{ role: 'user', content: 'Hi' }] })
     assert.equal(next.choices[0].message.content, FULL, 'the concurrency slot is free again')
-    await waitFor(async () => (await keyInfo(id)).balanceMicroUsd === 1_000_000 - usageCost(next.usage), 10_000, 'gateway: the next request to be charged')
+    await waitFor(async () => (await keyInfo(id)).balanceMicroUsd === afterCut - usageCost(next.usage), 10_000, 'gateway: the next request to be charged')
     assert.ok(longStream.requests.length >= 3)
     assert.deepEqual(judgeChat(await post(`${b.api}/api/v0/chat/completion`, chatBody({ node_id: w2.node.peerId, stream: true })), true), { ok: true })
     await assertAllAlive()
@@ -604,7 +611,7 @@ describe('faults', () => {
     // Invariant (I4): after 20 concurrent requests (half streamed) on one key, its balance is the initial
     // balance minus the sum of each answer's usage cost, exactly, and the usage log counts 20 requests;
     // requests whose model fails (before or after the first byte) leave the balance where it was.
-    const { secret, id } = await createKey(1)
+    const { secret, id } = await createKey(100) // 20 worst cases reserved at once (src/gateway/billing.ts)
     const client = openai(secret)
     const costs = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
       const messages = [{ role: 'user' as const, content: 'word '.repeat(i + 1) }]
@@ -618,11 +625,11 @@ describe('faults', () => {
       assert.equal(content, FULL)
       return usageCost(usage)
     }))
-    const expected = 1_000_000 - costs.reduce((a, c) => a + c, 0)
+    const expected = 100_000_000 - costs.reduce((a, c) => a + c, 0)
     await waitFor(async () => (await keyInfo(id)).balanceMicroUsd === expected, 10_000, 'the balance to settle')
     const usage = (await b.call('/api/v0/usage', { id })).body.data
     assert.equal(usage.reduce((n: number, r: any) => n + r.requests, 0), 20)
-    assert.equal(usage.reduce((n: number, r: any) => n + r.costMicroUsd, 0), 1_000_000 - expected)
+    assert.equal(usage.reduce((n: number, r: any) => n + r.costMicroUsd, 0), 100_000_000 - expected)
 
     // Failures: garbage before the first byte, a reset after it.
     await assert.rejects(client.chat.completions.create({ model: 'Faults/garbage', messages: [{ role: 'user', content: 'Hi' }] }), (err: any) => err.status === 502)

@@ -92,7 +92,11 @@ export function jobRoutes (options: JobRouteOptions): Route[] {
         // The usage chunk, where the model sends one, settles the call when the stream ends.
         const counted = countingEvents(response.body)
         const tap = tapUsage(counted.body, { dropUsageChunk: false })
-        return sse({ ...response, body: finishing(tap.body, (completed) => { finish(response.nodeId, tap.usage(), completed ? 200 : 502, { events: counted.events() }) }) })
+        return sse({ ...response, body: finishing(tap.body, (completed, failed) => {
+          // The client leaving also fails the source (its abort cancels the model call): that is a cut.
+          const cut = !completed && (failed === undefined || rc.signal.aborted)
+          finish(response.nodeId, tap.usage(), completed ? 200 : cut ? 499 : 502, completed || cut ? { events: counted.events() } : undefined)
+        }) })
       }
       return await whole(response, finish)
     })
