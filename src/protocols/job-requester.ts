@@ -11,6 +11,7 @@ import type { job } from '../proto/index.ts'
 import { JOB_PROTOCOL, JOB_PROTOCOLS, nothing } from './job-common.ts'
 import { FrameBatch, FrameError, FrameReader, requestHeadFrame, type FrameReaderOptions } from './job-frames.ts'
 import { StreamPool, type Channel } from './job-pool.ts'
+import { MAX_NAME_CHARS, badToken } from './identifiers.ts'
 import { cancelError, type RunningJobs } from './running-jobs.ts'
 
 /** Past the deadline, the worker gets this long to report the timeout before we give up on it. */
@@ -90,8 +91,12 @@ export class JobRequester {
     if (frame.frame !== 'response_head') throw exchange.protocolError(`expected a response head, got ${frame.frame ?? 'nothing'}`)
     const rh = frame.response_head ?? {}
     const code = rh.error_code ?? 0
-    const response = { status: rh.status ?? 0, contentType: rh.content_type ?? '', nodeId: rh.node_id ?? '', cid: rh.cid ?? '' }
-    if (response.nodeId === '') response.nodeId = node
+    // The node that served the job is the peer at the other end of the stream (the connection is
+    // authenticated), whatever the answer says: a worker cannot take credit, or blame, for another.
+    const response = { status: rh.status ?? 0, contentType: rh.content_type ?? '', nodeId: node, cid: rh.cid ?? '' }
+    // The cid and content type go into our client's response headers.
+    const bad = badToken('cid', response.cid, MAX_NAME_CHARS) ?? badToken('content type', response.contentType)
+    if (bad !== undefined) throw exchange.protocolError(`the answer's head is invalid: ${bad}`)
     if (code === 0) return { ...response, body: new ResponseBody(exchange) }
     // An error head comes with its `end`: read it, so the stream is ready for the next job.
     const end = await exchange.read('the answer ended')
