@@ -3,10 +3,21 @@
 // `code` (B8), and a JSON answer to a stream request is reported, not dropped (B3).
 import { AicnError, ErrorCode } from '../errors.ts'
 import { collect } from './iterables.ts'
-import type { JobResponse } from './types.ts'
+import { JobKind, type JobKindValue, type JobResponse } from './types.ts'
 
-/** Largest non-streamed answer we hold in memory (images as base64 can be large). */
+/** Largest non-streamed answer we hold in memory (images as base64 and big embedding batches can be
+ * large). */
 export const MAX_ANSWER_BYTES = 64 * 1024 * 1024
+
+/** Largest answer a model of each kind may send (src/jobs/local.ts enforces it where the model runs):
+ * a chat or completion answer is text, far below this; embeddings and images get MAX_ANSWER_BYTES. */
+export const MAX_ANSWER_BYTES_BY_KIND: Record<JobKindValue, number> = {
+  [JobKind.CHAT]: 16 * 1024 * 1024,
+  [JobKind.COMPLETION]: 16 * 1024 * 1024,
+  [JobKind.EMBEDDING]: MAX_ANSWER_BYTES,
+  [JobKind.IMAGE_GEN]: MAX_ANSWER_BYTES,
+  [JobKind.IMAGE_EDIT]: MAX_ANSWER_BYTES
+}
 
 export function isJson (contentType: string): boolean {
   return /^application\/([\w.+-]*\+)?json\b/i.test(contentType.trim())
