@@ -114,6 +114,12 @@ export class PeerBudgets {
     return { streams: this.streams, heldBytes: this.held, peers: this.peers.size, penalised }
   }
 
+  /** What one peer holds now. */
+  usage (peer: string): { streams: number, heldBytes: number } {
+    const state = this.peers.get(peer)
+    return { streams: state?.streams ?? 0, heldBytes: state?.held ?? 0 }
+  }
+
   /** True while `peer` is in the penalty box. */
   penalised (peer: string): boolean {
     return (this.peers.get(peer)?.penalisedUntil ?? 0) > this.now()
