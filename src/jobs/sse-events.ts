@@ -91,33 +91,63 @@ export async function * splitEvents (source: AsyncIterable<Uint8Array>, maxEvent
     if (from < chunk.byteLength) parts.push(chunk.subarray(from))
     yield events
   }
-  if (parts.length > 0) yield [parts.length === 1 ? parts[0] : Buffer.concat(parts)]
+  if (parts.length > 0) yield [join(parts)]
 }
 
-/** Passes a stream through unchanged, failing it when one event grows past the limit. Not a generator:
- * return() must reach the source even before the first next() (the model call is cancelled then). */
+/** Passes a stream on in whole events: each chunk's complete events leave at once, the start of an
+ * unfinished one waits for its end (at most the limit). An event that grows past the limit fails the
+ * stream, and since none of it was passed on, the client's error event that follows is a clean one.
+ * Not a generator: return() must reach the source even before the first next() (the model call is
+ * cancelled then). */
 export function boundEvents (source: AsyncIterable<Uint8Array>, maxEventBytes = MAX_EVENT_BYTES): AsyncIterableIterator<Uint8Array> {
   const scanner = new EventScanner(maxEventBytes)
   const inner = source[Symbol.asyncIterator]()
+  let held: Uint8Array[] = []
+  let done = false
   const bounded: AsyncIterableIterator<Uint8Array> = {
     [Symbol.asyncIterator]: () => bounded,
     async next () {
-      const result = await inner.next()
-      if (result.done !== true) {
+      while (!done) {
+        const result = await inner.next()
+        if (result.done === true) {
+          done = true
+          // What followed the last blank line: passed on as it is, as the gateway always did.
+          if (held.length > 0) return { done: false, value: join(held) }
+          break
+        }
+        const chunk = result.value
+        let ends: number[]
         try {
-          scanner.ends(result.value)
+          ends = scanner.ends(chunk)
         } catch (err) {
+          done = true
+          held = []
           // The rest of the answer is not wanted: let the source go (the model call ends).
           inner.return?.().catch(() => {})
           throw err
         }
+        if (ends.length === 0) {
+          if (chunk.byteLength > 0) held.push(chunk)
+          continue
+        }
+        const last = ends[ends.length - 1]
+        held.push(last === chunk.byteLength ? chunk : chunk.subarray(0, last))
+        const value = join(held)
+        held = last < chunk.byteLength ? [chunk.subarray(last)] : []
+        return { done: false, value }
       }
-      return result
+      return { done: true, value: undefined }
     },
     async return (value?: unknown) {
+      done = true
+      held = []
       inner.return?.(value).catch(() => {})
       return { done: true, value: undefined }
     }
   }
   return bounded
+}
+
+function join (parts: Uint8Array[]): Uint8Array {
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts)
 }

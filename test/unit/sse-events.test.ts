@@ -55,7 +55,7 @@ test('the scanner keeps only a count, not the bytes', () => {
   assert.throws(() => scanner.ends(enc('123456789')), /longer than 10/)
 })
 
-test('boundEvents passes chunks through untouched and lets the source go when it fails or is left', async () => {
+test('boundEvents passes whole events on, holds an unfinished one, and lets the source go when it fails or is left', async () => {
   let returned = 0
   const source = (parts: string[]): AsyncIterable<Uint8Array> => ({
     [Symbol.asyncIterator] () {
@@ -64,8 +64,8 @@ test('boundEvents passes chunks through untouched and lets the source go when it
     }
   })
   const out: string[] = []
-  for await (const c of boundEvents(source(['data: a\n', '\ndata: b\n\n']), 16)) out.push(Buffer.from(c).toString())
-  assert.deepEqual(out, ['data: a\n', '\ndata: b\n\n'])
+  for await (const c of boundEvents(source(['data: a\n', '\ndata: b\n\nda', 'ta: c\n\ntail']), 16)) out.push(Buffer.from(c).toString())
+  assert.deepEqual(out, ['data: a\n\ndata: b\n\n', 'data: c\n\n', 'tail'])
   await assert.rejects((async () => { for await (const _ of boundEvents(source(['data: ' + 'y'.repeat(20)]), 16)) { /* */ } })(), /longer than 16/)
   assert.equal(returned, 1, 'the source was let go after the oversized event')
   const early = boundEvents(source(['a']))
