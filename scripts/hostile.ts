@@ -96,8 +96,12 @@ export async function floodUnfinishedFrames (rogue: Libp2p, addr: Multiaddr, opt
     result.opened++
     ends.push(whenClosed(stream))
     const head = requestHeadFrame({ requestId: `hostile-${i}`, project: options.project, model: options.model, cid: '', kind: JobKind.CHAT, contentType: 'application/json', stream: false, deadline: Date.now() + 40_000 })
-    stream.send(encodeFrame(head))
-    stream.send(partial)
+    try {
+      stream.send(encodeFrame(head))
+      stream.send(partial)
+    } catch {
+      // refused at once: the stream is already reset
+    }
   }
   const outcomes = await within(Promise.all(ends), options.waitMs ?? 30_000)
   for (const outcome of outcomes ?? []) result[outcome]++
@@ -125,10 +129,17 @@ export async function chatProxyBodies (rogue: Libp2p, addr: Multiaddr, options: 
     stream.addEventListener('message', () => { answered = true })
     const done = whenClosed(stream)
     const framing = options.declared === undefined ? 'Transfer-Encoding: chunked' : `Content-Length: ${options.declared}`
-    stream.send(Buffer.from(`POST /api/v0/chat/completion?cid=&model=${options.model}&project=${options.project} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n${framing}\r\nContent-Type: application/json\r\n\r\n{"messages":"`))
+    const send = (bytes: Uint8Array): boolean => {
+      try {
+        return stream.send(bytes)
+      } catch {
+        return true // the stream is gone; the loop sees its status
+      }
+    }
+    send(Buffer.from(`POST /api/v0/chat/completion?cid=&model=${options.model}&project=${options.project} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n${framing}\r\nContent-Type: application/json\r\n\r\n{"messages":"`))
     const chunk = options.declared === undefined ? Buffer.concat([Buffer.from(`${piece.byteLength.toString(16)}\r\n`), piece, Buffer.from('\r\n')]) : piece
     for (let sent = 0; sent + piece.byteLength <= options.bytes && stream.status === 'open' && !answered;) {
-      if (!stream.send(chunk)) {
+      if (!send(chunk)) {
         const drained = await within(new Promise<boolean>((resolve) => {
           stream.addEventListener('drain', () => { resolve(true) }, { once: true })
           stream.addEventListener('close', () => { resolve(false) }, { once: true })

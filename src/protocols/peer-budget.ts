@@ -25,9 +25,10 @@ export interface PeerBudgetOptions {
   maxHeldBytesPerPeer?: number
   /** bytes held for all peers' streams; default 64 MiB */
   maxHeldBytes?: number
-  /** jobs one peer may start per second, sustained; default 100 */
+  /** jobs one peer may start per second, sustained; default 1000. An input node serving many clients
+   * sends one worker hundreds of small jobs a second; this only stops floods of cheap streams. */
   jobsPerSecond?: number
-  /** jobs one peer may start at once after a quiet spell; default 200 */
+  /** jobs one peer may start at once after a quiet spell; default 2000 */
   jobBurst?: number
   /** strikes within strikeWindowMs that put a peer in the penalty box; default 3 */
   strikes?: number
@@ -83,8 +84,8 @@ export class PeerBudgets {
     this.maxStreams = options.maxStreams ?? 1024
     this.maxHeldBytesPerPeer = options.maxHeldBytesPerPeer ?? 16 * MiB
     this.maxHeldBytes = options.maxHeldBytes ?? 64 * MiB
-    this.jobsPerSecond = options.jobsPerSecond ?? 100
-    this.jobBurst = options.jobBurst ?? 200
+    this.jobsPerSecond = options.jobsPerSecond ?? 1000
+    this.jobBurst = options.jobBurst ?? 2000
     this.maxStrikes = options.strikes ?? 3
     this.strikeWindowMs = options.strikeWindowMs ?? 60_000
     this.penaltyMs = options.penaltyMs ?? 60_000
