@@ -15,6 +15,7 @@ import { randomUUID } from 'node:crypto'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { AicnError, ErrorCode, isAicnError, toAicnError } from '../errors.ts'
 import { StreamedAnswer, collect, drop } from '../jobs/iterables.ts'
+import { boundAnswer } from '../jobs/answer-bounds.ts'
 import { deadlineFor } from '../jobs/timeouts.ts'
 import { DEFAULT_TIMEOUT_MS, JobKind, type JobHead, type JobKindValue, type JobRequest, type JobResponse, type JobRunner, type JobTimeouts } from '../jobs/types.ts'
 import type { Logger } from '../logger.ts'
@@ -168,7 +169,8 @@ export class ChatProxy {
       const message = await call.errorMessage(framing)
       return { ...response, error: { code, message }, body: nothing() }
     }
-    return { ...response, body: new ResponseBody(call, readBody(call.reader, framing, this.maxHeaderBytes)) }
+    // A worker may be hostile too: its answer is read with the same bounds as a model's.
+    return { ...response, body: boundAnswer(new ResponseBody(call, readBody(call.reader, framing, this.maxHeaderBytes)), response.contentType, head.kind) }
   }
 
   // ---- server side

@@ -6,8 +6,7 @@ import type { ModelClient } from '../models/client.ts'
 import type { LocalRegistry } from '../registry/local.ts'
 import type { JobRequest, JobResponse } from './types.ts'
 import { finishing } from './iterables.ts'
-import { MAX_ANSWER_BYTES_BY_KIND, isEventStream } from './answer.ts'
-import { boundEvents } from './sse-events.ts'
+import { boundAnswer } from './answer-bounds.ts'
 
 const KIND_NAMES = ['chat', 'text-to-image', 'image edit', 'embeddings', 'text completion']
 
@@ -44,7 +43,7 @@ export class LocalExecutor {
         contentType: answer.contentType,
         nodeId: this.nodeId,
         cid: model.cid,
-        body: finishing(bounded(answer.body, answer.contentType, MAX_ANSWER_BYTES_BY_KIND[head.kind]), release, (err) => bodyError(err, signal))
+        body: finishing(boundAnswer(answer.body, answer.contentType, head.kind, true), release, (err) => bodyError(err, signal))
       }
     } catch (err) {
       release()
@@ -61,36 +60,3 @@ function bodyError (err: unknown, signal: AbortSignal): AicnError {
   return new AicnError(ErrorCode.MODEL, `the model's answer broke off: ${(err as Error).message}`)
 }
 
-/** The model's answer with its bounds (issue 19, hostile models): a streamed answer may not send one
- * event longer than MAX_EVENT_BYTES, any other answer no more than `limit` bytes in all. Either is cut
- * with a MODEL error, which reaches the client as an error (an SSE error event once streaming). */
-function bounded (body: AsyncIterable<Uint8Array>, contentType: string, limit: number): AsyncIterable<Uint8Array> {
-  if (isEventStream(contentType)) return boundEvents(body)
-  return limitBytes(body, limit)
-}
-
-/** Passes the bytes on, failing once more than `limit` went through; return() reaches the source even
- * before the first next(). */
-function limitBytes (source: AsyncIterable<Uint8Array>, limit: number): AsyncIterableIterator<Uint8Array> {
-  const inner = source[Symbol.asyncIterator]()
-  let size = 0
-  const limited: AsyncIterableIterator<Uint8Array> = {
-    [Symbol.asyncIterator]: () => limited,
-    async next () {
-      const result = await inner.next()
-      if (result.done !== true) {
-        size += result.value.byteLength
-        if (size > limit) {
-          inner.return?.().catch(() => {})
-          throw new AicnError(ErrorCode.MODEL, `the model's answer is larger than ${limit} bytes`, { status: 502 })
-        }
-      }
-      return result
-    },
-    async return (value?: unknown) {
-      inner.return?.(value).catch(() => {})
-      return { done: true, value: undefined }
-    }
-  }
-  return limited
-}

@@ -148,6 +148,34 @@ export function boundEvents (source: AsyncIterable<Uint8Array>, maxEventBytes = 
   return bounded
 }
 
+/** Passes a stream through as it comes (chunk by chunk, unfinished events too), failing it when one
+ * event grows past the limit: for answers relayed from a peer, which the worker already cut into events.
+ * return() reaches the source even before the first next(). */
+export function watchEvents (source: AsyncIterable<Uint8Array>, maxEventBytes = MAX_EVENT_BYTES): AsyncIterableIterator<Uint8Array> {
+  const scanner = new EventScanner(maxEventBytes)
+  const inner = source[Symbol.asyncIterator]()
+  const watched: AsyncIterableIterator<Uint8Array> = {
+    [Symbol.asyncIterator]: () => watched,
+    async next () {
+      const result = await inner.next()
+      if (result.done !== true) {
+        try {
+          scanner.ends(result.value)
+        } catch (err) {
+          inner.return?.().catch(() => {})
+          throw err
+        }
+      }
+      return result
+    },
+    async return (value?: unknown) {
+      inner.return?.(value).catch(() => {})
+      return { done: true, value: undefined }
+    }
+  }
+  return watched
+}
+
 function join (parts: Uint8Array[]): Uint8Array {
   return parts.length === 1 ? parts[0] : Buffer.concat(parts)
 }

@@ -5,6 +5,7 @@
 import type { PeerId, Stream } from '@libp2p/interface'
 import { AicnError, ErrorCode, defaultMessage, isAicnError, statusForCode, type ErrorCodeValue } from '../errors.ts'
 import { StreamedAnswer, WholeBody, drop } from '../jobs/iterables.ts'
+import { boundAnswer } from '../jobs/answer-bounds.ts'
 import type { JobRequest, JobResponse } from '../jobs/types.ts'
 import type { Host } from '../p2p/host.ts'
 import type { job } from '../proto/index.ts'
@@ -97,7 +98,8 @@ export class JobRequester {
     // The cid and content type go into our client's response headers.
     const bad = badToken('cid', response.cid, MAX_NAME_CHARS) ?? badToken('content type', response.contentType)
     if (bad !== undefined) throw exchange.protocolError(`the answer's head is invalid: ${bad}`)
-    if (code === 0) return { ...response, body: new ResponseBody(exchange) }
+    // A worker may be hostile too: its answer is read with the same bounds as a model's.
+    if (code === 0) return { ...response, body: boundAnswer(new ResponseBody(exchange), response.contentType, request.head.kind) }
     // An error head comes with its `end`: read it, so the stream is ready for the next job.
     const end = await exchange.read('the answer ended')
     if (end.frame !== 'end') throw exchange.protocolError(`expected the end of an error answer, got ${end.frame ?? 'nothing'}`)

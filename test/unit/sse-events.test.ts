@@ -3,7 +3,7 @@
 // a blank line, which must cost linear work and end with the documented error.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { EventScanner, boundEvents, splitEvents, MAX_EVENT_BYTES } from '../../src/jobs/sse-events.ts'
+import { EventScanner, boundEvents, splitEvents, watchEvents, MAX_EVENT_BYTES } from '../../src/jobs/sse-events.ts'
 import { tapUsage } from '../../src/gateway/sse.ts'
 import { AicnError, ErrorCode } from '../../src/errors.ts'
 
@@ -83,4 +83,13 @@ test('the usage tap still finds usage in events split across chunks, with UTF-8 
   for await (const c of tap.body) out.push(Buffer.from(c))
   assert.equal(Buffer.concat(out).toString(), 'data: {"choices":[{"delta":{"content":"é中"}}]}\n\ndata: [DONE]\n\n')
   assert.deepEqual(tap.usage(), { prompt_tokens: 5, completion_tokens: 2 })
+})
+
+test('watchEvents passes a relayed stream chunk by chunk and fails it past the limit', async () => {
+  const out: string[] = []
+  for await (const c of watchEvents(from(['data: a', '\n\n', 'data: b\n\n']), 16)) out.push(Buffer.from(c).toString())
+  assert.deepEqual(out, ['data: a', '\n\n', 'data: b\n\n'])
+  const seen: string[] = []
+  await assert.rejects((async () => { for await (const c of watchEvents(from(['data: 0123', '456789abcdef']), 16)) seen.push(Buffer.from(c).toString()) })(), /longer than 16/)
+  assert.deepEqual(seen, ['data: 0123'])
 })
