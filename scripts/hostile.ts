@@ -88,7 +88,7 @@ export async function floodUnfinishedFrames (rogue: Libp2p, addr: Multiaddr, opt
   for (let i = 0; i < options.streams; i++) {
     let stream: Stream
     try {
-      stream = await rogue.dialProtocol(addr, JOB_PROTOCOL, { signal: AbortSignal.timeout(5_000) })
+      stream = await rogue.dialProtocol(addr, JOB_PROTOCOL, { signal: AbortSignal.timeout(5_000), maxOutboundStreams: 4096 })
     } catch {
       result.refused++
       continue
@@ -119,7 +119,7 @@ export async function chatProxyBodies (rogue: Libp2p, addr: Multiaddr, options: 
   const one = async (): Promise<void> => {
     let stream: Stream
     try {
-      stream = await rogue.dialProtocol(addr, CHAT_PROXY_PROTOCOL, { signal: AbortSignal.timeout(5_000) })
+      stream = await rogue.dialProtocol(addr, CHAT_PROXY_PROTOCOL, { signal: AbortSignal.timeout(5_000), maxOutboundStreams: 4096 })
     } catch {
       result.reset++
       return
