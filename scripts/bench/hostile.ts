@@ -19,6 +19,8 @@ export const HOSTILE_PROJECT = 'Hostile'
 
 export interface AttackReport {
   attack: string
+  /** the daemon measured: W, or B when the attack's work happens on the input node */
+  node: 'W' | 'B'
   rssBeforeMb: number
   rssPeakMb: number
   rssAfterMb: number
@@ -39,12 +41,13 @@ export async function registerHostileModels (pair: FuzzPair, model: HostileModel
   if (result.body?.code !== 0) throw new Error(`registering the hostile models failed: ${JSON.stringify(result.body)}`)
 }
 
-/** Runs `attack` while measuring W (RSS peak, /api/v0/id of `idNode`) and sending honest jobs through B
- * one after another; then waits up to 20 s for W's RSS to settle. */
-export async function measure (pair: FuzzPair, name: string, attack: () => Promise<string>, idApi = pair.w.api): Promise<AttackReport> {
-  const before = await rssBytes(pair.w.pid)
-  const peak = rssPeak(pair.w.pid)
-  const latency = idLatency(idApi)
+/** Runs `attack` while measuring `node` (its RSS peak, its /api/v0/id) and sending honest jobs through B
+ * one after another; then waits up to 20 s for its RSS to settle. */
+export async function measure (pair: FuzzPair, name: string, attack: () => Promise<string>, node: 'W' | 'B' = 'W'): Promise<AttackReport> {
+  const daemon = node === 'W' ? pair.w : pair.b
+  const before = await rssBytes(daemon.pid)
+  const peak = rssPeak(daemon.pid)
+  const latency = idLatency(daemon.api)
   let attacking = true
   let honestOk = 0
   let honestFailed = 0
@@ -65,12 +68,12 @@ export async function measure (pair: FuzzPair, name: string, attack: () => Promi
   const rssPeakBytes = await peak.stop()
   const { maxMs } = await latency.stop()
   // Let the worker give back what it can (GC, the allocator); bounded.
-  let after = await rssBytes(pair.w.pid)
+  let after = await rssBytes(daemon.pid)
   for (let i = 0; i < 20 && after > before + 20e6; i++) {
     await new Promise((resolve) => setTimeout(resolve, 1000))
-    after = await rssBytes(pair.w.pid)
+    after = await rssBytes(daemon.pid)
   }
-  return { attack: name, rssBeforeMb: mb(before), rssPeakMb: mb(rssPeakBytes), rssAfterMb: mb(after), honestOk, honestFailed, idMaxMs: Math.round(maxMs), detail }
+  return { attack: name, node, rssBeforeMb: mb(before), rssPeakMb: mb(rssPeakBytes), rssAfterMb: mb(after), honestOk, honestFailed, idMaxMs: Math.round(maxMs), detail }
 }
 
 /** A streamed or plain chat request to a hostile model through B; what the client saw. */
@@ -83,7 +86,7 @@ export async function hostileRequest (api: string, path: string, body: Record<st
       bytes += chunk.byteLength
       tail = (tail + Buffer.from(chunk).toString('latin1')).slice(-300)
     }
-    return `${response.status}, ${bytes} bytes, ends ${JSON.stringify(tail.slice(-160))}`
+    return `${response.status}, ${bytes} bytes, ends ${JSON.stringify(tail.slice(-110))}`
   } catch (err) {
     return `failed: ${(err as Error).message}`
   }
@@ -130,17 +133,17 @@ async function main (): Promise<void> {
     const chat = { project: HOSTILE_PROJECT, messages: [{ role: 'user', content: 'hi' }] }
     reports.push(await measure(pair, 'a 20 MB SSE event without a blank line, through B\'s /v1 gateway (streamed)', async () => {
       return await hostileRequest(pair.b.api, '/v1/chat/completions', { model: `${HOSTILE_PROJECT}/giant-sse`, stream: true, messages: chat.messages })
-    }, pair.b.api))
+    }, 'B'))
     reports.push(await measure(pair, 'the same event on W\'s own /api/v0 (streamed, local model)', async () => {
       return await hostileRequest(pair.w.api, '/api/v0/chat/completion', { ...chat, model: 'giant-sse', node_id: pair.w.peerId, stream: true })
     }))
     reports.push(await measure(pair, 'a JSON answer that never ends, through B\'s /api/v0 (not streamed)', async () => {
       return await hostileRequest(pair.b.api, '/api/v0/chat/completion', { ...chat, model: 'endless', node_id: pair.w.peerId })
-    }, pair.b.api))
+    }, 'B'))
 
-    out('| attack | W RSS before / peak / after (MB) | honest jobs ok / failed | slowest /api/v0/id (ms) | what happened |')
-    out('|---|---|---|---|---|')
-    for (const r of reports) out(`| ${r.attack} | ${r.rssBeforeMb} / ${r.rssPeakMb} / ${r.rssAfterMb} | ${r.honestOk} / ${r.honestFailed} | ${r.idMaxMs} | ${r.detail} |`)
+    out('| attack | node measured | RSS before / peak / after (MB) | honest jobs ok / failed | its slowest /api/v0/id (ms) | what the attacker saw |')
+    out('|---|---|---|---|---|---|')
+    for (const r of reports) out(`| ${r.attack} | ${r.node} | ${r.rssBeforeMb} / ${r.rssPeakMb} / ${r.rssAfterMb} | ${r.honestOk} / ${r.honestFailed} | ${r.idMaxMs} | ${r.detail} |`)
   } finally {
     try { await rogue.stop() } catch {}
     await model.close()
