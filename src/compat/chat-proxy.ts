@@ -234,7 +234,7 @@ export class ChatProxy {
         const cut = setTimeout(() => { stream.abort(new AicnError(ErrorCode.TIMEOUT, 'the job\'s deadline passed')) }, deadline + DEADLINE_GRACE_MS - Date.now())
         cut.unref()
         stream.addEventListener('close', () => { clearTimeout(cut) }, { once: true })
-        this.log.debug({ path: requestHead.target.split('?')[0], project: request.head.project, model: request.head.model }, 'chat-proxy request')
+        this.log.debug({ path: requestHead.target.split('?')[0].slice(0, 64), project: request.head.project, model: request.head.model }, 'chat-proxy request')
         response = await execute(request, signal)
       } catch (err) {
         // A body that broke the protocol (or a stream that broke) cannot be answered.
