@@ -24,10 +24,11 @@ export interface WorkerLimits {
   maxRequestBytes: number
   /** the same for image edits (multipart uploads) */
   maxUploadBytes: number
-  /** a requester has this long to send its first head, and the rest of a body the worker answered early */
+  /** a requester has this long to send its first head on a new stream */
   headTimeoutMs: number
   /** a request body that the job is reading must bring its next frame within this (progress, not the
-   * job's deadline: a stalled upload lets go of its stream long before the job would time out) */
+   * job's deadline: a stalled upload lets go of its stream long before the job would time out); also the
+   * time for the rest of a body the worker answered early */
   bodyIdleMs: number
 }
 
@@ -59,7 +60,7 @@ export async function serveStream (inbound: InboundJob, execute: JobRunner, self
       await runJob(stream, first, body, inbound.controller, execute, selfId, limits.chunkBytes)
       running = false
       // The next job may follow once the whole request body was read: the requester sends it after body_end.
-      if (!reusable || !(body.complete || await within(reader, limits.headTimeoutMs, 'the rest of the request body', async () => await body.drain()))) {
+      if (!reusable || !(body.complete || await within(reader, limits.bodyIdleMs, 'the rest of the request body', async () => await body.drain()))) {
         await finish(stream)
         return
       }

@@ -28,12 +28,12 @@ export interface JobProtocolOptions {
   maxUploadBytes?: number
   /** default 30 s: a stream kept for later jobs is closed after this long unused */
   idleStreamMs?: number
-  /** default 5 s: a requester has this long for its first head on a new stream; 10 s for the rest of a
-   * body that the worker answered before reading it */
+  /** default 5 s: a requester has this long for its first head on a new stream */
   headTimeoutMs?: number
   /** default 5 s: a frame whose first bytes arrived must be complete within this */
   frameMs?: number
-  /** default 10 s: a request body being read must bring its next frame within this */
+  /** default 10 s: a request body being read must bring its next frame within this, and the rest of a
+   * body that the worker answered before reading it must come within this */
   bodyIdleMs?: number
   /** what each peer may take of this node (streams, held bytes, job rate); shared with the chat-proxy
    * server. Default: budgets of its own that close a penalised peer's connections. */

@@ -99,7 +99,9 @@ export class PeerBudgets {
     const now = this.now()
     const state = this.state(peer, now)
     if (state.penalisedUntil > now) return new BudgetError(`peer ${peer} went over its budgets; its job streams are refused for a while`)
-    if (state.streams >= this.maxStreamsPerPeer) return this.refuse(peer, state, `peer ${peer} has ${state.streams} job streams open, the limit is ${this.maxStreamsPerPeer}`)
+    // Refused without a strike: a busy input node may briefly have more jobs in flight to one worker; the
+    // bytes it may hold are what bound the memory.
+    if (state.streams >= this.maxStreamsPerPeer) return new BudgetError(`peer ${peer} has ${state.streams} job streams open, the limit is ${this.maxStreamsPerPeer}`)
     if (this.streams >= this.maxStreams) return new BudgetError(`this node has ${this.streams} job streams open, the limit is ${this.maxStreams}`)
     state.streams++
     this.streams++

@@ -19,6 +19,7 @@ import { JOB_PROTOCOL, JobProtocol } from '../../src/protocols/job.ts'
 import { encodeBodyFrame, encodeFrame, requestHeadFrame } from '../../src/protocols/job-frames.ts'
 import { PeerBudgets } from '../../src/protocols/peer-budget.ts'
 import { CHAT_PROXY_PROTOCOL, ChatProxy } from '../../src/compat/chat-proxy.ts'
+import { RPC_PROTOCOL, RpcService } from '../../src/protocols/rpc.ts'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -200,6 +201,23 @@ describe('budgets of the job protocol and the chat-proxy server', () => {
     assert.match(answer, /^HTTP\/1\.1 400/)
     assert.match(answer, /cid contains a character other than printable ASCII/)
     assert.doesNotMatch(answer, /X-Evil/)
+  })
+
+  test('RPC: a request over 64 KiB, or one that does not come within the request deadline, is reset', async () => {
+    const rpc = new RpcService(worker, { agentVersion: 'test', log: silentLogger, requestTimeoutMs: 500 })
+    await rpc.start()
+    try {
+      const big = await rogue.dialProtocol(worker.getMultiaddrs()[0], RPC_PROTOCOL)
+      const bigReset = closed(big)
+      big.send(new Uint8Array([0x80, 0x80, 0x08])) // a length prefix of 128 KiB
+      assert.ok((await bigReset).error !== undefined)
+      const silent = await rogue.dialProtocol(worker.getMultiaddrs()[0], RPC_PROTOCOL)
+      const silentReset = closed(silent)
+      silent.send(new Uint8Array([0x10, 0x01])) // 16 bytes announced, 1 sent
+      assert.ok((await silentReset).error !== undefined)
+    } finally {
+      await worker.unhandle(RPC_PROTOCOL)
+    }
   })
 
   test('a worker that claims to be another node is reported as the peer it is', async () => {

@@ -62,15 +62,15 @@ test('job starts: a bucket per peer that refills with time', () => {
 test('strikes put a peer in the penalty box: its streams are aborted, new ones refused, the node told once', () => {
   const c = clock()
   const penalised: string[] = []
-  const budgets = new PeerBudgets({ maxStreamsPerPeer: 2, strikes: 3, strikeWindowMs: 10_000, penaltyMs: 60_000, now: c.now, onPenalty: (peer) => penalised.push(peer) })
+  const budgets = new PeerBudgets({ maxHeldBytesPerPeer: 100, strikes: 3, strikeWindowMs: 10_000, penaltyMs: 60_000, now: c.now, onPenalty: (peer) => penalised.push(peer) })
   const aborted: Error[] = []
-  lease(budgets, 'A', aborted)
+  const a1 = lease(budgets, 'A', aborted)
   lease(budgets, 'A', aborted)
   const honest = lease(budgets, 'H')
-  budgets.open('A', () => {})
-  budgets.open('A', () => {})
+  a1.hold(101)
+  a1.hold(101)
   assert.deepEqual(penalised, [])
-  budgets.open('A', () => {})
+  a1.hold(101)
   assert.deepEqual(penalised, ['A'])
   assert.equal(aborted.length, 2, 'both open streams of A were aborted')
   assert.ok(aborted.every((err) => err instanceof BudgetError))
@@ -83,14 +83,22 @@ test('strikes put a peer in the penalty box: its streams are aborted, new ones r
   lease(budgets, 'A')
 })
 
+test('too many streams are refused, but without a strike (a busy input node is not penalised)', () => {
+  const budgets = new PeerBudgets({ maxStreamsPerPeer: 1, strikes: 1 })
+  lease(budgets, 'A')
+  for (let i = 0; i < 10; i++) assert.ok(budgets.open('A', () => {}) instanceof BudgetError)
+  assert.ok(!budgets.penalised('A'))
+})
+
 test('strikes older than the window are forgotten', () => {
   const c = clock()
-  const budgets = new PeerBudgets({ maxStreamsPerPeer: 0, strikes: 2, strikeWindowMs: 1000, now: c.now })
-  budgets.open('A', () => {})
+  const budgets = new PeerBudgets({ maxHeldBytesPerPeer: 0, strikes: 2, strikeWindowMs: 1000, now: c.now })
+  const a = lease(budgets, 'A')
+  a.hold(1)
   c.advance(1001)
-  budgets.open('A', () => {})
+  a.hold(1)
   assert.ok(!budgets.penalised('A'))
-  budgets.open('A', () => {})
+  a.hold(1)
   assert.ok(budgets.penalised('A'))
 })
 
