@@ -34,7 +34,7 @@ import { BroadcastRpc } from './compat/broadcast-rpc.ts'
 import { ChatProxy } from './compat/chat-proxy.ts'
 import { makeBroadcastHandlers } from './compat/go-jobs.ts'
 import { JobProtocol } from './protocols/job.ts'
-import { defaultBudgets } from './protocols/peer-budget.ts'
+import { defaultBudgets, registerBudgetMetrics } from './protocols/peer-budget.ts'
 import { jobTimeoutsFrom } from './jobs/timeouts.ts'
 import { ModelClient } from './models/client.ts'
 import { LocalExecutor } from './jobs/local.ts'
@@ -121,6 +121,7 @@ export class AicnNode {
       const rpc = new RpcService(host, { agentVersion: AGENT_VERSION, log })
       // One set of per-peer budgets for both job protocols (docs/protocols.md, "Budgets").
       const budgets = defaultBudgets(host, log)
+      registerBudgetMetrics(budgets, metrics)
       const jobs = new JobProtocol(host, { log, budgets })
       const broadcast = new BroadcastRpc({ host, topic, privateKey: identity.privateKey, agentVersion: AGENT_VERSION, log })
       const timeoutsMs = jobTimeoutsFrom(config.Jobs)

@@ -12,6 +12,7 @@ import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { AicnError, ErrorCode } from '../errors.ts'
 import type { Logger } from '../logger.ts'
+import { Gauge, type Registry } from 'prom-client'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -277,4 +278,19 @@ export function defaultBudgets (host: { hangUp: (peer: PeerId) => Promise<void> 
       host.hangUp(id).catch(() => {})
     }
   })
+}
+
+/** Gauges of the budgets on the node's metrics (`/api/v0/debug/metrics/prometheus`): job streams and
+ * bytes held for peers, and peers in the penalty box; read when scraped. */
+export function registerBudgetMetrics (budgets: PeerBudgets, registry: Registry): void {
+  const gauges: Array<[string, string, (stats: BudgetStats) => number]> = [
+    ['aicn_job_streams_inbound', 'job streams (job protocol and chat-proxy) other peers have open on this node', (s) => s.streams],
+    ['aicn_job_held_bytes', 'bytes held for other peers\' job streams (unfinished frames, unread frames, chat bodies)', (s) => s.heldBytes],
+    ['aicn_job_peers_penalised', 'peers whose job streams are refused for going over their budgets', (s) => s.penalised]
+  ]
+  for (const [name, help, read] of gauges) {
+    if (registry.getSingleMetric(name) !== undefined) continue
+    // eslint-disable-next-line no-new
+    new Gauge({ name, help, registers: [registry], collect () { this.set(read(budgets.stats())) } })
+  }
 }

@@ -84,6 +84,10 @@ describe('hostile peers and hostile models', () => {
     assert.equal(result.reset + result.closed, result.opened, JSON.stringify(result))
     assert.ok(grown < RSS_MARGIN, `W grew by ${Math.round(grown / MB)} MB`)
     assert.equal(await normalJob(pair), undefined)
+    // The penalty (60 s) shows in W's metrics, and nothing is held any more.
+    const metrics = await (await fetch(`${pair.w.api}/api/v0/debug/metrics/prometheus`, { signal: AbortSignal.timeout(10_000) })).text()
+    assert.match(metrics, /^aicn_job_peers_penalised [1-9]/m)
+    assert.match(metrics, /^aicn_job_held_bytes 0$/m)
   })
 
   test('chat-proxy bodies that never end: refused by size or reset by the progress deadline', { timeout: 120_000 }, async () => {
