@@ -140,6 +140,9 @@ export class ChatProxy {
     const path = PATHS[head.kind]
     if (path === undefined) throw new AicnError(ErrorCode.UNSUPPORTED, `${CHAT_PROXY_PROTOCOL} carries no jobs of kind ${head.kind}`)
     if (/[\r\n\0]/.test(head.contentType)) throw new AicnError(ErrorCode.PARAM, 'the request\'s Content-Type contains a line break')
+    // The answer's X-AICN-CID is this cid: it must be fit for a header (src/protocols/identifiers.ts).
+    const badName = badJobNames(head)
+    if (badName !== undefined) throw new AicnError(ErrorCode.PARAM, `the job is invalid: ${badName}`)
     if (signal.aborted) throw cancelError(node, head.deadline, signal.reason)
 
     const { controller, release } = this.running.sendTo(node, head, signal, 0)

@@ -10,8 +10,9 @@ export const MAX_TOKEN_CHARS = 256
 
 // Any control character (C0, DEL, C1) or line/paragraph separator.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/
-// What a header value may carry without escaping: visible ASCII and space.
-const HEADER_SAFE = /^[\u0020-\u007e]*$/
+// What a header value may carry: visible ASCII, space and Latin-1 letters (Node refuses anything above
+// U+00FF and control characters; a Go node's cid may be any string, and an existing test sends "c 1/ü").
+const HEADER_SAFE = /^[\u0020-\u007e\u00a0-\u00ff]*$/
 
 /** Why `value` is not a usable project or model name; undefined when it is. */
 export function badName (what: string, value: string, required = true): string | undefined {
@@ -25,7 +26,7 @@ export function badName (what: string, value: string, required = true): string |
  * it is. */
 export function badToken (what: string, value: string, maxChars = MAX_TOKEN_CHARS): string | undefined {
   if (value.length > maxChars) return `${what} is longer than ${maxChars} characters`
-  if (!HEADER_SAFE.test(value)) return `${what} contains a character other than printable ASCII`
+  if (!HEADER_SAFE.test(value)) return `${what} contains a character that cannot go into a header`
   return undefined
 }
 

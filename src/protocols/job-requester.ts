@@ -12,7 +12,7 @@ import type { job } from '../proto/index.ts'
 import { JOB_PROTOCOL, JOB_PROTOCOLS, nothing } from './job-common.ts'
 import { FrameBatch, FrameError, FrameReader, requestHeadFrame, type FrameReaderOptions } from './job-frames.ts'
 import { StreamPool, type Channel } from './job-pool.ts'
-import { MAX_NAME_CHARS, badToken } from './identifiers.ts'
+import { MAX_NAME_CHARS, badJobNames, badToken } from './identifiers.ts'
 import { cancelError, type RunningJobs } from './running-jobs.ts'
 
 /** Past the deadline, the worker gets this long to report the timeout before we give up on it. */
@@ -53,6 +53,10 @@ export class JobRequester {
 
   async run (peer: PeerId, request: JobRequest, signal: AbortSignal): Promise<JobResponse> {
     const node = peer.toString()
+    // A name the worker would refuse, or that could not go back into our client's headers (the answer
+    // names the cid), is refused here already.
+    const bad = badJobNames(request.head)
+    if (bad !== undefined) throw new AicnError(ErrorCode.PARAM, `the job is invalid: ${bad}`)
     if (signal.aborted) throw cancelError(node, request.head.deadline, signal.reason)
     const pooled = this.pool.take(node)
     if (pooled !== undefined) {
