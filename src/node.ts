@@ -37,6 +37,7 @@ import { BroadcastRpc } from './compat/broadcast-rpc.ts'
 import { ChatProxy } from './compat/chat-proxy.ts'
 import { makeBroadcastHandlers } from './compat/go-jobs.ts'
 import { JobProtocol } from './protocols/job.ts'
+import { defaultBudgets, registerBudgetMetrics } from './protocols/peer-budget.ts'
 import { jobTimeoutsFrom } from './jobs/timeouts.ts'
 import { ModelClient } from './models/client.ts'
 import { LocalExecutor } from './jobs/local.ts'
@@ -157,10 +158,13 @@ export class AicnNode {
       // Our native protocols for aicn peers, the Go node's for Go peers; in Go-wire mode only the latter.
       const goWire = config.Wire.Mode === 'go'
       const rpc = new RpcService(host, { agentVersion: AGENT_VERSION, log })
-      const jobs = new JobProtocol(host, { log })
+      // One set of per-peer budgets for both job protocols (docs/protocols.md, "Budgets").
+      const budgets = defaultBudgets(host, log)
+      registerBudgetMetrics(budgets, metrics)
+      const jobs = new JobProtocol(host, { log, budgets })
       const broadcast = new BroadcastRpc({ host, topic, privateKey: identity.privateKey, agentVersion: AGENT_VERSION, log })
       const timeoutsMs = jobTimeoutsFrom(config.Jobs)
-      const chatProxy = new ChatProxy(host, { log, timeoutsMs })
+      const chatProxy = new ChatProxy(host, { log, timeoutsMs, budgets })
       const transport = new PeerTransport({ host, rpc, jobs, broadcast, chatProxy, goWire })
       const control = new NodeControl({ host, queries: transport, config: store, hostInfo, latency, rendezvous, metrics, topic, pskMismatches })
       const network = new NetworkRegistry({ host, view, local, rpc, queries: transport, latency })

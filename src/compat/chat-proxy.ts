@@ -15,12 +15,15 @@ import { randomUUID } from 'node:crypto'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { AicnError, ErrorCode, isAicnError, toAicnError } from '../errors.ts'
 import { StreamedAnswer, collect, drop } from '../jobs/iterables.ts'
+import { boundAnswer } from '../jobs/answer-bounds.ts'
 import { deadlineFor } from '../jobs/timeouts.ts'
 import { DEFAULT_TIMEOUT_MS, JobKind, type JobHead, type JobKindValue, type JobRequest, type JobResponse, type JobRunner, type JobTimeouts } from '../jobs/types.ts'
 import type { Logger } from '../logger.ts'
 import type { Host } from '../p2p/host.ts'
 import { jobDeadline, write } from '../protocols/job-frames.ts'
 import { toGoCode } from './codes.ts'
+import { BudgetError, defaultBudgets, type Lease, type PeerBudgets } from '../protocols/peer-budget.ts'
+import { badJobNames, badToken } from '../protocols/identifiers.ts'
 import { RunningJobs, cancelError, type InboundJob } from '../protocols/running-jobs.ts'
 import {
   HttpError, LAST_CHUNK, StreamReader, bodyAllowed, encodeChunk, encodeHead, header, parseRequestHead, parseResponseHead,
@@ -33,8 +36,16 @@ export interface ChatProxyOptions {
   log: Logger
   /** default 64 KiB: a longer request or response head (or trailer) aborts the stream */
   maxHeaderBytes?: number
-  /** default 64 MiB: a larger request body is refused (413) */
+  /** default 8 MiB: a larger request body is refused (413); JSON jobs are far smaller */
   maxRequestBytes?: number
+  /** default 64 MiB: the same for image edits (multipart uploads) */
+  maxUploadBytes?: number
+  /** default 5 s: a requester has this long to send its request head */
+  headTimeoutMs?: number
+  /** default 10 s: a request body being read must bring more bytes within this */
+  bodyIdleMs?: number
+  /** what each peer may take of this node; shared with the job protocol (src/node.ts) */
+  budgets?: PeerBudgets
   /** default 8 MiB: a request body that ends within this is sent with Content-Length, as Go does; a longer
    * one (an upload still arriving) is streamed chunked instead of held in memory */
   lengthBufferBytes?: number
@@ -65,8 +76,6 @@ const GO_USER_AGENT = 'Go-http-client/1.1'
  * back exactly, a Go requester ignores the field. */
 const ERROR_CODE_HEADER = 'X-AICN-Error-Code'
 
-/** A requester has this long to send its request head after opening the stream. */
-const HEAD_TIMEOUT_MS = 10_000
 /** Past the deadline, a job gets this long to report the timeout before its stream is cut. */
 const DEADLINE_GRACE_MS = 5_000
 /** stop() gives running jobs this long to tell their requesters before it cuts the streams. */
@@ -81,6 +90,10 @@ export class ChatProxy {
   private readonly selfId: string
   private readonly maxHeaderBytes: number
   private readonly maxRequestBytes: number
+  private readonly maxUploadBytes: number
+  private readonly headTimeoutMs: number
+  private readonly bodyIdleMs: number
+  private readonly budgets: PeerBudgets
   private readonly lengthBufferBytes: number
   private readonly timeoutsMs: JobTimeouts
   private readonly running = new RunningJobs()
@@ -92,7 +105,11 @@ export class ChatProxy {
     this.log = options.log
     this.selfId = host.peerId.toString()
     this.maxHeaderBytes = options.maxHeaderBytes ?? 64 * KiB
-    this.maxRequestBytes = options.maxRequestBytes ?? 64 * MiB
+    this.maxRequestBytes = options.maxRequestBytes ?? 8 * MiB
+    this.maxUploadBytes = options.maxUploadBytes ?? 64 * MiB
+    this.headTimeoutMs = options.headTimeoutMs ?? 5_000
+    this.bodyIdleMs = options.bodyIdleMs ?? 10_000
+    this.budgets = options.budgets ?? defaultBudgets(host, options.log)
     this.lengthBufferBytes = options.lengthBufferBytes ?? 8 * MiB
     this.timeoutsMs = options.timeoutsMs ?? DEFAULT_TIMEOUT_MS
   }
@@ -123,6 +140,9 @@ export class ChatProxy {
     const path = PATHS[head.kind]
     if (path === undefined) throw new AicnError(ErrorCode.UNSUPPORTED, `${CHAT_PROXY_PROTOCOL} carries no jobs of kind ${head.kind}`)
     if (/[\r\n\0]/.test(head.contentType)) throw new AicnError(ErrorCode.PARAM, 'the request\'s Content-Type contains a line break')
+    // The answer's X-AICN-CID is this cid: it must be fit for a header (src/protocols/identifiers.ts).
+    const badName = badJobNames(head)
+    if (badName !== undefined) throw new AicnError(ErrorCode.PARAM, `the job is invalid: ${badName}`)
     if (signal.aborted) throw cancelError(node, head.deadline, signal.reason)
 
     const { controller, release } = this.running.sendTo(node, head, signal, 0)
@@ -142,13 +162,18 @@ export class ChatProxy {
 
     const responseHead = await call.head(this.maxHeaderBytes)
     const framing = call.framing(responseHead)
+    // The node is the peer at the other end of the stream, never what the answer says.
     const response = { status: responseHead.status, contentType: header(responseHead.headers, 'content-type') ?? '', nodeId: node, cid: head.cid }
+    // The content type goes into our client's response headers.
+    const bad = badToken('content type', response.contentType)
+    if (bad !== undefined) throw call.fail(new AicnError(ErrorCode.STREAM, `node ${node} sent an invalid HTTP answer: ${bad}`))
     const code = ourErrorCode(responseHead)
     if (code !== undefined) {
       const message = await call.errorMessage(framing)
       return { ...response, error: { code, message }, body: nothing() }
     }
-    return { ...response, body: new ResponseBody(call, readBody(call.reader, framing, this.maxHeaderBytes)) }
+    // A worker may be hostile too: its answer is read with the same bounds as a model's.
+    return { ...response, body: boundAnswer(new ResponseBody(call, readBody(call.reader, framing, this.maxHeaderBytes)), response.contentType, head.kind) }
   }
 
   // ---- server side
@@ -159,23 +184,37 @@ export class ChatProxy {
       stream.abort(new Error('this node does not serve chat-proxy requests any more'))
       return
     }
+    const peer = connection.remotePeer.toString()
+    const lease = this.budgets.open(peer, (err) => { stream.abort(err) })
+    if (lease instanceof BudgetError) {
+      this.log.debug({ err: lease.message, peer }, 'chat-proxy stream refused')
+      stream.abort(lease)
+      return
+    }
     // Garbage, a requester that went away, an answer that broke off: the stream is aborted (a Go
     // requester reports a read error) and the node keeps serving.
-    this.running.serve(stream, async (job) => { await this.serve(job, execute) }, (err) => {
-      this.log.debug({ err: err.message, peer: connection.remotePeer.toString() }, 'chat-proxy stream failed')
+    this.running.serve(stream, async (job) => {
+      try {
+        await this.serve(job, execute, lease)
+      } finally {
+        lease.close()
+      }
+    }, (err) => {
+      this.log.debug({ err: err.message, peer }, 'chat-proxy stream failed')
     })
   }
 
-  private async serve ({ stream, controller }: InboundJob, execute: JobRunner): Promise<void> {
+  private async serve ({ stream, controller }: InboundJob, execute: JobRunner, lease: Lease): Promise<void> {
     const { signal } = controller
-    const reader = new StreamReader(stream)
+    const reader = new StreamReader(stream, MiB, lease)
     let answered = false
     // A reset (or the requester's node going away) before the answer ended: nobody waits for it any more.
     const onClose = (): void => {
       if (!answered) controller.abort(new AicnError(ErrorCode.STREAM, 'the requester went away'))
     }
     stream.addEventListener('close', onClose)
-    let timer = setTimeout(() => { reader.fail(new HttpError(`no request head within ${HEAD_TIMEOUT_MS} ms`)) }, HEAD_TIMEOUT_MS)
+    const headMs = this.headTimeoutMs
+    let timer = setTimeout(() => { reader.fail(new HttpError(`no request head within ${headMs} ms`)) }, headMs)
     try {
       const bytes = await reader.readHead(this.maxHeaderBytes)
       clearTimeout(timer)
@@ -184,7 +223,9 @@ export class ChatProxy {
         return
       }
       const requestHead = parseRequestHead(bytes)
-      const body = new RequestBody(reader, requestFraming(requestHead), this.maxRequestBytes, this.maxHeaderBytes)
+      const tooFast = lease.startJob()
+      if (tooFast !== undefined) throw tooFast
+      const body = new RequestBody(reader, requestFraming(requestHead), { limit: this.maxRequestBytes, maxTrailerBytes: this.maxHeaderBytes, idleMs: this.bodyIdleMs, lease })
 
       let response: JobResponse
       try {
@@ -196,7 +237,7 @@ export class ChatProxy {
         const cut = setTimeout(() => { stream.abort(new AicnError(ErrorCode.TIMEOUT, 'the job\'s deadline passed')) }, deadline + DEADLINE_GRACE_MS - Date.now())
         cut.unref()
         stream.addEventListener('close', () => { clearTimeout(cut) }, { once: true })
-        this.log.debug({ path: requestHead.target.split('?')[0], project: request.head.project, model: request.head.model }, 'chat-proxy request')
+        this.log.debug({ path: requestHead.target.split('?')[0].slice(0, 64), project: request.head.project, model: request.head.model }, 'chat-proxy request')
         response = await execute(request, signal)
       } catch (err) {
         // A body that broke the protocol (or a stream that broke) cannot be answered.
@@ -227,22 +268,28 @@ export class ChatProxy {
     const project = query.get('project') ?? ''
     const model = query.get('model') ?? ''
     if (project === '' || model === '') throw new AicnError(ErrorCode.PARAM, 'the query needs project and model')
-    if (body.declaredBytes > this.maxRequestBytes) throw tooLarge(this.maxRequestBytes)
+    const cid = query.get('cid') ?? ''
+    const contentType = header(request.headers, 'content-type')
+    const bad = badJobNames({ project, model, cid, contentType })
+    if (bad !== undefined) throw new AicnError(ErrorCode.PARAM, `the request is invalid: ${bad}`)
+    body.limit = kind === JobKind.IMAGE_EDIT ? this.maxUploadBytes : this.maxRequestBytes
+    if (body.declaredBytes > body.limit) throw tooLarge(body.limit)
 
     const json = kind !== JobKind.IMAGE_EDIT
     const head: JobHead = {
       requestId: randomUUID(),
       project,
       model,
-      cid: query.get('cid') ?? '',
+      cid,
       kind,
-      contentType: header(request.headers, 'content-type') ?? (json ? 'application/json' : ''),
+      contentType: contentType ?? (json ? 'application/json' : ''),
       stream: false,
       deadline: deadlineFor(kind, this.timeoutsMs)
     }
     if (kind !== JobKind.CHAT) return { head, body: body.chunks() }
-    // Only a chat body says whether the answer streams; it is small JSON, read it whole.
-    const bytes = await collect(body.chunks(), this.maxRequestBytes) ?? new Uint8Array(0)
+    // Only a chat body says whether the answer streams; it is small JSON, read it whole (held against the
+    // peer's budget until the stream ends).
+    const bytes = await collect(body.chunks(true), body.limit) ?? new Uint8Array(0)
     return { head: { ...head, stream: streamFlag(bytes) }, body: once(bytes) }
   }
 }
@@ -255,16 +302,21 @@ class RequestBody {
   broken?: Error
   /** the body was refused (too large): answered */
   error?: AicnError
+  /** a larger body is refused; set once the job's kind is known */
+  limit: number
   private readonly reader: StreamReader
   private readonly framing: BodyFraming
-  private readonly limit: number
   private readonly maxTrailerBytes: number
+  private readonly idleMs: number
+  private readonly lease: Lease
 
-  constructor (reader: StreamReader, framing: BodyFraming, limit: number, maxTrailerBytes: number) {
+  constructor (reader: StreamReader, framing: BodyFraming, options: { limit: number, maxTrailerBytes: number, idleMs: number, lease: Lease }) {
     this.reader = reader
     this.framing = framing
-    this.limit = limit
-    this.maxTrailerBytes = maxTrailerBytes
+    this.limit = options.limit
+    this.maxTrailerBytes = options.maxTrailerBytes
+    this.idleMs = options.idleMs
+    this.lease = options.lease
   }
 
   /** The Content-Length, or 0 */
@@ -272,17 +324,33 @@ class RequestBody {
     return this.framing.kind === 'length' ? this.framing.length : 0
   }
 
-  async * chunks (): AsyncGenerator<Uint8Array> {
+  /** The body's pieces; `kept`: the caller holds on to them, so they count against the peer's budget.
+   * Each piece must come within idleMs of asking for it (progress, not the job's deadline). */
+  async * chunks (kept = false): AsyncGenerator<Uint8Array> {
     let size = 0
+    const pieces = readBody(this.reader, this.framing, this.maxTrailerBytes)
+    const idleMs = this.idleMs
+    let timer: NodeJS.Timeout | undefined
     try {
-      for await (const piece of readBody(this.reader, this.framing, this.maxTrailerBytes)) {
+      for (;;) {
+        timer = setTimeout(() => { this.reader.fail(new HttpError(`the request body brought nothing new for ${idleMs} ms`)) }, idleMs)
+        const next = await pieces.next()
+        clearTimeout(timer)
+        if (next.done === true) return
+        const piece = next.value
         size += piece.byteLength
         if (size > this.limit) throw (this.error = tooLarge(this.limit))
+        if (kept) {
+          const over = this.lease.keep(piece.byteLength)
+          if (over !== undefined) throw over
+        }
         yield piece
       }
     } catch (err) {
       if (err !== this.error) this.broken ??= err as Error
       throw err
+    } finally {
+      clearTimeout(timer)
     }
   }
 }

@@ -8,7 +8,7 @@
 // this small.
 import type { Stream } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
-import { StreamInbox } from '../p2p/stream-inbox.ts'
+import { StreamInbox, type HeldBytes } from '../p2p/stream-inbox.ts'
 
 /** The peer broke the HTTP/1.1 syntax (or a limit): there is nothing sensible to answer, the stream is
  * aborted. */
@@ -35,8 +35,8 @@ export class StreamReader extends StreamInbox {
   private bufferedBytes = 0
   private receivedBytes = 0
 
-  constructor (stream: Stream, highWaterBytes = MiB) {
-    super(stream, highWaterBytes)
+  constructor (stream: Stream, highWaterBytes = MiB, budget?: HeldBytes) {
+    super(stream, highWaterBytes, budget)
   }
 
   /** The bytes up to and including the empty line that ends a head; null if the stream ended before

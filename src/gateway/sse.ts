@@ -1,6 +1,7 @@
 // Watches an OpenAI-style server-sent event stream on its way to the client: remembers the `usage` the
 // model reports (in the last chunk) for metering, and can drop the usage-only chunk when it was the
 // gateway, not the client, that asked for it. Events are passed on whole, each as soon as it is complete.
+import { splitEvents } from '../jobs/sse-events.ts'
 
 export interface Usage { prompt_tokens: number, completion_tokens: number }
 
@@ -10,41 +11,34 @@ export interface UsageTap {
   usage: () => Usage | undefined
 }
 
-const EVENT_END = /\r?\n\r?\n/
+const USAGE = Buffer.from('"usage"')
 
 export function tapUsage (source: AsyncIterable<Uint8Array>, options: { dropUsageChunk: boolean }): UsageTap {
   let usage: Usage | undefined
-  const decoder = new TextDecoder()
-  const encoder = new TextEncoder()
 
-  /** Returns the event to pass on, or undefined to drop it. */
-  const inspect = (event: string): string | undefined => {
-    const data = event.split(/\r?\n/).filter((line) => line.startsWith('data:')).map((line) => line.slice(5).trim()).join('\n')
-    if (data === '' || data === '[DONE]' || !data.includes('"usage"')) return event
+  /** Whether to pass the event on (false: drop it). Only an event that mentions "usage" is decoded and
+   * parsed, and none is longer than MAX_EVENT_BYTES (src/jobs/sse-events.ts). */
+  const keep = (event: Uint8Array): boolean => {
+    const bytes = Buffer.isBuffer(event) ? event : Buffer.from(event.buffer, event.byteOffset, event.byteLength)
+    if (bytes.indexOf(USAGE) === -1) return true
+    const data = bytes.toString('utf8').split(/\r?\n/).filter((line) => line.startsWith('data:')).map((line) => line.slice(5).trim()).join('\n')
+    if (data === '' || data === '[DONE]') return true
     let parsed: { usage?: unknown, choices?: unknown[] }
-    try { parsed = JSON.parse(data) } catch { return event }
-    const found = readUsage(parsed.usage)
-    if (found === undefined) return event
+    try { parsed = JSON.parse(data) } catch { return true }
+    const found = readUsage(parsed?.usage)
+    if (found === undefined) return true
     usage = found
     const usageOnly = Array.isArray(parsed.choices) && parsed.choices.length === 0
-    return options.dropUsageChunk && usageOnly ? undefined : event
+    return !(options.dropUsageChunk && usageOnly)
   }
 
+  // Events are passed on whole, each as soon as it is complete; an event longer than the limit ends the
+  // stream with an AicnError (the gateway writes it as an SSE error event).
   async function * pass (): AsyncGenerator<Uint8Array> {
-    let pending = ''
-    for await (const chunk of source) {
-      pending += decoder.decode(chunk, { stream: true })
-      let out = ''
-      for (let match = EVENT_END.exec(pending); match !== null; match = EVENT_END.exec(pending)) {
-        const end = match.index + match[0].length
-        const kept = inspect(pending.slice(0, match.index))
-        if (kept !== undefined) out += pending.slice(0, end)
-        pending = pending.slice(end)
-      }
-      if (out !== '') yield encoder.encode(out)
+    for await (const events of splitEvents(source)) {
+      const kept = events.filter(keep)
+      if (kept.length > 0) yield kept.length === 1 ? kept[0] : Buffer.concat(kept)
     }
-    pending += decoder.decode()
-    if (pending !== '' && inspect(pending) !== undefined) yield encoder.encode(pending)
   }
 
   return { body: pass(), usage: () => usage }

@@ -3,10 +3,22 @@
 // `code` (B8), and a JSON answer to a stream request is reported, not dropped (B3).
 import { AicnError, ErrorCode } from '../errors.ts'
 import { collect } from './iterables.ts'
-import type { JobResponse } from './types.ts'
+import { scanJson } from './json-scan.ts'
+import { JobKind, type JobKindValue, type JobResponse } from './types.ts'
 
-/** Largest non-streamed answer we hold in memory (images as base64 can be large). */
+/** Largest non-streamed answer we hold in memory (images as base64 and big embedding batches can be
+ * large). */
 export const MAX_ANSWER_BYTES = 64 * 1024 * 1024
+
+/** Largest answer a model of each kind may send (src/jobs/local.ts enforces it where the model runs):
+ * a chat or completion answer is text, far below this; embeddings and images get MAX_ANSWER_BYTES. */
+export const MAX_ANSWER_BYTES_BY_KIND: Record<JobKindValue, number> = {
+  [JobKind.CHAT]: 16 * 1024 * 1024,
+  [JobKind.COMPLETION]: 16 * 1024 * 1024,
+  [JobKind.EMBEDDING]: MAX_ANSWER_BYTES,
+  [JobKind.IMAGE_GEN]: MAX_ANSWER_BYTES,
+  [JobKind.IMAGE_EDIT]: MAX_ANSWER_BYTES
+}
 
 export function isJson (contentType: string): boolean {
   return /^application\/([\w.+-]*\+)?json\b/i.test(contentType.trim())
@@ -27,18 +39,48 @@ export async function readModelAnswer (response: JobResponse): Promise<{ value: 
   if (response.error !== undefined) throw new AicnError(response.error.code, response.error.message, { status: response.status })
   const bytes = await collect(response.body, MAX_ANSWER_BYTES)
   if (bytes === undefined) throw new AicnError(ErrorCode.MODEL, `the model's answer is larger than ${MAX_ANSWER_BYTES} bytes`)
+  if (isJson(response.contentType) && bytes.byteLength > PARSE_WHOLE_BYTES) return await readLargeJson(response, bytes)
   const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')
   let parsed: unknown
   if (isJson(response.contentType)) {
     try {
       parsed = JSON.parse(text)
     } catch {
-      throw new AicnError(ErrorCode.MODEL, `the model answered malformed JSON (HTTP ${response.status})`, { status: 502 })
+      throw malformed(response.status)
     }
   }
   const failure = modelFailure(response.status, parsed, text, response.contentType)
   if (failure !== undefined) throw failure
   return { value: parsed, text }
+}
+
+/** JSON answers up to this are parsed in one go (a few ms); larger ones are checked in slices. */
+export const PARSE_WHOLE_BYTES = 1024 * 1024
+
+/** A large JSON answer: checked in slices (src/jobs/json-scan.ts), its error fields read, the whole value
+ * parsed only if someone asks for it (the IPFS upload of generated images does). */
+async function readLargeJson (response: JobResponse, bytes: Uint8Array): Promise<{ value: unknown, text: string }> {
+  const scan = await scanJson(bytes)
+  if (scan.problem !== undefined) throw malformed(response.status)
+  const failure = modelFailure(response.status, scan.fields, '', response.contentType)
+  if (failure !== undefined) throw failure
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')
+  let value: unknown
+  let parsed = false
+  return {
+    text,
+    get value () {
+      if (!parsed) {
+        value = JSON.parse(text)
+        parsed = true
+      }
+      return value
+    }
+  }
+}
+
+function malformed (status: number): AicnError {
+  return new AicnError(ErrorCode.MODEL, `the model answered malformed JSON (HTTP ${status})`, { status: 502 })
 }
 
 /** The error a model's answer describes, if any. */

@@ -6,6 +6,7 @@ import type { ModelClient } from '../models/client.ts'
 import type { LocalModel, LocalRegistry } from '../registry/local.ts'
 import type { JobRequest, JobResponse } from './types.ts'
 import { finishing } from './iterables.ts'
+import { boundAnswer } from './answer-bounds.ts'
 
 const KIND_NAMES = ['chat', 'text-to-image', 'image edit', 'embeddings', 'text completion']
 
@@ -54,7 +55,7 @@ export class LocalExecutor {
         contentType: answer.contentType,
         nodeId: this.nodeId,
         cid: model.cid,
-        body: finishing(answer.body, release, (err) => bodyError(err, signal))
+        body: finishing(boundAnswer(answer.body, answer.contentType, head.kind, true), release, (err) => bodyError(err, signal))
       }
     } catch (err) {
       release()
@@ -70,3 +71,4 @@ function bodyError (err: unknown, signal: AbortSignal): AicnError {
   if (signal.aborted && signal.reason instanceof AicnError) return signal.reason
   return new AicnError(ErrorCode.MODEL, `the model's answer broke off: ${(err as Error).message}`)
 }
+

@@ -9,6 +9,12 @@ import type { Uint8ArrayList } from 'uint8arraylist'
  * default 4 MiB read buffer would reset a paused stream before that. */
 const PAUSED_READ_BUFFER_BYTES = 16 * 1024 * 1024 + 256 * 1024
 
+/** Where an inbox reports the bytes it holds (a peer's budget, src/protocols/peer-budget.ts): an Error
+ * when that is too much, and the stream is then failed with it. */
+export interface HeldBytes {
+  hold: (bytes: number) => Error | undefined
+}
+
 export abstract class StreamInbox {
   protected readonly stream: Stream
   protected readonly highWater: number
@@ -17,10 +23,12 @@ export abstract class StreamInbox {
   /** why the stream failed (reset, aborted, bad input); reads throw it */
   protected failure?: Error
   private wake?: () => void
+  private readonly budget?: HeldBytes
 
-  constructor (stream: Stream, highWaterBytes: number) {
+  constructor (stream: Stream, highWaterBytes: number, budget?: HeldBytes) {
     this.stream = stream
     this.highWater = highWaterBytes
+    this.budget = budget
     stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, PAUSED_READ_BUFFER_BYTES)
     // The stream delivers what it already holds in a microtask, after the subclass is constructed.
     stream.addEventListener('message', this.onMessage)
@@ -42,6 +50,7 @@ export abstract class StreamInbox {
     this.stream.removeEventListener('end', this.onEnd)
     this.stream.removeEventListener('close', this.onClose)
     this.forget()
+    this.budget?.hold(0)
   }
 
   /** Keeps what one 'message' event brought; a throw (bad input) fails the stream. */
@@ -53,6 +62,12 @@ export abstract class StreamInbox {
   /** Drops everything held (dispose). */
   protected abstract forget (): void
 
+  /** Every byte received and not yet taken by the consumer, unfinished pieces included: what the budget
+   * counts. */
+  protected get heldBytes (): number {
+    return this.waitingBytes
+  }
+
   /** Waits for the next event on the stream: bytes, its end or its failure. The consumer wants bytes, so
    * a paused stream is resumed first, whatever the high-water mark says. */
   protected async waitForMore (): Promise<void> {
@@ -62,6 +77,7 @@ export abstract class StreamInbox {
 
   /** Call after the consumer took bytes: below half the high-water mark, a paused stream reads again. */
   protected consumed (): void {
+    this.budget?.hold(this.heldBytes)
     if (this.waitingBytes <= this.highWater / 2 && this.stream.readStatus === 'paused') this.stream.resume()
   }
 
@@ -71,6 +87,11 @@ export abstract class StreamInbox {
       this.receive(evt.data)
     } catch (err) {
       this.fail(err as Error)
+      return
+    }
+    const over = this.budget?.hold(this.heldBytes)
+    if (over !== undefined) {
+      this.fail(over)
       return
     }
     if (this.waitingBytes > this.highWater && this.stream.readStatus === 'readable') this.stream.pause()

@@ -5,7 +5,8 @@
 import { Uint8ArrayList } from 'uint8arraylist'
 import type { Stream, StreamCloseEvent } from '@libp2p/interface'
 import { job } from '../proto/index.ts'
-import { StreamInbox } from '../p2p/stream-inbox.ts'
+import { StreamInbox, type HeldBytes } from '../p2p/stream-inbox.ts'
+import { badJobNames, badToken } from './identifiers.ts'
 import { DEFAULT_TIMEOUT_MS, JobKind, MAX_JOB_MS, type JobHead, type JobKindValue } from '../jobs/types.ts'
 
 export { MAX_JOB_MS }
@@ -121,6 +122,9 @@ export interface FrameReaderOptions {
   maxFrameBytes: number
   /** the stream is paused while more than this many bytes of decoded frames wait to be read */
   highWaterBytes: number
+  /** a frame whose first bytes arrived must be complete within this (unless we paused the stream);
+   * unset: no limit. A peer cannot park megabytes in unfinished frames (docs/protocols.md, "Budgets"). */
+  frameMs?: number
 }
 
 /** Reads JobFrames from a stream, one at a time, in order. Frames without a known case are skipped. */
@@ -133,11 +137,15 @@ export class FrameReader extends StreamInbox {
   /** whole frames waiting for next() */
   private readonly frames: Uint8Array[] = []
   private queuedBytes = 0
+  private readonly frameMs?: number
+  /** runs while a frame is unfinished (frameMs) */
+  private frameTimer?: NodeJS.Timeout
 
-  constructor (stream: Stream, options: FrameReaderOptions) {
-    super(stream, options.highWaterBytes)
+  constructor (stream: Stream, options: FrameReaderOptions, budget?: HeldBytes) {
+    super(stream, options.highWaterBytes, budget)
     this.maxFrameBytes = options.maxFrameBytes
     this.maxPrefixBytes = varintLength(options.maxFrameBytes)
+    this.frameMs = options.frameMs
   }
 
   /** The next frame; null when the peer closed its side; throws when the stream failed. */
@@ -171,18 +179,45 @@ export class FrameReader extends StreamInbox {
   }
 
   protected receive (data: Uint8Array | Uint8ArrayList): void {
+    const unfinished = this.pendingBytes > 0
     if (data instanceof Uint8Array) this.append(data)
     else for (const buf of data) this.append(buf)
     this.cut()
+    // A new unfinished frame starts its clock; one that stays unfinished keeps the clock it had.
+    if (this.frameMs !== undefined && this.pendingBytes > 0 && !unfinished) this.startFrameClock(this.frameMs)
   }
 
   protected get waitingBytes (): number {
     return this.queuedBytes
   }
 
+  protected override get heldBytes (): number {
+    return this.queuedBytes + this.pendingBytes
+  }
+
   protected forget (): void {
     this.frames.length = 0
     this.pending.length = 0
+    this.queuedBytes = 0
+    this.pendingBytes = 0
+    clearTimeout(this.frameTimer)
+  }
+
+  private startFrameClock (ms: number): void {
+    if (this.frameTimer !== undefined) {
+      this.frameTimer.refresh()
+      return
+    }
+    this.frameTimer = setTimeout(() => {
+      if (this.pendingBytes === 0 || this.failure !== undefined) return
+      // While we hold the stream back, the rest of the frame cannot come: not the peer's fault.
+      if (this.stream.readStatus === 'paused') {
+        this.frameTimer?.refresh()
+        return
+      }
+      this.fail(new FrameError(`a frame stayed unfinished for ${ms} ms (${this.pendingBytes} bytes)`))
+    }, ms)
+    this.frameTimer.unref()
   }
 
   private decode (bytes: Uint8Array): job.JobFrame {
@@ -306,6 +341,8 @@ export function parseRequestHead (head: job.JobRequestHead.$Properties): HeadWit
     stream: head.stream ?? false,
     deadline: jobDeadline(Number(head.deadline_unix_ms ?? 0), kind as JobKindValue)
   }
+  const bad = badJobNames(parsed) ?? badToken('path', head.path ?? '')
+  if (bad !== undefined) throw new Error(`the job head is invalid: ${bad}`)
   if ((head.path ?? '') !== '') parsed.path = head.path ?? ''
   return parsed
 }

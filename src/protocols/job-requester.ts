@@ -5,12 +5,14 @@
 import type { PeerId, Stream } from '@libp2p/interface'
 import { AicnError, ErrorCode, defaultMessage, isAicnError, statusForCode, type ErrorCodeValue } from '../errors.ts'
 import { StreamedAnswer, WholeBody, drop } from '../jobs/iterables.ts'
+import { boundAnswer } from '../jobs/answer-bounds.ts'
 import type { JobRequest, JobResponse } from '../jobs/types.ts'
 import type { Host } from '../p2p/host.ts'
 import type { job } from '../proto/index.ts'
 import { JOB_PROTOCOL, JOB_PROTOCOLS, nothing } from './job-common.ts'
 import { FrameBatch, FrameError, FrameReader, requestHeadFrame, type FrameReaderOptions } from './job-frames.ts'
 import { StreamPool, type Channel } from './job-pool.ts'
+import { MAX_NAME_CHARS, badJobNames, badToken } from './identifiers.ts'
 import { cancelError, type RunningJobs } from './running-jobs.ts'
 
 /** Past the deadline, the worker gets this long to report the timeout before we give up on it. Short: a
@@ -53,6 +55,10 @@ export class JobRequester {
 
   async run (peer: PeerId, request: JobRequest, signal: AbortSignal): Promise<JobResponse> {
     const node = peer.toString()
+    // A name the worker would refuse, or that could not go back into our client's headers (the answer
+    // names the cid), is refused here already.
+    const bad = badJobNames(request.head)
+    if (bad !== undefined) throw new AicnError(ErrorCode.PARAM, `the job is invalid: ${bad}`)
     if (signal.aborted) throw cancelError(node, request.head.deadline, signal.reason)
     const pooled = this.pool.take(node)
     if (pooled !== undefined) {
@@ -92,9 +98,14 @@ export class JobRequester {
     if (frame.frame !== 'response_head') throw exchange.protocolError(`expected a response head, got ${frame.frame ?? 'nothing'}`)
     const rh = frame.response_head ?? {}
     const code = rh.error_code ?? 0
-    const response = { status: rh.status ?? 0, contentType: rh.content_type ?? '', nodeId: rh.node_id ?? '', cid: rh.cid ?? '' }
-    if (response.nodeId === '') response.nodeId = node
-    if (code === 0) return { ...response, body: new ResponseBody(exchange) }
+    // The node that served the job is the peer at the other end of the stream (the connection is
+    // authenticated), whatever the answer says: a worker cannot take credit, or blame, for another.
+    const response = { status: rh.status ?? 0, contentType: rh.content_type ?? '', nodeId: node, cid: rh.cid ?? '' }
+    // The cid and content type go into our client's response headers.
+    const bad = badToken('cid', response.cid, MAX_NAME_CHARS) ?? badToken('content type', response.contentType)
+    if (bad !== undefined) throw exchange.protocolError(`the answer's head is invalid: ${bad}`)
+    // A worker may be hostile too: its answer is read with the same bounds as a model's.
+    if (code === 0) return { ...response, body: boundAnswer(new ResponseBody(exchange), response.contentType, request.head.kind) }
     // An error head comes with its `end`: read it, so the stream is ready for the next job.
     const end = await exchange.read('the answer ended')
     if (end.frame !== 'end') throw exchange.protocolError(`expected the end of an error answer, got ${end.frame ?? 'nothing'}`)

@@ -3,7 +3,8 @@
 // On /aicn/job/1.1.0 the stream then waits for the requester's next job; on 1.0.0 it carries one job.
 import type { Stream } from '@libp2p/interface'
 import { AicnError, ErrorCode, isAicnError, toAicnError } from '../errors.ts'
-import type { JobRequest, JobResponse, JobRunner } from '../jobs/types.ts'
+import { JobKind, type JobRequest, type JobResponse, type JobRunner } from '../jobs/types.ts'
+import type { Lease } from './peer-budget.ts'
 import type { job } from '../proto/index.ts'
 import type { InboundJob } from './running-jobs.ts'
 import { FrameBatch, FrameError, FrameReader, parseRequestHead, type FrameReaderOptions } from './job-frames.ts'
@@ -19,18 +20,24 @@ export interface WorkerLimits {
   frames: FrameReaderOptions
   /** answers are cut into body frames of at most this */
   chunkBytes: number
-  /** a larger request body is refused (BUFFER, status 413) */
+  /** a larger request body is refused (BUFFER, status 413); image edits have maxUploadBytes */
   maxRequestBytes: number
-  /** a requester has this long to send its first head, and the rest of a body the worker answered early */
+  /** the same for image edits (multipart uploads) */
+  maxUploadBytes: number
+  /** a requester has this long to send its first head on a new stream */
   headTimeoutMs: number
+  /** a request body that the job is reading must bring its next frame within this (progress, not the
+   * job's deadline: a stalled upload lets go of its stream long before the job would time out); also the
+   * time for the rest of a body the worker answered early */
+  bodyIdleMs: number
 }
 
 /** Serves the jobs of one incoming stream until the requester closes it or something goes wrong; a
  * failure throws (the caller aborts the stream and logs it). */
-export async function serveStream (inbound: InboundJob, execute: JobRunner, selfId: string, limits: WorkerLimits): Promise<void> {
+export async function serveStream (inbound: InboundJob, execute: JobRunner, selfId: string, limits: WorkerLimits, lease?: Lease): Promise<void> {
   const { stream } = inbound
   const reusable = stream.protocol === JOB_PROTOCOL
-  const reader = new FrameReader(stream, limits.frames)
+  const reader = new FrameReader(stream, limits.frames, lease)
   let running = false
   // A reset (or the requester's node going away) means nobody waits for the answer any more.
   const onClose = (): void => {
@@ -44,12 +51,16 @@ export async function serveStream (inbound: InboundJob, execute: JobRunner, self
         await stream.close()
         return
       }
+      // Every job counts against its peer's rate, also the ones that follow on a kept stream.
+      const tooFast = lease?.startJob()
+      if (tooFast !== undefined) throw tooFast
       running = true
-      const body = new RequestBody(reader, limits.maxRequestBytes)
+      const limit = first.request_head?.kind === JobKind.IMAGE_EDIT ? limits.maxUploadBytes : limits.maxRequestBytes
+      const body = new RequestBody(reader, limit, limits.bodyIdleMs)
       await runJob(stream, first, body, inbound.controller, execute, selfId, limits.chunkBytes)
       running = false
       // The next job may follow once the whole request body was read: the requester sends it after body_end.
-      if (!reusable || !(body.complete || await within(reader, limits.headTimeoutMs, 'the rest of the request body', async () => await body.drain()))) {
+      if (!reusable || !(body.complete || await within(reader, limits.bodyIdleMs, 'the rest of the request body', async () => await body.drain()))) {
         await finish(stream)
         return
       }
@@ -183,6 +194,7 @@ class RequestBody {
   error?: AicnError
   private readonly reader: FrameReader
   private readonly limit: number
+  private readonly idleMs: number
   private size = 0
   /** body_end seen: the stream can carry the next job */
   complete = false
@@ -190,9 +202,10 @@ class RequestBody {
   private ended = false
   private reading: Promise<unknown> = Promise.resolve()
 
-  constructor (reader: FrameReader, limit: number) {
+  constructor (reader: FrameReader, limit: number, idleMs: number) {
     this.reader = reader
     this.limit = limit
+    this.idleMs = idleMs
   }
 
   /** The body for execute. When all of it is here already (a small job comes in one write, head, body
@@ -247,8 +260,22 @@ class RequestBody {
     if (this.error !== undefined) throw this.error
     for (;;) {
       if (this.complete || this.ended) return null
-      const chunk = this.accept(await this.reader.next())
+      let frame = this.reader.poll()
+      if (frame === undefined) frame = await this.nextWithin()
+      const chunk = this.accept(frame)
       if (chunk !== undefined) return chunk
+    }
+  }
+
+  /** The next frame, which must come within idleMs: the clock runs only while the job waits for it. */
+  private async nextWithin (): Promise<job.JobFrame | null> {
+    const timer = setTimeout(() => {
+      this.reader.fail(new FrameError(`the request body brought nothing new for ${this.idleMs} ms`))
+    }, this.idleMs)
+    try {
+      return await this.reader.next()
+    } finally {
+      clearTimeout(timer)
     }
   }
 

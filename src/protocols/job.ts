@@ -9,6 +9,7 @@ import { JOB_PROTOCOLS } from './job-common.ts'
 import { JobRequester } from './job-requester.ts'
 import { serveStream, type WorkerLimits } from './job-worker.ts'
 import { RunningJobs } from './running-jobs.ts'
+import { BudgetError, defaultBudgets, type PeerBudgets } from './peer-budget.ts'
 
 export { JOB_PROTOCOL, JOB_PROTOCOL_1_0, JOB_PROTOCOLS } from './job-common.ts'
 
@@ -20,13 +21,23 @@ export interface JobProtocolOptions {
   chunkBytes?: number
   /** default 256 concurrent job streams per connection */
   maxInboundStreams?: number
-  /** default 64 MiB: a request body larger than this is refused (BUFFER, status 413) */
+  /** default 8 MiB: a request body larger than this is refused (BUFFER, status 413); JSON jobs are far
+   * smaller (the HTTP API takes 1 MiB) */
   maxRequestBytes?: number
+  /** default 64 MiB: the same for image edits (multipart uploads) */
+  maxUploadBytes?: number
   /** default 30 s: a stream kept for later jobs is closed after this long unused */
   idleStreamMs?: number
-  /** default 10 s: a requester has this long for its first head on a new stream, and for the rest of a
-   * body that the worker answered before reading it */
+  /** default 5 s: a requester has this long for its first head on a new stream */
   headTimeoutMs?: number
+  /** default 5 s: a frame whose first bytes arrived must be complete within this */
+  frameMs?: number
+  /** default 10 s: a request body being read must bring its next frame within this, and the rest of a
+   * body that the worker answered before reading it must come within this */
+  bodyIdleMs?: number
+  /** what each peer may take of this node (streams, held bytes, job rate); shared with the chat-proxy
+   * server. Default: budgets of its own that close a penalised peer's connections. */
+  budgets?: PeerBudgets
 }
 
 const KiB = 1024
@@ -40,6 +51,7 @@ export class JobProtocol {
   private readonly limits: WorkerLimits
   private readonly running = new RunningJobs()
   private readonly requester: JobRequester
+  private readonly budgets: PeerBudgets
   private execute?: JobRunner
 
   constructor (host: Host, options: JobProtocolOptions) {
@@ -51,7 +63,15 @@ export class JobProtocol {
     const chunkBytes = Math.max(1, Math.min(options.chunkBytes ?? 64 * KiB, maxFrameBytes - 16))
     const frames = { maxFrameBytes, highWaterBytes: 4 * chunkBytes }
     this.maxStreams = options.maxInboundStreams ?? 256
-    this.limits = { frames, chunkBytes, maxRequestBytes: options.maxRequestBytes ?? 64 * MiB, headTimeoutMs: options.headTimeoutMs ?? 10_000 }
+    this.limits = {
+      frames: { ...frames, frameMs: options.frameMs ?? 5_000 },
+      chunkBytes,
+      maxRequestBytes: options.maxRequestBytes ?? 8 * MiB,
+      maxUploadBytes: options.maxUploadBytes ?? 64 * MiB,
+      headTimeoutMs: options.headTimeoutMs ?? 5_000,
+      bodyIdleMs: options.bodyIdleMs ?? 10_000
+    }
+    this.budgets = options.budgets ?? defaultBudgets(host, this.log)
     this.requester = new JobRequester(host, this.running, { frames, chunkBytes, maxStreams: this.maxStreams, idleStreamMs: options.idleStreamMs })
   }
 
@@ -64,9 +84,22 @@ export class JobProtocol {
         stream.abort(new Error('this node does not serve jobs any more'))
         return
       }
+      const peer = connection.remotePeer.toString()
+      const lease = this.budgets.open(peer, (err) => { stream.abort(err) })
+      if (lease instanceof BudgetError) {
+        this.log.debug({ err: lease.message, peer }, 'job stream refused')
+        stream.abort(lease)
+        return
+      }
       // Garbage, a requester that went away, a broken stream: the job is over, the node keeps serving.
-      this.running.serve(stream, async (job) => { await serveStream(job, serve, this.selfId, this.limits) }, (err) => {
-        this.log.debug({ err: err.message, peer: connection.remotePeer.toString() }, 'job stream failed')
+      this.running.serve(stream, async (job) => {
+        try {
+          await serveStream(job, serve, this.selfId, this.limits, lease)
+        } finally {
+          lease.close()
+        }
+      }, (err) => {
+        this.log.debug({ err: err.message, peer }, 'job stream failed')
       })
     }, {
       maxInboundStreams: this.maxStreams,

@@ -20,6 +20,11 @@ export interface RpcOptions {
   maxMessageBytes?: number
   /** how long a request may take end to end (default 15 s) */
   timeoutMs?: number
+  /** largest request served, in bytes (default 64 KiB: queries are a few hundred bytes; 64 streams per
+   * connection could otherwise each park 4 MiB of an unfinished message, issue 19) */
+  maxRequestBytes?: number
+  /** a requester has this long to send its whole request (default 5 s) */
+  requestTimeoutMs?: number
 }
 
 export interface RpcCallOptions {
@@ -38,6 +43,8 @@ export class RpcService {
   private readonly agentVersion: string
   private readonly log: Logger
   private readonly maxMessageBytes: number
+  private readonly maxRequestBytes: number
+  private readonly requestTimeoutMs: number
   readonly timeoutMs: number
 
   constructor (host: Host, options: RpcOptions) {
@@ -46,6 +53,8 @@ export class RpcService {
     this.log = options.log
     this.maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024
     this.timeoutMs = options.timeoutMs ?? 15_000
+    this.maxRequestBytes = options.maxRequestBytes ?? 64 * 1024
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 5_000
   }
 
   handle (type: protocol.MessageType, handler: RpcHandler): void {
@@ -107,8 +116,8 @@ export class RpcService {
 
   private async serve (stream: Stream, connection: Connection): Promise<void> {
     const options = { signal: AbortSignal.timeout(this.timeoutMs) }
-    const lp = lpStream(stream, { maxDataLength: this.maxMessageBytes })
-    const request = decode((await lp.read(options)).subarray())
+    const lp = lpStream(stream, { maxDataLength: this.maxRequestBytes })
+    const request = decode((await lp.read({ signal: AbortSignal.timeout(this.requestTimeoutMs) })).subarray())
     const remote = connection.remotePeer
     let reply: protocol.IMessage
     try {
@@ -124,6 +133,7 @@ export class RpcService {
       reply = { type: request.type, result_code: error.code, result_message: error.message }
     }
     reply.header = this.header(request.header?.id ?? '', remote.toString())
+    // (maxDataLength bounds only what is read: the answer may be larger than any request.)
     await lp.write(protocol.Message.encode(reply).finish(), options)
     await stream.close(options)
   }

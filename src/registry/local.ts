@@ -2,6 +2,7 @@
 // health. Every change is saved in the config (atomically, one change at a time) before it takes effect
 // and before the API answers, so a registration survives kill -9 and concurrent calls never interleave.
 import { AicnError, ErrorCode } from '../errors.ts'
+import { badName, badToken } from '../protocols/identifiers.ts'
 import type { ConfigStore } from '../config/store.ts'
 import type { AIModelConfig, Config } from '../config/types.ts'
 
@@ -89,7 +90,7 @@ export class LocalRegistry {
 
   /** Registers a project with exactly these models (replacing the project's previous list). */
   async registerProject (project: string, inputs: ModelInput[]): Promise<'ok'> {
-    requireName(project, 'project')
+    requireCleanName(project, 'project')
     if (inputs.length === 0) throw new AicnError(ErrorCode.PARAM, 'models must list at least one model')
     const models: AIModelConfig[] = []
     for (const [index, input] of inputs.entries()) {
@@ -118,7 +119,7 @@ export class LocalRegistry {
 
   /** Adds the model, or replaces the one with the same (project, model, CID). */
   async registerModel (project: string, input: ModelInput): Promise<'ok'> {
-    requireName(project, 'project')
+    requireCleanName(project, 'project')
     const model = await this.validate(input, '')
     await this.change((config) => {
       const existing = config.AIProjects.find((p) => p.Project === project)
@@ -161,12 +162,15 @@ export class LocalRegistry {
   private async validate (input: ModelInput, where: string): Promise<AIModelConfig> {
     const prefix = where === '' ? '' : `${where}: `
     try {
-      requireName(input.model, 'model')
+      requireCleanName(input.model, 'model')
       if (input.api === '') throw new AicnError(ErrorCode.PARAM, 'model api can not be empty')
       if (!Number.isInteger(input.type) || input.type < 0 || input.type > MAX_TYPE) {
         throw new AicnError(ErrorCode.PARAM, `type must be 0 (chat), 1 (text to image), 2 (image edit), 3 (embeddings) or 4 (text completion), not ${input.type}`)
       }
       if (input.cid.length > 256) throw new AicnError(ErrorCode.PARAM, 'cid is longer than 256 characters')
+      // The cid goes into response headers (X-AICN-CID): a CR LF there once leaked the busy counter.
+      const badCid = badToken('cid', input.cid, 256)
+      if (badCid !== undefined) throw new AicnError(ErrorCode.PARAM, badCid)
       await this.checkApi(input.api)
     } catch (err) {
       if (err instanceof AicnError && prefix !== '') throw new AicnError(err.code, prefix + err.message)
@@ -188,4 +192,13 @@ export class LocalRegistry {
 function requireName (value: string, field: string): void {
   if (value.trim() === '') throw new AicnError(ErrorCode.PARAM, `${field} name can not be empty`)
   if (value.length > 256) throw new AicnError(ErrorCode.PARAM, `${field} name is longer than 256 characters`)
+}
+
+/** requireName for a name being registered (unregistering still takes any name a config holds). */
+function requireCleanName (value: string, field: string): void {
+  requireName(value, field)
+  // The job protocols refuse such names where they arrive (src/protocols/identifiers.ts): a model
+  // registered with one could never be reached, and its names reach heartbeats, logs and headers.
+  const bad = badName(field, value)
+  if (bad !== undefined) throw new AicnError(ErrorCode.PARAM, `${field} name: ${bad}`)
 }

@@ -30,7 +30,7 @@ const decoder = new TextDecoder()
 
 interface Node { host: Host, jobs: JobProtocol }
 
-async function createNode (options: { serve?: JobRunner, maxRequestBytes?: number, idleStreamMs?: number, headTimeoutMs?: number } = {}): Promise<Node> {
+async function createNode (options: { serve?: JobRunner, maxRequestBytes?: number, idleStreamMs?: number, headTimeoutMs?: number, bodyIdleMs?: number } = {}): Promise<Node> {
   // As the daemon runs it (src/p2p/host.ts): the big uploads and the backpressure tests cover the window.
   installYamuxWindowHysteresis()
   const host = await createLibp2p({
@@ -40,7 +40,7 @@ async function createNode (options: { serve?: JobRunner, maxRequestBytes?: numbe
     streamMuxers: [yamux()],
     services: { identify: identify() }
   }) as unknown as Host
-  const jobs = new JobProtocol(host, { log: silentLogger, maxRequestBytes: options.maxRequestBytes, idleStreamMs: options.idleStreamMs, headTimeoutMs: options.headTimeoutMs })
+  const jobs = new JobProtocol(host, { log: silentLogger, maxRequestBytes: options.maxRequestBytes, idleStreamMs: options.idleStreamMs, headTimeoutMs: options.headTimeoutMs, bodyIdleMs: options.bodyIdleMs })
   if (options.serve !== undefined) await jobs.start(options.serve)
   return { host, jobs }
 }
@@ -558,7 +558,7 @@ describe('the job protocol', () => {
   })
 
   test('a requester that never ends a body the worker answered early gets its stream reset', async () => {
-    const e = await createNode({ serve: execute, headTimeoutMs: 300 })
+    const e = await createNode({ serve: execute, headTimeoutMs: 300, bodyIdleMs: 300 })
     try {
       await a.host.dial(e.host.getMultiaddrs()[0])
       models.set('refuse-now', async () => { throw new AicnError(ErrorCode.UNSUPPORTED, 'no') })

@@ -87,3 +87,12 @@ test('concurrent registrations are all kept', async () => {
     assert.equal(registry.projects()[0]?.models.length, 30)
   })
 })
+
+test('names with control characters, and a cid that cannot go into a header, are refused at registration', async () => {
+  await withRegistry(async (registry) => {
+    await assert.rejects(registry.registerModel('P', { model: 'm', api, type: 0, cid: 'a\r\nX-Evil: 1' }), /cid contains a character that cannot go into a header/)
+    await assert.rejects(registry.registerModel('P\n', { model: 'm', api, type: 0, cid: '' }), /project name: project contains a control character/)
+    await assert.rejects(registry.registerProject('P', [{ model: 'm\u0000', api, type: 0, cid: '' }]), /model contains a control character/)
+    assert.equal(registry.find('P', 'm'), undefined)
+  })
+})

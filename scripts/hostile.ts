@@ -1,0 +1,218 @@
+// Hostile peers and hostile model servers (issue 19), for test/integration/hostile.test.ts and
+// scripts/bench/hostile.ts. Everything here is bounded in count, bytes and time, and talks to 127.0.0.1
+// only. The peer is an in-process libp2p node with the network's key (scripts/fuzz.ts, startRogue).
+import http from 'node:http'
+import { readFile } from 'node:fs/promises'
+import type { Libp2p } from 'libp2p'
+import type { Stream, StreamCloseEvent } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { JOB_PROTOCOL } from '../src/protocols/job.ts'
+import { CHAT_PROXY_PROTOCOL } from '../src/compat/chat-proxy.ts'
+import { JobKind } from '../src/jobs/types.ts'
+import { encodeFrame, requestHeadFrame } from '../src/protocols/job-frames.ts'
+
+const KiB = 1024
+const MiB = 1024 * KiB
+
+// ---- measuring
+
+export async function rssBytes (pid: number | undefined): Promise<number> {
+  const status = await readFile(`/proc/${pid ?? 0}/status`, 'utf8')
+  return 1024 * Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN)
+}
+
+/** Samples a process's RSS every `everyMs` until stop() is called; the highest value seen. */
+export function rssPeak (pid: number | undefined, everyMs = 50): { stop: () => Promise<number> } {
+  let peak = 0
+  let running = true
+  const loop = (async () => {
+    while (running) {
+      try { peak = Math.max(peak, await rssBytes(pid)) } catch {}
+      await new Promise((resolve) => setTimeout(resolve, everyMs))
+    }
+  })()
+  return {
+    stop: async () => {
+      running = false
+      await loop
+      return peak
+    }
+  }
+}
+
+/** Asks `/api/v0/id` every `everyMs` until stop(); the slowest answer in ms (a failure counts as the
+ * timeout). This is how a blocked event loop shows. */
+export function idLatency (api: string, everyMs = 100, timeoutMs = 10_000): { stop: () => Promise<{ maxMs: number, failures: number, calls: number }> } {
+  let maxMs = 0
+  let failures = 0
+  let calls = 0
+  let running = true
+  const loop = (async () => {
+    while (running) {
+      const started = performance.now()
+      try {
+        const response = await fetch(`${api}/api/v0/id`, { signal: AbortSignal.timeout(timeoutMs) })
+        await response.arrayBuffer()
+        if (response.status !== 200) failures++
+      } catch {
+        failures++
+      }
+      calls++
+      maxMs = Math.max(maxMs, performance.now() - started)
+      await new Promise((resolve) => setTimeout(resolve, everyMs))
+    }
+  })()
+  return { stop: async () => { running = false; await loop; return { maxMs, failures, calls } } }
+}
+
+// ---- a hostile peer
+
+async function whenClosed (stream: Stream): Promise<'reset' | 'closed'> {
+  if (stream.status !== 'open') return stream.status === 'closed' ? 'closed' : 'reset'
+  return await new Promise((resolve) => {
+    stream.addEventListener('close', (evt: StreamCloseEvent) => { resolve(evt.error === undefined ? 'closed' : 'reset') }, { once: true })
+  })
+}
+
+export interface FloodResult { opened: number, refused: number, reset: number, closed: number }
+
+/** Opens up to `streams` job streams, each with a valid head (deadline 40 s ahead) and the first
+ * `frameBytes` of a body frame that would be 1 MiB: the memory attack of issue 19. Waits (at most
+ * `waitMs`) until the worker has ended every stream. */
+export async function floodUnfinishedFrames (rogue: Libp2p, addr: Multiaddr, options: { streams: number, frameBytes: number, project: string, model: string, waitMs?: number }): Promise<FloodResult> {
+  const result: FloodResult = { opened: 0, refused: 0, reset: 0, closed: 0 }
+  // A body_chunk frame of MiB - 16 bytes: prefix, tag, length, then the bytes; we send only the start.
+  const whole = encodeFrame({ body_chunk: new Uint8Array(MiB - 16) })
+  const partial = whole.subarray(0, Math.min(options.frameBytes, whole.byteLength - 1))
+  const ends: Array<Promise<'reset' | 'closed'>> = []
+  for (let i = 0; i < options.streams; i++) {
+    let stream: Stream
+    try {
+      stream = await rogue.dialProtocol(addr, JOB_PROTOCOL, { signal: AbortSignal.timeout(5_000), maxOutboundStreams: 4096 })
+    } catch {
+      result.refused++
+      continue
+    }
+    result.opened++
+    ends.push(whenClosed(stream))
+    const head = requestHeadFrame({ requestId: `hostile-${i}`, project: options.project, model: options.model, cid: '', kind: JobKind.CHAT, contentType: 'application/json', stream: false, deadline: Date.now() + 40_000 })
+    try {
+      stream.send(encodeFrame(head))
+      stream.send(partial)
+    } catch {
+      // refused at once: the stream is already reset
+    }
+  }
+  const outcomes = await within(Promise.all(ends), options.waitMs ?? 30_000)
+  for (const outcome of outcomes ?? []) result[outcome]++
+  return result
+}
+
+export interface BodyResult { streams: number, answered: number, reset: number, sentBytes: number }
+
+/** Opens `streams` chat-proxy streams, each announcing a chat body (Content-Length `declared`, or
+ * chunked when undefined) and sending up to `bytes` of it without ever finishing; the body of issue 19
+ * that a worker held for over 60 s. Stops sending on a stream once the worker answered or reset it. */
+export async function chatProxyBodies (rogue: Libp2p, addr: Multiaddr, options: { streams: number, bytes: number, declared?: number, project: string, model: string, waitMs?: number }): Promise<BodyResult> {
+  const result: BodyResult = { streams: 0, answered: 0, reset: 0, sentBytes: 0 }
+  const piece = Buffer.alloc(64 * KiB, 0x61)
+  const one = async (): Promise<void> => {
+    let stream: Stream
+    try {
+      stream = await rogue.dialProtocol(addr, CHAT_PROXY_PROTOCOL, { signal: AbortSignal.timeout(5_000), maxOutboundStreams: 4096 })
+    } catch {
+      result.reset++
+      return
+    }
+    result.streams++
+    let answered = false
+    stream.addEventListener('message', () => { answered = true })
+    const done = whenClosed(stream)
+    const framing = options.declared === undefined ? 'Transfer-Encoding: chunked' : `Content-Length: ${options.declared}`
+    const send = (bytes: Uint8Array): boolean => {
+      try {
+        return stream.send(bytes)
+      } catch {
+        return true // the stream is gone; the loop sees its status
+      }
+    }
+    send(Buffer.from(`POST /api/v0/chat/completion?cid=&model=${options.model}&project=${options.project} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n${framing}\r\nContent-Type: application/json\r\n\r\n{"messages":"`))
+    const chunk = options.declared === undefined ? Buffer.concat([Buffer.from(`${piece.byteLength.toString(16)}\r\n`), piece, Buffer.from('\r\n')]) : piece
+    for (let sent = 0; sent + piece.byteLength <= options.bytes && stream.status === 'open' && !answered;) {
+      if (!send(chunk)) {
+        const drained = await within(new Promise<boolean>((resolve) => {
+          stream.addEventListener('drain', () => { resolve(true) }, { once: true })
+          stream.addEventListener('close', () => { resolve(false) }, { once: true })
+        }), 15_000)
+        if (drained !== true) break
+      }
+      sent += piece.byteLength
+      result.sentBytes += piece.byteLength
+    }
+    // Never finish the body: wait for the worker to give up on it (or to have answered), then leave.
+    const outcome = await within(done, options.waitMs ?? 30_000)
+    if (answered) result.answered++
+    else if (outcome === 'reset') result.reset++
+    stream.abort(new Error('the hostile peer leaves'))
+  }
+  await Promise.all(Array.from({ length: options.streams }, one))
+  return result
+}
+
+async function within<T> (promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([promise, new Promise<undefined>((resolve) => { timer = setTimeout(() => { resolve(undefined) }, ms) })])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+// ---- hostile model servers
+
+export interface HostileModel {
+  url: string
+  /** bytes the server wrote, over all answers */
+  readonly written: number
+  close: () => Promise<void>
+}
+
+/** A model server with two bad answers, each bounded by `maxBytes`:
+ * - POST /giant-sse: a 200 text/event-stream answer that is one event without a blank line
+ *   ("data: aaaa…"), the 20 MB event of issue 19;
+ * - POST /endless: a 200 application/json answer that never ends ('{"x":"aaaa…'), until maxBytes or the
+ *   client goes away. */
+export async function startHostileModel (options: { maxBytes?: number } = {}): Promise<HostileModel> {
+  const maxBytes = options.maxBytes ?? 20 * 1000 * 1000
+  let written = 0
+  const piece = Buffer.alloc(64 * KiB, 0x61)
+  const server = http.createServer((req, res) => {
+    req.resume()
+    req.on('end', () => {
+      const sse = req.url === '/giant-sse'
+      res.writeHead(200, { 'content-type': sse ? 'text/event-stream' : 'application/json' })
+      let sent = 0
+      const pump = (): void => {
+        if (sent === 0) { res.write(sse ? 'data: ' : '{"x":"'); sent = 6 }
+        while (sent < maxBytes && !res.destroyed) {
+          sent += piece.byteLength
+          written += piece.byteLength
+          if (!res.write(piece)) { res.once('drain', pump); return }
+        }
+        if (!res.destroyed) res.end()
+      }
+      pump()
+    })
+  })
+  server.keepAliveTimeout = 1000
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    get written () { return written },
+    close: async () => {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
+    }
+  }
+}
