@@ -156,7 +156,8 @@ export class Gateway {
             const cut = !completed && (failed === undefined || rc.signal.aborted)
             finish(response, tap.usage(), completed ? 200 : cut ? 499 : 502, completed || cut ? { events: counted.events() } : undefined)
           }),
-          onError: (err) => Buffer.from(`data: ${JSON.stringify(toOpenAiError(err).body)}\n\n`)
+          // The blank lines first end an event the failure may have cut in the middle.
+          onError: (err) => Buffer.from(`\n\ndata: ${JSON.stringify(toOpenAiError(err).body)}\n\n`)
         }
       }
       const answer = await readAnswer(response)

@@ -72,9 +72,16 @@ function handle (route: Route, readJson: JsonBodyReader, access: AccessControl):
  * by one), with backpressure from the client through pipe(); Koa destroys the stream when the client
  * goes away, which ends the source (the route's abort signal has already cancelled the model call). */
 function sendStream (ctx: Context, reply: StreamReply): void {
-  ctx.status = reply.status
-  ctx.set({ 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no', ...reply.headers })
-  ctx.type = reply.contentType
+  try {
+    ctx.status = reply.status
+    ctx.set({ 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no', ...reply.headers })
+    ctx.type = reply.contentType
+  } catch (err) {
+    // A header that cannot be sent: the body is never read, so end it here, which releases what its
+    // reader holds (a job's busy count, a key's reservation and concurrency slot).
+    void reply.body[Symbol.asyncIterator]().return?.()
+    throw err
+  }
   ctx.body = Readable.from(endingOnError(reply.body, reply.onError))
   // Headers go out now, before the first token, so the client knows the stream has started.
   ctx.flushHeaders()

@@ -176,7 +176,8 @@ function sse (response: JobResponse): Reply {
     // After the first byte a failure can only be told in the stream: an error event, then the end.
     onError: (err) => {
       const error = err instanceof AicnError ? err : new AicnError(ErrorCode.STREAM, (err as Error).message)
-      return Buffer.from(`data: ${JSON.stringify({ error: { code: error.code, message: error.message, type: 'stream_error' } })}\n\n`)
+      // The blank lines first end an event the failure may have cut in the middle.
+      return Buffer.from(`\n\ndata: ${JSON.stringify({ error: { code: error.code, message: error.message, type: 'stream_error' } })}\n\n`)
     }
   }
 }
