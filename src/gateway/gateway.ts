@@ -6,12 +6,13 @@ import { randomUUID } from 'node:crypto'
 import { AicnError, ErrorCode } from '../errors.ts'
 import type { Logger } from '../logger.ts'
 import type { Job, JobDispatcher } from '../jobs/dispatcher.ts'
-import { isEventStream, isJson, MAX_ANSWER_BYTES, modelFailure } from '../jobs/answer.ts'
+import { isEventStream, isJson, MAX_ANSWER_BYTES, modelFailure, PARSE_WHOLE_BYTES } from '../jobs/answer.ts'
+import { scanJson } from '../jobs/json-scan.ts'
 import { collect, finishing } from '../jobs/iterables.ts'
 import { deadlineFor } from '../jobs/timeouts.ts'
 import { JobKind, type JobKindValue, type JobResponse, type JobTimeouts } from '../jobs/types.ts'
 import type { NetworkView } from '../registry/view.ts'
-import { raw, type Reply } from '../http/reply.ts'
+import { JSON_TYPE, raw, text, type Reply } from '../http/reply.ts'
 import type { Route, RouteContext } from '../http/router.ts'
 import { toOpenAiError } from '../http/openai-errors.ts'
 import { gatewayErrors } from './errors.ts'
@@ -162,8 +163,8 @@ export class Gateway {
       }
       const answer = await readAnswer(response)
       // A model's own error answer (4xx/5xx) is passed on and not charged.
-      finish(response, readUsage((answer.body as { usage?: unknown } | undefined)?.usage), answer.status, answer.status === 200 ? { bytes: answer.bytes } : undefined)
-      return raw(answer.body, answer.status, headers)
+      finish(response, readUsage(answer.usage), answer.status, answer.status === 200 ? { bytes: answer.bytes } : undefined)
+      return text(answer.text, JSON_TYPE, answer.status, headers)
     } catch (err) {
       finish(undefined, undefined, toOpenAiError(err).status)
       if (err instanceof AicnError) err.headers = { ...admission.headers, ...err.headers }
@@ -276,22 +277,32 @@ function jsonBody (rc: RouteContext): Record<string, unknown> {
   return body as Record<string, unknown>
 }
 
-/** The model's answer: JSON passed through as is, including the model's own errors in OpenAI's shape. */
-async function readAnswer (response: JobResponse): Promise<{ status: number, body: unknown, bytes: number }> {
+/** The model's answer, passed on as the text it came in (never parsed and serialised again), with the
+ * model's own OpenAI-shaped errors (e.g. context_length_exceeded) unchanged. A large JSON answer is
+ * checked in slices (src/jobs/json-scan.ts) instead of parsed in one turn of the event loop. */
+async function readAnswer (response: JobResponse): Promise<{ status: number, text: string, usage: unknown, bytes: number }> {
   if (response.error !== undefined) throw new AicnError(response.error.code, response.error.message, { status: response.status })
   const bytes = await collect(response.body, MAX_ANSWER_BYTES)
   if (bytes === undefined) throw new AicnError(ErrorCode.MODEL, 'the model\'s answer is too large')
-  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')
-  let parsed: unknown
+  const answerText = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')
+  let fields: Record<string, unknown> | undefined
   if (isJson(response.contentType)) {
-    try { parsed = JSON.parse(text) } catch { throw new AicnError(ErrorCode.MODEL, 'the model answered malformed JSON') }
+    const malformed = new AicnError(ErrorCode.MODEL, 'the model answered malformed JSON')
+    if (bytes.byteLength > PARSE_WHOLE_BYTES) {
+      const scan = await scanJson(bytes)
+      if (scan.problem !== undefined) throw malformed
+      fields = scan.fields
+    } else {
+      let parsed: unknown
+      try { parsed = JSON.parse(answerText) } catch { throw malformed }
+      fields = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? parsed as Record<string, unknown> : {}
+    }
   }
-  // The model's own OpenAI-shaped errors (e.g. context_length_exceeded) reach the client unchanged.
-  const error = (parsed as { error?: unknown } | undefined)?.error
+  const error = fields?.error
   if (response.status >= 400 && error !== null && typeof error === 'object') {
-    return { status: response.status >= 500 ? 502 : response.status, body: parsed, bytes: bytes.byteLength }
+    return { status: response.status >= 500 ? 502 : response.status, text: answerText, usage: undefined, bytes: bytes.byteLength }
   }
-  const failure = modelFailure(response.status, parsed, text, response.contentType)
+  const failure = modelFailure(response.status, fields, answerText, response.contentType)
   if (failure !== undefined) throw failure
-  return { status: 200, body: parsed, bytes: bytes.byteLength }
+  return { status: 200, text: answerText, usage: fields?.usage, bytes: bytes.byteLength }
 }

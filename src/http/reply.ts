@@ -9,8 +9,8 @@ export type Reply =
   | { kind: 'envelope-json', dataJson: string, headers?: Record<string, string> }
   /** Bare JSON: some endpoints of the contract (id, swarm/peers, swarm/addrs, pubsub/peers) answer without the envelope. */
   | { kind: 'raw', body: unknown, status?: number, headers?: Record<string, string> }
-  /** Anything that is not JSON, e.g. the Prometheus exposition format. */
-  | { kind: 'text', body: string, contentType: string }
+  /** Text as it is: the Prometheus exposition format, or a model's JSON answer passed on unparsed. */
+  | { kind: 'text', body: string, contentType: string, status?: number, headers?: Record<string, string> }
   /** A body written chunk by chunk as it arrives (server-sent events from a model), never buffered. */
   | StreamReply
 
@@ -31,7 +31,7 @@ export const okJson = (dataJson: string, headers?: Record<string, string>): Repl
 
 export const raw = (body: unknown, status?: number, headers?: Record<string, string>): Reply => ({ kind: 'raw', body, status, headers })
 
-export const text = (body: string, contentType: string): Reply => ({ kind: 'text', body, contentType })
+export const text = (body: string, contentType: string, status?: number, headers?: Record<string, string>): Reply => ({ kind: 'text', body, contentType, status, headers })
 
 /** The body of every error answer: the contract's envelope without data. */
 export function errorBody (err: AicnError): { code: number, message: string } {
@@ -55,7 +55,7 @@ export function render (reply: Reply): Rendered {
     case 'raw':
       return { status: reply.status ?? 200, contentType: JSON_TYPE, body: JSON.stringify(reply.body) ?? 'null', headers: reply.headers }
     case 'text':
-      return { status: 200, contentType: reply.contentType, body: reply.body }
+      return { status: reply.status ?? 200, contentType: reply.contentType, body: reply.body, headers: reply.headers }
     case 'stream':
       throw new TypeError('a stream reply is written by the server, not rendered')
     default:

@@ -13,8 +13,8 @@ export const SLICE_BYTES = 256 * 1024
 const MAX_DEPTH = 512
 /** A top-level field's value larger than this is not kept (an error's message is short). */
 const MAX_FIELD_BYTES = 64 * 1024
-/** The top-level fields kept. */
-const FIELDS = new Set(['code', 'message', 'error'])
+/** The top-level fields kept: whether the answer is an error, and the usage the gateway meters. */
+const FIELDS = new Set(['code', 'message', 'error', 'usage'])
 
 export interface JsonScan {
   /** undefined when the bytes are one well-formed JSON value; else what is wrong */
