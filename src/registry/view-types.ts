@@ -29,6 +29,9 @@ export interface Candidate { nodeId: string, cid: string, type: number, busy: nu
 /** Limits that keep one node's heartbeat from costing the view unbounded memory or time. */
 export const MAX_PROJECTS_PER_NODE = 1000
 export const MAX_MODELS_PER_PROJECT = 1000
+/** Models one node may announce in all (issue 19: a Sybil announcing 60,000 models each took an input
+ * node to 1 GB). Real nodes serve a handful; the Go node's heartbeats are far below this. */
+export const MAX_MODELS_PER_NODE = 1024
 export const MAX_STRING_LENGTH = 256
 
 /** What cleaning an entry kept and dropped; `entry` is undefined when the whole entry was unusable. */
@@ -53,6 +56,7 @@ export function sanitizeEntry (value: unknown): SanitizeResult {
   if (typeof value.lastHeard !== 'number' || !Number.isFinite(value.lastHeard)) return { reason: 'bad lastHeard', dropped: 0 }
 
   let dropped = 0
+  let kept = 0
   const byName = new Map<string, ViewModel[]>()
   for (const project of value.projects as unknown[]) {
     if (!isObject(project) || !isName(project.project) || !Array.isArray(project.models)) { dropped++; continue }
@@ -64,8 +68,9 @@ export function sanitizeEntry (value: unknown): SanitizeResult {
     }
     for (const model of project.models as unknown[]) {
       const clean = sanitizeModel(model)
-      if (clean === undefined || models.length >= MAX_MODELS_PER_PROJECT) { dropped++; continue }
+      if (clean === undefined || models.length >= MAX_MODELS_PER_PROJECT || kept >= MAX_MODELS_PER_NODE) { dropped++; continue }
       models.push(clean)
+      kept++
     }
   }
 

@@ -31,6 +31,9 @@ export interface NetworkViewOptions {
 const HOUR = 3600_000
 /** How many malformed database keys a warning names, so a corrupt database cannot flood the log. */
 const LOGGED_EXAMPLES = 5
+/** Nodes the view holds at most (issue 18's input node serves 1,000 workers; ten times that is room
+ * for a large network, and the bound a swarm of fake identities meets). */
+export const MAX_VIEW_NODES = 10_000
 
 /** A node's least busy available copy of a model. */
 interface Offer { cid: string, type: number, busy: number }
@@ -174,9 +177,24 @@ export class NetworkView {
       return
     }
     if (result.dropped > 0) this.log.debug({ nodeId: clean.nodeId, dropped: result.dropped }, 'dropped malformed or excess parts of a heartbeat')
+    if (!this.records.has(clean.nodeId) && this.records.size >= MAX_VIEW_NODES) this.evictLeastRecent()
     this.apply(clean)
     this.unreachable.delete(clean.nodeId)
     this.store?.put(clean)
+  }
+
+  /** A full view makes room by forgetting the node heard longest ago: many identities can fill the view,
+   * but not grow it, and nodes that keep heartbeating are never the ones forgotten. */
+  private evictLeastRecent (): void {
+    let oldest: string | undefined
+    let oldestHeard = Infinity
+    for (const [nodeId, record] of this.records) {
+      if (record.entry.lastHeard < oldestHeard) {
+        oldest = nodeId
+        oldestHeard = record.entry.lastHeard
+      }
+    }
+    if (oldest !== undefined) this.remove(oldest)
   }
 
   /** Leaves the node out of routing until its next heartbeat or markReachable (it is still listed). */

@@ -4,10 +4,10 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Level } from 'level'
-import { NetworkView, type NetworkViewOptions } from '../../src/registry/view.ts'
+import { MAX_VIEW_NODES, NetworkView, type NetworkViewOptions } from '../../src/registry/view.ts'
 import { ViewStore } from '../../src/registry/view-store.ts'
 import { silentLogger } from '../../src/logger.ts'
-import { MAX_MODELS_PER_PROJECT, MAX_PROJECTS_PER_NODE, MAX_STRING_LENGTH, type Candidate, type NodeEntry, type ViewModel } from '../../src/registry/view-types.ts'
+import { MAX_MODELS_PER_NODE, MAX_MODELS_PER_PROJECT, MAX_PROJECTS_PER_NODE, MAX_STRING_LENGTH, type Candidate, type NodeEntry, type ViewModel } from '../../src/registry/view-types.ts'
 
 const MINUTE = 60_000
 const HOUR = 60 * MINUTE
@@ -416,4 +416,21 @@ test('a node marked unreachable leaves routing (not the lists) until its next he
   assert.deepEqual(ids(v.candidates('P', 'm')), ['A', 'B'], 'a node that left and came back is not still marked')
   assert.equal(v.has('A'), true)
   assert.equal(v.has('nobody'), false)
+})
+
+test('Sybil bounds: a node announces at most 1,024 models, and a full view forgets the node heard longest ago', () => {
+  const v = view()
+  const many = Array.from({ length: 60_000 }, (_, i) => model(`m${i}`))
+  v.update(entry('sybil', { P1: many.slice(0, 30_000), P2: many.slice(30_000) }))
+  const kept = (v.get('sybil')?.projects ?? []).reduce((n, p) => n + p.models.length, 0)
+  assert.equal(kept, MAX_MODELS_PER_NODE)
+
+  const full = view()
+  for (let i = 0; i < MAX_VIEW_NODES; i++) full.update(entry(`n${i}`, { P: [model('m')] }, T0 - MAX_VIEW_NODES + i))
+  assert.equal(full.nodes().length, MAX_VIEW_NODES)
+  full.update(entry('newcomer', { P: [model('m')] }, T0))
+  assert.equal(full.nodes().length, MAX_VIEW_NODES, 'the view does not grow past its bound')
+  assert.ok(full.has('newcomer'))
+  assert.ok(!full.has('n0'), 'the node heard longest ago was forgotten')
+  assert.ok(full.has(`n${MAX_VIEW_NODES - 1}`))
 })
