@@ -652,7 +652,7 @@ function dechunk (buf: Buffer): Buffer | undefined {
 }
 
 /** The statuses the README documents (a model's own 4xx passes through, and those are among these). */
-const DOCUMENTED = new Set([200, 400, 401, 402, 403, 404, 405, 408, 413, 429, 431, 502, 503, 504])
+const DOCUMENTED = new Set([200, 400, 401, 402, 403, 404, 405, 408, 413, 415, 429, 431, 502, 503, 504])
 
 /** What is wrong with an answer, or undefined when it is one the README allows. */
 export function judgeHttp (c: HttpCase, o: HttpOutcome): string | undefined {
