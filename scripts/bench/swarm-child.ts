@@ -73,6 +73,7 @@ process.on('message', (command: ChildCommand) => {
           received: proc!.received,
           published: proc!.published,
           prunes: proc!.prunes,
+          disconnects: peers.reduce((n, p) => n + p.disconnects, 0),
           cpuMs: (usage.user + usage.system) / 1000,
           rssMb: process.memoryUsage().rss / 1048576
         })

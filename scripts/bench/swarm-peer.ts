@@ -39,6 +39,7 @@ const SIGN_PREFIX = new TextEncoder().encode('libp2p-pubsub:')
 const JOIN_COALESCE_MS = 1000
 const JITTER_MS = 200
 const MAX_RPC_BYTES = 1024 * 1024
+const REDIAL_MS = 30_000
 
 export interface SwarmSettings {
   psk: string
@@ -124,6 +125,7 @@ export class SimPeer {
   private stopped = false
   joined = false
   dialAttempts = 0
+  disconnects = 0
 
   constructor (index: number, proc: SwarmProcess, localAddress: string, projects: ViewProject[]) {
     this.index = index
@@ -152,6 +154,15 @@ export class SimPeer {
       nodeInfo: { name: 'aicn', version: settings.version, userAgent: settings.version },
       services: { identify: identify(), ping: ping() }
     })
+    // As a real worker (keepBootstrapPeers in src/p2p/reconnect.ts): a lost connection to the input node is
+    // redialled 30 s later.
+    this.host.addEventListener('peer:disconnect', () => {
+      if (this.stopped || !this.joined) return
+      this.joined = false
+      this.disconnects++
+      this.out = undefined
+      setTimeout(() => { void this.join(Infinity).catch(() => {}) }, REDIAL_MS)
+    })
     await this.host.handle([MESHSUB, '/meshsub/1.0.0'], (stream) => { void this.readRpcs(stream) }, { maxInboundStreams: 4 })
     const jobs = new JobProtocol(this.host as unknown as Host, { log: silentLogger })
     await jobs.start(this.fakeModel)
@@ -162,13 +173,14 @@ export class SimPeer {
     const host = this.host!
     const addr = multiaddr(this.proc.settings.inputAddr)
     let wait = 100
+    let tries = 0
     for (;;) {
       this.dialAttempts++
       try {
         this.out = await host.dialProtocol(addr, MESHSUB, { signal: AbortSignal.timeout(10_000) })
         break
       } catch (err) {
-        if (now() > deadline || this.stopped) throw err
+        if (now() > deadline || this.stopped || ++tries > 50) throw err
         await new Promise((resolve) => setTimeout(resolve, wait + Math.random() * wait))
         wait = Math.min(wait * 2, 2_000)
       }
@@ -176,6 +188,7 @@ export class SimPeer {
     const topic = this.proc.settings.topic
     this.send({ subscriptions: [{ subscribe: true, topic }], messages: [], control: { graft: [{ topicID: topic }], ihave: [], iwant: [], prune: [], idontwant: [] } })
     this.joined = true
+    if (this.periodic !== undefined) return
     // A real worker's heartbeat at start reaches nobody before it is connected; it goes out when the input
     // node's subscription arrives (the join rule). The periodic heartbeat starts at a random phase.
     const first = Math.random() * this.proc.settings.intervalMs

@@ -155,10 +155,15 @@ async function main (): Promise<void> {
     await sleep(250)
   }
   const convergeSeconds = (performance.now() - t0) / 1000
+  if (!converged) {
+    // What the input node sees, to tell a refused connection from a silent pubsub.
+    const count = async (path: string): Promise<string> => { try { const b = (await call(node, path, undefined, 10_000)).body; return String(Array.isArray(b) ? b.length : JSON.stringify(b).slice(0, 300)) } catch (err) { return (err as Error).message } }
+    log(`input: swarm/peers ${await count('/api/v0/swarm/peers')}, pubsub/peers ${await count('/api/v0/pubsub/peers')}; log tail: ${node.output.slice(-3000)}`)
+  }
   const joinCpuMs = cpuMs(pid) - cpu0
   const afterJoin = await Promise.all(children.map(async (c) => await c.call({ type: 'status' })))
   out.push(`joins: ${joined} of ${PEERS} connected in ${joinSeconds.toFixed(1)} s; ${converged ? 'all hear all' : 'NOT all hear all'} after ${convergeSeconds.toFixed(1)} s (input hears ${inputHears} of ${PEERS + 1}, every peer knows at least ${minKnown}); ` +
-    `input CPU over the joins ${(joinCpuMs / 1000).toFixed(1)} s; heartbeats published by the peers ${afterJoin.reduce((s, c) => s + c.published, 0)}, messages they received ${afterJoin.reduce((s, c) => s + c.received, 0)}`)
+    `input CPU over the joins ${(joinCpuMs / 1000).toFixed(1)} s; heartbeats published by the peers ${afterJoin.reduce((s, c) => s + c.published, 0)}, messages they received ${afterJoin.reduce((s, c) => s + c.received, 0)}; connections lost (and redialled after 30 s) ${afterJoin.reduce((s, c) => s + c.disconnects, 0)}`)
 
   // (2) Idle.
   await sleep(10_000)
