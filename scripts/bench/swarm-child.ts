@@ -73,6 +73,8 @@ process.on('message', (command: ChildCommand) => {
           received: proc!.received,
           published: proc!.published,
           prunes: proc!.prunes,
+          synced: proc!.synced,
+          inputWithoutSync: proc!.inputWithoutSync,
           disconnects: peers.reduce((n, p) => n + p.disconnects, 0),
           cpuMs: (usage.user + usage.system) / 1000,
           rssMb: process.memoryUsage().rss / 1048576

@@ -33,6 +33,7 @@ import type { JobRunner } from '../../src/jobs/types.ts'
 import type { ViewProject } from '../../src/registry/view-types.ts'
 import { silentLogger } from '../../src/logger.ts'
 import type { Host } from '../../src/p2p/host.ts'
+import { VIEW_PROTOCOL } from '../../src/registry/view-sync.ts'
 
 export const MESHSUB = '/meshsub/1.1.0'
 const SIGN_PREFIX = new TextEncoder().encode('libp2p-pubsub:')
@@ -47,8 +48,11 @@ export interface SwarmSettings {
   /** the input node's multiaddr with /p2p/ */
   inputAddr: string
   intervalMs: number
-  /** answer a node we have not heard of with our heartbeat, as src/protocols/heartbeat.ts does */
-  answerJoins: boolean
+  /** 'auto': as the daemon of this commit (src/protocols/heartbeat.ts): speak view sync, sync from the
+   * input node on joining, and answer joins only when the input node does not speak it (an older
+   * daemon: then every peer answers every node it has not heard of). true / false: always / never
+   * answer, without view sync. */
+  answerJoins: boolean | 'auto'
   /** the fake model's whole answer (JSON of a chat completion) */
   answer: string
   version: string
@@ -66,6 +70,10 @@ export class SwarmProcess {
   received = 0
   published = 0
   prunes = 0
+  /** view sync: entries received from the input node */
+  synced = 0
+  /** the input node turned out not to speak view sync: answer joins as older daemons did */
+  inputWithoutSync = false
 
   constructor (settings: SwarmSettings) {
     this.settings = settings
@@ -164,6 +172,8 @@ export class SimPeer {
       setTimeout(() => { void this.join(Infinity).catch(() => {}) }, REDIAL_MS)
     })
     await this.host.handle([MESHSUB, '/meshsub/1.0.0'], (stream) => { void this.readRpcs(stream) }, { maxInboundStreams: 4 })
+    // A peer that speaks view sync, as a daemon does (it serves nothing here: only input nodes are asked).
+    if (settings.answerJoins === 'auto') await this.host.handle(VIEW_PROTOCOL, (stream) => { void stream.close() })
     const jobs = new JobProtocol(this.host as unknown as Host, { log: silentLogger })
     await jobs.start(this.fakeModel)
   }
@@ -188,6 +198,7 @@ export class SimPeer {
     const topic = this.proc.settings.topic
     this.send({ subscriptions: [{ subscribe: true, topic }], messages: [], control: { graft: [{ topicID: topic }], ihave: [], iwant: [], prune: [], idontwant: [] } })
     this.joined = true
+    if (this.proc.settings.answerJoins === 'auto') await this.syncView()
     if (this.periodic !== undefined) return
     // A real worker's heartbeat at start reaches nobody before it is connected; it goes out when the input
     // node's subscription arrives (the join rule). The periodic heartbeat starts at a random phase.
@@ -196,6 +207,27 @@ export class SimPeer {
       void this.publish()
       this.periodic = setInterval(() => { void this.publish() }, this.proc.settings.intervalMs)
     }, first)
+  }
+
+  /** Gets the input node's view (src/registry/view-sync.ts). The entries are decoded, not checked: the
+   * simulator trusts its input node, as it does for pubsub (a real daemon checks each entry it had not
+   * heard, once). */
+  private async syncView (): Promise<void> {
+    try {
+      const stream = await this.host!.dialProtocol(multiaddr(this.proc.settings.inputAddr), VIEW_PROTOCOL, { signal: AbortSignal.timeout(30_000) })
+      for await (const frame of lp.decode(stream, { maxDataLength: MAX_RPC_BYTES })) {
+        const hb = this.proc.decodeOnce(RPC.Message.decode(frame))
+        this.proc.synced++
+        if (hb !== null) this.mark(hb.nodeId)
+      }
+    } catch {
+      this.proc.inputWithoutSync = true
+    }
+  }
+
+  private answersJoins (): boolean {
+    const { answerJoins } = this.proc.settings
+    return answerJoins === 'auto' ? this.proc.inputWithoutSync : answerJoins
   }
 
   async stop (): Promise<void> {
@@ -233,7 +265,7 @@ export class SimPeer {
           this.proc.received++
           const hb = this.proc.decodeOnce(message)
           if (hb === null || hb.nodeId === this.id) continue
-          if (!hb.leaving && this.mark(hb.nodeId) && this.proc.settings.answerJoins) this.publishSoon(JOIN_COALESCE_MS)
+          if (!hb.leaving && this.mark(hb.nodeId) && this.answersJoins()) this.publishSoon(JOIN_COALESCE_MS)
           for (const [model, arrivals] of this.proc.watches) {
             if (!arrivals.has(this.index) && hb.projects.some((p) => p.models.some((m) => m.model === model))) arrivals.set(this.index, at)
           }

@@ -3,7 +3,7 @@
 // peers fit on 2 cores. Measures what an input node pays for its peers.
 //
 //   npm run build && node dist/scripts/bench/swarm.js --peers N [--procs 2] [--rounds 3] [--rest-seconds 30]
-//        [--jobs 1000] [--job-seconds 30] [--concurrency 16] [--heartbeat 180s] [--answer-joins true|false]
+//        [--jobs 1000] [--job-seconds 30] [--concurrency 16] [--heartbeat 180s] [--answer-joins auto|true|false]
 //        [--join-seconds 300] [--converge-seconds 180]
 //
 // Phases: (1) the N peers join (each from its own 127.1.x.y address: libp2p refuses more than 5 new
@@ -39,7 +39,7 @@ const { values: args } = parseArgs({
     'job-seconds': { type: 'string', default: '30' },
     concurrency: { type: 'string', default: '16' },
     heartbeat: { type: 'string', default: '180s' },
-    'answer-joins': { type: 'string', default: 'true' },
+    'answer-joins': { type: 'string', default: 'auto' },
     'join-seconds': { type: 'string', default: '300' },
     'converge-seconds': { type: 'string', default: '180' }
   }
@@ -53,7 +53,7 @@ const JOB_MS = intArg(args['job-seconds'], 30, 'job-seconds', 600) * 1000
 const CONCURRENCY = intArg(args.concurrency, 16, 'concurrency', 256)
 const JOIN_MS = intArg(args['join-seconds'], 300, 'join-seconds', 3600) * 1000
 const CONVERGE_MS = intArg(args['converge-seconds'], 180, 'converge-seconds', 3600) * 1000
-const ANSWER_JOINS = args['answer-joins'] !== 'false'
+const ANSWER_JOINS = args['answer-joins'] === 'auto' ? 'auto' : args['answer-joins'] !== 'false'
 const PSK = 'c5'.repeat(32)
 const PROJECTS = [{ project: 'SwarmP0', model: 'SwarmM0' }, { project: 'SwarmP1', model: 'SwarmM1' }, { project: 'SwarmP2', model: 'SwarmM2' }]
 const ROUND_MS = 10_000
@@ -163,7 +163,7 @@ async function main (): Promise<void> {
   const joinCpuMs = cpuMs(pid) - cpu0
   const afterJoin = await Promise.all(children.map(async (c) => await c.call({ type: 'status' })))
   out.push(`joins: ${joined} of ${PEERS} connected in ${joinSeconds.toFixed(1)} s; ${converged ? 'all hear all' : 'NOT all hear all'} after ${convergeSeconds.toFixed(1)} s (input hears ${inputHears} of ${PEERS + 1}, every peer knows at least ${minKnown}); ` +
-    `input CPU over the joins ${(joinCpuMs / 1000).toFixed(1)} s; heartbeats published by the peers ${afterJoin.reduce((s, c) => s + c.published, 0)}, messages they received ${afterJoin.reduce((s, c) => s + c.received, 0)}; connections lost (and redialled after 30 s) ${afterJoin.reduce((s, c) => s + c.disconnects, 0)}`)
+    `input CPU over the joins ${(joinCpuMs / 1000).toFixed(1)} s; heartbeats published by the peers ${afterJoin.reduce((s, c) => s + c.published, 0)}, messages they received ${afterJoin.reduce((s, c) => s + c.received, 0)}; connections lost (and redialled after 30 s) ${afterJoin.reduce((s, c) => s + c.disconnects, 0)}; view-sync entries received ${afterJoin.reduce((s, c) => s + c.synced, 0)}${afterJoin.some((c) => c.inputWithoutSync) ? ' (the input node does not speak view sync: peers answer joins)' : ''}`)
 
   // (2) Idle.
   await sleep(10_000)
