@@ -74,6 +74,8 @@ process.on('message', (command: ChildCommand) => {
           published: proc!.published,
           prunes: proc!.prunes,
           synced: proc!.synced,
+          syncErrors: proc!.syncErrors,
+          knowInput: peers.filter((p) => p.knows(start!.settings.inputAddr.split('/p2p/')[1]!)).length,
           inputWithoutSync: proc!.inputWithoutSync,
           disconnects: peers.reduce((n, p) => n + p.disconnects, 0),
           cpuMs: (usage.user + usage.system) / 1000,

@@ -33,7 +33,7 @@ import type { JobRunner } from '../../src/jobs/types.ts'
 import type { ViewProject } from '../../src/registry/view-types.ts'
 import { silentLogger } from '../../src/logger.ts'
 import type { Host } from '../../src/p2p/host.ts'
-import { VIEW_PROTOCOL } from '../../src/registry/view-sync.ts'
+import { RESYNC_MS, VIEW_PROTOCOL } from '../../src/registry/view-sync.ts'
 
 export const MESHSUB = '/meshsub/1.1.0'
 const SIGN_PREFIX = new TextEncoder().encode('libp2p-pubsub:')
@@ -74,6 +74,7 @@ export class SwarmProcess {
   synced = 0
   /** the input node turned out not to speak view sync: answer joins as older daemons did */
   inputWithoutSync = false
+  syncErrors = 0
 
   constructor (settings: SwarmSettings) {
     this.settings = settings
@@ -198,7 +199,11 @@ export class SimPeer {
     const topic = this.proc.settings.topic
     this.send({ subscriptions: [{ subscribe: true, topic }], messages: [], control: { graft: [{ topicID: topic }], ihave: [], iwant: [], prune: [], idontwant: [] } })
     this.joined = true
-    if (this.proc.settings.answerJoins === 'auto') await this.syncView()
+    if (this.proc.settings.answerJoins === 'auto') {
+      await this.syncView()
+      // As src/registry/view-sync.ts: once more RESYNC_MS later, for nodes that joined at the same time.
+      setTimeout(() => { if (this.joined && !this.stopped) void this.syncView() }, RESYNC_MS)
+    }
     if (this.periodic !== undefined) return
     // A real worker's heartbeat at start reaches nobody before it is connected; it goes out when the input
     // node's subscription arrives (the join rule). The periodic heartbeat starts at a random phase.
@@ -213,15 +218,21 @@ export class SimPeer {
    * simulator trusts its input node, as it does for pubsub (a real daemon checks each entry it had not
    * heard, once). */
   private async syncView (): Promise<void> {
+    let stream: Stream | undefined
+    const timer = setTimeout(() => { stream?.abort(new Error('view sync took over 30 s')) }, 30_000)
     try {
-      const stream = await this.host!.dialProtocol(multiaddr(this.proc.settings.inputAddr), VIEW_PROTOCOL, { signal: AbortSignal.timeout(30_000) })
+      stream = await this.host!.dialProtocol(multiaddr(this.proc.settings.inputAddr), VIEW_PROTOCOL, { signal: AbortSignal.timeout(30_000) })
       for await (const frame of lp.decode(stream, { maxDataLength: MAX_RPC_BYTES })) {
         const hb = this.proc.decodeOnce(RPC.Message.decode(frame))
         this.proc.synced++
         if (hb !== null) this.mark(hb.nodeId)
       }
-    } catch {
-      this.proc.inputWithoutSync = true
+    } catch (err) {
+      // Refused as unsupported: an input node from before view sync. Anything else: counted, not fatal.
+      if ((err as Error).name === 'UnsupportedProtocolError') this.proc.inputWithoutSync = true
+      else this.proc.syncErrors++
+    } finally {
+      clearTimeout(timer)
     }
   }
 
@@ -242,6 +253,11 @@ export class SimPeer {
     const out = this.out
     if (out === undefined || out.writeStatus !== 'writable') return
     out.send(lp.encode.single(RPC.encode(rpc)))
+  }
+
+  knows (nodeId: string): boolean {
+    const n = this.proc.idOf(nodeId)
+    return n >= 0 && this.known[n] === 1
   }
 
   private mark (nodeId: string): boolean {

@@ -151,7 +151,7 @@ async function main (): Promise<void> {
     const statuses = await Promise.all(children.map(async (c) => await c.call({ type: 'status' })))
     minKnown = Math.min(...statuses.map((s) => s.minKnown))
     if (inputHears >= PEERS + 1 && minKnown >= PEERS + 1) { converged = true; break }
-    if (performance.now() - lastLog > 10_000) { log(`input hears ${inputHears} of ${PEERS + 1}; every peer knows at least ${minKnown}`); lastLog = performance.now() }
+    if (performance.now() - lastLog > 10_000) { log(`input hears ${inputHears} of ${PEERS + 1}; every peer knows at least ${minKnown}; ${statuses.reduce((s, c) => s + c.knowInput, 0)} peers know the input node`); lastLog = performance.now() }
     await sleep(250)
   }
   const convergeSeconds = (performance.now() - t0) / 1000
@@ -163,7 +163,7 @@ async function main (): Promise<void> {
   const joinCpuMs = cpuMs(pid) - cpu0
   const afterJoin = await Promise.all(children.map(async (c) => await c.call({ type: 'status' })))
   out.push(`joins: ${joined} of ${PEERS} connected in ${joinSeconds.toFixed(1)} s; ${converged ? 'all hear all' : 'NOT all hear all'} after ${convergeSeconds.toFixed(1)} s (input hears ${inputHears} of ${PEERS + 1}, every peer knows at least ${minKnown}); ` +
-    `input CPU over the joins ${(joinCpuMs / 1000).toFixed(1)} s; heartbeats published by the peers ${afterJoin.reduce((s, c) => s + c.published, 0)}, messages they received ${afterJoin.reduce((s, c) => s + c.received, 0)}; connections lost (and redialled after 30 s) ${afterJoin.reduce((s, c) => s + c.disconnects, 0)}; view-sync entries received ${afterJoin.reduce((s, c) => s + c.synced, 0)}${afterJoin.some((c) => c.inputWithoutSync) ? ' (the input node does not speak view sync: peers answer joins)' : ''}`)
+    `input CPU over the joins ${(joinCpuMs / 1000).toFixed(1)} s; heartbeats published by the peers ${afterJoin.reduce((s, c) => s + c.published, 0)}, messages they received ${afterJoin.reduce((s, c) => s + c.received, 0)}; connections lost (and redialled after 30 s) ${afterJoin.reduce((s, c) => s + c.disconnects, 0)}; view-sync entries received ${afterJoin.reduce((s, c) => s + c.synced, 0)} (failed syncs ${afterJoin.reduce((s, c) => s + c.syncErrors, 0)})${afterJoin.some((c) => c.inputWithoutSync) ? ' (the input node does not speak view sync: peers answer joins)' : ''}`)
 
   // (2) Idle.
   await sleep(10_000)

@@ -26,6 +26,10 @@ export const MAX_SYNC_ENTRIES = 10_000
 /** A heartbeat is at most 1 MiB (MAX_TOPIC_MESSAGE_BYTES); the envelope adds a few hundred bytes. */
 const MAX_FRAME_BYTES = 1024 * 1024 + 4096
 const SYNC_TIMEOUT_MS = 30_000
+/** A node that joined at the same moment as us may have announced itself before the node we sync from
+ * forwarded the topic to us, and after our first sync: a second sync this long after the first catches it
+ * (it costs a transfer, not signature checks: what we heard is skipped). */
+export const RESYNC_MS = 5_000
 const SIGN_PREFIX = new TextEncoder().encode('libp2p-pubsub:')
 
 /** A heartbeat as its author signed it, kept to be passed on to joining nodes. */
@@ -94,6 +98,18 @@ export class ViewSync {
     // The node we joined through is one we dialled; nodes that dialled us (workers, for an input node)
     // get the view from us, not the other way round.
     if (connection.direction !== 'outbound' || !protocols.includes(VIEW_PROTOCOL)) return
+    this.syncLogged(peerId)
+    const timer = setTimeout(() => {
+      this.timers.delete(timer)
+      if (this.options.host.getConnections(peerId).length > 0) this.syncLogged(peerId)
+    }, RESYNC_MS)
+    timer.unref()
+    this.timers.add(timer)
+  }
+
+  private readonly timers = new Set<NodeJS.Timeout>()
+
+  private syncLogged (peerId: PeerId): void {
     void this.sync(peerId)
       .then((r) => { this.options.log.debug({ peer: peerId.toString(), ...r }, 'view synced') })
       .catch((err: Error) => { this.options.log.debug({ peer: peerId.toString(), err: err.message }, 'view sync failed') })
@@ -109,6 +125,8 @@ export class ViewSync {
   }
 
   async stop (): Promise<void> {
+    for (const timer of this.timers) clearTimeout(timer)
+    this.timers.clear()
     this.options.host.removeEventListener('peer:identify', this.onIdentify as any)
     await this.options.host.unhandle(VIEW_PROTOCOL).catch(() => {})
   }
