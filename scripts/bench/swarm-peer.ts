@@ -221,8 +221,9 @@ export class SimPeer {
     let stream: Stream | undefined
     const timer = setTimeout(() => { stream?.abort(new Error('view sync took over 30 s')) }, 30_000)
     try {
-      stream = await this.host!.dialProtocol(multiaddr(this.proc.settings.inputAddr), VIEW_PROTOCOL, { signal: AbortSignal.timeout(30_000) })
+      stream = await this.host!.dialProtocol(multiaddr(this.proc.settings.inputAddr), VIEW_PROTOCOL, { signal: AbortSignal.timeout(30_000), negotiateFully: true })
       for await (const frame of lp.decode(stream, { maxDataLength: MAX_RPC_BYTES })) {
+        if (frame.byteLength === 0) break
         const hb = this.proc.decodeOnce(RPC.Message.decode(frame))
         this.proc.synced++
         if (hb !== null) this.mark(hb.nodeId)

@@ -7,7 +7,7 @@
 //
 // Wire: the requester opens the stream and sends nothing; the server writes one length-prefixed frame per
 // node, each a gossipsub `RPC.Message` (from, data, seqno, topic, signature, key) exactly as the author
-// published it, then closes. The requester checks each entry as gossipsub would (StrictSign signature by
+// published it, then an empty frame, then closes. The requester checks each entry as gossipsub would (StrictSign signature by
 // `from`) and then as the topic validator does (src/protocols/heartbeat.ts checkTopicMessage): nobody
 // can forge an entry, not even the node that serves the sync; it can only withhold or replay old ones,
 // which the heartbeat's own timestamp and the routing window (src/registry/rhythm.ts) bound.
@@ -31,6 +31,9 @@ const SYNC_TIMEOUT_MS = 30_000
  * (it costs a transfer, not signature checks: what we heard is skipped). */
 export const RESYNC_MS = 5_000
 const SIGN_PREFIX = new TextEncoder().encode('libp2p-pubsub:')
+/** An empty frame ends the list: the stream's own end can get lost when it arrives before the reader
+ * starts (seen with @libp2p/utils 7.4: the reader then waits for ever). */
+const END = new Uint8Array(0)
 
 /** A heartbeat as its author signed it, kept to be passed on to joining nodes. */
 export interface SignedEntry { from: Uint8Array, seqno: Uint8Array, data: Uint8Array, signature: Uint8Array, key?: Uint8Array }
@@ -139,7 +142,8 @@ export class ViewSync {
         if (sent++ >= MAX_SYNC_ENTRIES) break
         if (!stream.send(lp.encode.single(RPC.Message.encode({ ...entry, topic })))) await stream.onDrain({ signal: AbortSignal.timeout(SYNC_TIMEOUT_MS) })
       }
-      await stream.close()
+      stream.send(lp.encode.single(END))
+      await stream.close({ signal: AbortSignal.timeout(SYNC_TIMEOUT_MS) })
     } catch (err) {
       stream.abort(err as Error)
     }
@@ -154,13 +158,16 @@ export class ViewSync {
     const signal = AbortSignal.timeout(SYNC_TIMEOUT_MS)
     let stream: Stream | undefined
     try {
-      stream = await this.options.host.dialProtocol(peer, VIEW_PROTOCOL, { signal })
+      // The requester sends nothing: without full negotiation the protocol would wait for a first write.
+      stream = await this.options.host.dialProtocol(peer, VIEW_PROTOCOL, { signal, negotiateFully: true })
       for await (const frame of lp.decode(stream, { maxDataLength: MAX_FRAME_BYTES })) {
         signal.throwIfAborted()
+        if (frame.byteLength === 0) break
         if (++result.received > MAX_SYNC_ENTRIES) break
         const message = await this.check(frame.subarray(), result)
         if (message !== undefined) { this.options.accept(message); result.accepted++ }
       }
+      await stream.close({ signal }).catch(() => {})
       return result
     } catch (err) {
       stream?.abort(err as Error)
