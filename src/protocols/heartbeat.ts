@@ -6,7 +6,7 @@
 // network's size. Requesters count their own jobs in flight and fail over (src/jobs/selector.ts).
 // Receives the others' into the network view, trusting a heartbeat only when the header's node_id is the
 // pubsub message's signed author (nobody can announce models for another node).
-import type { PeerId } from '@libp2p/interface'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { protocol } from '../proto/index.ts'
 import type { Logger } from '../logger.ts'
 import type { Host } from '../p2p/host.ts'
@@ -15,7 +15,7 @@ import type { LocalRegistry, ChangeReason } from '../registry/local.ts'
 import type { NetworkView } from '../registry/view.ts'
 import { decodeHeartbeat, encodeHeartbeat, isBroadcast, NODE_TYPE, type Heartbeat } from './heartbeat-codec.ts'
 import { nextInterval } from '../registry/rhythm.ts'
-import { SignedHeartbeats, VIEW_PROTOCOL, ViewSync, type SignedPubSubMessage } from '../registry/view-sync.ts'
+import { SignedHeartbeats, VIEW_PROTOCOL, ViewSync, signEntry, type SignedPubSubMessage } from '../registry/view-sync.ts'
 
 /** go-libp2p-pubsub's limit for one message; anything larger is rejected. */
 export const MAX_TOPIC_MESSAGE_BYTES = 1024 * 1024
@@ -38,6 +38,8 @@ export interface HeartbeatOptions {
   /** serve and use view sync (src/registry/view-sync.ts); default true. Off, every node answers every
    * node it has not heard of with its own heartbeat, as before (O(N²) checks per join). */
   viewSync?: boolean
+  /** signs our own heartbeat for view syncs (the topic's copy is signed inside the pubsub router) */
+  privateKey?: PrivateKey
 }
 
 export class Heartbeats {
@@ -69,6 +71,7 @@ export class Heartbeats {
         store: this.signed,
         fresh: (nodeId, data) => this.heardSince(nodeId, data),
         accept: (message) => { this.receive(message, true) },
+        own: options.privateKey === undefined || this.stopped ? undefined : async () => await signEntry(options.privateKey!, options.topic, this.encode(false)),
         log: options.log
       })
     }
@@ -136,12 +139,25 @@ export class Heartbeats {
 
   private async send (leaving: boolean): Promise<void> {
     const { registry, host, topic, view, version } = this.options
-    const projects = leaving ? [] : registry.projects().map((p) => ({ project: p.project, models: p.models.map(({ model, cid, type, busy, available }) => ({ model, cid, type, busy, available })) }))
-    const nodeType = this.options.baseNodeType | (registry.hasModels() ? NODE_TYPE.MODEL : 0)
+    const projects = this.projects(leaving)
+    const nodeType = this.nodeType()
     // Our own entry goes straight into the view: pubsub does not deliver our messages back to us.
     const intervalMs = this.options.intervalMs
     if (!leaving) view.update({ nodeId: this.self, projects, nodeType, version, lastHeard: Date.now(), intervalMs })
-    await host.services.pubsub.publish(topic, encodeHeartbeat({ nodeId: this.self, version, nodeType, projects, leaving, intervalMs }))
+    await host.services.pubsub.publish(topic, this.encode(leaving))
+  }
+
+  private projects (leaving: boolean): Heartbeat['projects'] {
+    return leaving ? [] : this.options.registry.projects().map((p) => ({ project: p.project, models: p.models.map(({ model, cid, type, busy, available }) => ({ model, cid, type, busy, available })) }))
+  }
+
+  private nodeType (): number {
+    return this.options.baseNodeType | (this.options.registry.hasModels() ? NODE_TYPE.MODEL : 0)
+  }
+
+  /** Our heartbeat as published on the topic. */
+  private encode (leaving: boolean): Uint8Array {
+    return encodeHeartbeat({ nodeId: this.self, version: this.options.version, nodeType: this.nodeType(), projects: this.projects(leaving), leaving, intervalMs: this.options.intervalMs })
   }
 
   private validate (peer: PeerId, message: PubSubMessage): TopicValidatorResult {

@@ -11,9 +11,10 @@
 // `from`) and then as the topic validator does (src/protocols/heartbeat.ts checkTopicMessage): nobody
 // can forge an entry, not even the node that serves the sync; it can only withhold or replay old ones,
 // which the heartbeat's own timestamp and the routing window (src/registry/rhythm.ts) bound.
-import type { Libp2p, PeerId, PublicKey, Stream } from '@libp2p/interface'
+import { randomBytes } from 'node:crypto'
+import type { Libp2p, PeerId, PrivateKey, PublicKey, Stream } from '@libp2p/interface'
 import { publicKeyFromProtobuf, publicKeyToProtobuf } from '@libp2p/crypto/keys'
-import { peerIdFromMultihash, peerIdFromPublicKey } from '@libp2p/peer-id'
+import { peerIdFromMultihash, peerIdFromPrivateKey, peerIdFromPublicKey } from '@libp2p/peer-id'
 import { RPC } from '@libp2p/gossipsub/message'
 import * as Digest from 'multiformats/hashes/digest'
 import * as lp from 'it-length-prefixed'
@@ -37,6 +38,17 @@ const END = new Uint8Array(0)
 
 /** A heartbeat as its author signed it, kept to be passed on to joining nodes. */
 export interface SignedEntry { from: Uint8Array, seqno: Uint8Array, data: Uint8Array, signature: Uint8Array, key?: Uint8Array }
+
+/** Signs `data` for `topic` as gossipsub's StrictSign does (from = our peer id, a random seqno). */
+export async function signEntry (privateKey: PrivateKey, topic: string, data: Uint8Array): Promise<SignedEntry> {
+  const from = peerIdFromPrivateKey(privateKey).toMultihash().bytes
+  const seqno = randomBytes(8)
+  const signed = RPC.Message.encode({ from, data, seqno, topic })
+  const toSign = new Uint8Array(SIGN_PREFIX.byteLength + signed.byteLength)
+  toSign.set(SIGN_PREFIX)
+  toSign.set(signed, SIGN_PREFIX.byteLength)
+  return { from, seqno, data, signature: await privateKey.sign(toSign) }
+}
 
 /** What a pubsub router hands to 'message' listeners for a signed message (gossipsub and floodsub). */
 export interface SignedPubSubMessage extends PubSubMessage { signature?: Uint8Array, key?: PublicKey }
@@ -87,6 +99,9 @@ export interface ViewSyncOptions {
   fresh: (nodeId: string, data: Uint8Array) => boolean
   /** a checked entry, as if it had arrived on the topic */
   accept: (message: SignedPubSubMessage) => void
+  /** this node's own heartbeat, signed now; sent first. A joiner may miss our topic heartbeat: it is
+   * published when the joiner subscribes, which can be before we have a pubsub stream to it. */
+  own?: () => Promise<SignedEntry | undefined>
   log: Logger
 }
 
@@ -138,7 +153,8 @@ export class ViewSync {
     try {
       const topic = this.options.topic
       let sent = 0
-      for (const entry of this.options.store.values()) {
+      const own = await this.options.own?.().catch(() => undefined)
+      for (const entry of own === undefined ? this.options.store.values() : [own, ...this.options.store.values()]) {
         if (sent++ >= MAX_SYNC_ENTRIES) break
         if (!stream.send(lp.encode.single(RPC.Message.encode({ ...entry, topic })))) await stream.onDrain({ signal: AbortSignal.timeout(SYNC_TIMEOUT_MS) })
       }
