@@ -202,7 +202,7 @@ export class SimPeer {
     if (this.proc.settings.answerJoins === 'auto') {
       await this.syncView()
       // As src/registry/view-sync.ts: once more RESYNC_MS later, for nodes that joined at the same time.
-      setTimeout(() => { if (this.joined && !this.stopped) void this.syncView() }, RESYNC_MS)
+      for (const ms of RESYNC_MS) setTimeout(() => { if (this.joined && !this.stopped) void this.syncView() }, ms)
     }
     if (this.periodic !== undefined) return
     // A real worker's heartbeat at start reaches nobody before it is connected; it goes out when the input
