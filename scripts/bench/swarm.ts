@@ -4,7 +4,7 @@
 //
 //   npm run build && node dist/scripts/bench/swarm.js --peers N [--procs 2] [--rounds 3] [--rest-seconds 30]
 //        [--jobs 1000] [--job-seconds 30] [--concurrency 16] [--heartbeat 180s] [--answer-joins auto|true|false]
-//        [--join-seconds 300] [--converge-seconds 180]
+//        [--join-seconds 300] [--converge-seconds 180] [--profile DIR]
 //
 // Phases: (1) the N peers join (each from its own 127.1.x.y address: libp2p refuses more than 5 new
 // connections a second per address; at most 8 dials in flight in all: libp2p's maxIncomingPendingConnections
@@ -20,7 +20,8 @@
 // The last line: `swarm: peers=N spread_p50_ms=… spread_max_ms=… input_idle_cpu_pct=… input_rss_mb=… jobs_per_s=…`.
 import '../../src/polyfill.ts'
 import { fork, type ChildProcess } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
@@ -28,6 +29,7 @@ import { AGENT_VERSION } from '../../src/version.ts'
 import { call, closedLoop, cpuMs, loadAverage, log, onCleanup, pollListed, runBench, startBatch, summarize } from './network.ts'
 import { MESSAGES, REPLY, intArg, rssMb } from './lib.ts'
 import type { ChildCommand, ChildStart } from './swarm-child.ts'
+import { topFunctions } from './profile-top.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -41,7 +43,8 @@ const { values: args } = parseArgs({
     heartbeat: { type: 'string', default: '180s' },
     'answer-joins': { type: 'string', default: 'auto' },
     'join-seconds': { type: 'string', default: '300' },
-    'converge-seconds': { type: 'string', default: '180' }
+    'converge-seconds': { type: 'string', default: '180' },
+    profile: { type: 'string' }
   }
 })
 const PEERS = intArg(args.peers, 100, 'peers', 2000)
@@ -101,9 +104,14 @@ const q = (x: number): string => Number.isFinite(x) ? x.toFixed(0) : '–'
 
 async function main (): Promise<void> {
   const out: string[] = [`swarm: ${PEERS} simulated peers in ${PROCS} processes; answer joins ${ANSWER_JOINS}; load average before: ${await loadAverage()}`]
+  const profileDir = args.profile === undefined ? undefined : resolve(args.profile)
+  if (profileDir !== undefined) await mkdir(profileDir, { recursive: true })
   const [input] = await startBatch(1, {
     mode: 'input',
     psk: PSK,
+    // --profile: the input node runs with --cpu-prof; it is stopped with SIGTERM at the end so that Node
+    // writes the profile, and the top functions are printed (the whole run: joins, rest, spread, jobs).
+    nodeArgs: profileDir === undefined ? undefined : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`],
     edit: (config: any) => {
       config.App.PeersCollect.HeartbeatInterval = args.heartbeat
       config.Swarm.ConnMgr.HighWater = Math.max(config.Swarm.ConnMgr.HighWater, PEERS + 100)
@@ -233,6 +241,10 @@ async function main (): Promise<void> {
   out.push(`load average after: ${await loadAverage()}`)
 
   await Promise.all(children.map(async (c) => await c.call({ type: 'stop' }, 30_000).catch(() => {})))
+  if (profileDir !== undefined) {
+    await node.stop()
+    for (const f of (await readdir(profileDir)).filter((f) => f.endsWith('.cpuprofile'))) out.push(`profile ${join(profileDir, f)}:`, ...(await topFunctions(join(profileDir, f), 30)))
+  }
   const p50 = summarize(p50s.filter(Number.isFinite)).median
   const max = maxes.some((m) => !Number.isFinite(m)) ? NaN : Math.max(...maxes)
   out.push(`swarm: peers=${PEERS} spread_p50_ms=${q(p50)} spread_max_ms=${Number.isFinite(max) ? q(max) : 'incomplete'} input_idle_cpu_pct=${idlePct.toFixed(2)} input_rss_mb=${inputRss.toFixed(0)} jobs_per_s=${load.rps.toFixed(0)}`)
