@@ -71,7 +71,7 @@ export class Heartbeats {
         store: this.signed,
         fresh: (nodeId, data) => this.heardSince(nodeId, data),
         accept: (message) => { this.receive(message, true) },
-        own: options.privateKey === undefined || this.stopped ? undefined : async () => await signEntry(options.privateKey!, options.topic, this.encode(false)),
+        own: options.privateKey === undefined ? undefined : async () => this.stopped ? undefined : await signEntry(options.privateKey!, options.topic, this.encode(false)),
         log: options.log
       })
     }
