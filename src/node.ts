@@ -230,7 +230,8 @@ export class AicnNode {
         busyIntervalMs: parseDuration(config.App.PeersCollect.BusyInterval),
         baseNodeType: (config.Swarm.RelayService.Enabled ? NODE_TYPE.PUBLIC_IP : 0) | (config.App.PeersCollect.Enabled ? NODE_TYPE.PEERS_COLLECT : 0),
         version: AGENT_VERSION,
-        log
+        log,
+        privateKey: identity.privateKey
       })
       heartbeats.start()
       started('heartbeats', async () => { await heartbeats.stop() })

@@ -11,12 +11,8 @@ import { identify, identifyPush } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { gossipsub, StrictSign } from '@libp2p/gossipsub'
-import { floodsub } from '@libp2p/floodsub'
 import { bootstrap } from '@libp2p/bootstrap'
-import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
-import { autoNAT } from '@libp2p/autonat'
-import { dcutr } from '@libp2p/dcutr'
-import { uPnPNAT } from '@libp2p/upnp-nat'
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import type { Datastore } from 'interface-datastore'
 import type { PrivateKey } from '@libp2p/interface'
@@ -92,7 +88,7 @@ export async function createHost (options: HostOptions): Promise<Host> {
     // The DHT pings a peer before adding it to its routing table while our latency tracker may ping the
     // same peer; the default of one outbound ping stream per connection makes one of them fail.
     ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 4 }),
-    pubsub: pubsubFactory(config)
+    pubsub: await pubsubFactory(config)
   }
   if (config.Routing.Type !== 'none') {
     services.dht = kadDHT({
@@ -104,10 +100,12 @@ export async function createHost (options: HostOptions): Promise<Host> {
       initialQuerySelfInterval: 200
     })
   }
-  if (relayService) services.relay = circuitRelayServer()
-  if (config.Swarm.EnableAutoNATService) services.autoNAT = autoNAT()
-  if (config.Swarm.EnableHolePunching) services.dcutr = dcutr()
-  if (!config.Swarm.DisableNatPortMap) services.upnp = uPnPNAT()
+  // Services a node may not run are loaded only when it does (each package costs 50–200 ms of start-up
+  // to load; docs/benchmarks.md "Start-up and idle").
+  if (relayService) services.relay = (await import('@libp2p/circuit-relay-v2')).circuitRelayServer()
+  if (config.Swarm.EnableAutoNATService) services.autoNAT = (await import('@libp2p/autonat')).autoNAT()
+  if (config.Swarm.EnableHolePunching) services.dcutr = (await import('@libp2p/dcutr')).dcutr()
+  if (!config.Swarm.DisableNatPortMap) services.upnp = (await import('@libp2p/upnp-nat')).uPnPNAT()
 
   const maxConnections = config.Swarm.ConnMgr.Type === 'none' ? Number.MAX_SAFE_INTEGER : config.Swarm.ConnMgr.HighWater
 
@@ -123,16 +121,28 @@ export async function createHost (options: HostOptions): Promise<Host> {
     streamMuxers: [yamux()],
     connectionManager: { maxConnections, dialTimeout },
     peerDiscovery: bootstrapList.length > 0 ? [bootstrap({ list: bootstrapList, timeout: 0 })] : [],
-    metrics: options.metricsRegistry == null ? undefined : prometheusMetrics({ registry: options.metricsRegistry }),
+    metrics: options.metricsRegistry == null
+      ? undefined
+      : prometheusMetrics({
+        registry: options.metricsRegistry,
+        // prom-client samples the event loop's delay with a libuv timer every 10 ms by default: 100
+        // wake-ups a second on an idle node, the largest part of its idle CPU (docs/benchmarks.md
+        // "Start-up and idle"). Once a second still gives the lag's distribution.
+        defaultMetrics: { eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS }
+      }),
     services: services as any
   }) as unknown as Host
 }
 
+/** How often prom-client's nodejs_eventloop_lag metrics sample the event loop. */
+export const EVENT_LOOP_SAMPLE_MS = 1000
+
 /** The mesh degree an input node accepts: every worker connected to it (bounded by the connection limit). */
 const HUB_MESH_MAX = 1000
 
-function pubsubFactory (config: Config): (components: any) => unknown {
+async function pubsubFactory (config: Config): Promise<(components: any) => unknown> {
   if (config.Pubsub.Router === 'floodsub') {
+    const { floodsub } = await import('@libp2p/floodsub')
     const factory = floodsub({ globalSignaturePolicy: 'StrictSign' })
     // The Go node's message ID, no echo to a message's author (src/p2p/pubsub-go-rules.ts).
     return (components: any) => applyGoRulesToFloodsub(factory(components))

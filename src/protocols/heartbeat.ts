@@ -6,7 +6,7 @@
 // network's size. Requesters count their own jobs in flight and fail over (src/jobs/selector.ts).
 // Receives the others' into the network view, trusting a heartbeat only when the header's node_id is the
 // pubsub message's signed author (nobody can announce models for another node).
-import type { PeerId } from '@libp2p/interface'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { protocol } from '../proto/index.ts'
 import type { Logger } from '../logger.ts'
 import type { Host } from '../p2p/host.ts'
@@ -15,6 +15,7 @@ import type { LocalRegistry, ChangeReason } from '../registry/local.ts'
 import type { NetworkView } from '../registry/view.ts'
 import { decodeHeartbeat, encodeHeartbeat, isBroadcast, NODE_TYPE, type Heartbeat } from './heartbeat-codec.ts'
 import { nextInterval } from '../registry/rhythm.ts'
+import { SignedHeartbeats, VIEW_PROTOCOL, ViewSync, signEntry, type SignedPubSubMessage } from '../registry/view-sync.ts'
 
 /** go-libp2p-pubsub's limit for one message; anything larger is rejected. */
 export const MAX_TOPIC_MESSAGE_BYTES = 1024 * 1024
@@ -34,6 +35,11 @@ export interface HeartbeatOptions {
   baseNodeType: number
   version: string
   log: Logger
+  /** serve and use view sync (src/registry/view-sync.ts); default true. Off, every node answers every
+   * node it has not heard of with its own heartbeat, as before (O(N²) checks per join). */
+  viewSync?: boolean
+  /** signs our own heartbeat for view syncs (the topic's copy is signed inside the pubsub router) */
+  privateKey?: PrivateKey
 }
 
 export class Heartbeats {
@@ -46,6 +52,9 @@ export class Heartbeats {
   private lastPublished = 0
   private stopped = false
   private unsubscribeRegistry?: () => void
+  /** the last signed heartbeat of each node, passed on to nodes that join through us */
+  private readonly signed = new SignedHeartbeats()
+  private readonly sync?: ViewSync
   private readonly onMessage = (event: CustomEvent<PubSubMessage>): void => { this.receive(event.detail) }
   // A node that just joined the topic has not heard us yet (our last heartbeat may be minutes old).
   private readonly onSubscriptionChange = (event: CustomEvent<SubscriptionChange>): void => {
@@ -55,6 +64,17 @@ export class Heartbeats {
   constructor (options: HeartbeatOptions) {
     this.options = options
     this.self = options.host.peerId.toString()
+    if (options.viewSync !== false) {
+      this.sync = new ViewSync({
+        host: options.host as any,
+        topic: options.topic,
+        store: this.signed,
+        fresh: (nodeId, data) => this.heardSince(nodeId, data),
+        accept: (message) => { this.receive(message, true) },
+        own: options.privateKey === undefined ? undefined : async () => this.stopped ? undefined : await signEntry(options.privateKey!, options.topic, this.encode(false)),
+        log: options.log
+      })
+    }
   }
 
   start (): void {
@@ -64,8 +84,13 @@ export class Heartbeats {
     pubsub.addEventListener('message', this.onMessage)
     pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
     this.unsubscribeRegistry = this.options.registry.onChange((reason) => { this.changed(reason) })
-    this.timer = setInterval(() => { void this.publish() }, intervalMs)
+    this.timer = setInterval(() => {
+      // Entries of nodes the view dropped are not passed on any more.
+      this.signed.retain((nodeId) => this.options.view.has(nodeId))
+      void this.publish()
+    }, intervalMs)
     this.timer.unref()
+    void this.sync?.start().catch((err: Error) => { this.options.log.warn({ err: err.message }, 'view sync did not start') })
     void this.publish()
   }
 
@@ -78,6 +103,7 @@ export class Heartbeats {
     const pubsub = this.options.host.services.pubsub
     pubsub.removeEventListener('message', this.onMessage)
     pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
+    await this.sync?.stop().catch(() => {})
     await this.send(true).catch((err: Error) => { this.options.log.debug({ err: err.message }, 'could not publish the leaving heartbeat') })
   }
 
@@ -113,12 +139,25 @@ export class Heartbeats {
 
   private async send (leaving: boolean): Promise<void> {
     const { registry, host, topic, view, version } = this.options
-    const projects = leaving ? [] : registry.projects().map((p) => ({ project: p.project, models: p.models.map(({ model, cid, type, busy, available }) => ({ model, cid, type, busy, available })) }))
-    const nodeType = this.options.baseNodeType | (registry.hasModels() ? NODE_TYPE.MODEL : 0)
+    const projects = this.projects(leaving)
+    const nodeType = this.nodeType()
     // Our own entry goes straight into the view: pubsub does not deliver our messages back to us.
     const intervalMs = this.options.intervalMs
     if (!leaving) view.update({ nodeId: this.self, projects, nodeType, version, lastHeard: Date.now(), intervalMs })
-    await host.services.pubsub.publish(topic, encodeHeartbeat({ nodeId: this.self, version, nodeType, projects, leaving, intervalMs }))
+    await host.services.pubsub.publish(topic, this.encode(leaving))
+  }
+
+  private projects (leaving: boolean): Heartbeat['projects'] {
+    return leaving ? [] : this.options.registry.projects().map((p) => ({ project: p.project, models: p.models.map(({ model, cid, type, busy, available }) => ({ model, cid, type, busy, available })) }))
+  }
+
+  private nodeType (): number {
+    return this.options.baseNodeType | (this.options.registry.hasModels() ? NODE_TYPE.MODEL : 0)
+  }
+
+  /** Our heartbeat as published on the topic. */
+  private encode (leaving: boolean): Uint8Array {
+    return encodeHeartbeat({ nodeId: this.self, version: this.options.version, nodeType: this.nodeType(), projects: this.projects(leaving), leaving, intervalMs: this.options.intervalMs })
   }
 
   private validate (peer: PeerId, message: PubSubMessage): TopicValidatorResult {
@@ -129,28 +168,57 @@ export class Heartbeats {
     return result.verdict
   }
 
-  private receive (message: PubSubMessage): void {
+  /** A heartbeat from the topic, or (`synced`) one that a view sync passed on and that was checked. */
+  private receive (message: SignedPubSubMessage, synced = false): void {
     if (message.topic !== this.options.topic) return
     const checked = checkTopicMessage(message)
     if (checked.heartbeat === undefined || checked.heartbeat.nodeId === this.self) return
     const heartbeat = checked.heartbeat
-    // A node we have not heard of has not heard of us either: answer with our heartbeat. This costs one
-    // heartbeat per node when a node joins; a signed view sync would make joins cheaper in big networks.
-    if (!heartbeat.leaving && !this.options.view.has(heartbeat.nodeId)) this.publishSoon(JOIN_COALESCE_MS)
+    // A node we have not heard of may not have heard of us either. One that speaks view sync got (or
+    // gets) our heartbeat from the node it joined through; only one that does not (a Go node, an older
+    // aicn) is answered with our heartbeat, and only by the nodes it is connected to.
+    if (!synced && !heartbeat.leaving && !this.options.view.has(heartbeat.nodeId)) this.answerJoin(message.from)
     if (heartbeat.leaving) {
+      this.signed.forget(heartbeat.nodeId)
       this.options.view.remove(heartbeat.nodeId)
       return
     }
     const now = Date.now()
+    // A synced heartbeat counts from when its author signed it (never later than now), not from when
+    // we got it: a replayed old entry cannot keep a gone node routable.
+    const heardAt = synced ? Math.min(now, heartbeat.timestamp * 1000) : now
+    const known = this.options.view.heard(heartbeat.nodeId)
+    if (synced && known !== undefined && known.lastHeard >= heardAt) return
+    this.signed.keep(heartbeat.nodeId, message)
     this.options.view.update({
       nodeId: heartbeat.nodeId,
       projects: heartbeat.projects,
       nodeType: heartbeat.nodeType,
       version: heartbeat.version,
-      lastHeard: now,
+      lastHeard: heardAt,
       // Routing holds each node to its own rhythm, announced (aicn) or learned (Go): src/registry/rhythm.ts.
-      intervalMs: nextInterval(this.options.view.heard(heartbeat.nodeId), now, heartbeat.intervalMs)
+      intervalMs: nextInterval(known, heardAt, heartbeat.intervalMs)
     })
+  }
+
+  private answerJoin (author: PeerId | undefined): void {
+    if (this.sync === undefined || author === undefined) { this.publishSoon(JOIN_COALESCE_MS); return }
+    if (this.options.host.getConnections(author).length === 0) return
+    this.options.host.peerStore.get(author)
+      .then((peer) => { if (!peer.protocols.includes(VIEW_PROTOCOL)) this.publishSoon(JOIN_COALESCE_MS) })
+      .catch(() => { this.publishSoon(JOIN_COALESCE_MS) })
+  }
+
+  /** Whether the view heard `nodeId` at or after the time the heartbeat in `data` was signed. */
+  private heardSince (nodeId: string, data: Uint8Array): boolean {
+    const known = this.options.view.heard(nodeId)
+    if (known === undefined) return false
+    try {
+      const timestamp = Number(protocol.Message.decode(data).header?.timestamp ?? 0)
+      return known.lastHeard >= timestamp * 1000
+    } catch {
+      return false
+    }
   }
 }
 

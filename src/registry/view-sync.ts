@@ -1,0 +1,229 @@
+// View sync (/aicn/view/1.0.0): a node that joins gets the network's view from the node it joined through,
+// as the signed heartbeats that node last heard, instead of every node of the network re-announcing
+// itself to everyone. That rule cost every join N publishes and N² signature checks in the network (about
+// 4 s of CPU per batch of joins at N = 50, and at N = 500 the input node never caught up: issue 18,
+// docs/benchmarks.md "Swarm"). Now a join costs one publish (the joiner's own heartbeat, checked once by
+// each node) plus one sync, whose entries the joiner checks itself, skipping those it already heard.
+//
+// Wire: the requester opens the stream and sends nothing; the server writes one length-prefixed frame per
+// node, each a gossipsub `RPC.Message` (from, data, seqno, topic, signature, key) exactly as the author
+// published it, then an empty frame, then closes. The requester checks each entry as gossipsub would (StrictSign signature by
+// `from`) and then as the topic validator does (src/protocols/heartbeat.ts checkTopicMessage): nobody
+// can forge an entry, not even the node that serves the sync; it can only withhold or replay old ones,
+// which the heartbeat's own timestamp and the routing window (src/registry/rhythm.ts) bound.
+import { randomBytes } from 'node:crypto'
+import type { Libp2p, PeerId, PrivateKey, PublicKey, Stream } from '@libp2p/interface'
+import { publicKeyFromProtobuf, publicKeyToProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromMultihash, peerIdFromPrivateKey, peerIdFromPublicKey } from '@libp2p/peer-id'
+import { RPC } from '@libp2p/gossipsub/message'
+import * as Digest from 'multiformats/hashes/digest'
+import * as lp from 'it-length-prefixed'
+import type { Logger } from '../logger.ts'
+import type { PubSubMessage } from '../p2p/pubsub.ts'
+
+export const VIEW_PROTOCOL = '/aicn/view/1.0.0'
+/** At most this many entries are kept, sent and accepted (a view this size is 10× the largest we measured). */
+export const MAX_SYNC_ENTRIES = 10_000
+/** A heartbeat is at most 1 MiB (MAX_TOPIC_MESSAGE_BYTES); the envelope adds a few hundred bytes. */
+const MAX_FRAME_BYTES = 1024 * 1024 + 4096
+const SYNC_TIMEOUT_MS = 30_000
+/** A node that joined at the same moment as us may have announced itself before the node we sync from
+ * had a pubsub stream to us, and after our first sync (under load, seconds later: measured with
+ * scripts/bench/swarm.ts). Syncing again this long after the first catches it; a resync costs a transfer,
+ * not signature checks (what we heard is skipped). A "since" cursor would make resyncs O(new). */
+export const RESYNC_MS = [5_000, 30_000]
+const SIGN_PREFIX = new TextEncoder().encode('libp2p-pubsub:')
+/** An empty frame ends the list: the stream's own end can get lost when it arrives before the reader
+ * starts (seen with @libp2p/utils 7.4: the reader then waits for ever). */
+const END = new Uint8Array(0)
+
+/** A heartbeat as its author signed it, kept to be passed on to joining nodes. */
+export interface SignedEntry { from: Uint8Array, seqno: Uint8Array, data: Uint8Array, signature: Uint8Array, key?: Uint8Array }
+
+/** Signs `data` for `topic` as gossipsub's StrictSign does (from = our peer id, a random seqno). */
+export async function signEntry (privateKey: PrivateKey, topic: string, data: Uint8Array): Promise<SignedEntry> {
+  const from = peerIdFromPrivateKey(privateKey).toMultihash().bytes
+  const seqno = randomBytes(8)
+  const signed = RPC.Message.encode({ from, data, seqno, topic })
+  const toSign = new Uint8Array(SIGN_PREFIX.byteLength + signed.byteLength)
+  toSign.set(SIGN_PREFIX)
+  toSign.set(signed, SIGN_PREFIX.byteLength)
+  return { from, seqno, data, signature: await privateKey.sign(toSign) }
+}
+
+/** What a pubsub router hands to 'message' listeners for a signed message (gossipsub and floodsub). */
+export interface SignedPubSubMessage extends PubSubMessage { signature?: Uint8Array, key?: PublicKey }
+
+/** The last signed heartbeat of each node, bounded; an entry goes when its node leaves or is pruned. */
+export class SignedHeartbeats {
+  private readonly entries = new Map<string, SignedEntry>()
+
+  /** Keeps `message` as `nodeId`'s latest; ignored when it is not a complete signed message. */
+  keep (nodeId: string, message: SignedPubSubMessage): void {
+    if (message.type !== 'signed' || message.from === undefined || message.sequenceNumber === undefined || message.signature === undefined) return
+    if (!this.entries.has(nodeId) && this.entries.size >= MAX_SYNC_ENTRIES) return
+    const seqno = new Uint8Array(8)
+    new DataView(seqno.buffer).setBigUint64(0, BigInt.asUintN(64, message.sequenceNumber))
+    this.entries.delete(nodeId) // re-inserted last: the map stays in order of hearing
+    this.entries.set(nodeId, {
+      from: message.from.toMultihash().bytes,
+      seqno,
+      data: message.data,
+      signature: message.signature,
+      key: message.key === undefined ? undefined : publicKeyToProtobuf(message.key)
+    })
+  }
+
+  forget (nodeId: string): void {
+    this.entries.delete(nodeId)
+  }
+
+  /** Keeps only the nodes for which `keep` is true (called with the view's pruning). */
+  retain (keep: (nodeId: string) => boolean): void {
+    for (const nodeId of this.entries.keys()) if (!keep(nodeId)) this.entries.delete(nodeId)
+  }
+
+  get size (): number {
+    return this.entries.size
+  }
+
+  values (): IterableIterator<SignedEntry> {
+    return this.entries.values()
+  }
+}
+
+export interface ViewSyncOptions {
+  host: Libp2p
+  topic: string
+  store: SignedHeartbeats
+  /** true when the entry need not be checked: the view already has `nodeId` heard at or after `timestampMs` */
+  fresh: (nodeId: string, data: Uint8Array) => boolean
+  /** a checked entry, as if it had arrived on the topic */
+  accept: (message: SignedPubSubMessage) => void
+  /** this node's own heartbeat, signed now; sent first. A joiner may miss our topic heartbeat: it is
+   * published when the joiner subscribes, which can be before we have a pubsub stream to it. */
+  own?: () => Promise<SignedEntry | undefined>
+  log: Logger
+}
+
+export interface SyncResult { received: number, checked: number, accepted: number, skipped: number, rejected: number }
+
+export class ViewSync {
+  private readonly options: ViewSyncOptions
+  /** peers a sync is running from: one at a time per peer */
+  private readonly running = new Set<string>()
+  private readonly onIdentify = (event: CustomEvent<{ peerId: PeerId, protocols: string[], connection: { direction: string } }>): void => {
+    const { peerId, protocols, connection } = event.detail
+    // The node we joined through is one we dialled; nodes that dialled us (workers, for an input node)
+    // get the view from us, not the other way round.
+    if (connection.direction !== 'outbound' || !protocols.includes(VIEW_PROTOCOL)) return
+    this.syncLogged(peerId)
+    for (const ms of RESYNC_MS) {
+      const timer = setTimeout(() => {
+        this.timers.delete(timer)
+        if (this.options.host.getConnections(peerId).length > 0) this.syncLogged(peerId)
+      }, ms)
+      timer.unref()
+      this.timers.add(timer)
+    }
+  }
+
+  private readonly timers = new Set<NodeJS.Timeout>()
+
+  private syncLogged (peerId: PeerId): void {
+    void this.sync(peerId)
+      .then((r) => { this.options.log.debug({ peer: peerId.toString(), ...r }, 'view synced') })
+      .catch((err: Error) => { this.options.log.debug({ peer: peerId.toString(), err: err.message }, 'view sync failed') })
+  }
+
+  constructor (options: ViewSyncOptions) {
+    this.options = options
+  }
+
+  async start (): Promise<void> {
+    await this.options.host.handle(VIEW_PROTOCOL, (stream) => { void this.serve(stream) }, { maxInboundStreams: 2, maxOutboundStreams: 2 })
+    this.options.host.addEventListener('peer:identify', this.onIdentify as any)
+  }
+
+  async stop (): Promise<void> {
+    for (const timer of this.timers) clearTimeout(timer)
+    this.timers.clear()
+    this.options.host.removeEventListener('peer:identify', this.onIdentify as any)
+    await this.options.host.unhandle(VIEW_PROTOCOL).catch(() => {})
+  }
+
+  private async serve (stream: Stream): Promise<void> {
+    try {
+      const topic = this.options.topic
+      let sent = 0
+      const own = await this.options.own?.().catch(() => undefined)
+      for (const entry of own === undefined ? this.options.store.values() : [own, ...this.options.store.values()]) {
+        if (sent++ >= MAX_SYNC_ENTRIES) break
+        if (!stream.send(lp.encode.single(RPC.Message.encode({ ...entry, topic })))) await stream.onDrain({ signal: AbortSignal.timeout(SYNC_TIMEOUT_MS) })
+      }
+      stream.send(lp.encode.single(END))
+      await stream.close({ signal: AbortSignal.timeout(SYNC_TIMEOUT_MS) })
+    } catch (err) {
+      stream.abort(err as Error)
+    }
+  }
+
+  /** Asks `peer` for its view; checks and accepts what this node has not heard yet. */
+  async sync (peer: PeerId): Promise<SyncResult> {
+    const key = peer.toString()
+    const result: SyncResult = { received: 0, checked: 0, accepted: 0, skipped: 0, rejected: 0 }
+    if (this.running.has(key)) return result
+    this.running.add(key)
+    const signal = AbortSignal.timeout(SYNC_TIMEOUT_MS)
+    let stream: Stream | undefined
+    try {
+      // The requester sends nothing: without full negotiation the protocol would wait for a first write.
+      stream = await this.options.host.dialProtocol(peer, VIEW_PROTOCOL, { signal, negotiateFully: true })
+      for await (const frame of lp.decode(stream, { maxDataLength: MAX_FRAME_BYTES })) {
+        signal.throwIfAborted()
+        if (frame.byteLength === 0) break
+        if (++result.received > MAX_SYNC_ENTRIES) break
+        const message = await this.check(frame.subarray(), result)
+        if (message !== undefined) { this.options.accept(message); result.accepted++ }
+      }
+      await stream.close({ signal }).catch(() => {})
+      return result
+    } catch (err) {
+      stream?.abort(err as Error)
+      throw err
+    } finally {
+      this.running.delete(key)
+    }
+  }
+
+  /** The entry as a pubsub message when it is on our topic, signed by its author and news to us. */
+  private async check (bytes: Uint8Array, result: SyncResult): Promise<SignedPubSubMessage | undefined> {
+    let entry: RPC.Message
+    let from: PeerId
+    try {
+      entry = RPC.Message.decode(bytes)
+      if (entry.topic !== this.options.topic || entry.from === undefined || entry.data === undefined || entry.seqno?.byteLength !== 8 || entry.signature === undefined) throw new Error('incomplete entry')
+      from = peerIdFromMultihash(Digest.decode(entry.from))
+    } catch {
+      result.rejected++
+      return undefined
+    }
+    // Checked only when it would change the view: a node that re-syncs pays nothing for what it heard.
+    if (this.options.fresh(from.toString(), entry.data)) { result.skipped++; return undefined }
+    result.checked++
+    try {
+      const publicKey = entry.key !== undefined ? publicKeyFromProtobuf(entry.key) : from.publicKey
+      if (publicKey === undefined || !peerIdFromPublicKey(publicKey).equals(from)) throw new Error('key does not match from')
+      const signed = RPC.Message.encode({ from: entry.from, data: entry.data, seqno: entry.seqno, topic: entry.topic })
+      const toVerify = new Uint8Array(SIGN_PREFIX.byteLength + signed.byteLength)
+      toVerify.set(SIGN_PREFIX)
+      toVerify.set(signed, SIGN_PREFIX.byteLength)
+      if (!await publicKey.verify(toVerify, entry.signature)) throw new Error('bad signature')
+      const sequenceNumber = new DataView(entry.seqno.buffer, entry.seqno.byteOffset, 8).getBigUint64(0)
+      return { type: 'signed', from, topic: entry.topic, data: entry.data, sequenceNumber, signature: entry.signature, key: publicKey }
+    } catch {
+      result.rejected++
+      return undefined
+    }
+  }
+}
