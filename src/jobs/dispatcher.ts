@@ -79,6 +79,9 @@ export class JobDispatcher {
     // Nobody announces the model as up, but this node serves it with its server marked down: try it once
     // anyway. The health probe may be seconds behind a server that just came back (issue 15).
     if (plan.length === 0 && this.local.serves?.(project, model, job.head.kind) === true) plan = [selfPeer(this.selfId)]
+    // The same for another node: its last heartbeat said its model server was down, which the next one
+    // (probes retry within seconds) may already contradict. One try, on the best-placed such node.
+    if (plan.length === 0) plan = this.selector.plan(this.network.downPeers?.(project, model, CANDIDATES) ?? [], { direct: options.direct, self: this.selfId }).slice(0, 1)
     if (plan.length === 0) throw new AicnError(ErrorCode.NO_NODE, `no reachable node serves model "${model}" of project "${project}"`)
     state.known = true
 

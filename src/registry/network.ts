@@ -58,6 +58,11 @@ export class NetworkRegistry {
     return this.rank(type === undefined ? candidates : candidates.filter((c) => c.type === type)).slice(0, limit)
   }
 
+  /** Nodes whose copy of the model is marked down, ordered as peers() orders; for one last try. */
+  downPeers (project: string, model: string, limit: number): ProjectPeer[] {
+    return this.rank(this.view.downCandidates(project, model)).slice(0, limit)
+  }
+
   /** Candidates ordered for routing; callers pick from the front. */
   rank (candidates: Candidate[]): ProjectPeer[] {
     const connectivity = this.connectivityByNode()

@@ -269,6 +269,20 @@ export class NetworkView {
    * per node: its least busy copy (ties: smallest cid), chosen when the heartbeat arrived. O(nodes
    * listing that model). Unordered: ranking (connectivity, latency) is the caller's business.
    */
+  /** Nodes that count for routing and list the model but announce no available copy of it (their model
+   * server was marked down): a job that finds nobody else tries one of them once (issue 15). Type and cid
+   * are unknown for such a copy (0 and ''). */
+  downCandidates (project: string, model: string): Candidate[] {
+    const set = this.index.get(project)?.models.get(model)
+    if (set === undefined) return []
+    const now = this.now()
+    const out: Candidate[] = []
+    for (const [nodeId, { lastHeard, offer, routableUntil }] of set.members) {
+      if (offer === undefined && routableUntil >= now && !this.unreachable.has(nodeId)) out.push({ nodeId, cid: '', type: 0, busy: 0, lastHeard })
+    }
+    return out
+  }
+
   candidates (project: string, model: string): Candidate[] {
     const set = this.index.get(project)?.models.get(model)
     if (set === undefined) return []

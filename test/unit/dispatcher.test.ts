@@ -122,3 +122,24 @@ describe('JobDispatcher failover', () => {
     assert.deepEqual(tried, [dead, good])
   })
 })
+
+describe('JobDispatcher: a model marked down elsewhere', () => {
+  it('is tried once on one such node when nobody announces the model up, and 503 when none lists it', async () => {
+    const down = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+    const tried: string[] = []
+    const make = (downPeers: ProjectPeer[]): JobDispatcher => new JobDispatcher({
+      selfId: 'self-node',
+      local: { run: async () => { throw new Error('not local') } } as unknown as LocalExecutor,
+      remote: { run: async (peer: PeerId) => { tried.push(peer.toString()); return answer(peer.toString(), 200) } },
+      selector: new NodeSelector(),
+      network: { peers: () => [], downPeers: () => downPeers } as unknown as NetworkRegistry,
+      log: silentLogger
+    })
+    const job = { head: { requestId: 'r', project: 'P', model: 'M', cid: '', kind: JobKind.CHAT, contentType: 'application/json', stream: false, deadline: Date.now() + 60_000 }, body: { bytes: Buffer.from('{}') } }
+    const peer = (node_id: string): ProjectPeer => ({ node_id, connectivity: 1, latency: 1_000, Idle: 0, cid: '' })
+    const response = await make([peer(down), peer(peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString())]).toProject(job, new AbortController().signal, { direct: false })
+    assert.equal(response.status, 200)
+    assert.equal(tried.length, 1, 'one try only')
+    await assert.rejects(make([]).toProject(job, new AbortController().signal, { direct: false }), (err: any) => err.code === ErrorCode.NO_NODE)
+  })
+})

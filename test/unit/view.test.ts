@@ -434,3 +434,13 @@ test('Sybil bounds: a node announces at most 1,024 models, and a full view forge
   assert.ok(!full.has('n0'), 'the node heard longest ago was forgotten')
   assert.ok(full.has(`n${MAX_VIEW_NODES - 1}`))
 })
+
+test('downCandidates: nodes that list the model with no available copy, for one last try', () => {
+  const v = view()
+  v.update(entry('up', { P: [model('m')] }))
+  v.update(entry('down', { P: [model('m', 'c1', 0, false)] }))
+  assert.deepEqual(ids(v.candidates('P', 'm')), ['up'])
+  assert.deepEqual(v.downCandidates('P', 'm').map((c) => c.nodeId), ['down'])
+  v.markUnreachable('down')
+  assert.deepEqual(v.downCandidates('P', 'm'), [])
+})
