@@ -281,7 +281,8 @@ export class AicnNode {
           dispatcher,
           timeoutsMs,
           ipfsNodes: config.Jobs.IpfsNodes,
-          meter: async (authorization, head, body, endpoint) => await gateway.meterCall(authorization, head, body, endpoint)
+          meter: async (authorization, head, body, endpoint) => await gateway.meterCall(authorization, head, body, endpoint),
+          onUsage: (model, promptTokens, completionTokens) => { nodeMetrics.usage(model, promptTokens, completionTokens) }
         }),
         ...keyRoutes(gatewayDb.keys, gatewayDb.usage),
         ...gateway.routes(),

@@ -49,24 +49,41 @@ async function registerModels (w: TestNode, model: FakeModelServer, project: str
   assert.equal(register.body.code, 0, JSON.stringify(register.body))
 }
 
+/** An input node B (config changed by `edit`) and a worker W serving MODELS of `project`; `stop` ends all. */
+async function startNetwork (project: string, edit: (config: any) => void): Promise<{ b: TestNode, w: TestNode, model: FakeModelServer, stop: () => Promise<void> }> {
+  const model = await startFakeModelServer({ tokens: TOKENS })
+  const nodes: TestNode[] = []
+  const stop = async (): Promise<void> => {
+    await Promise.all(nodes.map(async (n) => { await n.destroy() }))
+    await model.close()
+  }
+  try {
+    const b = await TestNode.start({ mode: 'input', psk: PSK, edit })
+    nodes.push(b)
+    const w = await TestNode.start({ psk: PSK, bootstrap: [await b.addr()] })
+    nodes.push(w)
+    await registerModels(w, model, project)
+    await waitFor(async () => (await b.call('/api/v0/ai/projects/models', { project })).body.data.length === MODELS.length, 20_000, 'B to see the models')
+    return { b, w, model, stop }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+}
+
 describe('the front door: keyless local use, browser safety, OpenAI errors', () => {
   let b: TestNode
   let w: TestNode
   let model: FakeModelServer
   const sdk = (): OpenAI => new OpenAI({ apiKey: 'none', baseURL: `${b.web}/v1`, maxRetries: 0, timeout: 30_000 })
 
+  let stop: (() => Promise<void>) | undefined
+
   before(async () => {
-    model = await startFakeModelServer({ tokens: TOKENS })
-    b = await TestNode.start({ mode: 'input', psk: PSK, edit: (c) => { c.API.AllowedOrigins = ['http://app.example'] } })
-    w = await TestNode.start({ psk: PSK, bootstrap: [await b.addr()] })
-    await registerModels(w, model, 'Door')
-    await waitFor(async () => (await b.call('/api/v0/ai/projects/models', { project: 'Door' })).body.data.length === MODELS.length, 20_000, 'B to see the models')
+    ({ b, w, model, stop } = await startNetwork('Door', (c) => { c.API.AllowedOrigins = ['http://app.example'] }))
   })
 
-  after(async () => {
-    await Promise.all([b, w].filter((n) => n !== undefined).map(async (n) => { await n.destroy() }))
-    await model?.close()
-  })
+  after(async () => { await stop?.() })
 
   test('the web listener is not port 6000 and serves the same API', async () => {
     assert.notEqual(b.web, '')
@@ -210,20 +227,14 @@ describe('the front door: keyless local use, browser safety, OpenAI errors', () 
 describe('keys required: every job route, /api/v0 included, needs a key', () => {
   let b: TestNode
   let w: TestNode
-  let model: FakeModelServer
+
+  let stop: (() => Promise<void>) | undefined
 
   before(async () => {
-    model = await startFakeModelServer({ tokens: TOKENS })
-    b = await TestNode.start({ mode: 'input', psk: PSK, edit: (c) => { c.Gateway = { RequireKeys: 'always' } } })
-    w = await TestNode.start({ psk: PSK, bootstrap: [await b.addr()] })
-    await registerModels(w, model, 'Locked')
-    await waitFor(async () => (await b.call('/api/v0/ai/projects/models', { project: 'Locked' })).body.data.length === MODELS.length, 20_000, 'B to see the models')
+    ({ b, w, stop } = await startNetwork('Locked', (c) => { c.Gateway = { RequireKeys: 'always' } }))
   })
 
-  after(async () => {
-    await Promise.all([b, w].filter((n) => n !== undefined).map(async (n) => { await n.destroy() }))
-    await model?.close()
-  })
+  after(async () => { await stop?.() })
 
   test('401 without a key or with an unknown one, on /api/v0 and /v1; a valid key works', async () => {
     const chat = { project: 'Locked', model: 'door-chat', messages: [{ role: 'user', content: 'Hi' }] }

@@ -89,9 +89,12 @@ describe('operator experience', () => {
 
     test('jobs by outcome and place, tokens, first byte, failures, view and peers', async () => {
       const messages = [{ role: 'user', content: 'count me' }]
+      const localUsage = { prompt_tokens: 0, completion_tokens: 0 }
       for (let i = 0; i < 2; i++) {
         const local = await w.call('/api/v0/chat/completion/proxy', { project: PROJECT, model: 'counted', messages })
         assert.equal(local.status, 200)
+        localUsage.prompt_tokens += local.body.data.usage.prompt_tokens as number
+        localUsage.completion_tokens += local.body.data.usage.completion_tokens as number
       }
       const remote = await b.call('/api/v0/chat/completion/proxy', { project: PROJECT, model: 'counted', messages, stream: true })
       assert.equal(remote.status, 200)
@@ -114,6 +117,9 @@ describe('operator experience', () => {
       assert.equal(sample(bText, 'aicn_job_first_byte_seconds_count', { kind: 'chat', where: 'remote' }), 2)
       assert.equal(sample(bText, 'aicn_tokens_total', { direction: 'in', model: 'counted' }), usage.prompt_tokens)
       assert.equal(sample(bText, 'aicn_tokens_total', { direction: 'out', model: 'counted' }), usage.completion_tokens)
+      // Keyless /api/v0 calls count their reported tokens too.
+      assert.equal(sample(wText, 'aicn_tokens_total', { direction: 'in', model: 'counted' }), localUsage.prompt_tokens)
+      assert.equal(sample(wText, 'aicn_tokens_total', { direction: 'out', model: 'counted' }), localUsage.completion_tokens)
       assert.equal(sample(bText, 'aicn_gateway_rejections_total', { status: '404' }), 1)
       assert.equal(sample(bText, 'aicn_peers_connected'), 1)
       assert.equal(sample(bText, 'aicn_view_nodes'), 2)

@@ -9,7 +9,7 @@ import { checkIpfsNode, ipfsOrigins, uploadImage } from '../../jobs/ipfs.ts'
 import { DEFAULT_TIMEOUT_MS, JobKind, type JobKindValue, type JobResponse, type JobTimeouts } from '../../jobs/types.ts'
 import { finishing } from '../../jobs/iterables.ts'
 import { openUpload } from '../../jobs/upload.ts'
-import { tapUsage } from '../../gateway/sse.ts'
+import { readUsage, tapUsage } from '../../gateway/sse.ts'
 import { countingEvents } from '../../gateway/billing.ts'
 import { ok, okJson, type Reply } from '../reply.ts'
 import type { Route, RouteContext } from '../router.ts'
@@ -33,6 +33,9 @@ export interface JobRouteOptions {
   dispatcher: JobDispatcher
   /** Keys' limits and balances on these routes, as on /v1. */
   meter?: CallMeter
+  /** Told the usage a model reported on a call without a key (a metered call reports through `meter`),
+   * for the token metrics (docs/metrics.md). */
+  onUsage?: (model: string, promptTokens: number, completionTokens: number) => void
   /** per-kind timeouts; defaults to DEFAULT_TIMEOUT_MS */
   timeoutsMs?: JobTimeouts
   /** `Jobs.IpfsNodes`: the IPFS nodes `ipfs_node` may name (empty: loopback only; jobs/ipfs.ts) */
@@ -65,7 +68,12 @@ export function jobRoutes (options: JobRouteOptions): Route[] {
   const metered = async (rc: RouteContext, jobHead: Job['head'], run: (finish: MeteredCall['finish']) => Promise<Reply>): Promise<Reply> => {
     const endpoint = (rc.req.url ?? '').split('?')[0]
     const call = await options.meter?.(rc.header('authorization'), jobHead, rc.params.body as Record<string, unknown> | undefined, endpoint)
-    if (call === undefined) return await run(() => {})
+    if (call === undefined) {
+      return await run((_nodeId, usage) => {
+        const reported = readUsage(usage)
+        if (reported !== undefined) options.onUsage?.(jobHead.model, reported.prompt_tokens, reported.completion_tokens)
+      })
+    }
     try {
       return await run(call.finish)
     } catch (err) {
