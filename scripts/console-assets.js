@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Part of `npm run build`: copies the web console's static files (console/*.html, *.css, *.svg) next to
-// its compiled modules in dist/console/, which the daemon serves (src/http/console.ts).
+// its compiled modules in dist/console/, which the daemon serves (src/api/console.ts).
 import { copyFileSync, mkdirSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 

@@ -11,7 +11,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startFakeModelServer, type FakeModelServer } from './fake-model.ts'
-import { PACKAGE_ROOT } from '../src/package-root.ts'
+import { PACKAGE_ROOT } from '../src/core/package-root.ts'
 
 const CLI = join(PACKAGE_ROOT, 'bin', 'aicn.js')
 const PROJECT = 'DecentralGPT'

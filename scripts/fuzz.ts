@@ -10,7 +10,7 @@
 //   npm run build && node dist/scripts/fuzz.js [--minutes 10] [--seed N]
 //
 // It prints counts per route and status and every finding, and exits 1 when there was one.
-import '../src/polyfill.ts'
+import '../src/core/polyfill.ts'
 import { readFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -28,12 +28,12 @@ import { job, protocol } from '../src/proto/index.ts'
 import { JOB_PROTOCOL } from '../src/protocols/job.ts'
 import { RPC_PROTOCOL } from '../src/protocols/rpc.ts'
 import { swarmKeyFromHex } from '../src/p2p/psk.ts'
-import { controlRoutes } from '../src/http/routes/control.ts'
-import { registryRoutes } from '../src/http/routes/registry.ts'
-import { jobRoutes } from '../src/http/routes/jobs.ts'
-import { keyRoutes } from '../src/http/routes/keys.ts'
+import { controlRoutes } from '../src/api/routes/control.ts'
+import { registryRoutes } from '../src/api/routes/registry.ts'
+import { jobRoutes } from '../src/api/routes/jobs.ts'
+import { keyRoutes } from '../src/api/routes/keys.ts'
 import { Gateway } from '../src/gateway/gateway.ts'
-import { DEFAULT_BODY_LIMIT } from '../src/http/body.ts'
+import { DEFAULT_BODY_LIMIT } from '../src/api/body.ts'
 import { startFakeModelServer, type FakeModelServer } from './fake-model.ts'
 import { TestNode, waitFor } from '../test/integration/harness.ts'
 
@@ -244,7 +244,7 @@ export interface HttpCase {
   mayDrop: boolean
 }
 
-/** The fields the routes read (src/http/routes/*.ts, src/gateway/gateway.ts). */
+/** The fields the routes read (src/api/routes/*.ts, src/gateway/gateway.ts). */
 const FIELDS = [
   'node_id', 'node_addr', 'timeout', 'project', 'model', 'models', 'api', 'type', 'cid', 'number', 'messages',
   'stream', 'prompt', 'n', 'size', 'response_format', 'ipfs_node', 'name', 'rpm', 'concurrency', 'daily',

@@ -8,7 +8,7 @@ import type { Stream, StreamCloseEvent } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { JOB_PROTOCOL } from '../src/protocols/job.ts'
 import { CHAT_PROXY_PROTOCOL } from '../src/compat/chat-proxy.ts'
-import { JobKind } from '../src/jobs/types.ts'
+import { JobKind } from '../src/core/job-types.ts'
 import { encodeFrame, requestHeadFrame } from '../src/protocols/job-frames.ts'
 
 const KiB = 1024

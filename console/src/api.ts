@@ -1,6 +1,6 @@
 // Calls to this node's API, same origin. Answers in the envelope `{"code","message","data"}` give their
 // data; anything else throws an ApiError with the node's message. Browser POSTs are JSON (the node refuses
-// other types from pages, src/http/guard.ts).
+// other types from pages, src/api/guard.ts).
 
 export class ApiError extends Error {
   readonly status: number

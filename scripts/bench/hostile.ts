@@ -7,7 +7,7 @@
 //   npx tsc -p tsconfig.json && node dist/scripts/bench/hostile.js [--streams 256] [--proxy-streams 8]
 //
 // Results and the commit they were taken on: docs/reliability.md, "Hostile peers and models".
-import '../../src/polyfill.ts'
+import '../../src/core/polyfill.ts'
 import { parseArgs } from 'node:util'
 import { multiaddr } from '@multiformats/multiaddr'
 import { startFuzzPair, startRogue, normalJob, type FuzzPair } from '../fuzz.ts'

@@ -7,22 +7,22 @@
 //   npm run build && node dist/scripts/bench/http-layer.js [--requests 5000] [--runs 3]
 //
 // 127.0.0.1 only; every loop is bounded in count, and the whole run by a watchdog.
-import '../../src/polyfill.ts'
+import '../../src/core/polyfill.ts'
 import { fork, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Registry } from 'prom-client'
 import { Agent, request } from 'undici'
-import { HttpServer } from '../../src/http/server.ts'
-import { jobRoutes } from '../../src/http/routes/jobs.ts'
+import { HttpServer } from '../../src/api/server.ts'
+import { jobRoutes } from '../../src/api/routes/jobs.ts'
 import { JobDispatcher } from '../../src/jobs/dispatcher.ts'
 import { NodeSelector } from '../../src/jobs/selector.ts'
-import { WholeBody } from '../../src/jobs/iterables.ts'
+import { WholeBody } from '../../src/core/iterables.ts'
 import type { LocalExecutor } from '../../src/jobs/local.ts'
-import type { NetworkRegistry } from '../../src/registry/network.ts'
-import type { JobSender } from '../../src/protocols/transport.ts'
-import { silentLogger } from '../../src/logger.ts'
+import type { NetworkRegistry } from '../../src/protocols/network.ts'
+import type { JobSender } from '../../src/core/job-types.ts'
+import { silentLogger } from '../../src/core/logger.ts'
 import { f0, f2, intArg, MESSAGES, MODEL, summarize } from './lib.ts'
 
 const { values: args } = parseArgs({ options: { serve: { type: 'string' }, requests: { type: 'string' }, runs: { type: 'string' } } })

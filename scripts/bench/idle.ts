@@ -10,7 +10,7 @@
 // prints ms of CPU per second per daemon (input nodes and workers apart) and the connection counts.
 // With --profile, the profiled daemons run with --cpu-prof and are stopped with SIGTERM at the end, so
 // Node writes a .cpuprofile into DIR; the script prints the top functions by self time.
-import '../../src/polyfill.ts'
+import '../../src/core/polyfill.ts'
 import { readdir, mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'

@@ -49,7 +49,7 @@
 // Bounded: every loop has a maximum count and a deadline, the whole run a watchdog. Every daemon lives
 // under one temp folder (TMPDIR is pointed there) removed at the end, on failure and on SIGINT/SIGTERM;
 // daemons and model servers are killed by PID.
-import '../../src/polyfill.ts'
+import '../../src/core/polyfill.ts'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
@@ -70,11 +70,11 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId, Stream, StreamMessageEvent } from '@libp2p/interface'
 import type { TestNode, NodeSpec } from '../../test/integration/harness.ts'
 import { JobProtocol, JOB_PROTOCOL, JOB_PROTOCOL_1_0 } from '../../src/protocols/job.ts'
-import { WholeBody } from '../../src/jobs/iterables.ts'
+import { WholeBody } from '../../src/core/iterables.ts'
 import { installYamuxWindowHysteresis } from '../../src/p2p/yamux-window.ts'
 import { swarmKeyFromHex } from '../../src/p2p/psk.ts'
-import { silentLogger } from '../../src/logger.ts'
-import { JobKind } from '../../src/jobs/types.ts'
+import { silentLogger } from '../../src/core/logger.ts'
+import { JobKind } from '../../src/core/job-types.ts'
 import type { Host } from '../../src/p2p/host.ts'
 import {
   childPids, cpuPerRequest, directTarget, f0, f1, f2, int, interleavedLatency, intArg, JSON_HEADERS, load, log, MESSAGES, MODEL, PHASE_MS,

@@ -7,7 +7,7 @@
 //
 // Compare with the jobs benchmark's "32-byte echo on a stream kept open", which crosses from the benchmark
 // process to a daemon and back (docs/benchmarks.md, "Where the time goes").
-import '../../src/polyfill.ts'
+import '../../src/core/polyfill.ts'
 import { parseArgs } from 'node:util'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'

@@ -26,7 +26,7 @@
 // lives under one temp folder (TMPDIR is pointed there) that is removed at the end, on failure and on
 // SIGINT/SIGTERM; daemons are killed by PID (the harness's destroy(), then any child of this process left).
 // The daemon-network helpers are shared with scale.ts and soak.ts in ./network.ts.
-import '../../src/polyfill.ts'
+import '../../src/core/polyfill.ts'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { generateKeyPair, publicKeyToProtobuf } from '@libp2p/crypto/keys'
@@ -39,11 +39,11 @@ import { call, cpuCount, destroyAll, loadAverage, log, onCleanup, pollListed, rs
 import { encodeHeartbeat } from '../../src/protocols/heartbeat-codec.ts'
 import { NetworkView } from '../../src/registry/view.ts'
 import type { NodeEntry, ViewProject } from '../../src/registry/view-types.ts'
-import { NetworkRegistry } from '../../src/registry/network.ts'
-import { HttpServer } from '../../src/http/index.ts'
-import { registryRoutes } from '../../src/http/routes/registry.ts'
-import { silentLogger } from '../../src/logger.ts'
-import { AGENT_VERSION } from '../../src/version.ts'
+import { NetworkRegistry } from '../../src/protocols/network.ts'
+import { HttpServer } from '../../src/api/index.ts'
+import { registryRoutes } from '../../src/api/routes/registry.ts'
+import { silentLogger } from '../../src/core/logger.ts'
+import { AGENT_VERSION } from '../../src/core/version.ts'
 import { DEFAULT_TOPIC_NAME } from '../../src/config/defaults.ts'
 import type { Host } from '../../src/p2p/host.ts'
 import type { LatencyTracker } from '../../src/p2p/latency.ts'

@@ -32,7 +32,7 @@
 // Bounded: every wait has a deadline, every loop a maximum count, the whole run a watchdog. Every daemon
 // lives under one temp folder removed at the end, on failure and on SIGINT/SIGTERM; daemons are killed
 // by PID (see ./network.ts, shared with registry-spread.ts and soak.ts).
-import '../../src/polyfill.ts'
+import '../../src/core/polyfill.ts'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { startFakeModelServer, type FakeModelServer } from '../fake-model.ts'

@@ -12,7 +12,7 @@
 // Every job is accounted for:
 //   ok        – 200 and the fake model's exact answer (non-stream), or every token and `data: [DONE]` (stream);
 //   failed    – a documented error: HTTP ≥ 400 with a JSON body {code ≠ 0, message}, or a stream that ends
-//               with an error event `data: {"error":{code,message}}` (src/http/routes/jobs.ts);
+//               with an error event `data: {"error":{code,message}}` (src/api/routes/jobs.ts);
 //   vanished  – anything else: network error, timeout (60 s), other status or body, a stream cut short.
 // Every minute (and at the start and end) it samples every daemon: VmRSS (/proc/<pid>/status), the V8
 // heap in use (`nodejs_heap_size_used_bytes` from its /metrics) and open file descriptors (/proc/<pid>/fd).
@@ -23,7 +23,7 @@
 // Bounded: the run ends after --minutes (at most 240) plus a 60 s drain; a watchdog ends it anyway.
 // Daemons live under one temp folder removed at the end, on failure and on SIGINT/SIGTERM; daemons are
 // killed by PID (see ./network.ts, shared with registry-spread.ts and scale.ts).
-import '../../src/polyfill.ts'
+import '../../src/core/polyfill.ts'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { startFakeModelServer, type FakeModelServer } from '../fake-model.ts'

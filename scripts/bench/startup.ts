@@ -8,7 +8,7 @@
 // ratio. Idle: a worker with no peers, and a worker connected to one input node, each after a 10 s settle:
 // CPU (/proc/<pid>/stat) over --rest-seconds and VmRSS at the end. --profile runs the connected worker
 // with --cpu-prof and prints where its idle time goes.
-import '../../src/polyfill.ts'
+import '../../src/core/polyfill.ts'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFile, readdir, writeFile, mkdir } from 'node:fs/promises'
 import { request } from 'node:http'

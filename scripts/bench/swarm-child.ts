@@ -1,7 +1,7 @@
 // A process that hosts many simulated workers (./swarm-peer.ts) for scripts/bench/swarm.ts, driven over
 // IPC. Commands: start (make the peers), join (connect them to the input node, a bounded number of dials
 // at a time), status, watch/arrivals (spread rounds), register (one peer announces a new model), stop.
-import '../../src/polyfill.ts'
+import '../../src/core/polyfill.ts'
 import { cpuUsage } from 'node:process'
 import { SimPeer, SwarmProcess, type SwarmSettings } from './swarm-peer.ts'
 import type { ViewProject } from '../../src/registry/view-types.ts'

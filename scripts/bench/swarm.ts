@@ -18,14 +18,14 @@
 // The input node's config: Swarm.ConnMgr.HighWater raised to N + 100 (the default 400 would refuse peers
 // past it); everything else is the `aicn init input` default (180 s heartbeat interval).
 // The last line: `swarm: peers=N spread_p50_ms=… spread_max_ms=… input_idle_cpu_pct=… input_rss_mb=… jobs_per_s=…`.
-import '../../src/polyfill.ts'
+import '../../src/core/polyfill.ts'
 import { fork, type ChildProcess } from 'node:child_process'
 import { mkdir, readdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
-import { AGENT_VERSION } from '../../src/version.ts'
+import { AGENT_VERSION } from '../../src/core/version.ts'
 import { call, closedLoop, cpuMs, loadAverage, log, onCleanup, pollListed, runBench, startBatch, summarize } from './network.ts'
 import { MESSAGES, REPLY, intArg, rssMb } from './lib.ts'
 import type { ChildCommand, ChildStart } from './swarm-child.ts'

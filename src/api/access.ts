@@ -1,14 +1,14 @@
 // Who may call what (README "What is open and what is guarded"):
-// - open routes: anyone who passes the browser guard (src/http/guard.ts);
+// - open routes: anyone who passes the browser guard (src/api/guard.ts);
 // - job routes (model calls on /api/v0): a gateway key when keys are required, like /v1;
 // - admin routes (keys, usage, model registration, bootstrap and swarm changes): callers on this machine,
 //   or anyone presenting `API.AdminKey`.
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { Context } from 'koa'
-import { AicnError, ErrorCode } from '../errors.ts'
+import { AicnError, ErrorCode } from '../core/errors.ts'
+import type { Access } from '../web/route.ts'
 
-export type Access = 'open' | 'job' | 'admin'
 
 export interface AccessOptions {
   /** `API.AdminKey`: a bearer secret that opens the admin routes to other machines; '' or absent = none. */

@@ -4,7 +4,7 @@
 import type { IncomingMessage } from 'node:http'
 import { bodyParser } from '@koa/bodyparser'
 import type { Context } from 'koa'
-import { AicnError, ErrorCode } from '../errors.ts'
+import { AicnError, ErrorCode } from '../core/errors.ts'
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024
 /** A request body that stops arriving for this long is given up (408): a client that announces a body and
@@ -17,7 +17,7 @@ export const MAX_JSON_DEPTH = 128
 
 /** Besides JSON proper, a missing type, text/plain and application/x-www-form-urlencoded are read as JSON:
  * the Go node never looked at Content-Type, and `curl -d '{…}'` (the way the docs call the API) sends
- * x-www-form-urlencoded. Browsers may not send these to state-changing routes (src/http/guard.ts). */
+ * x-www-form-urlencoded. Browsers may not send these to state-changing routes (src/api/guard.ts). */
 const JSON_TYPES = ['application/json', '+json', 'text/json', 'text/plain', 'application/x-www-form-urlencoded']
 
 export type JsonBodyReader = (ctx: Context) => Promise<Record<string, unknown> | undefined>

@@ -86,7 +86,7 @@ export function consoleMiddleware (files: ConsoleFiles, options: ConsoleOptions 
       return
     }
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
-      // Answered as the router's 405s are (src/http/errors.ts).
+      // Answered as the router's 405s are (src/api/errors.ts).
       ctx.set('Allow', 'GET, HEAD')
       ctx.status = 405
       return

@@ -1,11 +1,11 @@
 // The error middleware: every error, and every 404/405 the router leaves without a body, leaves as one
 // answer in the shape its path promises: OpenAI's `{"error":{…}}` under /v1 and /api/v1
-// (src/http/openai-errors.ts), the seed's `{"code","message"}` envelope everywhere else (src/errors.ts).
+// (src/web/openai-errors.ts), the seed's `{"code","message"}` envelope everywhere else (src/core/errors.ts).
 import type { Context, Next } from 'koa'
-import { AicnError, ErrorCode, isAicnError } from '../errors.ts'
-import type { Logger } from '../logger.ts'
-import { toOpenAiError } from './openai-errors.ts'
-import { errorBody, JSON_TYPE } from './reply.ts'
+import { AicnError, ErrorCode, isAicnError } from '../core/errors.ts'
+import type { Logger } from '../core/logger.ts'
+import { toOpenAiError } from '../web/openai-errors.ts'
+import { errorBody, JSON_TYPE } from '../web/reply.ts'
 
 /** Paths whose clients are OpenAI SDKs. */
 export function speaksOpenAi (path: string): boolean {

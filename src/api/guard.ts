@@ -11,7 +11,7 @@
 // - CORS: answered only for origins in `API.AllowedOrigins` (opt-in).
 import { isIP } from 'node:net'
 import type { Context } from 'koa'
-import { AicnError, ErrorCode } from '../errors.ts'
+import { AicnError, ErrorCode } from '../core/errors.ts'
 
 export interface GuardOptions {
   /** Origins besides the node's own that may call the API from a browser; '*' allows any. */

@@ -2,7 +2,7 @@
 // random URLs cannot blow up the number of series.
 import type { Context, Middleware, Next } from 'koa'
 import { Counter, Gauge, Histogram, register as defaultRegister, type Registry } from 'prom-client'
-import type { Logger } from '../logger.ts'
+import type { Logger } from '../core/logger.ts'
 
 export interface HttpMetrics {
   duration: Histogram<'method' | 'route' | 'status'>

@@ -1,37 +1,16 @@
 // Our route table on @koa/router. A route is data (path, methods, who may call it, whether it reads a
 // JSON body) and a handler that sees a RouteContext and returns a Reply; this file turns that into Koa
 // middleware, so the envelope, content types and access rules are the same on every endpoint.
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
 import Router from '@koa/router'
 import type { Context, Middleware } from 'koa'
-import type { Access, AccessControl } from './access.ts'
+import type { AccessControl } from './access.ts'
+import type { Route } from '../web/route.ts'
 import type { JsonBodyReader } from './body.ts'
 import { requireJsonFromBrowsers } from './guard.ts'
-import { Params } from './params.ts'
-import { render, type Reply, type StreamReply } from './reply.ts'
-
-export type Method = 'GET' | 'POST'
-
-export interface RouteContext {
-  params: Params
-  req: IncomingMessage
-  /** A request header ('' when absent). */
-  header: (name: string) => string
-  /** Aborted when the client disconnects before the response is finished. */
-  signal: AbortSignal
-}
-
-export interface Route {
-  /** e.g. '/api/v0/id'; a trailing slash in the request is tolerated. */
-  path: string
-  methods: Method[]
-  handler: (rc: RouteContext) => Promise<Reply>
-  /** false for routes that read the request body themselves (uploads, proxies); the JSON body is then not read. */
-  readBody?: boolean
-  /** Who may call it (src/http/access.ts); default 'open'. Job and admin routes change state or spend. */
-  access?: Access
-}
+import { Params } from '../web/params.ts'
+import { render, type StreamReply } from '../web/reply.ts'
 
 export function buildRouter (routes: Route[], readJson: JsonBodyReader, access: AccessControl): Router {
   // strict: false tolerates a trailing slash, as the Go node's router did.

@@ -1,22 +1,23 @@
 // The HTTP API on Koa: one app, served on every listener the node has (API.Addr for the Go node's
 // clients, API.WebAddr for browsers and fetch-based SDKs, which refuse port 6000). The middleware, from
-// the outside in: metrics and access log, errors in the shape of the path (src/http/errors.ts), the browser
-// guard (src/http/guard.ts), opt-in CORS, the routes (src/http/routes.ts), then the router's 404/405.
+// the outside in: metrics and access log, errors in the shape of the path (src/api/errors.ts), the browser
+// guard (src/api/guard.ts), opt-in CORS, the routes (src/api/routes/), then the router's 404/405.
 import { createServer, STATUS_CODES, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import cors from '@koa/cors'
 import Koa from 'koa'
 import type { Registry } from 'prom-client'
-import { ErrorCode } from '../errors.ts'
-import type { Logger } from '../logger.ts'
+import { ErrorCode } from '../core/errors.ts'
+import type { Logger } from '../core/logger.ts'
 import { AccessControl, type AccessOptions } from './access.ts'
 import { BODY_IDLE_MS, DEFAULT_BODY_LIMIT, jsonBodyReader } from './body.ts'
 import { errorMiddleware } from './errors.ts'
 import { BrowserGuard, type GuardOptions } from './guard.ts'
 import { httpMetrics, observe } from './metrics.ts'
-import { JSON_TYPE } from './reply.ts'
-import { buildRouter, type Route } from './router.ts'
+import { JSON_TYPE } from '../web/reply.ts'
+import { buildRouter } from './router.ts'
+import type { Route } from '../web/route.ts'
 
 export interface HttpServerOptions {
   routes: Route[]
@@ -27,9 +28,9 @@ export interface HttpServerOptions {
   bodyIdleMs?: number
   /** Where the HTTP metrics go; default prom-client's global register. */
   registry?: Registry
-  /** Allowed origins and host names besides the node's own (src/http/guard.ts). */
+  /** Allowed origins and host names besides the node's own (src/api/guard.ts). */
   guard?: GuardOptions
-  /** The admin key and the key check of job routes (src/http/access.ts). */
+  /** The admin key and the key check of job routes (src/api/access.ts). */
   access?: AccessOptions
   /** Middleware that runs after the routes for what they did not match (the console's static files). */
   fallback?: Koa.Middleware

@@ -3,7 +3,7 @@
 // API.Addr (a WHATWG "bad port"). Every call is bounded in time and in the size of the answer.
 import http from 'node:http'
 import { readFile } from 'node:fs/promises'
-import { UsageError } from '../errors.ts'
+import { UsageError } from '../core/errors.ts'
 import { apiFilePath } from './paths.ts'
 
 /** An answer larger than this is not one of ours. */

@@ -1,8 +1,8 @@
 // `aicn daemon` / `aicn start`: run the node until SIGINT/SIGTERM.
 import { rm, writeFile, rename } from 'node:fs/promises'
 import { loadConfig } from '../config/index.ts'
-import { createLogger } from '../logger.ts'
-import { AicnNode } from '../node.ts'
+import { createLogger } from '../core/logger.ts'
+import { AicnNode } from '../node/node.ts'
 import { apiFilePath, defaultDir, findConfig } from './paths.ts'
 import { initNode } from './init.ts'
 

@@ -1,10 +1,10 @@
 // `aicn keys …`: manage the gateway's access keys. When the node is running, its admin API does the work
 // (the daemon holds the database lock); otherwise the database is opened directly.
 import { join } from 'node:path'
-import { UsageError } from '../errors.ts'
+import { UsageError } from '../core/errors.ts'
 import { loadConfig } from '../config/index.ts'
 import { openGatewayDb } from '../gateway/store.ts'
-import { describeKey } from '../http/routes/keys.ts'
+import { describeKey } from '../api/routes/keys.ts'
 import { adminCall } from './client.ts'
 import type { Output } from './daemon.ts'
 import { table } from './table.ts'

@@ -1,9 +1,9 @@
 // The `aicn` command line. Errors are one line saying what is wrong and how to fix it; --debug adds
 // the stack trace.
-import '../polyfill.ts'
+import '../core/polyfill.ts'
 import { Command, CommanderError } from 'commander'
-import { ConfigError, UsageError } from '../errors.ts'
-import { VERSION } from '../version.ts'
+import { ConfigError, UsageError } from '../core/errors.ts'
+import { VERSION } from '../core/version.ts'
 import { resolveConfigPath, runDaemon, type Output } from './daemon.ts'
 import { initNode } from './init.ts'
 import { runPeerKey, runPsk } from './keys.ts'
@@ -12,7 +12,7 @@ import { runKeys } from './keys-admin.ts'
 import { runStatus } from './status.ts'
 import { runModelsList, runModelsRegister, runModelsUnregister } from './models.ts'
 import { runBackground, runWait } from './wait.ts'
-import { parseDuration } from '../config/duration.ts'
+import { parseDuration } from '../core/duration.ts'
 
 // eslint-disable-next-line no-console -- the CLI is the one place that prints for people
 const out: Output = { line: (text) => { console.log(text) } }

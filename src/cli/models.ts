@@ -1,7 +1,7 @@
 // `aicn models register|list|unregister`: the model servers beside this node, through the running
 // node's admin API (the node saves them in its config and tells the network). The register answer
-// says when the model's server does not answer yet (src/http/routes/registry.ts).
-import { UsageError } from '../errors.ts'
+// says when the model's server does not answer yet (src/api/routes/registry.ts).
+import { UsageError } from '../core/errors.ts'
 import { requireDaemon } from './client.ts'
 import type { Output } from './daemon.ts'
 import { table } from './table.ts'

@@ -1,7 +1,7 @@
 import { access } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, dirname } from 'node:path'
-import { UsageError } from '../errors.ts'
+import { UsageError } from '../core/errors.ts'
 
 /** Where `aicn init` and a bare `aicn start` keep their files: $AICN_PATH, else ~/.aicn. */
 export function defaultDir (): string {

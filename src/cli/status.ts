@@ -1,7 +1,7 @@
 // `aicn status`: one screen on the running node (issue 15) — node, listeners, peers, the models
 // registered here and their health, jobs and errors in the last minute. From /api/v0/node/overview
-// (src/http/routes/status.ts); --json prints that answer as it is.
-import type { NodeStatus } from '../http/routes/status.ts'
+// (src/api/routes/status.ts); --json prints that answer as it is.
+import type { NodeStatus } from '../api/routes/status.ts'
 import { requireDaemon } from './client.ts'
 import type { Output } from './daemon.ts'
 import { table } from './table.ts'

@@ -13,18 +13,18 @@
 import { STATUS_CODES } from 'node:http'
 import { randomUUID } from 'node:crypto'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
-import { AicnError, ErrorCode, isAicnError, toAicnError } from '../errors.ts'
-import { StreamedAnswer, collect, drop } from '../jobs/iterables.ts'
-import { boundAnswer } from '../jobs/answer-bounds.ts'
-import { deadlineFor } from '../jobs/timeouts.ts'
-import { DEFAULT_TIMEOUT_MS, JobKind, type JobHead, type JobKindValue, type JobRequest, type JobResponse, type JobRunner, type JobTimeouts } from '../jobs/types.ts'
-import type { Logger } from '../logger.ts'
+import { AicnError, ErrorCode, isAicnError, toAicnError } from '../core/errors.ts'
+import { StreamedAnswer, collect, drop } from '../core/iterables.ts'
+import { boundAnswer } from '../core/answer-bounds.ts'
+import { deadlineFor } from '../core/deadlines.ts'
+import { DEFAULT_TIMEOUT_MS, JobKind, type JobHead, type JobKindValue, type JobRequest, type JobResponse, type JobRunner, type JobTimeouts } from '../core/job-types.ts'
+import type { Logger } from '../core/logger.ts'
 import type { Host } from '../p2p/host.ts'
-import { jobDeadline, write } from '../protocols/job-frames.ts'
+import { write } from '../p2p/stream-write.ts'
 import { toGoCode } from './codes.ts'
-import { BudgetError, defaultBudgets, type Lease, type PeerBudgets } from '../protocols/peer-budget.ts'
-import { badJobNames, badToken } from '../protocols/identifiers.ts'
-import { RunningJobs, cancelError, type InboundJob } from '../protocols/running-jobs.ts'
+import { BudgetError, defaultBudgets, type Lease, type PeerBudgets } from '../p2p/peer-budget.ts'
+import { badJobNames, badToken } from '../core/identifiers.ts'
+import { RunningJobs, cancelError, type InboundJob } from '../core/running-jobs.ts'
 import {
   HttpError, LAST_CHUNK, StreamReader, bodyAllowed, encodeChunk, encodeHead, header, parseRequestHead, parseResponseHead,
   readBody, requestFraming, responseFraming, type BodyFraming, type Headers, type RequestHead, type ResponseHead
@@ -44,7 +44,7 @@ export interface ChatProxyOptions {
   headTimeoutMs?: number
   /** default 10 s: a request body being read must bring more bytes within this */
   bodyIdleMs?: number
-  /** what each peer may take of this node; shared with the job protocol (src/node.ts) */
+  /** what each peer may take of this node; shared with the job protocol (src/node/node.ts) */
   budgets?: PeerBudgets
   /** default 8 MiB: a request body that ends within this is sent with Content-Length, as Go does; a longer
    * one (an upload still arriving) is streamed chunked instead of held in memory */
@@ -140,7 +140,7 @@ export class ChatProxy {
     const path = PATHS[head.kind]
     if (path === undefined) throw new AicnError(ErrorCode.UNSUPPORTED, `${CHAT_PROXY_PROTOCOL} carries no jobs of kind ${head.kind}`)
     if (/[\r\n\0]/.test(head.contentType)) throw new AicnError(ErrorCode.PARAM, 'the request\'s Content-Type contains a line break')
-    // The answer's X-AICN-CID is this cid: it must be fit for a header (src/protocols/identifiers.ts).
+    // The answer's X-AICN-CID is this cid: it must be fit for a header (src/core/identifiers.ts).
     const badName = badJobNames(head)
     if (badName !== undefined) throw new AicnError(ErrorCode.PARAM, `the job is invalid: ${badName}`)
     if (signal.aborted) throw cancelError(node, head.deadline, signal.reason)

@@ -1,7 +1,7 @@
 // Result codes at the boundary with Go nodes. Both tables start at 1001 but the Go node's has three codes
 // ours lacks (1003 Json, 1006 Rendezvous, 1019 Deprecated) and lacks two of ours, so most numbers are
-// shifted (reference §9.2 vs src/errors.ts). Codes neither table knows (a model server's own) pass through.
-import { ErrorCode } from '../errors.ts'
+// shifted (reference §9.2 vs src/core/errors.ts). Codes neither table knows (a model server's own) pass through.
+import { ErrorCode } from '../core/errors.ts'
 
 /** The Go node's codes (pkg/types/error.go). */
 export const GoCode = {

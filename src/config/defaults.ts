@@ -44,7 +44,7 @@ const obj = (fields: Record<string, FieldSpec>): FieldSpec => ({ kind: 'object',
 export const CONFIG_SPEC = obj({
   Bootstrap: strings,
   Addresses: strings,
-  // WebAddr, AllowedOrigins, AllowedHosts and AdminKey are aicn's own (src/http/guard.ts, docs/config.md).
+  // WebAddr, AllowedOrigins, AllowedHosts and AdminKey are aicn's own (src/api/guard.ts, docs/config.md).
   API: obj({ Addr: str(), WebAddr: str(DEFAULT_WEB_ADDR), AllowedOrigins: strings, AllowedHosts: strings, AdminKey: str() }),
   Identity: obj({ PeerID: str(), PrivKey: str() }),
   Swarm: obj({

@@ -5,7 +5,7 @@
 // `Swarm.ConnMgr.Type: must be "basic" or "none" (got "x")`. docs/config.md describes every key.
 
 export type { AIModelConfig, AIProjectConfig, Config, ModelType } from './types.ts'
-export { parseDuration, formatDuration } from './duration.ts'
+export { parseDuration, formatDuration } from '../core/duration.ts'
 export {
   DEFAULT_API_ADDR,
   DEFAULT_PROTOCOL_PREFIX,

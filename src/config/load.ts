@@ -2,7 +2,7 @@
 // case-insensitively, unknown keys ignored, JSON types checked, defaults filled in; then validation.
 import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
-import { ConfigError } from '../errors.ts'
+import { ConfigError } from '../core/errors.ts'
 import { CONFIG_SPEC, type FieldSpec } from './defaults.ts'
 import type { Config } from './types.ts'
 import { validateConfig, type ValidateOptions } from './validate.ts'

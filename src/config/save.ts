@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto'
 import { open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
-import { ConfigError } from '../errors.ts'
+import { ConfigError } from '../core/errors.ts'
 import { normalizeConfig } from './load.ts'
 import type { Config } from './types.ts'
 

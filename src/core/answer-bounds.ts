@@ -3,10 +3,10 @@
 // hostile too (issue 19): a streamed answer may not send one event longer than MAX_EVENT_BYTES, any
 // other answer no more than its kind's MAX_ANSWER_BYTES_BY_KIND. Either is cut with a MODEL error, which
 // reaches the client as an error (an SSE error event once streaming).
-import { AicnError, ErrorCode } from '../errors.ts'
+import { AicnError, ErrorCode } from './errors.ts'
 import { MAX_ANSWER_BYTES_BY_KIND, isEventStream } from './answer.ts'
 import { boundEvents, watchEvents } from './sse-events.ts'
-import type { JobKindValue } from './types.ts'
+import type { JobKindValue } from './job-types.ts'
 
 /** `wholeEvents`: where the model runs, a streamed answer leaves in whole events, so that none of an
  * oversized event is passed on and the client's error event is clean; a relayed answer passes as it

@@ -1,10 +1,10 @@
 // Reads a model's non-streamed answer and decides whether it is a success or an error, without the Go
 // node's traps: any JSON content type counts (B8), an HTTP error status is an error even without a
 // `code` (B8), and a JSON answer to a stream request is reported, not dropped (B3).
-import { AicnError, ErrorCode } from '../errors.ts'
+import { AicnError, ErrorCode } from './errors.ts'
 import { collect } from './iterables.ts'
 import { scanJson } from './json-scan.ts'
-import { JobKind, type JobKindValue, type JobResponse } from './types.ts'
+import { JobKind, type JobKindValue, type JobResponse } from './job-types.ts'
 
 /** Largest non-streamed answer we hold in memory (images as base64 and big embedding batches can be
  * large). */
@@ -57,7 +57,7 @@ export async function readModelAnswer (response: JobResponse): Promise<{ value: 
 /** JSON answers up to this are parsed in one go (a few ms); larger ones are checked in slices. */
 export const PARSE_WHOLE_BYTES = 1024 * 1024
 
-/** A large JSON answer: checked in slices (src/jobs/json-scan.ts), its error fields read, the whole value
+/** A large JSON answer: checked in slices (src/core/json-scan.ts), its error fields read, the whole value
  * parsed only if someone asks for it (the IPFS upload of generated images does). */
 async function readLargeJson (response: JobResponse, bytes: Uint8Array): Promise<{ value: unknown, text: string }> {
   const scan = await scanJson(bytes)

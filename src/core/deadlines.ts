@@ -1,21 +1,15 @@
-// How long a job may run: per kind, from the config's `Jobs.Timeouts` (chat 3 min, images 5 min unless
-// the operator says otherwise); a client's own `timeout` on /api/v0 overrides it per request.
-import { parseDuration } from '../config/duration.ts'
-import type { Config } from '../config/types.ts'
-import { DEFAULT_TIMEOUT_MS, JobKind, type JobKindValue, type JobTimeouts } from './types.ts'
-
-export function jobTimeoutsFrom (jobs: Config['Jobs']): JobTimeouts {
-  const { Timeouts: t } = jobs
-  return {
-    [JobKind.CHAT]: parseDuration(t.Chat),
-    [JobKind.IMAGE_GEN]: parseDuration(t.ImageGen),
-    [JobKind.IMAGE_EDIT]: parseDuration(t.ImageEdit),
-    [JobKind.EMBEDDING]: parseDuration(t.Embedding),
-    [JobKind.COMPLETION]: parseDuration(t.Completion)
-  }
-}
+// When a job must end: the requester's deadline from its kind's timeout (src/config/job-timeouts.ts reads
+// the operator's `Jobs.Timeouts`), and the deadline a worker enforces on what a requester asked for.
+import { DEFAULT_TIMEOUT_MS, JobKind, MAX_JOB_MS, type JobKindValue, type JobTimeouts } from './job-types.ts'
 
 /** The absolute deadline of a job of `kind` that starts now. */
 export function deadlineFor (kind: JobKindValue, timeouts: JobTimeouts = DEFAULT_TIMEOUT_MS, now = Date.now()): number {
   return now + timeouts[kind]
+}
+
+/** The deadline a worker enforces: the requester's, unless it is unset or already past (then the kind's
+ * default), and never more than MAX_JOB_MS away. */
+export function jobDeadline (requested: number, kind: JobKindValue, now = Date.now()): number {
+  const deadline = requested > now ? requested : now + (DEFAULT_TIMEOUT_MS[kind] ?? DEFAULT_TIMEOUT_MS[JobKind.CHAT])
+  return Math.min(deadline, now + MAX_JOB_MS)
 }

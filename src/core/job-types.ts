@@ -1,5 +1,6 @@
 // The shapes every job path shares: the HTTP routes build a JobRequest, a local executor or the job
 // protocol turns it into a JobResponse, and the routes write that back to the client.
+import type { PeerId } from '@libp2p/interface'
 
 /** What the job asks for; the numbers match JobKind in proto/job.proto and the model types of the registry. */
 export const JobKind = { CHAT: 0, IMAGE_GEN: 1, IMAGE_EDIT: 2, EMBEDDING: 3, COMPLETION: 4 } as const
@@ -55,4 +56,9 @@ export const DEFAULT_TIMEOUT_MS: JobTimeouts = {
   [JobKind.IMAGE_EDIT]: 5 * 60_000,
   [JobKind.EMBEDDING]: 3 * 60_000,
   [JobKind.COMPLETION]: 3 * 60_000
+}
+
+/** Runs a job on another node. */
+export interface JobSender {
+  run: (peer: PeerId, request: JobRequest, signal: AbortSignal) => Promise<JobResponse>
 }

@@ -2,7 +2,7 @@
 // an error (`code`, `message`, `error`), without building the whole value and without holding the event
 // loop: the bytes are scanned in slices of SLICE_BYTES, with a turn of the event loop between slices.
 // JSON.parse of a 24 MB array of numbers takes over 300 ms on this machine, during which the node
-// answers nothing (issue 19, hostile models). Small answers are still parsed whole (src/jobs/answer.ts).
+// answers nothing (issue 19, hostile models). Small answers are still parsed whole (src/core/answer.ts).
 //
 // The scan follows RFC 8259's grammar with one leniency: raw control characters inside strings are not
 // refused (JSON.parse would); whatever reads the answer later parses it properly anyway.

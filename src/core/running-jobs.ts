@@ -2,9 +2,9 @@
 // error their other side sees instead of cutting them silently. Shared by the job protocol and the Go
 // node's chat-proxy tunnel.
 import type { Stream } from '@libp2p/interface'
-import { AicnError, ErrorCode, isAicnError } from '../errors.ts'
-import type { JobHead } from '../jobs/types.ts'
-import { jobDeadline } from './job-frames.ts'
+import { AicnError, ErrorCode, isAicnError } from './errors.ts'
+import type { JobHead } from './job-types.ts'
+import { jobDeadline } from './deadlines.ts'
 
 /** How long running jobs get to end after they were told the node is stopping. */
 const STOP_GRACE_MS = 2_000

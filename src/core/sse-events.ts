@@ -5,7 +5,7 @@
 // feeds), and an event longer than the limit ends the stream with an AicnError the HTTP side turns into
 // an SSE error event. Used by the gateway's usage tap (src/gateway/sse.ts) and on the worker for every
 // streamed answer of a local model (src/jobs/local.ts).
-import { AicnError, ErrorCode } from '../errors.ts'
+import { AicnError, ErrorCode } from './errors.ts'
 
 /** Longest server-sent event we pass on (a token event is a few hundred bytes). */
 export const MAX_EVENT_BYTES = 1024 * 1024

@@ -3,8 +3,8 @@
 // requests can never spend more than it holds (src/gateway/keys.ts runs reservations per key, in order).
 // Nothing the model reports is trusted beyond the reservation: usage is clamped to sane ranges, and when it
 // is missing (a stream the client cut, a model that sends none) the cost comes from what was delivered.
-import { AicnError, ErrorCode } from '../errors.ts'
-import { JobKind, type JobKindValue } from '../jobs/types.ts'
+import { AicnError, ErrorCode } from '../core/errors.ts'
+import { JobKind, type JobKindValue } from '../core/job-types.ts'
 import type { Price, PriceTable } from './pricing.ts'
 import type { Usage } from './sse.ts'
 

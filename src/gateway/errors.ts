@@ -1,5 +1,5 @@
-// The errors the gateway itself raises before any work; src/http/openai-errors.ts gives them OpenAI's shape.
-import { AicnError, ErrorCode } from '../errors.ts'
+// The errors the gateway itself raises before any work; src/web/openai-errors.ts gives them OpenAI's shape.
+import { AicnError, ErrorCode } from '../core/errors.ts'
 
 /** Errors the gateway itself raises before any work. */
 export const gatewayErrors = {

@@ -3,18 +3,18 @@
 // router to a node that serves the model, and answered in OpenAI's shapes; the usage the model reports
 // is charged to the key and recorded.
 import { randomUUID } from 'node:crypto'
-import { AicnError, ErrorCode } from '../errors.ts'
-import type { Logger } from '../logger.ts'
+import { AicnError, ErrorCode } from '../core/errors.ts'
+import type { Logger } from '../core/logger.ts'
 import type { Job, JobDispatcher } from '../jobs/dispatcher.ts'
-import { isEventStream, isJson, MAX_ANSWER_BYTES, modelFailure, PARSE_WHOLE_BYTES } from '../jobs/answer.ts'
-import { scanJson } from '../jobs/json-scan.ts'
-import { collect, finishing } from '../jobs/iterables.ts'
-import { deadlineFor } from '../jobs/timeouts.ts'
-import { JobKind, type JobKindValue, type JobResponse, type JobTimeouts } from '../jobs/types.ts'
+import { isEventStream, isJson, MAX_ANSWER_BYTES, modelFailure, PARSE_WHOLE_BYTES } from '../core/answer.ts'
+import { scanJson } from '../core/json-scan.ts'
+import { collect, finishing } from '../core/iterables.ts'
+import { deadlineFor } from '../core/deadlines.ts'
+import { JobKind, type JobKindValue, type JobResponse, type JobTimeouts } from '../core/job-types.ts'
 import type { NetworkView } from '../registry/view.ts'
-import { JSON_TYPE, raw, text, type Reply } from '../http/reply.ts'
-import type { Route, RouteContext } from '../http/router.ts'
-import { toOpenAiError } from '../http/openai-errors.ts'
+import { JSON_TYPE, raw, text, type Reply } from '../web/reply.ts'
+import type { Route, RouteContext } from '../web/route.ts'
+import { toOpenAiError } from '../web/openai-errors.ts'
 import { gatewayErrors } from './errors.ts'
 import { ModelDirectory, type ResolvedModel } from './models.ts'
 import { readUsage, tapUsage, type Usage } from './sse.ts'
@@ -78,7 +78,7 @@ export class Gateway {
     for (const prefix of ['/v1', '/api/v1', '/api/v1/ai']) {
       for (const [path, kind] of endpoints) {
         if (prefix === '/api/v1/ai' && kind !== 'models' && kind !== JobKind.CHAT && kind !== JobKind.COMPLETION) continue
-        // Errors leave in OpenAI's shape under these paths (src/http/errors.ts).
+        // Errors leave in OpenAI's shape under these paths (src/api/errors.ts).
         routes.push(kind === 'models'
           ? { path: prefix + path, methods: ['GET'], handler: async (rc) => await this.models(rc) }
           : { path: prefix + path, methods: ['POST'], readBody: kind !== JobKind.IMAGE_EDIT, handler: async (rc) => await this.job(rc, kind, prefix + path) })
@@ -87,7 +87,7 @@ export class Gateway {
     return routes
   }
 
-  /** Limits, balance and metering for an /api/v0 model call (src/http/routes/jobs.ts), as on /v1; undefined
+  /** Limits, balance and metering for an /api/v0 model call (src/api/routes/jobs.ts), as on /v1; undefined
    * when the call carries no key of ours (nothing to charge: keys are not required then). */
   async meterCall (authorization: string, target: ResolvedModel & { kind: JobKindValue }, body: Record<string, unknown> | undefined, endpoint: string): Promise<{ finish: (nodeId: string, usage: unknown, status: number, delivered?: Delivered) => void } | undefined> {
     const kind = target.kind
@@ -106,7 +106,7 @@ export class Gateway {
     }
   }
 
-  /** The key check of the /api/v0 job routes (src/http/access.ts): the same rules as /v1. */
+  /** The key check of the /api/v0 job routes (src/api/access.ts): the same rules as /v1. */
   async checkKey (authorization: string): Promise<void> {
     await this.keyFrom(authorization, this.deps.requireKeys)
   }
@@ -279,7 +279,7 @@ function jsonBody (rc: RouteContext): Record<string, unknown> {
 
 /** The model's answer, passed on as the text it came in (never parsed and serialised again), with the
  * model's own OpenAI-shaped errors (e.g. context_length_exceeded) unchanged. A large JSON answer is
- * checked in slices (src/jobs/json-scan.ts) instead of parsed in one turn of the event loop. */
+ * checked in slices (src/core/json-scan.ts) instead of parsed in one turn of the event loop. */
 async function readAnswer (response: JobResponse): Promise<{ status: number, text: string, usage: unknown, bytes: number }> {
   if (response.error !== undefined) throw new AicnError(response.error.code, response.error.message, { status: response.status })
   const bytes = await collect(response.body, MAX_ANSWER_BYTES)

@@ -11,7 +11,7 @@
 // requests cannot both spend the same balance; money changes are written with `sync` and in one batch.
 import { createHash, randomBytes } from 'node:crypto'
 import { Level } from 'level'
-import { AicnError, ErrorCode } from '../errors.ts'
+import { AicnError, ErrorCode } from '../core/errors.ts'
 
 export interface KeyRecord {
   /** short public id, e.g. 'key_3f2a9c01d4e7' */

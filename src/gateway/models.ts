@@ -6,7 +6,7 @@
 //   so a newcomer announcing the same name elsewhere neither steals it nor makes it ambiguous;
 // - a name that was never unique and is served by several projects must be written "project/model".
 // The list behind /v1/models is computed at most once a second and bounded.
-import { AicnError, ErrorCode } from '../errors.ts'
+import { AicnError, ErrorCode } from '../core/errors.ts'
 import type { NetworkView } from '../registry/view.ts'
 
 export interface ResolvedModel { project: string, model: string }

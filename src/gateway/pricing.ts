@@ -2,7 +2,7 @@
 // A price per million tokens in USD is exactly a price per token in micro-USD, so the cost of a request
 // is `prompt × input + completion × output` micro-USD. The sum is done in integers (BigInt pico-USD)
 // because prices like 0.15 are not exact in binary floating point and 0.15 × 1000 would round up to 151.
-import { ConfigError } from '../errors.ts'
+import { ConfigError } from '../core/errors.ts'
 
 export interface Price { inputPerMillionUsd: number, outputPerMillionUsd: number }
 

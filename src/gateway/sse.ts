@@ -1,7 +1,7 @@
 // Watches an OpenAI-style server-sent event stream on its way to the client: remembers the `usage` the
 // model reports (in the last chunk) for metering, and can drop the usage-only chunk when it was the
 // gateway, not the client, that asked for it. Events are passed on whole, each as soon as it is complete.
-import { splitEvents } from '../jobs/sse-events.ts'
+import { splitEvents } from '../core/sse-events.ts'
 
 export interface Usage { prompt_tokens: number, completion_tokens: number }
 
@@ -17,7 +17,7 @@ export function tapUsage (source: AsyncIterable<Uint8Array>, options: { dropUsag
   let usage: Usage | undefined
 
   /** Whether to pass the event on (false: drop it). Only an event that mentions "usage" is decoded and
-   * parsed, and none is longer than MAX_EVENT_BYTES (src/jobs/sse-events.ts). */
+   * parsed, and none is longer than MAX_EVENT_BYTES (src/core/sse-events.ts). */
   const keep = (event: Uint8Array): boolean => {
     const bytes = Buffer.isBuffer(event) ? event : Buffer.from(event.buffer, event.byteOffset, event.byteLength)
     if (bytes.indexOf(USAGE) === -1) return true

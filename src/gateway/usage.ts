@@ -8,7 +8,7 @@
 //   usage!key   '<keyId>!<ISO time>!<seq>'  -> UsageRecord   (keyId '' for keyless requests)
 import { randomBytes } from 'node:crypto'
 import { Level } from 'level'
-import { AicnError, ErrorCode } from '../errors.ts'
+import { AicnError, ErrorCode } from '../core/errors.ts'
 
 export interface UsageRecord {
   /** ISO 8601 */

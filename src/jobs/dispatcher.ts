@@ -1,17 +1,16 @@
 // Sends a job where it must run: to a named node (this one runs it on its own model, any other gets it
 // over the job protocol), or, by project and model, to the best node the selector finds, trying the next
 // one when a node fails before the first byte of its answer.
-import { AicnError, ErrorCode } from '../errors.ts'
-import type { Logger } from '../logger.ts'
-import type { JobSender } from '../protocols/transport.ts'
-import { parsePeerId } from '../protocols/rpc.ts'
-import type { NetworkRegistry } from '../registry/network.ts'
-import { WholeBody, discard, finishing } from './iterables.ts'
+import { AicnError, ErrorCode } from '../core/errors.ts'
+import type { Logger } from '../core/logger.ts'
+import { parsePeerId } from '../p2p/peer-id.ts'
+import type { NetworkRegistry } from '../protocols/network.ts'
+import { WholeBody, discard, finishing } from '../core/iterables.ts'
 import type { LocalExecutor } from './local.ts'
 import { isRetryable, type NodeSelector } from './selector.ts'
-import type { JobHead, JobResponse } from './types.ts'
+import type { JobHead, JobResponse, JobSender } from '../core/job-types.ts'
 import type { JobRecord, NodeMetrics } from '../metrics/node-metrics.ts'
-import type { ProjectPeer } from '../registry/network.ts'
+import type { ProjectPeer } from '../protocols/network.ts'
 
 /** A job's body: bytes that can be sent again to another node, or a one-shot stream (an upload). */
 export type JobBody = { bytes: Uint8Array } | { stream: AsyncIterable<Uint8Array> }

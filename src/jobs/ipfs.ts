@@ -5,8 +5,8 @@
 // client beyond its status: a requester must not be able to read other services' pages through us.
 import { randomBytes } from 'node:crypto'
 import { isIP } from 'node:net'
-import { AicnError, ErrorCode } from '../errors.ts'
-import { collect } from './iterables.ts'
+import { AicnError, ErrorCode } from '../core/errors.ts'
+import { collect } from '../core/iterables.ts'
 
 export interface IpfsImage { cid: string, image_name: string }
 

@@ -1,12 +1,12 @@
 // Runs a job on a model registered on this node: picks the container, counts it busy for the job's
 // whole life (feeding the coalesced heartbeat), calls the model server within the job's deadline, and
 // hands back the answer as it streams.
-import { AicnError, ErrorCode } from '../errors.ts'
+import { AicnError, ErrorCode } from '../core/errors.ts'
 import type { ModelClient } from '../models/client.ts'
 import type { LocalModel, LocalRegistry } from '../registry/local.ts'
-import type { JobRequest, JobResponse } from './types.ts'
-import { finishing } from './iterables.ts'
-import { boundAnswer } from './answer-bounds.ts'
+import type { JobRequest, JobResponse } from '../core/job-types.ts'
+import { finishing } from '../core/iterables.ts'
+import { boundAnswer } from '../core/answer-bounds.ts'
 
 const KIND_NAMES = ['chat', 'text-to-image', 'image edit', 'embeddings', 'text completion']
 

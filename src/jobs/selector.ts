@@ -8,11 +8,11 @@
 // The caller's loop: for each node of plan(): release = started(id); run; if it answers (first byte),
 // succeeded(id) and stream the rest; if it fails before that and isRetryable(err), failed(id) and try
 // the next; otherwise stop. Always release() when the job ends.
-import type { ProjectPeer } from '../registry/network.ts'
-import { ErrorCode, isAicnError } from '../errors.ts'
+import type { ProjectPeer } from '../protocols/network.ts'
+import { ErrorCode, isAicnError } from '../core/errors.ts'
 import { NodeHealth } from './cooldown.ts'
 
-/** CONNECTIVITY.LIMITED of registry/network.ts, repeated so that this pure module does not load the networking code. */
+/** CONNECTIVITY.LIMITED of src/protocols/network.ts, repeated so that this pure module does not load the networking code. */
 const RELAY_ONLY = 4
 /** Latency is in µs; 10 ms costs as much as one busy slot. */
 const LATENCY_PER_POINT_US = 10_000

@@ -5,7 +5,7 @@
 // (the OpenAI SDKs send it first), and never beyond the limit. `?model=` in the query string skips parsing.
 import type { IncomingMessage } from 'node:http'
 import busboy from 'busboy'
-import { AicnError, ErrorCode } from '../errors.ts'
+import { AicnError, ErrorCode } from '../core/errors.ts'
 
 export interface Upload {
   model: string | undefined

@@ -4,8 +4,8 @@
 // model, which is bounded (src/metrics/labels.ts). The same numbers over the last minute feed
 // `aicn status` and the log's one-line summary.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
-import { ErrorCode, isAicnError } from '../errors.ts'
-import type { JobHead, JobResponse, JobRunner } from '../jobs/types.ts'
+import { ErrorCode, isAicnError } from '../core/errors.ts'
+import type { JobHead, JobResponse, JobRunner } from '../core/job-types.ts'
 import { BoundedLabels, OTHER } from './labels.ts'
 import { MinuteWindow } from './window.ts'
 
@@ -168,7 +168,7 @@ function observeBody (source: AsyncIterable<Uint8Array>, onFirst: () => void, on
         },
         async return (value?: unknown) {
           finish('left')
-          // As src/jobs/iterables.ts finishing(): a pending next() of the source must not block return().
+          // As src/core/iterables.ts finishing(): a pending next() of the source must not block return().
           inner.return?.(value).catch(() => {})
           return { done: true, value: value as Uint8Array }
         }

@@ -1,7 +1,7 @@
 // The info lines an operator reads (issue 15): peers joining and leaving, a peer with another
-// pre-shared key, and a one-line summary every minute. Node wiring lives in src/node.ts.
+// pre-shared key, and a one-line summary every minute. Node wiring lives in src/node/node.ts.
 import type { PeerId } from '@libp2p/interface'
-import type { Logger } from '../logger.ts'
+import type { Logger } from '../core/logger.ts'
 import type { Host } from '../p2p/host.ts'
 import type { PskMismatches } from '../p2p/psk-watch.ts'
 import type { NodeMetrics } from './node-metrics.ts'

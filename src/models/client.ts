@@ -6,9 +6,9 @@
 // together cost about as much as the rest of a small job's work on the worker. Here the answer is a
 // small async iterable with the same backpressure (undici pauses the socket while too much is unread).
 import { Agent, buildConnector, errors as undiciErrors, type Dispatcher } from 'undici'
-import { AicnError, ErrorCode } from '../errors.ts'
-import { WholeBody } from '../jobs/iterables.ts'
-import { pinnedLookup, type ModelTargets } from '../registry/model-target.ts'
+import { AicnError, ErrorCode } from '../core/errors.ts'
+import { WholeBody } from '../core/iterables.ts'
+import { pinnedLookup, type ModelTargets } from './model-target.ts'
 
 export interface ModelCall {
   url: string
@@ -39,7 +39,7 @@ export class ModelClient {
   private readonly agent: Agent
   private readonly targets = new Map<string, Target>()
 
-  /** `targets`: the rules of src/registry/model-target.ts, applied to every new connection (the node
+  /** `targets`: the rules of src/models/model-target.ts, applied to every new connection (the node
    * always passes them; tests of the client alone may leave them out). */
   constructor (options: { connectionsPerOrigin?: number, targets?: ModelTargets } = {}) {
     this.agent = new Agent({

@@ -12,7 +12,7 @@
 import { promises as dns } from 'node:dns'
 import { BlockList, isIP, type LookupFunction } from 'node:net'
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os'
-import { AicnError, ErrorCode } from '../errors.ts'
+import { AicnError, ErrorCode } from '../core/errors.ts'
 
 export interface LocalAddressSource {
   interfaces: () => NodeJS.Dict<NetworkInterfaceInfo[]>
@@ -28,7 +28,7 @@ export const systemAddressSource: LocalAddressSource = {
   lookup: async (host) => (await dns.lookup(host, { all: true })).map((a) => a.address)
 }
 
-/** `host:port` of each socket this node listens on (HTTP API, libp2p TCP); see src/node.ts. */
+/** `host:port` of each socket this node listens on (HTTP API, libp2p TCP); see src/node/node.ts. */
 export type OwnListeners = () => string[]
 
 // Interfaces that container runtimes create; containers get addresses inside their subnets.

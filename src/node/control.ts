@@ -2,24 +2,22 @@
 // these and never touch libp2p themselves.
 import { KEEP_ALIVE } from '@libp2p/interface'
 import type { Registry } from 'prom-client'
-import { AicnError, ErrorCode } from './errors.ts'
-import type { ConfigStore } from './config/store.ts'
-import type { HostInfo, HostInfoCollector } from './hostinfo/index.ts'
-import type { Host } from './p2p/host.ts'
-import type { LatencyTracker } from './p2p/latency.ts'
-import { identifiedPeerInfo, localPeerInfo, type PeerInfo } from './p2p/peer-info.ts'
-import type { Rendezvous } from './p2p/rendezvous.ts'
-import { connectTo, disconnectFrom, forgetTags, parseNodeAddr, swarmAddrs, swarmPeers, USER_CONNECT_TAG, type SwarmPeer } from './p2p/swarm.ts'
-import { explainDialError, type PskMismatches } from './p2p/psk-watch.ts'
-import { parsePeerId } from './protocols/rpc.ts'
-import type { QueryRequester } from './protocols/transport.ts'
-import { queryHostInfo, queryPeerInfo } from './protocols/queries.ts'
+import { AicnError, ErrorCode } from '../core/errors.ts'
+import type { ConfigStore } from '../config/store.ts'
+import type { HostInfo, HostInfoCollector } from '../hostinfo/index.ts'
+import type { Host } from '../p2p/host.ts'
+import type { LatencyTracker } from '../p2p/latency.ts'
+import { identifiedPeerInfo, localPeerInfo, type PeerInfo } from '../p2p/peer-info.ts'
+import type { Rendezvous } from '../p2p/rendezvous.ts'
+import { connectTo, disconnectFrom, forgetTags, parseNodeAddr, swarmAddrs, swarmPeers, USER_CONNECT_TAG, type SwarmPeer } from '../p2p/swarm.ts'
+import { explainDialError, type PskMismatches } from '../p2p/psk-watch.ts'
+import { parsePeerId } from '../p2p/peer-id.ts'
+import type { QueryRequester } from '../protocols/query-requester.ts'
+import { queryHostInfo, queryPeerInfo } from '../protocols/queries.ts'
+import type { ControlOperations } from '../api/routes/control.ts'
+import type { RemoteCall } from '../api/routes/remote-call.ts'
 
 const RENDEZVOUS_TIMEOUT_MS = 10_000
-
-/** A query that may travel to another node: cancelled with the HTTP request, optionally with its own
- * timeout, which bounds the whole call, finding the node included (protocols/transport.ts). */
-export interface RemoteCall { signal: AbortSignal, timeoutMs?: number }
 
 export interface ControlDeps {
   host: Host
@@ -35,7 +33,7 @@ export interface ControlDeps {
   pskMismatches?: PskMismatches
 }
 
-export class NodeControl {
+export class NodeControl implements ControlOperations {
   private readonly deps: ControlDeps
 
   constructor (deps: ControlDeps) {

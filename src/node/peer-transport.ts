@@ -2,25 +2,16 @@
 // (identify tells which a peer speaks), transparently for the HTTP API and the gateway. A node in Go-wire
 // mode uses only the Go node's protocols.
 import type { PeerId } from '@libp2p/interface'
-import { AicnError, ErrorCode } from '../errors.ts'
+import { AicnError, ErrorCode } from '../core/errors.ts'
 import type { Host } from '../p2p/host.ts'
 import { locatePeer } from '../p2p/locate.ts'
 import type { protocol } from '../proto/index.ts'
 import type { BroadcastRpc } from '../compat/broadcast-rpc.ts'
 import type { ChatProxy } from '../compat/chat-proxy.ts'
-import { JOB_PROTOCOLS, type JobProtocol } from './job.ts'
-import { RPC_PROTOCOL, type RpcCallOptions, type RpcService } from './rpc.ts'
-import type { JobRequest, JobResponse } from '../jobs/types.ts'
-
-/** Sends a query (PEER_IDENTITY, HOST_INFO, AI_PROJECT) to a node and returns its answer body. */
-export interface QueryRequester {
-  request: (peer: PeerId, type: protocol.MessageType, body: Uint8Array, call?: RpcCallOptions) => Promise<Uint8Array>
-}
-
-/** Runs a job on another node. */
-export interface JobSender {
-  run: (peer: PeerId, request: JobRequest, signal: AbortSignal) => Promise<JobResponse>
-}
+import { JOB_PROTOCOLS, type JobProtocol } from '../protocols/job.ts'
+import { RPC_PROTOCOL, type RpcCallOptions, type RpcService } from '../protocols/rpc.ts'
+import type { QueryRequester } from '../protocols/query-requester.ts'
+import type { JobRequest, JobResponse, JobSender } from '../core/job-types.ts'
 
 const DEFAULT_QUERY_TIMEOUT_MS = 15_000
 /** A signal for calls that nobody cancels. */

@@ -3,7 +3,7 @@
 // node we store the peer's identified listen addresses (never the ephemeral port of an inbound
 // connection), and a failed redial of an unknown record can never write an empty address.
 import { Level } from 'level'
-import type { Logger } from '../logger.ts'
+import type { Logger } from '../core/logger.ts'
 
 export interface HistoryRecord {
   /** dialable multiaddrs without the /p2p suffix, best first */

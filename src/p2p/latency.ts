@@ -2,7 +2,7 @@
 // sampled when a peer connects and then periodically, so every node (not only relays, unlike the Go
 // node) knows how far its peers are.
 import type { PeerId } from '@libp2p/interface'
-import type { Logger } from '../logger.ts'
+import type { Logger } from '../core/logger.ts'
 import type { Host } from './host.ts'
 
 /** The weight of a new sample, as go-libp2p's peerstore latency EWMA. */

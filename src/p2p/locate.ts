@@ -3,7 +3,7 @@
 // nobody knows waited as long as the dial's signal allowed (a chat to an unknown node_id answered after
 // 185 s, the job's 3 min plus grace; `timeout: "5s"` on peer took the old fixed 10 s lookup).
 import type { PeerId } from '@libp2p/interface'
-import { AicnError, ErrorCode } from '../errors.ts'
+import { AicnError, ErrorCode } from '../core/errors.ts'
 import type { Host } from './host.ts'
 
 /** How long a DHT lookup for one node may take. */

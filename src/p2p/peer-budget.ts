@@ -10,8 +10,8 @@
 // they hold through it (src/p2p/stream-inbox.ts).
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { AicnError, ErrorCode } from '../errors.ts'
-import type { Logger } from '../logger.ts'
+import { AicnError, ErrorCode } from '../core/errors.ts'
+import type { Logger } from '../core/logger.ts'
 import { Gauge, type Registry } from 'prom-client'
 
 const KiB = 1024
@@ -43,7 +43,7 @@ export interface PeerBudgetOptions {
   now?: () => number
 }
 
-/** A stream went over a budget: it is reset. The code is the table's BUFFER (src/errors.ts). */
+/** A stream went over a budget: it is reset. The code is the table's BUFFER (src/core/errors.ts). */
 export class BudgetError extends AicnError {
   constructor (message: string) {
     super(ErrorCode.BUFFER, message)
@@ -263,7 +263,7 @@ export class Lease {
 }
 
 /** Budgets with the defaults whose penalty closes the peer's connections (the node's one set is made in
- * src/node.ts and shared by the job protocol and the chat-proxy server). */
+ * src/node/node.ts and shared by the job protocol and the chat-proxy server). */
 export function defaultBudgets (host: { hangUp: (peer: PeerId) => Promise<void> }, log: Logger, options: PeerBudgetOptions = {}): PeerBudgets {
   return new PeerBudgets({
     ...options,

@@ -5,7 +5,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import type { PeerId } from '@libp2p/interface'
-import type { Logger } from '../logger.ts'
+import type { Logger } from '../core/logger.ts'
 import type { Host } from './host.ts'
 
 /** What kad-dht 16's KadDHT class has beyond its published interface (see localProviders). */

@@ -9,7 +9,7 @@ import type { Uint8ArrayList } from 'uint8arraylist'
  * default 4 MiB read buffer would reset a paused stream before that. */
 const PAUSED_READ_BUFFER_BYTES = 16 * 1024 * 1024 + 256 * 1024
 
-/** Where an inbox reports the bytes it holds (a peer's budget, src/protocols/peer-budget.ts): an Error
+/** Where an inbox reports the bytes it holds (a peer's budget, src/p2p/peer-budget.ts): an Error
  * when that is too much, and the stream is then failed with it. */
 export interface HeldBytes {
   hold: (bytes: number) => Error | undefined

@@ -2,8 +2,8 @@
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { KEEP_ALIVE, type PeerId } from '@libp2p/interface'
-import { AicnError, ErrorCode } from '../errors.ts'
-import { formatDuration } from '../config/duration.ts'
+import { AicnError, ErrorCode } from '../core/errors.ts'
+import { formatDuration } from '../core/duration.ts'
 import type { Host } from './host.ts'
 import type { LatencyTracker } from './latency.ts'
 

@@ -42,11 +42,6 @@ export function encodeHeartbeat (heartbeat: Omit<Heartbeat, 'timestamp'>): Uint8
   }).finish()
 }
 
-/** A topic message is a heartbeat when it is a broadcast: no request id and no receiver (reference §6.4). */
-export function isBroadcast (message: protocol.Message): boolean {
-  return (message.header?.id ?? '') === '' && (message.header?.receiver ?? '') === ''
-}
-
 /** Decodes a heartbeat; throws on anything that is not a well-formed one. */
 export function decodeHeartbeat (message: protocol.Message): Heartbeat {
   if (message.type !== protocol.MessageType.AI_PROJECT) throw new Error(`broadcast of type ${message.type} is not a heartbeat`)

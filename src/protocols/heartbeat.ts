@@ -8,12 +8,13 @@
 // pubsub message's signed author (nobody can announce models for another node).
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { protocol } from '../proto/index.ts'
-import type { Logger } from '../logger.ts'
+import type { Logger } from '../core/logger.ts'
 import type { Host } from '../p2p/host.ts'
 import type { PubSubMessage, SubscriptionChange, TopicValidatorResult } from '../p2p/pubsub.ts'
 import type { LocalRegistry, ChangeReason } from '../registry/local.ts'
 import type { NetworkView } from '../registry/view.ts'
-import { decodeHeartbeat, encodeHeartbeat, isBroadcast, NODE_TYPE, type Heartbeat } from './heartbeat-codec.ts'
+import { decodeHeartbeat, encodeHeartbeat, NODE_TYPE, type Heartbeat } from './heartbeat-codec.ts'
+import { isBroadcast } from '../proto/broadcast.ts'
 import { nextInterval } from '../registry/rhythm.ts'
 import { SignedHeartbeats, VIEW_PROTOCOL, ViewSync, signEntry, type SignedPubSubMessage } from '../registry/view-sync.ts'
 

@@ -3,11 +3,13 @@
 // consumer, so a slow model server slows the uploader down instead of filling our memory. Writing waits
 // for the stream to drain.
 import { Uint8ArrayList } from 'uint8arraylist'
-import type { Stream, StreamCloseEvent } from '@libp2p/interface'
+import type { Stream } from '@libp2p/interface'
 import { job } from '../proto/index.ts'
 import { StreamInbox, type HeldBytes } from '../p2p/stream-inbox.ts'
-import { badJobNames, badToken } from './identifiers.ts'
-import { DEFAULT_TIMEOUT_MS, JobKind, MAX_JOB_MS, type JobHead, type JobKindValue } from '../jobs/types.ts'
+import { write } from '../p2p/stream-write.ts'
+import { badJobNames, badToken } from '../core/identifiers.ts'
+import { jobDeadline } from '../core/deadlines.ts'
+import { JobKind, MAX_JOB_MS, type JobHead, type JobKindValue } from '../core/job-types.ts'
 
 export { MAX_JOB_MS }
 
@@ -76,28 +78,6 @@ export class FrameBatch {
     this.parts.consume(this.parts.byteLength)
     await write(stream, data)
   }
-}
-
-/** Sends bytes; when the stream's buffers are full, resolves once they drained (backpressure). */
-export async function write (stream: Stream, data: Parameters<Stream['send']>[0]): Promise<void> {
-  if (stream.send(data)) return
-  await drained(stream)
-}
-
-// Not stream.onDrain(): in @libp2p/utils 7.4 its promise is created once and stays resolved after the
-// first drain, so later calls return at once and backpressure is lost.
-async function drained (stream: Stream): Promise<void> {
-  if (!stream.writableNeedsDrain) return
-  await new Promise<void>((resolve, reject) => {
-    const onDrain = (): void => { cleanup(); resolve() }
-    const onClose = (evt: StreamCloseEvent): void => { cleanup(); reject(evt.error ?? new Error('the stream closed')) }
-    const cleanup = (): void => {
-      stream.removeEventListener('drain', onDrain)
-      stream.removeEventListener('close', onClose)
-    }
-    stream.addEventListener('drain', onDrain)
-    stream.addEventListener('close', onClose)
-  })
 }
 
 function varintLength (value: number): number {
@@ -298,13 +278,6 @@ const EMPTY = new Uint8Array(0)
 // ---- heads
 
 const KINDS = new Set<number>(Object.values(JobKind))
-
-/** The deadline a worker enforces: the requester's, unless it is unset or already past (then the kind's
- * default), and never more than MAX_JOB_MS away. */
-export function jobDeadline (requested: number, kind: JobKindValue, now = Date.now()): number {
-  const deadline = requested > now ? requested : now + (DEFAULT_TIMEOUT_MS[kind] ?? DEFAULT_TIMEOUT_MS[JobKind.CHAT])
-  return Math.min(deadline, now + MAX_JOB_MS)
-}
 
 /** JobHead carries no API path yet; a head that has one (`path`) sends it along. */
 type HeadWithPath = JobHead & { path?: string }

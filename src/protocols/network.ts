@@ -1,14 +1,15 @@
 // The registry side of `/api/v0`: this node's registrations, the network's view (who serves which
 // project and model, how busy, how far), and any node's registrations asked over the RPC protocol.
 import { protocol } from '../proto/index.ts'
-import { AicnError, ErrorCode } from '../errors.ts'
+import { AicnError, ErrorCode } from '../core/errors.ts'
 import type { Host } from '../p2p/host.ts'
 import type { LatencyTracker } from '../p2p/latency.ts'
-import { parsePeerId, type RpcCallOptions, type RpcService } from '../protocols/rpc.ts'
-import type { QueryRequester } from '../protocols/transport.ts'
-import type { LocalRegistry } from './local.ts'
-import type { NetworkView } from './view.ts'
-import type { Candidate } from './view-types.ts'
+import type { RpcCallOptions, RpcService } from './rpc.ts'
+import { parsePeerId } from '../p2p/peer-id.ts'
+import type { QueryRequester } from './query-requester.ts'
+import type { LocalRegistry } from '../registry/local.ts'
+import type { NetworkView } from '../registry/view.ts'
+import type { Candidate } from '../registry/view-types.ts'
 
 /** libp2p connectedness as the Go node reports it: 0 not connected, 1 connected, 4 relayed only. */
 export const CONNECTIVITY = { NOT_CONNECTED: 0, CONNECTED: 1, LIMITED: 4 } as const

@@ -4,11 +4,10 @@
 // the peer we asked, and a request whose header claims another sender is refused.
 import { randomUUID } from 'node:crypto'
 import { lpStream } from '@libp2p/utils'
-import { peerIdFromString } from '@libp2p/peer-id'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { protocol } from '../proto/index.ts'
-import { AicnError, ErrorCode, defaultMessage, statusForCode } from '../errors.ts'
-import type { Logger } from '../logger.ts'
+import { AicnError, ErrorCode, defaultMessage, statusForCode } from '../core/errors.ts'
+import type { Logger } from '../core/logger.ts'
 import type { Host } from '../p2p/host.ts'
 
 export const RPC_PROTOCOL = '/aicn/rpc/1.0.0'
@@ -161,24 +160,4 @@ function dialError (peerId: PeerId, err: unknown, timeout: AbortSignal, timeoutM
   if (timeout.aborted) return new AicnError(ErrorCode.TIMEOUT, `node ${peerId.toString()} could not be reached within ${timeoutMs} ms`)
   const message = (err as Error).message
   return new AicnError(ErrorCode.ROUTING, `cannot reach node ${peerId.toString()}: ${message}`, { status: 502, cause: err })
-}
-
-/** Parsed node ids, since parsing a secp256k1 id (its inlined public key) costs about 0.2 ms and the
- * same few ids come back with every job. Bounded: cleared when it grows past PEER_ID_CACHE_SIZE. */
-const peerIds = new Map<string, PeerId>()
-const PEER_ID_CACHE_SIZE = 10_000
-
-/** Parses a node id from user input, with the API's parameter error. */
-export function parsePeerId (nodeId: string): PeerId {
-  const cached = peerIds.get(nodeId)
-  if (cached !== undefined) return cached
-  let peerId: PeerId
-  try {
-    peerId = peerIdFromString(nodeId)
-  } catch {
-    throw new AicnError(ErrorCode.PARAM, `"${nodeId}" is not a valid node id`)
-  }
-  if (peerIds.size >= PEER_ID_CACHE_SIZE) peerIds.clear()
-  peerIds.set(nodeId, peerId)
-  return peerId
 }

@@ -1,6 +1,6 @@
 // Keeps the health checker watching exactly the registered models, and feeds its verdicts back into the
 // registry, which announces a model whose server is down as unavailable.
-import type { Logger } from '../logger.ts'
+import type { Logger } from '../core/logger.ts'
 import type { HealthChecker, HealthListener } from './health.ts'
 import type { LocalRegistry } from './local.ts'
 

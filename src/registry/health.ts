@@ -50,7 +50,7 @@ export async function httpProbeReason (url: URL, signal: AbortSignal, lookup?: L
     const req = request(url, {
       method: 'GET',
       signal,
-      // node.ts pins the addresses src/registry/model-target.ts allowed: a probe goes nowhere a job may not.
+      // node.ts pins the addresses src/models/model-target.ts allowed: a probe goes nowhere a job may not.
       ...(lookup === undefined ? {} : { lookup }),
       // A fresh connection per probe: nothing lingers in a pool between probes 30 s apart.
       agent: false,

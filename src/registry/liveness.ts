@@ -9,7 +9,7 @@
 // manager's trimming. A node that is alive comes back on its own: its next heartbeat, its bootstrap
 // redials (src/p2p/reconnect.ts, every 30 s) or any new connection between the two.
 import type { PeerId } from '@libp2p/interface'
-import type { Logger } from '../logger.ts'
+import type { Logger } from '../core/logger.ts'
 import type { Host } from '../p2p/host.ts'
 import type { NetworkView } from './view.ts'
 

@@ -1,8 +1,8 @@
 // The models this node serves: what `AIProjects` in the config says, plus live busy counters and
 // health. Every change is saved in the config (atomically, one change at a time) before it takes effect
 // and before the API answers, so a registration survives kill -9 and concurrent calls never interleave.
-import { AicnError, ErrorCode } from '../errors.ts'
-import { badName, badToken } from '../protocols/identifiers.ts'
+import { AicnError, ErrorCode } from '../core/errors.ts'
+import { badName, badToken } from '../core/identifiers.ts'
 import type { ConfigStore } from '../config/store.ts'
 import type { AIModelConfig, Config } from '../config/types.ts'
 
@@ -197,7 +197,7 @@ function requireName (value: string, field: string): void {
 /** requireName for a name being registered (unregistering still takes any name a config holds). */
 function requireCleanName (value: string, field: string): void {
   requireName(value, field)
-  // The job protocols refuse such names where they arrive (src/protocols/identifiers.ts): a model
+  // The job protocols refuse such names where they arrive (src/core/identifiers.ts): a model
   // registered with one could never be reached, and its names reach heartbeats, logs and headers.
   const bad = badName(field, value)
   if (bad !== undefined) throw new AicnError(ErrorCode.PARAM, `${field} name: ${bad}`)

@@ -4,10 +4,10 @@
 // address nor one of the node's own listeners. The address rules are in ./model-target.ts; the model
 // client (src/models/client.ts) applies them again at every new connection.
 
-import { AicnError, ErrorCode } from '../errors.ts'
-import { ModelTargets, portOf, systemAddressSource, type LocalAddressSource, type OwnListeners } from './model-target.ts'
+import { AicnError, ErrorCode } from '../core/errors.ts'
+import { ModelTargets, portOf, systemAddressSource, type LocalAddressSource, type OwnListeners } from '../models/model-target.ts'
 
-export { systemAddressSource, type LocalAddressSource } from './model-target.ts'
+export { systemAddressSource, type LocalAddressSource } from '../models/model-target.ts'
 
 function paramError (message: string): AicnError {
   return new AicnError(ErrorCode.PARAM, message)

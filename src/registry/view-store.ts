@@ -4,7 +4,7 @@
 // operation (a newer heartbeat replaces the pending one), and all pending operations go to the disk in
 // one batch, so a burst of busy-counter heartbeats costs one write per node, not one per heartbeat.
 import { Level } from 'level'
-import type { Logger } from '../logger.ts'
+import type { Logger } from '../core/logger.ts'
 import type { NodeEntry } from './view-types.ts'
 
 /** A record as read from the disk: `value` is undefined when it is not valid JSON. */

@@ -18,7 +18,7 @@ import { peerIdFromMultihash, peerIdFromPrivateKey, peerIdFromPublicKey } from '
 import { RPC } from '@libp2p/gossipsub/message'
 import * as Digest from 'multiformats/hashes/digest'
 import * as lp from 'it-length-prefixed'
-import type { Logger } from '../logger.ts'
+import type { Logger } from '../core/logger.ts'
 import type { PubSubMessage } from '../p2p/pubsub.ts'
 
 export const VIEW_PROTOCOL = '/aicn/view/1.0.0'

@@ -8,7 +8,7 @@
 //
 // Each node set also tracks the newest lastHeard among its members (NodeSet), so "is this project or
 // model still announced by anyone recent?" is O(1) amortised instead of a walk over its nodes.
-import { silentLogger, type Logger } from '../logger.ts'
+import { silentLogger, type Logger } from '../core/logger.ts'
 import { ViewStore } from './view-store.ts'
 import { sanitizeEntry, type Candidate, type NodeEntry, type SanitizeResult } from './view-types.ts'
 import { MAX_INTERVAL_MS, routingWindowMs } from './rhythm.ts'

@@ -2,7 +2,7 @@
 // Keys match case-insensitively because the Go node decoded bodies with encoding/json, which does, and clients
 // written against it send e.g. "Node_ID" or "model"/"Model" interchangeably. When a body repeats a key in
 // different cases the last one wins, as in Go. A JSON null counts as absent (Go leaves the field at zero).
-import { AicnError, ErrorCode } from '../errors.ts'
+import { AicnError, ErrorCode } from '../core/errors.ts'
 
 type QueryValue = string | string[] | undefined
 

@@ -1,6 +1,6 @@
 // What a route handler returns. Handlers never touch the Koa response themselves, so that the envelope,
 // the content type and error handling stay the same on every endpoint.
-import type { AicnError } from '../errors.ts'
+import type { AicnError } from '../core/errors.ts'
 
 export type Reply =
   /** `200 {"code":0,"message":"ok","data":…}`; the data key is left out when data is undefined. */

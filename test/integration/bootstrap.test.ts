@@ -1,6 +1,6 @@
 // A worker whose bootstrap peer is not there when it starts connects once the bootstrap peer comes up
 // (src/p2p/reconnect.ts keepBootstrapPeers, every 30 s), and is then routed to. Real daemons.
-import '../../src/polyfill.ts'
+import '../../src/core/polyfill.ts'
 import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startFakeModelServer, type FakeModelServer } from '../../scripts/fake-model.ts'

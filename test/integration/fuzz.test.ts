@@ -5,7 +5,7 @@
 //
 // AICN_FUZZ_RUNS sets the number of HTTP requests (default 300; a third as many protocol streams), and
 // AICN_FUZZ_SEED replays a run: every failure message names the seed.
-import '../../src/polyfill.ts'
+import '../../src/core/polyfill.ts'
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'

@@ -7,7 +7,7 @@ import { startFakeModelServer, type FakeModelServer } from '../../scripts/fake-m
 import { runCli, TestNode, waitFor } from './harness.ts'
 import { worstCase } from '../../src/gateway/billing.ts'
 import { PriceTable } from '../../src/gateway/pricing.ts'
-import { JobKind } from '../../src/jobs/types.ts'
+import { JobKind } from '../../src/core/job-types.ts'
 
 const PSK = 'ab'.repeat(32)
 const TOKENS = ['Gateway', ' says', ' hi', '.']

@@ -4,7 +4,7 @@
 // jobs keep working during every attack, the nodes keep answering /api/v0/id, and a worker that lies
 // about its identity is named by its real peer ID. The worst case is measured by scripts/bench/hostile.ts
 // (docs/reliability.md); this test only checks the bounds, each attack small and bounded in time.
-import '../../src/polyfill.ts'
+import '../../src/core/polyfill.ts'
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createLibp2p, type Libp2p } from 'libp2p'

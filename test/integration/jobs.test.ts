@@ -1,6 +1,6 @@
 // Jobs through a real network: an input node B and workers W1, W2, W3 with fake model servers. Every path
 // (local/remote × stream/non-stream × direct/proxy, images, edit), failover, failures mid-stream, aborts.
-import '../../src/polyfill.ts'
+import '../../src/core/polyfill.ts'
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'

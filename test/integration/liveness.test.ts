@@ -1,7 +1,7 @@
 // A worker killed with SIGKILL leaves B's routing as soon as B's connection to it closes, not
 // 3 × HeartbeatInterval later; when it comes back it is routed to again. Real daemons, the
 // default HeartbeatInterval (180 s), so nothing here can be explained by heartbeats going stale.
-import '../../src/polyfill.ts'
+import '../../src/core/polyfill.ts'
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startFakeModelServer, type FakeModelServer } from '../../scripts/fake-model.ts'

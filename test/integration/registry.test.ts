@@ -1,6 +1,6 @@
 // Five daemons on loopback: registrations spread to every node through heartbeats, leave with
 // unregister, a graceful stop or death, and survive restarts; forged and malformed heartbeats are refused.
-import '../../src/polyfill.ts'
+import '../../src/core/polyfill.ts'
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'

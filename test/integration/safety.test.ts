@@ -3,7 +3,7 @@
 // nodes and their answers are not reflected, requests for unknown or unreachable nodes end within their
 // deadlines, and a dead model server on one worker does not fail proxied requests that another can serve.
 // Nothing here sends traffic to a non-loopback address: refusals happen before any connection.
-import '../../src/polyfill.ts'
+import '../../src/core/polyfill.ts'
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'

@@ -6,7 +6,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { keepBootstrapPeers } from '../../src/p2p/reconnect.ts'
-import { silentLogger } from '../../src/logger.ts'
+import { silentLogger } from '../../src/core/logger.ts'
 
 test('bootstrap peers that are not connected are dialled again each interval; connected ones are left alone', async () => {
   const [a, b] = await Promise.all([1, 2].map(async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519'))))

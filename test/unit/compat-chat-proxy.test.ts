@@ -2,7 +2,7 @@
 // 127.0.0.1): a requester A, an aicn worker B, and a fake Go worker G whose raw handler reads what our
 // client writes and answers with hand-written HTTP. Raw streams from A to B play the Go requester, byte
 // for byte.
-import '../../src/polyfill.ts'
+import '../../src/core/polyfill.ts'
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
@@ -12,11 +12,11 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import type { Stream } from '@libp2p/interface'
-import { AicnError, ErrorCode } from '../../src/errors.ts'
-import { silentLogger } from '../../src/logger.ts'
-import { JobKind, type JobHead, type JobRequest, type JobResponse, type JobRunner } from '../../src/jobs/types.ts'
+import { AicnError, ErrorCode } from '../../src/core/errors.ts'
+import { silentLogger } from '../../src/core/logger.ts'
+import { JobKind, type JobHead, type JobRequest, type JobResponse, type JobRunner } from '../../src/core/job-types.ts'
 import type { Host } from '../../src/p2p/host.ts'
-import { write } from '../../src/protocols/job-frames.ts'
+import { write } from '../../src/p2p/stream-write.ts'
 import { CHAT_PROXY_PROTOCOL, ChatProxy, goQueryEscape } from '../../src/compat/chat-proxy.ts'
 
 const KiB = 1024

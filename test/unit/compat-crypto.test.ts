@@ -7,7 +7,7 @@ import { createCipheriv, createDecipheriv, createECDH, randomBytes } from 'node:
 import { generateKeyPair, privateKeyFromRaw, publicKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
-import { AicnError, ErrorCode } from '../../src/errors.ts'
+import { AicnError, ErrorCode } from '../../src/core/errors.ts'
 import { decryptBody, encryptBody } from '../../src/compat/crypto.ts'
 
 const encoder = new TextEncoder()

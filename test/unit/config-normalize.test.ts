@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { ConfigError } from '../../src/errors.ts'
+import { ConfigError } from '../../src/core/errors.ts'
 import { normalizeConfig } from '../../src/config/index.ts'
 
 test('an empty object gets every default of reference §2.3', () => {

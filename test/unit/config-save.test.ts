@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ConfigError } from '../../src/errors.ts'
+import { ConfigError } from '../../src/core/errors.ts'
 import { createConfigTemplate, loadConfig, removeStaleTemps, saveConfig, type Config } from '../../src/config/index.ts'
 import { spawn } from 'node:child_process'
 

@@ -6,13 +6,13 @@ import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
-import { AicnError, ErrorCode } from '../../src/errors.ts'
+import { AicnError, ErrorCode } from '../../src/core/errors.ts'
 import { JobDispatcher } from '../../src/jobs/dispatcher.ts'
 import type { LocalExecutor } from '../../src/jobs/local.ts'
 import { NodeSelector } from '../../src/jobs/selector.ts'
-import { JobKind, type JobRequest, type JobResponse } from '../../src/jobs/types.ts'
-import { silentLogger } from '../../src/logger.ts'
-import type { NetworkRegistry, ProjectPeer } from '../../src/registry/network.ts'
+import { JobKind, type JobRequest, type JobResponse } from '../../src/core/job-types.ts'
+import { silentLogger } from '../../src/core/logger.ts'
+import type { NetworkRegistry, ProjectPeer } from '../../src/protocols/network.ts'
 
 type Behaviour = (nodeId: string) => Promise<JobResponse>
 

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { countingEvents, DEFAULT_MAX_OUTPUT_TOKENS, settledCost, worstCase } from '../../src/gateway/billing.ts'
 import { PriceTable } from '../../src/gateway/pricing.ts'
-import { JobKind } from '../../src/jobs/types.ts'
+import { JobKind } from '../../src/core/job-types.ts'
 
 const prices = new PriceTable()
 const price = prices.priceOf('P', 'm') // $1 in, $3 out per million tokens: 1 and 3 micro-USD a token

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { Level } from 'level'
 import { KeyStore } from '../../src/gateway/keys.ts'
 import { openGatewayDb } from '../../src/gateway/store.ts'
-import { AicnError } from '../../src/errors.ts'
+import { AicnError } from '../../src/core/errors.ts'
 
 async function withDir (run: (path: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'aicn-keys-'))

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { UsageLog, type UsageRecord } from '../../src/gateway/usage.ts'
 import { openGatewayDb } from '../../src/gateway/store.ts'
 import { DEFAULT_PRICE, PriceTable } from '../../src/gateway/pricing.ts'
-import { AicnError, ConfigError } from '../../src/errors.ts'
+import { AicnError, ConfigError } from '../../src/core/errors.ts'
 
 function usage (time: string, keyId: string, model: string, promptTokens: number, completionTokens: number): UsageRecord {
   return { time, keyId, project: 'DecentralGPT', model, node: '16Uiu2HAm-node', promptTokens, completionTokens, costMicroUsd: promptTokens + 3 * completionTokens, status: 200, endpoint: '/v1/chat/completions' }

@@ -10,7 +10,7 @@ import { decodeHeartbeat } from '../../src/protocols/heartbeat-codec.ts'
 import { Heartbeats } from '../../src/protocols/heartbeat.ts'
 import { NetworkView } from '../../src/registry/view.ts'
 import type { ChangeReason, LocalProject } from '../../src/registry/local.ts'
-import { silentLogger } from '../../src/logger.ts'
+import { silentLogger } from '../../src/core/logger.ts'
 
 const peerId = peerIdFromPrivateKey(await generateKeyPair('secp256k1'))
 

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { ConnectionHistory, MAX_AGE_SECONDS, MAX_FAILURES } from '../../src/p2p/history.ts'
 import { dialableAddress } from '../../src/p2p/reconnect.ts'
-import { silentLogger } from '../../src/logger.ts'
+import { silentLogger } from '../../src/core/logger.ts'
 
 const PEER = '16Uiu2HAmJnGqxBqtWGkymSsy5WDKJY5A5NctcUduENADDptQFF4Y'
 

@@ -1,4 +1,4 @@
-// The console's static files (src/http/console.ts) behind a real HttpServer: only the files read at start
+// The console's static files (src/api/console.ts) behind a real HttpServer: only the files read at start
 // are served, with their types and the security headers; routes win over files; other listeners and
 // methods are refused; a folder without index.html is no console.
 import { after, before, describe, it } from 'node:test'
@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import { Registry } from 'prom-client'
-import { consoleMiddleware, loadConsoleFiles, CONSOLE_CSP } from '../../src/http/console.ts'
-import { HttpServer, ok } from '../../src/http/index.ts'
+import { consoleMiddleware, loadConsoleFiles, CONSOLE_CSP } from '../../src/api/console.ts'
+import { HttpServer, ok } from '../../src/api/index.ts'
 
 describe('the console\'s static files', () => {
   let dir: string

@@ -3,8 +3,8 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Context } from 'koa'
-import { AccessControl } from '../../src/http/access.ts'
-import { BrowserGuard, requireJsonFromBrowsers } from '../../src/http/guard.ts'
+import { AccessControl } from '../../src/api/access.ts'
+import { BrowserGuard, requireJsonFromBrowsers } from '../../src/api/guard.ts'
 
 interface Stub { headers?: Record<string, string>, localPort?: number, remoteAddress?: string }
 

@@ -2,8 +2,8 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Registry } from 'prom-client'
-import { silentLogger } from '../../src/logger.ts'
-import { HttpServer, ok, parseAddr, type Route } from '../../src/http/index.ts'
+import { silentLogger } from '../../src/core/logger.ts'
+import { HttpServer, ok, parseAddr, type Route } from '../../src/api/index.ts'
 
 function slowRoute (ms: number, started: () => void, seen?: (signal: AbortSignal) => void): Route {
   return {

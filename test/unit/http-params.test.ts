@@ -1,9 +1,9 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { AicnError, ErrorCode } from '../../src/errors.ts'
-import { Params } from '../../src/http/params.ts'
-import { asObject, MAX_JSON_DEPTH } from '../../src/http/body.ts'
-import { ok, raw, render, errorBody } from '../../src/http/reply.ts'
+import { AicnError, ErrorCode } from '../../src/core/errors.ts'
+import { Params } from '../../src/web/params.ts'
+import { asObject, MAX_JSON_DEPTH } from '../../src/api/body.ts'
+import { ok, raw, render, errorBody } from '../../src/web/reply.ts'
 
 function paramError (message: string): (err: unknown) => boolean {
   return (err: unknown) => err instanceof AicnError && err.code === ErrorCode.PARAM && err.status === 400 && err.message === message

@@ -6,9 +6,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { Registry } from 'prom-client'
-import { AicnError, ErrorCode } from '../../src/errors.ts'
-import type { Logger } from '../../src/logger.ts'
-import { HttpServer, ok, raw, text, type Route } from '../../src/http/index.ts'
+import { AicnError, ErrorCode } from '../../src/core/errors.ts'
+import type { Logger } from '../../src/core/logger.ts'
+import { HttpServer, ok, raw, text, type Route } from '../../src/api/index.ts'
 
 interface LogLine { level: number, msg: string, err?: { stack?: string, message?: string } }
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { once } from 'node:events'
-import { AicnError, ErrorCode } from '../../src/errors.ts'
+import { AicnError, ErrorCode } from '../../src/core/errors.ts'
 import { checkIpfsNode, ipfsOrigins, isLoopbackHost, uploadImage } from '../../src/jobs/ipfs.ts'
 
 const SECRET = 'SECRET-internal-page-1c9e'

@@ -1,7 +1,7 @@
 // A hostile requester against the job protocol and the chat-proxy server, in process on 127.0.0.1: the
-// per-peer budgets (src/protocols/peer-budget.ts), the frame and body-progress deadlines, and a worker
+// per-peer budgets (src/p2p/peer-budget.ts), the frame and body-progress deadlines, and a worker
 // that lies about who it is. Small limits keep every flood small; waits are polls with a deadline.
-import '../../src/polyfill.ts'
+import '../../src/core/polyfill.ts'
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
@@ -11,13 +11,13 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import type { Stream, StreamCloseEvent } from '@libp2p/interface'
-import { silentLogger } from '../../src/logger.ts'
-import { JobKind, type JobHead, type JobRunner } from '../../src/jobs/types.ts'
+import { silentLogger } from '../../src/core/logger.ts'
+import { JobKind, type JobHead, type JobRunner } from '../../src/core/job-types.ts'
 import type { Host } from '../../src/p2p/host.ts'
 import { installYamuxWindowHysteresis } from '../../src/p2p/yamux-window.ts'
 import { JOB_PROTOCOL, JobProtocol } from '../../src/protocols/job.ts'
 import { encodeBodyFrame, encodeFrame, requestHeadFrame } from '../../src/protocols/job-frames.ts'
-import { PeerBudgets } from '../../src/protocols/peer-budget.ts'
+import { PeerBudgets } from '../../src/p2p/peer-budget.ts'
 import { CHAT_PROXY_PROTOCOL, ChatProxy } from '../../src/compat/chat-proxy.ts'
 import { RPC_PROTOCOL, RpcService } from '../../src/protocols/rpc.ts'
 

@@ -2,7 +2,7 @@
 // updates, on 127.0.0.1): a requester
 // A, a worker W, a second worker D with a 1 MiB request limit that is stopped mid-stream at the end, and a
 // short-lived worker E for stop().
-import '../../src/polyfill.ts'
+import '../../src/core/polyfill.ts'
 import { after, afterEach, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
@@ -15,10 +15,10 @@ import { identify } from '@libp2p/identify'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { StreamCloseEvent } from '@libp2p/interface'
-import { AicnError, ErrorCode } from '../../src/errors.ts'
-import { silentLogger } from '../../src/logger.ts'
-import { WholeBody } from '../../src/jobs/iterables.ts'
-import { DEFAULT_TIMEOUT_MS, JobKind, type JobHead, type JobResponse, type JobRunner } from '../../src/jobs/types.ts'
+import { AicnError, ErrorCode } from '../../src/core/errors.ts'
+import { silentLogger } from '../../src/core/logger.ts'
+import { WholeBody } from '../../src/core/iterables.ts'
+import { DEFAULT_TIMEOUT_MS, JobKind, type JobHead, type JobResponse, type JobRunner } from '../../src/core/job-types.ts'
 import type { Host } from '../../src/p2p/host.ts'
 import { installYamuxWindowHysteresis } from '../../src/p2p/yamux-window.ts'
 import { JOB_PROTOCOL, JOB_PROTOCOLS, JOB_PROTOCOL_1_0, JobProtocol } from '../../src/protocols/job.ts'

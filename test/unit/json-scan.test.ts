@@ -1,11 +1,11 @@
-// The sliced JSON check of large model answers (src/jobs/json-scan.ts): it must agree with JSON.parse on
+// The sliced JSON check of large model answers (src/core/json-scan.ts): it must agree with JSON.parse on
 // what is well-formed (apart from raw control characters in strings, which it lets through), find the
 // top-level error fields, and give the event loop a turn between slices.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { scanJson } from '../../src/jobs/json-scan.ts'
-import { readModelAnswer } from '../../src/jobs/answer.ts'
+import { scanJson } from '../../src/core/json-scan.ts'
+import { readModelAnswer } from '../../src/core/answer.ts'
 
 const scan = async (text: string, slice?: number): Promise<{ problem?: string, fields: Record<string, unknown> }> => await scanJson(Buffer.from(text), slice)
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createConfigTemplate } from '../../src/config/index.ts'
 import { ConfigStore } from '../../src/config/store.ts'
-import { AicnError } from '../../src/errors.ts'
+import { AicnError } from '../../src/core/errors.ts'
 import { LocalRegistry, type ChangeReason } from '../../src/registry/local.ts'
 
 async function withRegistry (run: (registry: LocalRegistry, path: string, changes: ChangeReason[]) => Promise<void>): Promise<void> {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
-import { ErrorCode } from '../../src/errors.ts'
+import { ErrorCode } from '../../src/core/errors.ts'
 import { locatePeer } from '../../src/p2p/locate.ts'
 
 type Lookup = (signal: AbortSignal) => Promise<void>

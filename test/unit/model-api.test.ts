@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import type { NetworkInterfaceInfo } from 'node:os'
-import { AicnError, ErrorCode } from '../../src/errors.ts'
+import { AicnError, ErrorCode } from '../../src/core/errors.ts'
 import { checkModelApi, type LocalAddressSource } from '../../src/registry/model-api.ts'
 
 function iface (address: string, cidr: string): NetworkInterfaceInfo {

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { once } from 'node:events'
-import { AicnError, ErrorCode } from '../../src/errors.ts'
-import { WholeBody } from '../../src/jobs/iterables.ts'
+import { AicnError, ErrorCode } from '../../src/core/errors.ts'
+import { WholeBody } from '../../src/core/iterables.ts'
 import { ModelClient, type ModelCall } from '../../src/models/client.ts'
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>

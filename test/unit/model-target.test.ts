@@ -1,4 +1,4 @@
-// What a model's api may reach (src/registry/model-target.ts): never the node's own listeners, never
+// What a model's api may reach (src/models/model-target.ts): never the node's own listeners, never
 // link-local or metadata addresses, both at registration (checkModelApi) and at every connection the model
 // client opens (src/models/client.ts). DNS is a stub here: no test sends anything beyond 127.0.0.1.
 import { after, before, describe, it } from 'node:test'
@@ -7,11 +7,11 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { NetworkInterfaceInfo } from 'node:os'
 import { once } from 'node:events'
-import { AicnError, ErrorCode } from '../../src/errors.ts'
-import { WholeBody } from '../../src/jobs/iterables.ts'
+import { AicnError, ErrorCode } from '../../src/core/errors.ts'
+import { WholeBody } from '../../src/core/iterables.ts'
 import { ModelClient } from '../../src/models/client.ts'
 import { checkModelApi } from '../../src/registry/model-api.ts'
-import { ModelTargets, isForbiddenAddress, type LocalAddressSource } from '../../src/registry/model-target.ts'
+import { ModelTargets, isForbiddenAddress, type LocalAddressSource } from '../../src/models/model-target.ts'
 
 const API_PORT = 6000
 const LIBP2P_PORT = 4001

@@ -2,8 +2,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { NodeSelector, isRetryable, type SelectorOptions } from '../../src/jobs/selector.ts'
 import { MAX_TRACKED_NODES } from '../../src/jobs/cooldown.ts'
-import type { ProjectPeer } from '../../src/registry/network.ts'
-import { AicnError, ErrorCode } from '../../src/errors.ts'
+import type { ProjectPeer } from '../../src/protocols/network.ts'
+import { AicnError, ErrorCode } from '../../src/core/errors.ts'
 
 const SECOND = 1000
 

@@ -1,11 +1,11 @@
-// Bounded reading of server-sent events (src/jobs/sse-events.ts) and the gateway's usage tap on top of it
+// Bounded reading of server-sent events (src/core/sse-events.ts) and the gateway's usage tap on top of it
 // (src/gateway/sse.ts): events split anywhere, CRLF, an event over the limit, and a 20 MB event without
 // a blank line, which must cost linear work and end with the documented error.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { EventScanner, boundEvents, splitEvents, watchEvents, MAX_EVENT_BYTES } from '../../src/jobs/sse-events.ts'
+import { EventScanner, boundEvents, splitEvents, watchEvents, MAX_EVENT_BYTES } from '../../src/core/sse-events.ts'
 import { tapUsage } from '../../src/gateway/sse.ts'
-import { AicnError, ErrorCode } from '../../src/errors.ts'
+import { AicnError, ErrorCode } from '../../src/core/errors.ts'
 
 const enc = (s: string): Uint8Array => Buffer.from(s)
 async function * from (parts: Array<string | Uint8Array>): AsyncGenerator<Uint8Array> {

@@ -2,7 +2,7 @@
 // yamux on 127.0.0.1): the server passes on the signed heartbeats it keeps; the requester accepts only
 // entries signed by their author on its topic, and does not check entries it already heard. The server's
 // own heartbeat comes first, signed for the sync.
-import '../../src/polyfill.ts'
+import '../../src/core/polyfill.ts'
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createLibp2p, type Libp2p } from 'libp2p'
@@ -14,7 +14,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { RPC } from '@libp2p/gossipsub/message'
-import { silentLogger } from '../../src/logger.ts'
+import { silentLogger } from '../../src/core/logger.ts'
 import { encodeHeartbeat } from '../../src/protocols/heartbeat-codec.ts'
 import { SignedHeartbeats, ViewSync, MAX_SYNC_ENTRIES, signEntry, type SignedEntry, type SignedPubSubMessage } from '../../src/registry/view-sync.ts'
 

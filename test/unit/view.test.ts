@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { Level } from 'level'
 import { MAX_VIEW_NODES, NetworkView, type NetworkViewOptions } from '../../src/registry/view.ts'
 import { ViewStore } from '../../src/registry/view-store.ts'
-import { silentLogger } from '../../src/logger.ts'
+import { silentLogger } from '../../src/core/logger.ts'
 import { MAX_MODELS_PER_NODE, MAX_MODELS_PER_PROJECT, MAX_PROJECTS_PER_NODE, MAX_STRING_LENGTH, type Candidate, type NodeEntry, type ViewModel } from '../../src/registry/view-types.ts'
 
 const MINUTE = 60_000

@@ -4,10 +4,10 @@
 import type { LocalRegistry } from '../../registry/local.ts'
 import type { NetworkView } from '../../registry/view.ts'
 import type { ViewProject } from '../../registry/view-types.ts'
-import { CONNECTIVITY } from '../../registry/network.ts'
+import { CONNECTIVITY } from '../../protocols/network.ts'
 import { fromThisMachine } from '../access.ts'
-import { ok } from '../reply.ts'
-import type { Route } from '../router.ts'
+import { ok } from '../../web/reply.ts'
+import type { Route } from '../../web/route.ts'
 
 export interface ConnectionInfo { peer: string, addr: string, direction: 'inbound' | 'outbound', limited: boolean }
 

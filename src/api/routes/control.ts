@@ -1,11 +1,30 @@
 // `/api/v0` node-control endpoints (seed 002). Shapes follow the seed: the envelope where it shows one,
 // bare JSON for id, swarm/peers, swarm/addrs and pubsub/peers. Read endpoints take GET and POST; the ones
-// that change the node's connections or config are admin routes (src/http/access.ts).
-import type { NodeControl } from '../../control.ts'
-import { remoteCall } from './remote-call.ts'
-import { ok, raw, text, type Reply } from '../reply.ts'
-import type { Access } from '../access.ts'
-import type { Route, RouteContext } from '../router.ts'
+// that change the node's connections or config are admin routes (src/api/access.ts).
+import type { HostInfo } from '../../hostinfo/index.ts'
+import type { PeerInfo } from '../../p2p/peer-info.ts'
+import type { SwarmPeer } from '../../p2p/swarm.ts'
+import { remoteCall, type RemoteCall } from './remote-call.ts'
+import { ok, raw, text, type Reply } from '../../web/reply.ts'
+import type { Access } from '../../web/route.ts'
+import type { Route, RouteContext } from '../../web/route.ts'
+
+/** What these routes ask of the node; src/node/control.ts implements it (the API never imports node/). */
+export interface ControlOperations {
+  id: () => Promise<PeerInfo>
+  peer: (nodeId: string, call: RemoteCall) => Promise<PeerInfo>
+  hostInfo: (nodeId: string, call: RemoteCall) => Promise<HostInfo>
+  swarmPeers: () => SwarmPeer[]
+  swarmAddrs: () => Promise<Array<{ peer: string, addrs: string[] }>>
+  swarmConnect: (nodeAddr: string) => Promise<void>
+  swarmDisconnect: (nodeAddr: string) => Promise<void>
+  pubsubPeers: () => string[]
+  rendezvousPeers: (signal: AbortSignal) => Promise<string[]>
+  bootstrapList: () => string[]
+  bootstrapAdd: (nodeAddr: string) => Promise<void>
+  bootstrapRm: (nodeAddr: string) => Promise<void>
+  metrics: () => Promise<{ body: string, contentType: string }>
+}
 
 const BOTH: Array<'GET' | 'POST'> = ['GET', 'POST']
 const POST: Array<'GET' | 'POST'> = ['POST']
@@ -14,7 +33,7 @@ function route (path: string, methods: Array<'GET' | 'POST'>, handler: (rc: Rout
   return { path: `/api/v0${path}`, methods, handler, access }
 }
 
-export function controlRoutes (control: NodeControl): Route[] {
+export function controlRoutes (control: ControlOperations): Route[] {
   const nodeId = (rc: RouteContext): string => rc.params.string('node_id', { required: true })
   const nodeAddr = (rc: RouteContext): string => rc.params.string('node_addr', { required: true })
   return [

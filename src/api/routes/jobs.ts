@@ -2,17 +2,17 @@
 // node (`node_id`) or, on the `/proxy` paths, to whichever node the router picks. The client's body reaches
 // the model untouched apart from our routing fields, so no parameter is ever lost on any path.
 import { randomUUID } from 'node:crypto'
-import { AicnError, ErrorCode } from '../../errors.ts'
+import { AicnError, ErrorCode } from '../../core/errors.ts'
 import type { Job, JobDispatcher } from '../../jobs/dispatcher.ts'
-import { isEventStream, readModelAnswer, readModelJson } from '../../jobs/answer.ts'
+import { isEventStream, readModelAnswer, readModelJson } from '../../core/answer.ts'
 import { checkIpfsNode, ipfsOrigins, uploadImage } from '../../jobs/ipfs.ts'
-import { DEFAULT_TIMEOUT_MS, JobKind, type JobKindValue, type JobResponse, type JobTimeouts } from '../../jobs/types.ts'
-import { finishing } from '../../jobs/iterables.ts'
+import { DEFAULT_TIMEOUT_MS, JobKind, type JobKindValue, type JobResponse, type JobTimeouts } from '../../core/job-types.ts'
+import { finishing } from '../../core/iterables.ts'
 import { openUpload } from '../../jobs/upload.ts'
 import { readUsage, tapUsage } from '../../gateway/sse.ts'
 import { countingEvents } from '../../gateway/billing.ts'
-import { ok, okJson, type Reply } from '../reply.ts'
-import type { Route, RouteContext } from '../router.ts'
+import { ok, okJson, type Reply } from '../../web/reply.ts'
+import type { Route, RouteContext } from '../../web/route.ts'
 import { remoteCall } from './remote-call.ts'
 
 /** Our routing fields; everything else in the body is the model's. */
@@ -139,7 +139,7 @@ export function jobRoutes (options: JobRouteOptions): Route[] {
     return await metered(rc, job.head, async (finish) => await whole(await send(rc, job, proxy, true), finish))
   }
 
-  // Model calls spend the network's compute: with keys required they need one, like /v1 (src/http/access.ts).
+  // Model calls spend the network's compute: with keys required they need one, like /v1 (src/api/access.ts).
   const post = (path: string, handler: Route['handler'], readBody = true): Route => ({ path: `/api/v0${path}`, methods: ['POST'], handler, readBody, access: 'job' })
   return [
     post('/chat/completion', chat(false)),

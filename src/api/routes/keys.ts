@@ -1,10 +1,10 @@
 // Admin endpoints for the gateway's access keys and usage (`/api/v0/keys/*`, `/api/v0/usage`). They are
-// admin routes (src/http/access.ts): whoever can reach the API from elsewhere must not mint keys.
-import { AicnError, ErrorCode } from '../../errors.ts'
+// admin routes (src/api/access.ts): whoever can reach the API from elsewhere must not mint keys.
+import { AicnError, ErrorCode } from '../../core/errors.ts'
 import type { KeyRecord, KeyStore } from '../../gateway/keys.ts'
 import type { UsageLog } from '../../gateway/usage.ts'
-import { ok, type Reply } from '../reply.ts'
-import type { Route, RouteContext } from '../router.ts'
+import { ok, type Reply } from '../../web/reply.ts'
+import type { Route, RouteContext } from '../../web/route.ts'
 
 /** What an admin sees of a key: never the hash. */
 export function describeKey (key: KeyRecord): Omit<KeyRecord, 'hash'> & { balanceUsd: number | null } {

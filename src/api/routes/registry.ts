@@ -1,15 +1,15 @@
 // `/api/v0` registration and project endpoints (seed 002 and seed 000; reference §9.4.3–9.4.4).
-import { AicnError, ErrorCode } from '../../errors.ts'
+import { AicnError, ErrorCode } from '../../core/errors.ts'
 import type { LocalRegistry, ModelInput } from '../../registry/local.ts'
-import { LIST_DEFAULT, PEERS_DEFAULT, PEERS_MAX, type NetworkRegistry } from '../../registry/network.ts'
-import { Params } from '../params.ts'
-import { ok, type Reply } from '../reply.ts'
-import type { Route, RouteContext } from '../router.ts'
+import { LIST_DEFAULT, PEERS_DEFAULT, PEERS_MAX, type NetworkRegistry } from '../../protocols/network.ts'
+import { Params } from '../../web/params.ts'
+import { ok, type Reply } from '../../web/reply.ts'
+import type { Route, RouteContext } from '../../web/route.ts'
 import { remoteCall } from './remote-call.ts'
 
 const BOTH: Array<'GET' | 'POST'> = ['GET', 'POST']
 const route = (path: string, methods: Array<'GET' | 'POST'>, handler: Route['handler']): Route => ({ path: `/api/v0${path}`, methods, handler })
-/** Registration changes what this node offers the network: only its operator may (src/http/access.ts). */
+/** Registration changes what this node offers the network: only its operator may (src/api/access.ts). */
 const admin = (path: string, handler: Route['handler']): Route => ({ path: `/api/v0${path}`, methods: ['POST'], handler, access: 'admin' })
 
 /** One model of a register call; keys in any case (`Model` or `model`, as the Go node accepts). */

@@ -1,7 +1,10 @@
-import type { RemoteCall } from '../../control.ts'
-import { parseDuration } from '../../config/duration.ts'
-import { AicnError, ErrorCode } from '../../errors.ts'
-import type { RouteContext } from '../router.ts'
+import { parseDuration } from '../../core/duration.ts'
+import { AicnError, ErrorCode } from '../../core/errors.ts'
+import type { RouteContext } from '../../web/route.ts'
+
+/** A query that may travel to another node: cancelled with the HTTP request, optionally with its own
+ * timeout, which bounds the whole call, finding the node included (src/node/peer-transport.ts). */
+export interface RemoteCall { signal: AbortSignal, timeoutMs?: number }
 
 const MAX_TIMEOUT_MS = 5 * 60_000
 

@@ -2,8 +2,8 @@
 // listeners, peers, the models registered here and their health (with why a server is down), jobs and
 // errors in the last minute. Admin only: it shows the model servers' URLs, which other machines have no
 // business knowing. (The web console's `node/status` is the open, smaller answer.)
-import { ok } from '../reply.ts'
-import type { Route } from '../router.ts'
+import { ok } from '../../web/reply.ts'
+import type { Route } from '../../web/route.ts'
 
 export interface NodeStatus {
   node_id: string

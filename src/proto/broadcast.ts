@@ -1,0 +1,8 @@
+// Which topic messages are broadcasts (heartbeats) rather than the Go node's broadcast RPC; used by the
+// heartbeats (src/protocols/heartbeat.ts) and the Go compatibility layer (src/compat/broadcast-rpc.ts).
+import type { protocol } from './aicn.js'
+
+/** A topic message is a heartbeat when it is a broadcast: no request id and no receiver (reference §6.4). */
+export function isBroadcast (message: protocol.Message): boolean {
+  return (message.header?.id ?? '') === '' && (message.header?.receiver ?? '') === ''
+}
