@@ -6,10 +6,10 @@ import { readFile } from 'node:fs/promises'
 import type { Libp2p } from 'libp2p'
 import type { Stream, StreamCloseEvent } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { JOB_PROTOCOL } from '../src/protocols/job.ts'
-import { CHAT_PROXY_PROTOCOL } from '../src/compat/chat-proxy.ts'
+import { JOB_PROTOCOL } from '../src/protocols/job/job-protocol.ts'
+import { CHAT_PROXY_PROTOCOL } from '../src/compat/chat-proxy/chat-proxy.ts'
 import { JobKind } from '../src/core/job-types.ts'
-import { encodeFrame, requestHeadFrame } from '../src/protocols/job-frames.ts'
+import { encodeFrame, requestHeadFrame } from '../src/protocols/job/job-frames.ts'
 
 const KiB = 1024
 const MiB = 1024 * KiB

@@ -23,7 +23,7 @@
 //   3. Where the libp2p hop's time goes: a bare libp2p client in this process (same PSK, noise, yamux)
 //      connected to W1 measures a 32-byte echo on a stream kept open (what a reused stream costs), the
 //      same echo on a new stream each time (what libp2p ping does), opening a job stream alone, and a
-//      whole job through the real requester code (src/protocols/job.ts JobProtocol.run), on a kept
+//      whole job through the real requester code (src/protocols/job/job-protocol.ts JobProtocol.run), on a kept
 //      stream (/aicn/job/1.1.0) and on a new stream for every job (the same code offered only 1.0.0);
 //      with the write syscalls (= libp2p frames) each side makes per operation.
 //   4. Throughput: `/api/v0/chat/completion/proxy` on B (two workers) at concurrency 1, 16, 64, each at
@@ -69,7 +69,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId, Stream, StreamMessageEvent } from '@libp2p/interface'
 import type { TestNode, NodeSpec } from '../../test/integration/harness.ts'
-import { JobProtocol, JOB_PROTOCOL, JOB_PROTOCOL_1_0 } from '../../src/protocols/job.ts'
+import { JobProtocol, JOB_PROTOCOL, JOB_PROTOCOL_1_0 } from '../../src/protocols/job/job-protocol.ts'
 import { WholeBody } from '../../src/core/iterables.ts'
 import { installYamuxWindowHysteresis } from '../../src/p2p/yamux-window.ts'
 import { swarmKeyFromHex } from '../../src/p2p/psk.ts'

@@ -5,7 +5,7 @@
 // from it), signed StrictSign heartbeats in the Go node's format (src/protocols/heartbeat-codec.ts), the
 // join rule of src/protocols/heartbeat.ts (a node we have not heard of gets our heartbeat within about a
 // second, coalesced; so does a peer that subscribes to the topic), the periodic heartbeat, and the job
-// protocol (src/protocols/job.ts) with a fake model that answers at once.
+// protocol (src/protocols/job/job-protocol.ts) with a fake model that answers at once.
 // What is simulated: pubsub. Instead of a gossipsub instance (1 s heartbeat timer, mesh upkeep and a
 // secp256k1 check of every received message: N² checks at a join storm would not fit on 2 cores) the peer
 // speaks /meshsub/1.1.0 by hand: it subscribes and GRAFTs to the input node, publishes signed messages
@@ -29,7 +29,7 @@ import { swarmKeyFromHex } from '../../src/p2p/psk.ts'
 import { protocol } from '../../src/proto/index.ts'
 import { decodeHeartbeat, encodeHeartbeat, NODE_TYPE, type Heartbeat } from '../../src/protocols/heartbeat-codec.ts'
 import { isBroadcast } from '../../src/proto/broadcast.ts'
-import { JobProtocol } from '../../src/protocols/job.ts'
+import { JobProtocol } from '../../src/protocols/job/job-protocol.ts'
 import type { JobRunner } from '../../src/core/job-types.ts'
 import type { ViewProject } from '../../src/registry/view-types.ts'
 import { silentLogger } from '../../src/core/logger.ts'

@@ -1,5 +1,5 @@
 // The bounds every model answer is read with, where the model runs (src/jobs/local.ts) and again where a
-// peer's answer arrives (src/protocols/job-requester.ts, src/compat/chat-proxy.ts), since a worker may be
+// peer's answer arrives (src/protocols/job/job-requester.ts, src/compat/chat-proxy/chat-proxy.ts), since a worker may be
 // hostile too (issue 19): a streamed answer may not send one event longer than MAX_EVENT_BYTES, any
 // other answer no more than its kind's MAX_ANSWER_BYTES_BY_KIND. Either is cut with a MODEL error, which
 // reaches the client as an error (an SSE error event once streaming).

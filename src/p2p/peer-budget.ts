@@ -6,7 +6,7 @@
 // are refused for a while. Honest requesters stay far below every limit (docs/protocols.md, "Budgets").
 //
 // Pure bookkeeping with an injectable clock (test/unit/peer-budget.test.ts); the protocols hold a
-// Lease per stream (src/protocols/job.ts, src/compat/chat-proxy.ts) and the stream readers report what
+// Lease per stream (src/protocols/job/job-protocol.ts, src/compat/chat-proxy/chat-proxy.ts) and the stream readers report what
 // they hold through it (src/p2p/stream-inbox.ts).
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'

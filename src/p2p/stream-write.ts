@@ -1,5 +1,5 @@
-// Writing to a libp2p stream with backpressure; shared by the job protocol (src/protocols/job-frames.ts)
-// and the Go node's chat-proxy tunnel (src/compat/chat-proxy.ts).
+// Writing to a libp2p stream with backpressure; shared by the job protocol (src/protocols/job/job-frames.ts)
+// and the Go node's chat-proxy tunnel (src/compat/chat-proxy/chat-proxy.ts).
 import type { Stream, StreamCloseEvent } from '@libp2p/interface'
 
 /** Sends bytes; when the stream's buffers are full, resolves once they drained (backpressure). */

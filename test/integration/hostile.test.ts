@@ -18,8 +18,8 @@ import { FUZZ_PSK, normalJob, startFuzzPair, startRogue, type FuzzPair } from '.
 import { chatProxyBodies, floodUnfinishedFrames, idLatency, rssBytes, rssPeak, startHostileModel, type HostileModel } from '../../scripts/hostile.ts'
 import { HOSTILE_PROJECT, hostileRequest, registerHostileModels } from '../../scripts/bench/hostile.ts'
 import { swarmKeyFromHex } from '../../src/p2p/psk.ts'
-import { JOB_PROTOCOL } from '../../src/protocols/job.ts'
-import { encodeBodyFrame, encodeFrame } from '../../src/protocols/job-frames.ts'
+import { JOB_PROTOCOL } from '../../src/protocols/job/job-protocol.ts'
+import { encodeBodyFrame, encodeFrame } from '../../src/protocols/job/job-frames.ts'
 import { waitFor } from './harness.ts'
 
 const MB = 1e6

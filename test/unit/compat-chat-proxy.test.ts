@@ -17,7 +17,7 @@ import { silentLogger } from '../../src/core/logger.ts'
 import { JobKind, type JobHead, type JobRequest, type JobResponse, type JobRunner } from '../../src/core/job-types.ts'
 import type { Host } from '../../src/p2p/host.ts'
 import { write } from '../../src/p2p/stream-write.ts'
-import { CHAT_PROXY_PROTOCOL, ChatProxy, goQueryEscape } from '../../src/compat/chat-proxy.ts'
+import { CHAT_PROXY_PROTOCOL, ChatProxy, goQueryEscape } from '../../src/compat/chat-proxy/chat-proxy.ts'
 
 const KiB = 1024
 const MiB = 1024 * KiB

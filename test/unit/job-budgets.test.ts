@@ -15,11 +15,11 @@ import { silentLogger } from '../../src/core/logger.ts'
 import { JobKind, type JobHead, type JobRunner } from '../../src/core/job-types.ts'
 import type { Host } from '../../src/p2p/host.ts'
 import { installYamuxWindowHysteresis } from '../../src/p2p/yamux-window.ts'
-import { JOB_PROTOCOL, JobProtocol } from '../../src/protocols/job.ts'
-import { encodeBodyFrame, encodeFrame, requestHeadFrame } from '../../src/protocols/job-frames.ts'
+import { JOB_PROTOCOL, JobProtocol } from '../../src/protocols/job/job-protocol.ts'
+import { encodeBodyFrame, encodeFrame, requestHeadFrame } from '../../src/protocols/job/job-frames.ts'
 import { PeerBudgets } from '../../src/p2p/peer-budget.ts'
-import { CHAT_PROXY_PROTOCOL, ChatProxy } from '../../src/compat/chat-proxy.ts'
-import { RPC_PROTOCOL, RpcService } from '../../src/protocols/rpc.ts'
+import { CHAT_PROXY_PROTOCOL, ChatProxy } from '../../src/compat/chat-proxy/chat-proxy.ts'
+import { RPC_PROTOCOL, RpcService } from '../../src/protocols/rpc/rpc-service.ts'
 
 const KiB = 1024
 const MiB = 1024 * KiB

@@ -1,8 +1,8 @@
-// The pool of idle job streams (src/protocols/job-pool.ts), with stand-in streams that record what
+// The pool of idle job streams (src/protocols/job/job-pool.ts), with stand-in streams that record what
 // happens to them.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { StreamPool, type Channel } from '../../src/protocols/job-pool.ts'
+import { StreamPool, type Channel } from '../../src/protocols/job/job-pool.ts'
 
 interface FakeChannel extends Channel { closed: boolean, disposed: boolean, usable: boolean, emitClose: () => void }
 

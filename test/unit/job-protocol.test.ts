@@ -21,8 +21,8 @@ import { WholeBody } from '../../src/core/iterables.ts'
 import { DEFAULT_TIMEOUT_MS, JobKind, type JobHead, type JobResponse, type JobRunner } from '../../src/core/job-types.ts'
 import type { Host } from '../../src/p2p/host.ts'
 import { installYamuxWindowHysteresis } from '../../src/p2p/yamux-window.ts'
-import { JOB_PROTOCOL, JOB_PROTOCOLS, JOB_PROTOCOL_1_0, JobProtocol } from '../../src/protocols/job.ts'
-import { FrameReader, MAX_JOB_MS, encodeBodyFrame, encodeFrame, requestHeadFrame } from '../../src/protocols/job-frames.ts'
+import { JOB_PROTOCOL, JOB_PROTOCOLS, JOB_PROTOCOL_1_0, JobProtocol } from '../../src/protocols/job/job-protocol.ts'
+import { FrameReader, MAX_JOB_MS, encodeBodyFrame, encodeFrame, requestHeadFrame } from '../../src/protocols/job/job-frames.ts'
 
 const MiB = 1024 * 1024
 const encoder = new TextEncoder()

@@ -1,10 +1,10 @@
 // The per-peer budgets of the job streams (src/p2p/peer-budget.ts), with a fake clock, and the
-// stream readers that report to them (src/protocols/job-frames.ts) on in-memory streams.
+// stream readers that report to them (src/protocols/job/job-frames.ts) on in-memory streams.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { BudgetError, Lease, PeerBudgets } from '../../src/p2p/peer-budget.ts'
 import { badJobNames, badName, badToken } from '../../src/core/identifiers.ts'
-import { parseRequestHead } from '../../src/protocols/job-frames.ts'
+import { parseRequestHead } from '../../src/protocols/job/job-frames.ts'
 
 function clock (): { now: () => number, advance: (ms: number) => void } {
   let t = 1_000_000

@@ -8,7 +8,7 @@
 // this small.
 import type { Stream } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
-import { StreamInbox, type HeldBytes } from '../p2p/stream-inbox.ts'
+import { StreamInbox, type HeldBytes } from '../../p2p/stream-inbox.ts'
 
 /** The peer broke the HTTP/1.1 syntax (or a limit): there is nothing sensible to answer, the stream is
  * aborted. */

@@ -1,6 +1,6 @@
 // What both sides of the job protocol share: its names and the small helpers of an answer.
-import { AicnError } from '../core/errors.ts'
-import type { JobResponse } from '../core/job-types.ts'
+import { AicnError } from '../../core/errors.ts'
+import type { JobResponse } from '../../core/job-types.ts'
 
 /** One job after another on a kept-open stream (proto/job.proto). */
 export const JOB_PROTOCOL = '/aicn/job/1.1.0'

@@ -4,12 +4,12 @@
 // for the stream to drain.
 import { Uint8ArrayList } from 'uint8arraylist'
 import type { Stream } from '@libp2p/interface'
-import { job } from '../proto/index.ts'
-import { StreamInbox, type HeldBytes } from '../p2p/stream-inbox.ts'
-import { write } from '../p2p/stream-write.ts'
-import { badJobNames, badToken } from '../core/identifiers.ts'
-import { jobDeadline } from '../core/deadlines.ts'
-import { JobKind, MAX_JOB_MS, type JobHead, type JobKindValue } from '../core/job-types.ts'
+import { job } from '../../proto/index.ts'
+import { StreamInbox, type HeldBytes } from '../../p2p/stream-inbox.ts'
+import { write } from '../../p2p/stream-write.ts'
+import { badJobNames, badToken } from '../../core/identifiers.ts'
+import { jobDeadline } from '../../core/deadlines.ts'
+import { JobKind, MAX_JOB_MS, type JobHead, type JobKindValue } from '../../core/job-types.ts'
 
 export { MAX_JOB_MS }
 

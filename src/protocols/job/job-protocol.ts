@@ -2,14 +2,14 @@
 // the answer streams back chunk by chunk as the model produces it. Wire format: proto/job.proto; framing
 // and flow control: job-frames.ts; the two sides: job-requester.ts and job-worker.ts.
 import type { PeerId } from '@libp2p/interface'
-import type { JobRequest, JobResponse, JobRunner } from '../core/job-types.ts'
-import type { Logger } from '../core/logger.ts'
-import type { Host } from '../p2p/host.ts'
+import type { JobRequest, JobResponse, JobRunner } from '../../core/job-types.ts'
+import type { Logger } from '../../core/logger.ts'
+import type { Host } from '../../p2p/host.ts'
 import { JOB_PROTOCOLS } from './job-common.ts'
 import { JobRequester } from './job-requester.ts'
 import { serveStream, type WorkerLimits } from './job-worker.ts'
-import { RunningJobs } from '../core/running-jobs.ts'
-import { BudgetError, defaultBudgets, type PeerBudgets } from '../p2p/peer-budget.ts'
+import { RunningJobs } from '../../core/running-jobs.ts'
+import { BudgetError, defaultBudgets, type PeerBudgets } from '../../p2p/peer-budget.ts'
 
 export { JOB_PROTOCOL, JOB_PROTOCOL_1_0, JOB_PROTOCOLS } from './job-common.ts'
 

@@ -3,17 +3,17 @@
 // resolves at the response head. On /aicn/job/1.1.0 the stream goes back to the pool once the job is over
 // both ways.
 import type { PeerId, Stream } from '@libp2p/interface'
-import { AicnError, ErrorCode, defaultMessage, isAicnError, statusForCode, type ErrorCodeValue } from '../core/errors.ts'
-import { StreamedAnswer, WholeBody, drop } from '../core/iterables.ts'
-import { boundAnswer } from '../core/answer-bounds.ts'
-import type { JobRequest, JobResponse } from '../core/job-types.ts'
-import type { Host } from '../p2p/host.ts'
-import type { job } from '../proto/index.ts'
+import { AicnError, ErrorCode, defaultMessage, isAicnError, statusForCode, type ErrorCodeValue } from '../../core/errors.ts'
+import { StreamedAnswer, WholeBody, drop } from '../../core/iterables.ts'
+import { boundAnswer } from '../../core/answer-bounds.ts'
+import type { JobRequest, JobResponse } from '../../core/job-types.ts'
+import type { Host } from '../../p2p/host.ts'
+import type { job } from '../../proto/index.ts'
 import { JOB_PROTOCOL, JOB_PROTOCOLS, nothing } from './job-common.ts'
 import { FrameBatch, FrameError, FrameReader, requestHeadFrame, type FrameReaderOptions } from './job-frames.ts'
 import { StreamPool, type Channel } from './job-pool.ts'
-import { MAX_NAME_CHARS, badJobNames, badToken } from '../core/identifiers.ts'
-import { cancelError, type RunningJobs } from '../core/running-jobs.ts'
+import { MAX_NAME_CHARS, badJobNames, badToken } from '../../core/identifiers.ts'
+import { cancelError, type RunningJobs } from '../../core/running-jobs.ts'
 
 /** Past the deadline, the worker gets this long to report the timeout before we give up on it. Short: a
  * client's `timeout` must hold to within a second even when the worker is gone (issue 13, part 8); the

@@ -2,13 +2,13 @@
 // models: a job from the network is never forwarded), and writes the answer back as the model produces it.
 // On /aicn/job/1.1.0 the stream then waits for the requester's next job; on 1.0.0 it carries one job.
 import type { Stream } from '@libp2p/interface'
-import { AicnError, ErrorCode, isAicnError, toAicnError } from '../core/errors.ts'
-import { JobKind, type JobRequest, type JobResponse, type JobRunner } from '../core/job-types.ts'
-import type { Lease } from '../p2p/peer-budget.ts'
-import type { job } from '../proto/index.ts'
-import type { InboundJob } from '../core/running-jobs.ts'
+import { AicnError, ErrorCode, isAicnError, toAicnError } from '../../core/errors.ts'
+import { JobKind, type JobRequest, type JobResponse, type JobRunner } from '../../core/job-types.ts'
+import type { Lease } from '../../p2p/peer-budget.ts'
+import type { job } from '../../proto/index.ts'
+import type { InboundJob } from '../../core/running-jobs.ts'
 import { FrameBatch, FrameError, FrameReader, parseRequestHead, type FrameReaderOptions } from './job-frames.ts'
-import { WholeBody, drop } from '../core/iterables.ts'
+import { WholeBody, drop } from '../../core/iterables.ts'
 import { JOB_PROTOCOL, clip, failed } from './job-common.ts'
 
 /** An idle reused stream is closed by its requester after 30 s; this only catches requesters that forget. */

@@ -5,10 +5,10 @@
 import { randomUUID } from 'node:crypto'
 import { lpStream } from '@libp2p/utils'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
-import { protocol } from '../proto/index.ts'
-import { AicnError, ErrorCode, defaultMessage, statusForCode } from '../core/errors.ts'
-import type { Logger } from '../core/logger.ts'
-import type { Host } from '../p2p/host.ts'
+import { protocol } from '../../proto/index.ts'
+import { AicnError, ErrorCode, defaultMessage, statusForCode } from '../../core/errors.ts'
+import type { Logger } from '../../core/logger.ts'
+import type { Host } from '../../p2p/host.ts'
 
 export const RPC_PROTOCOL = '/aicn/rpc/1.0.0'
 
