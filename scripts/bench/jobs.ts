@@ -69,13 +69,13 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId, Stream, StreamMessageEvent } from '@libp2p/interface'
 import type { TestNode, NodeSpec } from '../../test/integration/harness.ts'
-import { JobProtocol, JOB_PROTOCOL, JOB_PROTOCOL_1_0 } from '../../src/protocols/job/job-protocol.ts'
+import { JobProtocol, JOB_PROTOCOL, JOB_PROTOCOL_1_0 } from '../../src/protocols/job/index.ts'
 import { WholeBody } from '../../src/core/iterables.ts'
+import { componentsOf } from '../../src/p2p/components.ts'
 import { installYamuxWindowHysteresis } from '../../src/p2p/yamux-window.ts'
 import { swarmKeyFromHex } from '../../src/p2p/psk.ts'
 import { silentLogger } from '../../src/core/logger.ts'
 import { JobKind } from '../../src/core/job-types.ts'
-import type { Host } from '../../src/p2p/host.ts'
 import {
   childPids, cpuPerRequest, directTarget, f0, f1, f2, int, interleavedLatency, intArg, JSON_HEADERS, load, log, MESSAGES, MODEL, PHASE_MS,
   post, REPLY, REQUEST_TIMEOUT_MS, residencePreload, rssMb, signed, startBareRelay, startDaemon, startModelProcess, stopStarted, summarize, syscalls, TOKEN_COUNT, TOKEN_DELAY_MS, useAgent,
@@ -385,11 +385,12 @@ async function libp2pHop (workerAddr: string, workerId: string, workerPid: numbe
 
   // The requester side of the job protocol as the daemons run it: 1.1.0 with its kept streams, and, for
   // comparison, the same code offered only 1.0.0 (a new stream for every job, closed after it).
-  const protocolOn = (oneJobPerStream: boolean): JobProtocol => new JobProtocol({
-    peerId: c.peerId,
-    dialProtocol: async (peer: PeerId, protocols: string[], options: Record<string, unknown>) =>
-      await c.dialProtocol(peer, oneJobPerStream ? [JOB_PROTOCOL_1_0] : protocols, options)
-  } as unknown as Host, { log: silentLogger })
+  const protocolOn = (oneJobPerStream: boolean): JobProtocol => {
+    const components = componentsOf(c)
+    const openStream = components.connectionManager.openStream
+    components.connectionManager.openStream = async (peer, protocols, options) => await openStream(peer, oneJobPerStream ? [JOB_PROTOCOL_1_0] : protocols, options)
+    return new JobProtocol(components, { log: silentLogger })
+  }
   const kept = protocolOn(false)
   const fresh = protocolOn(true)
   const body = Buffer.from(JSON.stringify({ model: MODEL, messages: MESSAGES }))

@@ -47,7 +47,7 @@ import { AGENT_VERSION } from '../../src/core/version.ts'
 import { DEFAULT_TOPIC_NAME } from '../../src/config/defaults.ts'
 import type { Host } from '../../src/p2p/host.ts'
 import type { LatencyTracker } from '../../src/p2p/latency.ts'
-import type { RpcService } from '../../src/protocols/rpc/rpc-service.ts'
+import type { RpcService } from '../../src/protocols/rpc/index.ts'
 import type { LocalRegistry } from '../../src/registry/local.ts'
 
 // ---------------------------------------------------------------------------------------------------

@@ -29,11 +29,12 @@ import { swarmKeyFromHex } from '../../src/p2p/psk.ts'
 import { protocol } from '../../src/proto/index.ts'
 import { decodeHeartbeat, encodeHeartbeat, NODE_TYPE, type Heartbeat } from '../../src/protocols/heartbeat-codec.ts'
 import { isBroadcast } from '../../src/proto/broadcast.ts'
-import { JobProtocol } from '../../src/protocols/job/job-protocol.ts'
+import { JobProtocol } from '../../src/protocols/job/index.ts'
 import type { JobRunner } from '../../src/core/job-types.ts'
 import type { ViewProject } from '../../src/registry/view-types.ts'
 import { silentLogger } from '../../src/core/logger.ts'
 import type { Host } from '../../src/p2p/host.ts'
+import { componentsOf } from '../../src/p2p/components.ts'
 import { RESYNC_MS, VIEW_PROTOCOL } from '../../src/registry/view-sync.ts'
 
 export const MESHSUB = '/meshsub/1.1.0'
@@ -176,8 +177,9 @@ export class SimPeer {
     await this.host.handle([MESHSUB, '/meshsub/1.0.0'], (stream) => { void this.readRpcs(stream) }, { maxInboundStreams: 4 })
     // A peer that speaks view sync, as a daemon does (it serves nothing here: only input nodes are asked).
     if (settings.answerJoins === 'auto') await this.host.handle(VIEW_PROTOCOL, (stream) => { void stream.close() })
-    const jobs = new JobProtocol(this.host as unknown as Host, { log: silentLogger })
-    await jobs.start(this.fakeModel)
+    const jobs = new JobProtocol(componentsOf(this.host as unknown as Host), { log: silentLogger })
+    jobs.serveWith(this.fakeModel)
+    await jobs.start()
   }
 
   /** Connects to the input node (retrying refused dials), opens our pubsub stream, subscribes and GRAFTs. */

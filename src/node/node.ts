@@ -15,7 +15,7 @@ import { keepBootstrapPeers, recordConnections, redialHistory } from '../p2p/rec
 import { LatencyTracker } from '../p2p/latency.ts'
 import { Rendezvous } from '../p2p/rendezvous.ts'
 import { parseNodeAddr } from '../p2p/swarm.ts'
-import { RpcService } from '../protocols/rpc/rpc-service.ts'
+import { rpc as rpcService } from '../protocols/rpc/index.ts'
 import { registerQueryHandlers } from '../protocols/queries.ts'
 import { NodeControl } from './control.ts'
 import { HttpServer } from '../api/index.ts'
@@ -34,9 +34,9 @@ import { applyHealth, watchRegisteredModels } from '../registry/health-sync.ts'
 import { Heartbeats } from '../protocols/heartbeat.ts'
 import { PeerTransport } from './peer-transport.ts'
 import { BroadcastRpc } from '../compat/broadcast-rpc.ts'
-import { ChatProxy } from '../compat/chat-proxy/chat-proxy.ts'
+import { chatProxy as chatProxyService } from '../compat/chat-proxy/index.ts'
 import { makeBroadcastHandlers } from '../compat/go-jobs.ts'
-import { JobProtocol } from '../protocols/job/job-protocol.ts'
+import { jobProtocol } from '../protocols/job/index.ts'
 import { defaultBudgets, registerBudgetMetrics } from '../p2p/peer-budget.ts'
 import { jobTimeoutsFrom } from '../config/job-timeouts.ts'
 import { ModelClient } from '../models/client.ts'
@@ -125,7 +125,28 @@ export class AicnNode {
       const metrics = new Registry()
       const pskMismatches = new PskMismatches()
       started('psk warnings', logPskMismatches(pskMismatches, log))
-      const host = await createHost({ config, privateKey: identity.privateKey, datastore, agentVersion: AGENT_VERSION, metricsRegistry: metrics, pskMismatches })
+      // Our native protocols for aicn peers, the Go node's for Go peers; in Go-wire mode only the latter.
+      // They are libp2p services: libp2p starts them (handlers in place before the node listens, so the
+      // first identify our peers get lists them) and stops them (running jobs end before connections do).
+      const goWire = config.Wire.Mode === 'go'
+      const timeoutsMs = jobTimeoutsFrom(config.Jobs)
+      // One set of per-peer budgets for both job protocols (docs/protocols.md, "Budgets").
+      const budgets = defaultBudgets({ hangUp: async (peer) => { await host.hangUp(peer) } }, log)
+      registerBudgetMetrics(budgets, metrics)
+      const host = await createHost({
+        config,
+        privateKey: identity.privateKey,
+        datastore,
+        agentVersion: AGENT_VERSION,
+        metricsRegistry: metrics,
+        pskMismatches,
+        services: {
+          rpc: rpcService({ agentVersion: AGENT_VERSION, log, serve: !goWire }),
+          jobs: jobProtocol({ log, budgets, serve: !goWire }),
+          chatProxy: chatProxyService({ log, timeoutsMs, budgets })
+        }
+      })
+      const { rpc, jobs, chatProxy } = host.services
       recordConnections(host, history, log)
       const hostInfo = new HostInfoCollector()
       const latency = new LatencyTracker(host, log)
@@ -155,36 +176,20 @@ export class AicnNode {
       }
       const nodeMetrics = new NodeMetrics(metrics, { viewNodes: () => view.nodes().length, connectedPeers, localModels })
 
-      // Our native protocols for aicn peers, the Go node's for Go peers; in Go-wire mode only the latter.
-      const goWire = config.Wire.Mode === 'go'
-      const rpc = new RpcService(host, { agentVersion: AGENT_VERSION, log })
-      // One set of per-peer budgets for both job protocols (docs/protocols.md, "Budgets").
-      const budgets = defaultBudgets(host, log)
-      registerBudgetMetrics(budgets, metrics)
-      const jobs = new JobProtocol(host, { log, budgets })
       const broadcast = new BroadcastRpc({ host, topic, privateKey: identity.privateKey, agentVersion: AGENT_VERSION, log })
-      const timeoutsMs = jobTimeoutsFrom(config.Jobs)
-      const chatProxy = new ChatProxy(host, { log, timeoutsMs, budgets })
       const transport = new PeerTransport({ host, rpc, jobs, broadcast, chatProxy, goWire })
       const control = new NodeControl({ host, queries: transport, config: store, hostInfo, latency, rendezvous, metrics, topic, pskMismatches })
       const network = new NetworkRegistry({ host, view, local, rpc, queries: transport, latency })
       registerQueryHandlers(rpc, { localPeerInfo: async () => await control.id(), localHostInfo: async () => await hostInfo.collect() })
       const dispatcher = new JobDispatcher({ selfId: identity.peerId, local: executor, remote: transport, selector: new NodeSelector(), network, log, metrics: nodeMetrics })
 
-      // Protocol handlers go in before the host starts, so the first identify our peers get lists them
-      // (otherwise a peer would take us for a Go node until identify-push). Jobs that arrive from the
-      // network run on this node's models; they are never forwarded again.
-      if (!goWire) {
-        await rpc.start()
-        await jobs.start(nodeMetrics.served(executor.run))
-      }
-      await chatProxy.start(nodeMetrics.served(executor.run))
+      // Jobs that arrive from the network run on this node's models; they are never forwarded again.
+      jobs.serveWith(nodeMetrics.served(executor.run))
+      chatProxy.serveWith(nodeMetrics.served(executor.run))
 
+      // Starts the services above too; stopping it first ends their running jobs (their beforeStop).
       await host.start()
       started('libp2p', async () => { await host.stop() })
-      // Running jobs end (with an error their requesters can see) before libp2p goes down.
-      if (!goWire) started('job protocol', async () => { await jobs.stop() })
-      started('chat proxy', async () => { await chatProxy.stop() })
       log.info({ peerId: identity.peerId, addresses: host.getMultiaddrs().map((a) => a.toString()) }, 'libp2p host started')
       started('peer logging', logPeerEvents(host, log))
       ownListeners.push(...tcpListeners(host))

@@ -52,6 +52,9 @@ export interface HostOptions {
   pskMismatches?: PskMismatches
 }
 
+/** Our own libp2p services (src/node/node.ts lists them), each built by libp2p from its factory. */
+export type ServiceFactories<S> = { [K in keyof S]: (components: any) => S[K] }
+
 export function dhtProtocol (config: Config): string {
   return `${config.Routing.ProtocolPrefix === '' ? '/ipfs' : config.Routing.ProtocolPrefix}/kad/1.0.0`
 }
@@ -66,7 +69,7 @@ function withProtocolVersion<T> (factory: (components: any) => T): (components: 
   }
 }
 
-export async function createHost (options: HostOptions): Promise<Host> {
+export async function createHost<S extends Record<string, unknown> = Record<never, never>> (options: HostOptions & { services?: ServiceFactories<S> }): Promise<Libp2p<HostServices & S>> {
   installYamuxWindowHysteresis()
   installQuietLengthPrefixedDecoder()
   const { config } = options
@@ -106,6 +109,7 @@ export async function createHost (options: HostOptions): Promise<Host> {
   if (config.Swarm.EnableAutoNATService) services.autoNAT = (await import('@libp2p/autonat')).autoNAT()
   if (config.Swarm.EnableHolePunching) services.dcutr = (await import('@libp2p/dcutr')).dcutr()
   if (!config.Swarm.DisableNatPortMap) services.upnp = (await import('@libp2p/upnp-nat')).uPnPNAT()
+  Object.assign(services, options.services)
 
   const maxConnections = config.Swarm.ConnMgr.Type === 'none' ? Number.MAX_SAFE_INTEGER : config.Swarm.ConnMgr.HighWater
 
@@ -131,7 +135,7 @@ export async function createHost (options: HostOptions): Promise<Host> {
         defaultMetrics: { eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS }
       }),
     services: services as any
-  }) as unknown as Host
+  }) as unknown as Libp2p<HostServices & S>
 }
 
 /** How often prom-client's nodejs_eventloop_lag metrics sample the event loop. */

@@ -5,7 +5,7 @@ import { protocol } from '../proto/index.ts'
 import { AicnError, ErrorCode } from '../core/errors.ts'
 import type { HostInfo } from '../hostinfo/index.ts'
 import type { PeerInfo } from '../p2p/peer-info.ts'
-import type { RpcCallOptions, RpcService } from './rpc/rpc-service.ts'
+import type { RpcCallOptions, RpcService } from './rpc/index.ts'
 import type { QueryRequester } from './query-requester.ts'
 import { hostInfoFromProto, hostInfoToProto } from '../hostinfo/wire.ts'
 

@@ -2,7 +2,7 @@
 // native RPC protocol or the Go node's broadcast RPC, whichever the peer speaks.
 import type { PeerId } from '@libp2p/interface'
 import type { protocol } from '../proto/index.ts'
-import type { RpcCallOptions } from './rpc/rpc-service.ts'
+import type { RpcCallOptions } from './rpc/index.ts'
 
 /** Sends a query (PEER_IDENTITY, HOST_INFO, AI_PROJECT) to a node and returns its answer body. */
 export interface QueryRequester {

@@ -18,7 +18,7 @@ import { FUZZ_PSK, normalJob, startFuzzPair, startRogue, type FuzzPair } from '.
 import { chatProxyBodies, floodUnfinishedFrames, idLatency, rssBytes, rssPeak, startHostileModel, type HostileModel } from '../../scripts/hostile.ts'
 import { HOSTILE_PROJECT, hostileRequest, registerHostileModels } from '../../scripts/bench/hostile.ts'
 import { swarmKeyFromHex } from '../../src/p2p/psk.ts'
-import { JOB_PROTOCOL } from '../../src/protocols/job/job-protocol.ts'
+import { JOB_PROTOCOL } from '../../src/protocols/job/index.ts'
 import { encodeBodyFrame, encodeFrame } from '../../src/protocols/job/job-frames.ts'
 import { waitFor } from './harness.ts'
 

@@ -18,6 +18,7 @@ import { JobKind, type JobHead, type JobRequest, type JobResponse, type JobRunne
 import type { Host } from '../../src/p2p/host.ts'
 import { write } from '../../src/p2p/stream-write.ts'
 import { CHAT_PROXY_PROTOCOL, ChatProxy, goQueryEscape } from '../../src/compat/chat-proxy/chat-proxy.ts'
+import { componentsOf } from '../../src/p2p/components.ts'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -171,10 +172,11 @@ describe('the chat-proxy protocol', () => {
 
   before(async () => {
     ;[a, b, g] = await Promise.all([createHost(), createHost(), createHost()])
-    client = new ChatProxy(a, { log: silentLogger, lengthBufferBytes: 256 * KiB })
-    lengthClient = new ChatProxy(a, { log: silentLogger })
-    server = new ChatProxy(b, { log: silentLogger })
-    await server.start(execute)
+    client = new ChatProxy(componentsOf(a), { log: silentLogger, lengthBufferBytes: 256 * KiB })
+    lengthClient = new ChatProxy(componentsOf(a), { log: silentLogger })
+    server = new ChatProxy(componentsOf(b), { log: silentLogger })
+    server.serveWith(execute)
+    await server.start()
     await g.handle(CHAT_PROXY_PROTOCOL, (stream) => { void fakeGoWorker(stream) })
     await a.dial(b.getMultiaddrs()[0])
     await a.dial(g.getMultiaddrs()[0])
@@ -475,13 +477,14 @@ describe('the chat-proxy protocol', () => {
 
   test('stop(): running jobs end both ways', async () => {
     const other = await createHost()
-    const proxy = new ChatProxy(other, { log: silentLogger })
+    const proxy = new ChatProxy(componentsOf(other), { log: silentLogger })
     const started = deferred()
-    await proxy.start(async (_request, signal) => {
+    proxy.serveWith(async (_request, signal) => {
       started.resolve()
       await untilAborted(signal)
       throw signal.reason
     })
+    await proxy.start()
     try {
       await a.dial(other.getMultiaddrs()[0])
       // The worker stops: its requester hears why before the answer began.
@@ -493,7 +496,7 @@ describe('the chat-proxy protocol', () => {
       assert.match(response.error?.message ?? '', /is stopping/)
 
       // The requester stops: its calls end at once.
-      const requester = new ChatProxy(a, { log: silentLogger })
+      const requester = new ChatProxy(componentsOf(a), { log: silentLogger })
       const gate = deferred()
       models.set('held', async () => answer((async function * () { await gate.promise })()))
       const held = requester.run(b.peerId, { head: head('held'), body: once(encoder.encode('{}')) }, never)
@@ -603,12 +606,13 @@ describe('the chat-proxy protocol', () => {
 
   test('a request body over the limit is answered 413 without reading it', async () => {
     const small = await createHost()
-    const proxy = new ChatProxy(small, { log: silentLogger, maxRequestBytes: 1024 })
-    await proxy.start(execute)
+    const proxy = new ChatProxy(componentsOf(small), { log: silentLogger, maxRequestBytes: 1024 })
+    proxy.serveWith(execute)
+    await proxy.start()
     try {
       await a.dial(small.getMultiaddrs()[0])
       const big = encoder.encode(JSON.stringify({ pad: 'x'.repeat(4096) }))
-      for (const proxyClient of [lengthClient, new ChatProxy(a, { log: silentLogger, lengthBufferBytes: 100 })]) {
+      for (const proxyClient of [lengthClient, new ChatProxy(componentsOf(a), { log: silentLogger, lengthBufferBytes: 100 })]) {
         const response = await proxyClient.run(small.peerId, { head: head('echo'), body: once(big) }, never)
         assert.equal(response.status, 413)
         assert.equal(response.error?.code, ErrorCode.BUFFER)

@@ -15,11 +15,12 @@ import { silentLogger } from '../../src/core/logger.ts'
 import { JobKind, type JobHead, type JobRunner } from '../../src/core/job-types.ts'
 import type { Host } from '../../src/p2p/host.ts'
 import { installYamuxWindowHysteresis } from '../../src/p2p/yamux-window.ts'
-import { JOB_PROTOCOL, JobProtocol } from '../../src/protocols/job/job-protocol.ts'
+import { JOB_PROTOCOL, JobProtocol } from '../../src/protocols/job/index.ts'
 import { encodeBodyFrame, encodeFrame, requestHeadFrame } from '../../src/protocols/job/job-frames.ts'
 import { PeerBudgets } from '../../src/p2p/peer-budget.ts'
-import { CHAT_PROXY_PROTOCOL, ChatProxy } from '../../src/compat/chat-proxy/chat-proxy.ts'
-import { RPC_PROTOCOL, RpcService } from '../../src/protocols/rpc/rpc-service.ts'
+import { CHAT_PROXY_PROTOCOL, ChatProxy } from '../../src/compat/chat-proxy/index.ts'
+import { RPC_PROTOCOL, RpcService } from '../../src/protocols/rpc/index.ts'
+import { componentsOf } from '../../src/p2p/components.ts'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -95,11 +96,13 @@ describe('budgets of the job protocol and the chat-proxy server', () => {
         for (const conn of worker.getConnections().filter((c) => c.remotePeer.toString() === peer)) conn.close().catch(() => {})
       }
     })
-    jobs = new JobProtocol(worker, { log: silentLogger, budgets, frameMs: 500, headTimeoutMs: 1_000, bodyIdleMs: 800 })
-    proxy = new ChatProxy(worker, { log: silentLogger, budgets, headTimeoutMs: 1_000, bodyIdleMs: 800 })
-    await jobs.start(echo)
-    await proxy.start(echo)
-    honestJobs = new JobProtocol(honest, { log: silentLogger })
+    jobs = new JobProtocol(componentsOf(worker), { log: silentLogger, budgets, frameMs: 500, headTimeoutMs: 1_000, bodyIdleMs: 800 })
+    proxy = new ChatProxy(componentsOf(worker), { log: silentLogger, budgets, headTimeoutMs: 1_000, bodyIdleMs: 800 })
+    jobs.serveWith(echo)
+    await jobs.start()
+    proxy.serveWith(echo)
+    await proxy.start()
+    honestJobs = new JobProtocol(componentsOf(honest), { log: silentLogger })
     await honest.dial(worker.getMultiaddrs()[0])
   })
 
@@ -204,7 +207,7 @@ describe('budgets of the job protocol and the chat-proxy server', () => {
   })
 
   test('RPC: a request over 64 KiB, or one that does not come within the request deadline, is reset', async () => {
-    const rpc = new RpcService(worker, { agentVersion: 'test', log: silentLogger, requestTimeoutMs: 500 })
+    const rpc = new RpcService(componentsOf(worker), { agentVersion: 'test', log: silentLogger, requestTimeoutMs: 500 })
     await rpc.start()
     try {
       const big = await rogue.dialProtocol(worker.getMultiaddrs()[0], RPC_PROTOCOL)

@@ -21,8 +21,9 @@ import { WholeBody } from '../../src/core/iterables.ts'
 import { DEFAULT_TIMEOUT_MS, JobKind, type JobHead, type JobResponse, type JobRunner } from '../../src/core/job-types.ts'
 import type { Host } from '../../src/p2p/host.ts'
 import { installYamuxWindowHysteresis } from '../../src/p2p/yamux-window.ts'
-import { JOB_PROTOCOL, JOB_PROTOCOLS, JOB_PROTOCOL_1_0, JobProtocol } from '../../src/protocols/job/job-protocol.ts'
+import { JOB_PROTOCOL, JOB_PROTOCOLS, JOB_PROTOCOL_1_0, JobProtocol } from '../../src/protocols/job/index.ts'
 import { FrameReader, MAX_JOB_MS, encodeBodyFrame, encodeFrame, requestHeadFrame } from '../../src/protocols/job/job-frames.ts'
+import { componentsOf } from '../../src/p2p/components.ts'
 
 const MiB = 1024 * 1024
 const encoder = new TextEncoder()
@@ -40,8 +41,11 @@ async function createNode (options: { serve?: JobRunner, maxRequestBytes?: numbe
     streamMuxers: [yamux()],
     services: { identify: identify() }
   }) as unknown as Host
-  const jobs = new JobProtocol(host, { log: silentLogger, maxRequestBytes: options.maxRequestBytes, idleStreamMs: options.idleStreamMs, headTimeoutMs: options.headTimeoutMs, bodyIdleMs: options.bodyIdleMs })
-  if (options.serve !== undefined) await jobs.start(options.serve)
+  const jobs = new JobProtocol(componentsOf(host), { log: silentLogger, maxRequestBytes: options.maxRequestBytes, idleStreamMs: options.idleStreamMs, headTimeoutMs: options.headTimeoutMs, bodyIdleMs: options.bodyIdleMs })
+  if (options.serve !== undefined) {
+    jobs.serveWith(options.serve)
+    await jobs.start()
+  }
   return { host, jobs }
 }
 

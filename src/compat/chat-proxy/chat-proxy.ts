@@ -12,14 +12,14 @@
 // framing the worker chose, and resolves at its head with the body still streaming.
 import { STATUS_CODES } from 'node:http'
 import { randomUUID } from 'node:crypto'
-import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import type { Connection, PeerId, Startable, Stream } from '@libp2p/interface'
 import { AicnError, ErrorCode, isAicnError, toAicnError } from '../../core/errors.ts'
 import { StreamedAnswer, collect, drop } from '../../core/iterables.ts'
 import { boundAnswer } from '../../core/answer-bounds.ts'
 import { deadlineFor } from '../../core/deadlines.ts'
 import { DEFAULT_TIMEOUT_MS, JobKind, type JobHead, type JobKindValue, type JobRequest, type JobResponse, type JobRunner, type JobTimeouts } from '../../core/job-types.ts'
 import type { Logger } from '../../core/logger.ts'
-import type { Host } from '../../p2p/host.ts'
+import type { ProtocolComponents } from '../../p2p/components.ts'
 import { write } from '../../p2p/stream-write.ts'
 import { toGoCode } from '../codes.ts'
 import { BudgetError, defaultBudgets, type Lease, type PeerBudgets } from '../../p2p/peer-budget.ts'
@@ -31,6 +31,9 @@ import {
 } from './http-over-stream.ts'
 
 export const CHAT_PROXY_PROTOCOL = '/chat-proxy/0.0.1'
+
+/** What the chat-proxy service takes from libp2p (src/p2p/components.ts). */
+export type ChatProxyComponents = ProtocolComponents
 
 export interface ChatProxyOptions {
   log: Logger
@@ -84,8 +87,9 @@ const MAX_STREAMS = 256
 const MAX_ERROR_BODY_BYTES = 64 * KiB
 
 
-export class ChatProxy {
-  private readonly host: Host
+export class ChatProxy implements Startable {
+  private readonly components: ChatProxyComponents
+  private serving = false
   private readonly log: Logger
   private readonly selfId: string
   private readonly maxHeaderBytes: number
@@ -100,34 +104,52 @@ export class ChatProxy {
   /** one controller per job sent by run(), so that stop() can end them */
   private execute?: JobRunner
 
-  constructor (host: Host, options: ChatProxyOptions) {
-    this.host = host
+  constructor (components: ChatProxyComponents, options: ChatProxyOptions) {
+    this.components = components
     this.log = options.log
-    this.selfId = host.peerId.toString()
+    this.selfId = components.peerId.toString()
     this.maxHeaderBytes = options.maxHeaderBytes ?? 64 * KiB
     this.maxRequestBytes = options.maxRequestBytes ?? 8 * MiB
     this.maxUploadBytes = options.maxUploadBytes ?? 64 * MiB
     this.headTimeoutMs = options.headTimeoutMs ?? 5_000
     this.bodyIdleMs = options.bodyIdleMs ?? 10_000
-    this.budgets = options.budgets ?? defaultBudgets(host, options.log)
+    this.budgets = options.budgets ?? defaultBudgets({ hangUp: async (peer) => { await components.connectionManager.closeConnections(peer) } }, options.log)
     this.lengthBufferBytes = options.lengthBufferBytes ?? 8 * MiB
     this.timeoutsMs = options.timeoutsMs ?? DEFAULT_TIMEOUT_MS
   }
 
-  /** Serves Go requesters with `execute` (this node's own models). Like the Go receiver, not over relayed
-   * connections. */
-  async start (execute: JobRunner): Promise<void> {
+  readonly [Symbol.toStringTag] = '@aicn/chat-proxy'
+
+  /** Go requesters' jobs run with `execute` (this node's own models). Set it before the node starts;
+   * until then a request is refused. */
+  serveWith (execute: JobRunner): void {
     this.execute = execute
-    await this.host.handle(CHAT_PROXY_PROTOCOL, (stream, connection) => { this.accept(stream, connection) }, {
+  }
+
+  /** Called by libp2p as the node starts, before it listens. Like the Go receiver, not over relayed
+   * connections. */
+  async start (): Promise<void> {
+    if (this.serving) return
+    this.serving = true
+    await this.components.registrar.handle(CHAT_PROXY_PROTOCOL, (stream, connection) => { this.accept(stream, connection) }, {
       maxInboundStreams: MAX_STREAMS,
       maxOutboundStreams: MAX_STREAMS
     })
   }
 
+  /** libp2p calls this before it closes any connection: running jobs end with an error their other side
+   * still receives. */
+  async beforeStop (): Promise<void> {
+    await this.stop()
+  }
+
   /** Stops serving; running jobs (both ways) end with "node is stopping". */
   async stop (): Promise<void> {
     this.execute = undefined
-    await this.host.unhandle(CHAT_PROXY_PROTOCOL).catch(() => {})
+    if (this.serving) {
+      this.serving = false
+      await this.components.registrar.unhandle(CHAT_PROXY_PROTOCOL).catch(() => {})
+    }
     await this.running.stopAll(this.selfId)
   }
 
@@ -149,7 +171,7 @@ export class ChatProxy {
 
     let stream: Stream
     try {
-      stream = await this.host.dialProtocol(peer, CHAT_PROXY_PROTOCOL, { signal: controller.signal, maxOutboundStreams: MAX_STREAMS })
+      stream = await this.components.connectionManager.openStream(peer, [CHAT_PROXY_PROTOCOL], { signal: controller.signal, maxOutboundStreams: MAX_STREAMS })
     } catch (err) {
       release()
       throw controller.signal.aborted ? controller.signal.reason as AicnError : dialError(node, err)

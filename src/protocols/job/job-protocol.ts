@@ -1,10 +1,10 @@
 // The job protocol: a job (chat, image, embedding request) travels to the node that serves its model, and
 // the answer streams back chunk by chunk as the model produces it. Wire format: proto/job.proto; framing
 // and flow control: job-frames.ts; the two sides: job-requester.ts and job-worker.ts.
-import type { PeerId } from '@libp2p/interface'
+import type { PeerId, Startable } from '@libp2p/interface'
 import type { JobRequest, JobResponse, JobRunner } from '../../core/job-types.ts'
 import type { Logger } from '../../core/logger.ts'
-import type { Host } from '../../p2p/host.ts'
+import { handleAll, unhandleAll, type ProtocolComponents } from '../../p2p/components.ts'
 import { JOB_PROTOCOLS } from './job-common.ts'
 import { JobRequester } from './job-requester.ts'
 import { serveStream, type WorkerLimits } from './job-worker.ts'
@@ -38,13 +38,21 @@ export interface JobProtocolOptions {
   /** what each peer may take of this node (streams, held bytes, job rate); shared with the chat-proxy
    * server. Default: budgets of its own that close a penalised peer's connections. */
   budgets?: PeerBudgets
+  /** false: serve no jobs (a node in Go-wire mode speaks only the Go node's protocols); sending still
+   * works. Default true. */
+  serve?: boolean
 }
+
+/** What the job protocol takes from libp2p (src/p2p/components.ts). */
+export type JobComponents = ProtocolComponents
 
 const KiB = 1024
 const MiB = 1024 * KiB
 
-export class JobProtocol {
-  private readonly host: Host
+export class JobProtocol implements Startable {
+  private readonly components: JobComponents
+  private readonly serves: boolean
+  private serving = false
   private readonly log: Logger
   private readonly selfId: string
   private readonly maxStreams: number
@@ -54,10 +62,11 @@ export class JobProtocol {
   private readonly budgets: PeerBudgets
   private execute?: JobRunner
 
-  constructor (host: Host, options: JobProtocolOptions) {
-    this.host = host
+  constructor (components: JobComponents, options: JobProtocolOptions) {
+    this.components = components
+    this.serves = options.serve ?? true
     this.log = options.log
-    this.selfId = host.peerId.toString()
+    this.selfId = components.peerId.toString()
     const maxFrameBytes = options.maxFrameBytes ?? MiB
     // A body frame adds at most 11 bytes to its chunk; keep it within what the peer accepts.
     const chunkBytes = Math.max(1, Math.min(options.chunkBytes ?? 64 * KiB, maxFrameBytes - 16))
@@ -71,14 +80,24 @@ export class JobProtocol {
       headTimeoutMs: options.headTimeoutMs ?? 5_000,
       bodyIdleMs: options.bodyIdleMs ?? 10_000
     }
-    this.budgets = options.budgets ?? defaultBudgets(host, this.log)
-    this.requester = new JobRequester(host, this.running, { frames, chunkBytes, maxStreams: this.maxStreams, idleStreamMs: options.idleStreamMs })
+    this.budgets = options.budgets ?? defaultBudgets({ hangUp: async (peer) => { await components.connectionManager.closeConnections(peer) } }, this.log)
+    this.requester = new JobRequester(components.connectionManager, this.running, { frames, chunkBytes, maxStreams: this.maxStreams, idleStreamMs: options.idleStreamMs })
   }
 
-  /** Serves incoming jobs with `execute` (this node's own models: a job from the network is never forwarded). */
-  async start (execute: JobRunner): Promise<void> {
+  readonly [Symbol.toStringTag] = '@aicn/job'
+
+  /** Incoming jobs run with `execute` (this node's own models: a job from the network is never
+   * forwarded). Set it before the node starts; until then a job stream is refused. */
+  serveWith (execute: JobRunner): void {
     this.execute = execute
-    await this.host.handle(JOB_PROTOCOLS, (stream, connection) => {
+  }
+
+  /** Called by libp2p as the node starts, before it listens: the handler is in place for the first
+   * identify our peers get. */
+  async start (): Promise<void> {
+    if (!this.serves || this.serving) return
+    this.serving = true
+    await handleAll(this.components.registrar, JOB_PROTOCOLS, (stream, connection) => {
       const serve = this.execute
       if (serve === undefined) {
         stream.abort(new Error('this node does not serve jobs any more'))
@@ -109,10 +128,19 @@ export class JobProtocol {
     })
   }
 
+  /** libp2p calls this before it closes any connection: running jobs end with an error their other side
+   * still receives. */
+  async beforeStop (): Promise<void> {
+    await this.stop()
+  }
+
   /** Stops serving; running jobs (both ways) end with "node is stopping", idle streams close. */
   async stop (): Promise<void> {
     this.execute = undefined
-    await this.host.unhandle(JOB_PROTOCOLS).catch(() => {})
+    if (this.serving) {
+      this.serving = false
+      await unhandleAll(this.components.registrar, JOB_PROTOCOLS).catch(() => {})
+    }
     this.requester.close()
     await this.running.stopAll(this.selfId)
   }

@@ -7,7 +7,7 @@ import { AicnError, ErrorCode, defaultMessage, isAicnError, statusForCode, type 
 import { StreamedAnswer, WholeBody, drop } from '../../core/iterables.ts'
 import { boundAnswer } from '../../core/answer-bounds.ts'
 import type { JobRequest, JobResponse } from '../../core/job-types.ts'
-import type { Host } from '../../p2p/host.ts'
+import type { StreamDialer } from '../../p2p/components.ts'
 import type { job } from '../../proto/index.ts'
 import { JOB_PROTOCOL, JOB_PROTOCOLS, nothing } from './job-common.ts'
 import { FrameBatch, FrameError, FrameReader, requestHeadFrame, type FrameReaderOptions } from './job-frames.ts'
@@ -31,13 +31,13 @@ export interface RequesterOptions {
 }
 
 export class JobRequester {
-  private readonly host: Host
+  private readonly dialer: Pick<StreamDialer, 'openStream'>
   private readonly running: RunningJobs
   private readonly options: RequesterOptions
   private readonly pool: StreamPool
 
-  constructor (host: Host, running: RunningJobs, options: RequesterOptions) {
-    this.host = host
+  constructor (dialer: Pick<StreamDialer, 'openStream'>, running: RunningJobs, options: RequesterOptions) {
+    this.dialer = dialer
     this.running = running
     this.options = options
     this.pool = new StreamPool({ idleMs: options.idleStreamMs })
@@ -81,7 +81,7 @@ export class JobRequester {
     let channel = pooled
     if (channel === undefined) {
       try {
-        const stream = await this.host.dialProtocol(peer, JOB_PROTOCOLS, { signal: controller.signal, maxOutboundStreams: this.options.maxStreams, runOnLimitedConnection: true })
+        const stream = await this.dialer.openStream(peer, JOB_PROTOCOLS, { signal: controller.signal, maxOutboundStreams: this.options.maxStreams, runOnLimitedConnection: true })
         channel = { stream, reader: new FrameReader(stream, this.options.frames) }
       } catch (err) {
         release()

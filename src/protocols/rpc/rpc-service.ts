@@ -4,11 +4,11 @@
 // the peer we asked, and a request whose header claims another sender is refused.
 import { randomUUID } from 'node:crypto'
 import { lpStream } from '@libp2p/utils'
-import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import type { Connection, PeerId, Startable, Stream } from '@libp2p/interface'
 import { protocol } from '../../proto/index.ts'
 import { AicnError, ErrorCode, defaultMessage, statusForCode } from '../../core/errors.ts'
 import type { Logger } from '../../core/logger.ts'
-import type { Host } from '../../p2p/host.ts'
+import type { ProtocolComponents } from '../../p2p/components.ts'
 
 export const RPC_PROTOCOL = '/aicn/rpc/1.0.0'
 
@@ -24,6 +24,9 @@ export interface RpcOptions {
   maxRequestBytes?: number
   /** a requester has this long to send its whole request (default 5 s) */
   requestTimeoutMs?: number
+  /** false: answer nobody (a node in Go-wire mode speaks only the Go node's protocols); requests still
+   * work. Default true. */
+  serve?: boolean
 }
 
 export interface RpcCallOptions {
@@ -36,8 +39,13 @@ export interface RpcCallOptions {
 /** Answers a request: returns the serialized `<Type>Body{res}`, or throws an AicnError. */
 export type RpcHandler = (request: protocol.Message, remote: PeerId) => Promise<Uint8Array>
 
-export class RpcService {
-  private readonly host: Host
+/** What the RPC service takes from libp2p (src/p2p/components.ts). */
+export type RpcComponents = ProtocolComponents
+
+export class RpcService implements Startable {
+  private readonly components: RpcComponents
+  private readonly serves: boolean
+  private serving = false
   private readonly handlers = new Map<number, RpcHandler>()
   private readonly agentVersion: string
   private readonly log: Logger
@@ -46,8 +54,9 @@ export class RpcService {
   private readonly requestTimeoutMs: number
   readonly timeoutMs: number
 
-  constructor (host: Host, options: RpcOptions) {
-    this.host = host
+  constructor (components: RpcComponents, options: RpcOptions) {
+    this.components = components
+    this.serves = options.serve ?? true
     this.agentVersion = options.agentVersion
     this.log = options.log
     this.maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024
@@ -60,8 +69,14 @@ export class RpcService {
     this.handlers.set(type, handler)
   }
 
+  readonly [Symbol.toStringTag] = '@aicn/rpc'
+
+  /** Called by libp2p as the node starts, before it listens: the handler is in place for the first
+   * identify our peers get. */
   async start (): Promise<void> {
-    await this.host.handle(RPC_PROTOCOL, (stream, connection) => {
+    if (!this.serves || this.serving) return
+    this.serving = true
+    await this.components.registrar.handle(RPC_PROTOCOL, (stream, connection) => {
       this.serve(stream, connection).catch((err: Error) => {
         this.log.debug({ err: err.message, peer: connection.remotePeer.toString() }, 'rpc stream failed')
         stream.abort(err)
@@ -70,7 +85,9 @@ export class RpcService {
   }
 
   async stop (): Promise<void> {
-    await this.host.unhandle(RPC_PROTOCOL)
+    if (!this.serving) return
+    this.serving = false
+    await this.components.registrar.unhandle(RPC_PROTOCOL)
   }
 
   /** Sends a request to `peerId` and returns the response body, or throws an AicnError. */
@@ -87,7 +104,7 @@ export class RpcService {
 
     let stream: Stream
     try {
-      stream = await this.host.dialProtocol(peerId, RPC_PROTOCOL, options)
+      stream = await this.components.connectionManager.openStream(peerId, [RPC_PROTOCOL], options)
     } catch (err) {
       throw dialError(peerId, err, timeout, timeoutMs)
     }
@@ -142,7 +159,7 @@ export class RpcService {
       client_version: this.agentVersion,
       timestamp: Math.floor(Date.now() / 1000),
       id,
-      node_id: this.host.peerId.toString(),
+      node_id: this.components.peerId.toString(),
       receiver
     }
   }
