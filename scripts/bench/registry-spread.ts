@@ -46,7 +46,7 @@ import { silentLogger } from '../../src/core/logger.ts'
 import { AGENT_VERSION } from '../../src/core/version.ts'
 import { DEFAULT_TOPIC_NAME } from '../../src/config/defaults.ts'
 import type { Host } from '../../src/p2p/host.ts'
-import type { LatencyTracker } from '../../src/p2p/latency.ts'
+import type { LatencyTracker } from '../../src/p2p/latency/index.ts'
 import type { RpcService } from '../../src/protocols/rpc/index.ts'
 import type { LocalRegistry } from '../../src/registry/local.ts'
 

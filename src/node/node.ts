@@ -11,8 +11,9 @@ import { HostInfoCollector } from '../hostinfo/index.ts'
 import { createHost, dhtProtocol, type Host } from '../p2p/host.ts'
 import { identityFromBase64 } from '../p2p/identity.ts'
 import { ConnectionHistory } from '../p2p/history.ts'
-import { keepBootstrapPeers, recordConnections, redialHistory } from '../p2p/reconnect.ts'
-import { LatencyTracker } from '../p2p/latency.ts'
+import { recordConnections, redialHistory } from '../p2p/reconnect.ts'
+import { bootstrapKeeper } from '../p2p/bootstrap-keeper/index.ts'
+import { latencyTracker } from '../p2p/latency/index.ts'
 import { Rendezvous } from '../p2p/rendezvous.ts'
 import { parseNodeAddr } from '../p2p/swarm.ts'
 import { rpc as rpcService } from '../protocols/rpc/index.ts'
@@ -29,7 +30,7 @@ import { NetworkRegistry } from '../protocols/network.ts'
 import { checkModelApiWith } from '../registry/model-api.ts'
 import { ModelTargets, pinnedLookup, portOf } from '../models/model-target.ts'
 import { HealthChecker, httpProbeReason } from '../registry/health.ts'
-import { DirectPeerLiveness } from '../registry/liveness.ts'
+import { directPeerLiveness } from '../registry/liveness/index.ts'
 import { applyHealth, watchRegisteredModels } from '../registry/health-sync.ts'
 import { Heartbeats } from '../protocols/heartbeat.ts'
 import { PeerTransport } from './peer-transport.ts'
@@ -133,6 +134,7 @@ export class AicnNode {
       // One set of per-peer budgets for both job protocols (docs/protocols.md, "Budgets").
       const budgets = defaultBudgets({ hangUp: async (peer) => { await host.hangUp(peer) } }, log)
       registerBudgetMetrics(budgets, metrics)
+      const bootstrapPeers = config.Bootstrap.map((a) => parseNodeAddr(a))
       const host = await createHost({
         config,
         privateKey: identity.privateKey,
@@ -143,13 +145,16 @@ export class AicnNode {
         services: {
           rpc: rpcService({ agentVersion: AGENT_VERSION, log, serve: !goWire }),
           jobs: jobProtocol({ log, budgets, serve: !goWire }),
-          chatProxy: chatProxyService({ log, timeoutsMs, budgets })
+          chatProxy: chatProxyService({ log, timeoutsMs, budgets }),
+          // From the node's start until just before it stops (their afterStart and beforeStop).
+          latency: latencyTracker({ log }),
+          liveness: directPeerLiveness({ view, log }),
+          bootstrapKeeper: bootstrapKeeper({ peers: bootstrapPeers, log })
         }
       })
-      const { rpc, jobs, chatProxy } = host.services
+      const { rpc, jobs, chatProxy, latency } = host.services
       recordConnections(host, history, log)
       const hostInfo = new HostInfoCollector()
-      const latency = new LatencyTracker(host, log)
       const rendezvous = host.services.dht === undefined ? undefined : new Rendezvous(host, topic, dhtProtocol(config), log)
 
       // Models and jobs. A model's api may not point at this node's own listeners (host:port, filled in
@@ -194,11 +199,6 @@ export class AicnNode {
       started('peer logging', logPeerEvents(host, log))
       ownListeners.push(...tcpListeners(host))
 
-      latency.start()
-      started('latency tracker', () => { latency.stop() })
-      const liveness = new DirectPeerLiveness(host, view, log)
-      liveness.start()
-      started('liveness', () => { liveness.stop() })
       host.services.pubsub.subscribe(topic)
       if (rendezvous !== undefined) {
         rendezvous.start()
@@ -241,9 +241,6 @@ export class AicnNode {
       heartbeats.start()
       started('heartbeats', async () => { await heartbeats.stop() })
 
-      const bootstrapPeers = config.Bootstrap.map((a) => parseNodeAddr(a))
-      const stopKeeping = keepBootstrapPeers(host, bootstrapPeers, log)
-      started('bootstrap redials', stopKeeping)
       const bootstrapIds = new Set(bootstrapPeers.map((p) => p.peerId.toString()))
       redialHistory(host, history, bootstrapIds, log)
         .then((r) => { if (r.connected + r.failed > 0) log.info(r, 'redialled peers from the connection history') })

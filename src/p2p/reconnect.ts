@@ -72,7 +72,7 @@ const BOOTSTRAP_CHECK_MS = 30_000
  * until restarted — 7 of 48 workers in the N = 50 scale run. The Go node redials its bootstrap peers every
  * 30 s too (they are its gossipsub direct peers). Returns a function that stops it.
  */
-export function keepBootstrapPeers (host: Host, bootstrap: NodeAddress[], log: Logger, intervalMs = BOOTSTRAP_CHECK_MS): () => void {
+export function keepBootstrapPeers (host: Pick<Host, 'status' | 'getConnections' | 'dial'>, bootstrap: NodeAddress[], log: Logger, intervalMs = BOOTSTRAP_CHECK_MS): () => void {
   let checking = false
   const check = async (): Promise<void> => {
     if (checking) return

@@ -5,7 +5,7 @@ import { KEEP_ALIVE, type PeerId } from '@libp2p/interface'
 import { AicnError, ErrorCode } from '../core/errors.ts'
 import { formatDuration } from '../core/duration.ts'
 import type { Host } from './host.ts'
-import type { LatencyTracker } from './latency.ts'
+import type { LatencyTracker } from './latency/index.ts'
 
 /** Peers connected or added through the API are kept by the connection manager, as in the Go node. */
 export const USER_CONNECT_TAG = 'user-connect'

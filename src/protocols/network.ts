@@ -3,7 +3,7 @@
 import { protocol } from '../proto/index.ts'
 import { AicnError, ErrorCode } from '../core/errors.ts'
 import type { Host } from '../p2p/host.ts'
-import type { LatencyTracker } from '../p2p/latency.ts'
+import type { LatencyTracker } from '../p2p/latency/index.ts'
 import type { RpcCallOptions, RpcService } from './rpc/index.ts'
 import { parsePeerId } from '../p2p/peer-id.ts'
 import type { QueryRequester } from './query-requester.ts'

@@ -11,7 +11,7 @@
 //   longer than the node's current window is a node coming back (it had already left routing), not a beat.
 //   Learning a Go interval below 180 s would need more than gaps (a busy worker looks like a fast one), so
 //   a Go node set below 180 s is kept for 3 × 180 s; one set above 540 s drops out between its heartbeats.
-// A node whose direct connection closed still leaves routing at once (src/registry/liveness.ts).
+// A node whose direct connection closed still leaves routing at once (src/registry/liveness/index.ts).
 
 /** go-libp2p / the Go node's `PeersCollect.HeartbeatInterval` default. */
 export const GO_DEFAULT_INTERVAL_MS = 180_000

@@ -196,7 +196,7 @@ describe('the model registry across five nodes', () => {
 
     await e.kill()
     // B was directly connected to E: the closed connection takes E out of routing
-    // (src/registry/liveness.ts; liveness.test.ts shows it apart from the freshness window, on 180 s).
+    // (src/registry/liveness/index.ts; liveness.test.ts shows it apart from the freshness window, on 180 s).
     await waitFor(async () => !(await listsModel(b, 'Mortal', 'm', e.peerId)), 5_000, 'E to leave routing')
     assert.ok((await b.call('/api/v0/peers')).body.data.includes(e.peerId), 'a dead node stays listed for a while')
   })

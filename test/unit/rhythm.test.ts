@@ -58,7 +58,7 @@ test('the view routes each node for three of its own intervals', () => {
   assert.deepEqual(routable(), ['go', 'legacy'])
   now += 1
   assert.deepEqual(routable(), [])
-  // A direct witness still takes a node out at once (src/registry/liveness.ts).
+  // A direct witness still takes a node out at once (src/registry/liveness/index.ts).
   view.update(entry('go', GO_DEFAULT_INTERVAL_MS))
   view.markUnreachable('go')
   assert.deepEqual(routable(), [])

@@ -1,17 +1,30 @@
 // Round-trip times to connected peers: an exponentially weighted moving average of libp2p pings,
 // sampled when a peer connects and then periodically, so every node (not only relays, unlike the Go
 // node) knows how far its peers are.
-import type { PeerId } from '@libp2p/interface'
-import type { Logger } from '../core/logger.ts'
-import type { Host } from './host.ts'
+import type { Connection, Libp2pEvents, PeerId, Startable, TypedEventTarget } from '@libp2p/interface'
+import type { Ping } from '@libp2p/ping'
+import type { Logger } from '../../core/logger.ts'
 
 /** The weight of a new sample, as go-libp2p's peerstore latency EWMA. */
 const ALPHA = 0.1
 const PING_TIMEOUT_MS = 10_000
 const FIRST_SAMPLE_DELAY_MS = 500
 
-export class LatencyTracker {
-  private readonly host: Host
+/** What the tracker takes from libp2p: connect events, the connections, and the ping service. */
+export interface LatencyComponents {
+  events: TypedEventTarget<Libp2pEvents>
+  connectionManager: { getConnections: () => Connection[] }
+  ping: Pick<Ping, 'ping'>
+}
+
+export interface LatencyInit {
+  log: Logger
+  /** how often every connected peer is pinged again (default 60 s) */
+  intervalMs?: number
+}
+
+export class LatencyTracker implements Startable {
+  private readonly components: LatencyComponents
   private readonly log: Logger
   private readonly intervalMs: number
   private readonly rtts = new Map<string, number>()
@@ -22,24 +35,32 @@ export class LatencyTracker {
   }
   private readonly onClose = (event: CustomEvent<PeerId>): void => { this.rtts.delete(event.detail.toString()) }
 
-  constructor (host: Host, log: Logger, intervalMs = 60_000) {
-    this.host = host
-    this.log = log
-    this.intervalMs = intervalMs
+  constructor (components: LatencyComponents, init: LatencyInit) {
+    this.components = components
+    this.log = init.log
+    this.intervalMs = init.intervalMs ?? 60_000
   }
 
-  start (): void {
-    this.host.addEventListener('peer:connect', this.onOpen)
-    this.host.addEventListener('peer:disconnect', this.onClose)
+  readonly [Symbol.toStringTag] = '@aicn/latency'
+
+  start (): void {}
+
+  /** Sampling begins once the node has started (its ping service included). */
+  afterStart (): void {
+    this.components.events.addEventListener('peer:connect', this.onOpen)
+    this.components.events.addEventListener('peer:disconnect', this.onClose)
     this.timer = setInterval(() => { void this.sampleAll() }, this.intervalMs)
     this.timer.unref()
   }
 
-  stop (): void {
+  /** Stops before libp2p closes its connections, as the node did before it stopped libp2p. */
+  beforeStop (): void {
     clearInterval(this.timer)
-    this.host.removeEventListener('peer:connect', this.onOpen)
-    this.host.removeEventListener('peer:disconnect', this.onClose)
+    this.components.events.removeEventListener('peer:connect', this.onOpen)
+    this.components.events.removeEventListener('peer:disconnect', this.onClose)
   }
+
+  stop (): void {}
 
   /** The smoothed round-trip time in milliseconds, or undefined when never measured. */
   latencyMs (peerId: string): number | undefined {
@@ -48,7 +69,7 @@ export class LatencyTracker {
 
   async sample (peerId: PeerId): Promise<void> {
     try {
-      const rtt = await this.host.services.ping.ping(peerId, { signal: AbortSignal.timeout(PING_TIMEOUT_MS) })
+      const rtt = await this.components.ping.ping(peerId, { signal: AbortSignal.timeout(PING_TIMEOUT_MS) })
       const key = peerId.toString()
       const previous = this.rtts.get(key)
       this.rtts.set(key, previous === undefined ? rtt : previous + ALPHA * (rtt - previous))
@@ -59,6 +80,13 @@ export class LatencyTracker {
 
   private async sampleAll (): Promise<void> {
     // One at a time: a round of pings must not become a burst of streams on a big node.
-    for (const peer of this.host.getPeers()) await this.sample(peer)
+    for (const peer of connectedPeers(this.components.connectionManager.getConnections())) await this.sample(peer)
   }
+}
+
+/** Each peer once, however many connections it has (as libp2p's getPeers()). */
+function connectedPeers (connections: Connection[]): PeerId[] {
+  const peers = new Map<string, PeerId>()
+  for (const connection of connections) peers.set(connection.remotePeer.toString(), connection.remotePeer)
+  return [...peers.values()]
 }
