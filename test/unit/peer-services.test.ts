@@ -1,0 +1,103 @@
+// The background services that watch peers (direct-peer liveness, the latency tracker, the bootstrap
+// keeper) with stub components: an event target for libp2p's events, stubs for pings and dials. They act
+// only between libp2p's afterStart and beforeStop, so our own shutdown says nothing about the peers.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { TypedEventEmitter, type Connection, type Libp2pEvents, type PeerId } from '@libp2p/interface'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { silentLogger } from '../../src/core/logger.ts'
+import { directPeerLiveness } from '../../src/registry/liveness/index.ts'
+import { latencyTracker } from '../../src/p2p/latency/index.ts'
+import { bootstrapKeeper } from '../../src/p2p/bootstrap-keeper/index.ts'
+import type { NetworkView } from '../../src/registry/view.ts'
+
+async function peerId (): Promise<PeerId> {
+  return peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+}
+
+test('liveness: a lost last connection takes a known node out of routing, a new one brings it back; not before afterStart nor after beforeStop', async () => {
+  const [known, stranger] = await Promise.all([peerId(), peerId()])
+  const marks: string[] = []
+  const view = {
+    has: (id: string) => id === known.toString(),
+    markUnreachable: (id: string) => { marks.push(`down ${id}`) },
+    markReachable: (id: string) => { marks.push(`up ${id}`) }
+  } as unknown as NetworkView
+  const events = new TypedEventEmitter<Libp2pEvents>()
+  const liveness = directPeerLiveness({ view, log: silentLogger })({ events })
+  liveness.start()
+  events.safeDispatchEvent('peer:disconnect', { detail: known })
+  assert.deepEqual(marks, [], 'not watching before the node has started')
+
+  liveness.afterStart()
+  events.safeDispatchEvent('peer:disconnect', { detail: known })
+  events.safeDispatchEvent('peer:disconnect', { detail: stranger })
+  events.safeDispatchEvent('peer:connect', { detail: known })
+  assert.deepEqual(marks, [`down ${known.toString()}`, `up ${known.toString()}`], 'a node the view does not know is left alone')
+
+  liveness.beforeStop()
+  events.safeDispatchEvent('peer:disconnect', { detail: known })
+  liveness.stop()
+  assert.equal(marks.length, 2, 'our own shutdown closes every connection: not a sign of the peers')
+})
+
+test('latency: a connected peer is pinged and its round-trip time kept; a disconnected one is forgotten', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'setInterval'] })
+  const peer = await peerId()
+  const pinged: string[] = []
+  const events = new TypedEventEmitter<Libp2pEvents>()
+  const tracker = latencyTracker({ log: silentLogger, intervalMs: 60_000 })({
+    events,
+    connectionManager: { getConnections: () => [{ remotePeer: peer }, { remotePeer: peer }] as unknown as Connection[] },
+    ping: { ping: async (target) => { pinged.push(target.toString()); return 20 } }
+  })
+  tracker.start()
+  tracker.afterStart()
+  events.safeDispatchEvent('peer:connect', { detail: peer })
+  t.mock.timers.tick(500)
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.equal(tracker.latencyMs(peer.toString()), 20)
+  t.mock.timers.tick(60_000)
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.deepEqual(pinged, [peer.toString(), peer.toString()], 'each peer once per round, however many connections')
+  events.safeDispatchEvent('peer:disconnect', { detail: peer })
+  assert.equal(tracker.latencyMs(peer.toString()), undefined)
+  tracker.beforeStop()
+  t.mock.timers.tick(120_000)
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.equal(pinged.length, 2, 'no pings once stopping')
+  tracker.stop()
+})
+
+test('bootstrap keeper: redials a disconnected bootstrap peer each interval, with the priority of node.dial(), only while running', async (t) => {
+  t.mock.timers.enable({ apis: ['setInterval'] })
+  const [a, b] = await Promise.all([peerId(), peerId()])
+  const connected = new Set([a.toString()])
+  const dials: Array<{ addr: string, priority?: number }> = []
+  const peers = [a, b].map((id, i) => ({ peerId: id, addr: multiaddr(`/ip4/127.0.0.1/tcp/${4001 + i}/p2p/${id.toString()}`) }))
+  const keeper = bootstrapKeeper({ peers, log: silentLogger, intervalMs: 1_000 })({
+    connectionManager: {
+      getConnections: (peer) => connected.has(peer?.toString() ?? '') ? [{} as Connection] : [],
+      openConnection: async (addr, options) => {
+        dials.push({ addr: addr.toString(), priority: options?.priority })
+        connected.add(b.toString())
+        return {} as Connection
+      }
+    }
+  })
+  keeper.start()
+  t.mock.timers.tick(5_000)
+  assert.deepEqual(dials, [], 'nothing before the node has started')
+  keeper.afterStart()
+  t.mock.timers.tick(1_000)
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.deepEqual(dials, [{ addr: peers[1].addr.toString(), priority: 75 }])
+  connected.delete(b.toString())
+  keeper.beforeStop()
+  t.mock.timers.tick(5_000)
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.equal(dials.length, 1, 'no dials once stopping')
+  keeper.stop()
+})
