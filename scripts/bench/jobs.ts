@@ -4,6 +4,7 @@
 //        [--streams 200] [--tput-requests 2000] [--tput-seconds 60] [--mem-jobs 10000]
 //   npm run build && node dist/scripts/bench/jobs.js --perf [--requests 2000] [--warmup 3000] [--top 40]   (Linux `perf`)
 //   npm run build && node dist/scripts/bench/jobs.js --latency [--requests 2000] [--warmup 3000] [--repeat 3]   (phase 1 only)
+//   node dist/scripts/bench/jobs.js --help
 //
 // Run from dist/ (test/integration/harness.ts finds bin/aicn.js relative to its compiled location).
 // Everything listens on 127.0.0.1 only. The network: an input node B, workers W1 and W2, each worker with
@@ -87,6 +88,7 @@ import {
 
 const { values: args } = parseArgs({
   options: {
+    help: { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
     requests: { type: 'string' },
     warmup: { type: 'string' },
@@ -100,6 +102,19 @@ const { values: args } = parseArgs({
     repeat: { type: 'string' }
   }
 })
+if (args.help) {
+  process.stdout.write(`Job routing on real daemons beside a direct HTTP call to the same fake model (what each phase measures: the top of scripts/bench/jobs.ts).
+
+  node dist/scripts/bench/jobs.js [--quick] [--requests 2000] [--warmup 200] [--streams 200]
+       [--tput-requests 2000] [--tput-seconds 60] [--mem-jobs 10000]     all phases
+  node dist/scripts/bench/jobs.js --latency [--requests 2000] [--warmup 3000] [--repeat 3]
+                                                                       phase 1 and the pairwise runs only
+  node dist/scripts/bench/jobs.js --perf [--requests 2000] [--warmup 3000] [--top 40]
+                                                                       where the CPU goes (Linux perf)
+  --quick   smaller counts (200 requests, 10 s of throughput, 1,000 jobs for memory)
+`)
+  process.exit(0)
+}
 const QUICK = args.quick
 const REQUESTS = intArg(args.requests, QUICK ? 200 : 2_000, 'requests', 100_000)
 const WARMUP = intArg(args.warmup, QUICK ? 50 : 200, 'warmup', 10_000)
