@@ -1,5 +1,5 @@
 // HostInfo in the Go node's HOST_INFO protobuf body, both ways; used by the native query protocol
-// (src/protocols/queries.ts) and the Go node's broadcast RPC (src/compat/broadcast-rpc.ts).
+// (src/protocols/queries.ts) and the Go node's broadcast RPC (src/compat/broadcast-rpc/broadcast-rpc.ts).
 import type { protocol } from '../proto/index.ts'
 import type { HostInfo } from './types.ts'
 

@@ -34,9 +34,8 @@ import { directPeerLiveness } from '../registry/liveness/index.ts'
 import { applyHealth, watchRegisteredModels } from '../registry/health-sync.ts'
 import { Heartbeats } from '../protocols/heartbeat.ts'
 import { PeerTransport } from './peer-transport.ts'
-import { BroadcastRpc } from '../compat/broadcast-rpc.ts'
+import { broadcastRpc, makeBroadcastHandlers } from '../compat/broadcast-rpc/index.ts'
 import { chatProxy as chatProxyService } from '../compat/chat-proxy/index.ts'
-import { makeBroadcastHandlers } from '../compat/go-jobs.ts'
 import { jobProtocol } from '../protocols/job/index.ts'
 import { defaultBudgets, registerBudgetMetrics } from '../p2p/peer-budget.ts'
 import { jobTimeoutsFrom } from '../config/job-timeouts.ts'
@@ -146,13 +145,14 @@ export class AicnNode {
           rpc: rpcService({ agentVersion: AGENT_VERSION, log, serve: !goWire }),
           jobs: jobProtocol({ log, budgets, serve: !goWire }),
           chatProxy: chatProxyService({ log, timeoutsMs, budgets }),
+          broadcast: broadcastRpc({ topic, privateKey: identity.privateKey, agentVersion: AGENT_VERSION, log }),
           // From the node's start until just before it stops (their afterStart and beforeStop).
           latency: latencyTracker({ log }),
           liveness: directPeerLiveness({ view, log }),
           bootstrapKeeper: bootstrapKeeper({ peers: bootstrapPeers, log })
         }
       })
-      const { rpc, jobs, chatProxy, latency } = host.services
+      const { rpc, jobs, chatProxy, broadcast, latency } = host.services
       recordConnections(host, history, log)
       const hostInfo = new HostInfoCollector()
       const rendezvous = host.services.dht === undefined ? undefined : new Rendezvous(host, topic, dhtProtocol(config), log)
@@ -181,7 +181,6 @@ export class AicnNode {
       }
       const nodeMetrics = new NodeMetrics(metrics, { viewNodes: () => view.nodes().length, connectedPeers, localModels })
 
-      const broadcast = new BroadcastRpc({ host, topic, privateKey: identity.privateKey, agentVersion: AGENT_VERSION, log })
       const transport = new PeerTransport({ host, rpc, jobs, broadcast, chatProxy, goWire })
       const control = new NodeControl({ host, queries: transport, config: store, hostInfo, latency, rendezvous, metrics, topic, pskMismatches })
       const network = new NetworkRegistry({ host, view, local, rpc, queries: transport, latency })
@@ -191,6 +190,14 @@ export class AicnNode {
       // Jobs that arrive from the network run on this node's models; they are never forwarded again.
       jobs.serveWith(nodeMetrics.served(executor.run))
       chatProxy.serveWith(nodeMetrics.served(executor.run))
+      broadcast.serveWith(makeBroadcastHandlers({
+        runner: executor.run,
+        peerInfo: async () => await control.id(),
+        hostInfo: async () => await hostInfo.collect(),
+        projects: () => network.localProjects(),
+        nodeId: identity.peerId,
+        timeoutsMs
+      }))
 
       // Starts the services above too; stopping it first ends their running jobs (their beforeStop).
       await host.start()
@@ -204,15 +211,6 @@ export class AicnNode {
         rendezvous.start()
         started('rendezvous', () => { rendezvous.stop() })
       }
-      broadcast.start(makeBroadcastHandlers({
-        runner: executor.run,
-        peerInfo: async () => await control.id(),
-        hostInfo: async () => await hostInfo.collect(),
-        projects: () => network.localProjects(),
-        nodeId: identity.peerId,
-        timeoutsMs
-      }))
-      started('broadcast requests', () => { broadcast.stop() })
 
       // A probe goes only where a job may go (the same rules, checked at each probe).
       const probe = async (url: URL, signal: AbortSignal): Promise<boolean> => {

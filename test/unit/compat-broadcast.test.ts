@@ -19,13 +19,13 @@ import { protocol } from '../../src/proto/index.ts'
 import type { PubSub, PubSubMessage } from '../../src/p2p/pubsub.ts'
 import type { HostInfo } from '../../src/hostinfo/index.ts'
 import type { JobRequest, JobResponse, JobRunner } from '../../src/core/job-types.ts'
-import { BroadcastRpc, BUSY_MESSAGE, type BroadcastHandlers } from '../../src/compat/broadcast-rpc.ts'
+import { BroadcastRpc, BUSY_MESSAGE, type BroadcastComponents, type BroadcastHandlers } from '../../src/compat/broadcast-rpc/broadcast-rpc.ts'
 import { fromGoCode, GoCode, toGoCode } from '../../src/compat/codes.ts'
 import { decryptBody, encryptBody } from '../../src/compat/crypto.ts'
 import {
   chatJsonFromResponse, chatRequestFromJson, chatRequestToModelJson, chatResponseFromModelJson,
   imageJsonFromResponse, imageRequestFromJson, imageRequestToModelJson, imageResponseFromModelJson, makeBroadcastHandlers
-} from '../../src/compat/go-jobs.ts'
+} from '../../src/compat/broadcast-rpc/go-jobs.ts'
 
 const TOPIC = 'DeepBrainChain'
 const T = protocol.MessageType
@@ -257,6 +257,11 @@ async function createPeer (): Promise<Peer> {
   return { node, key, id: node.peerId.toString(), pubsub, published: () => count }
 }
 
+/** The components the broadcast RPC takes from libp2p (src/compat/broadcast-rpc/broadcast-rpc.ts). */
+function servicesOf (peer: Peer): BroadcastComponents {
+  return { peerId: peer.node.peerId, pubsub: peer.pubsub }
+}
+
 describe('the broadcast RPC', () => {
   let a: Peer
   let b: Peer
@@ -316,10 +321,12 @@ describe('the broadcast RPC', () => {
         sniffed.push({ from: from?.toString() ?? '', message: protocol.Message.decode(data), data })
       } catch {}
     })
-    rpcA = new BroadcastRpc({ host: a.node, topic: TOPIC, privateKey: a.key, agentVersion: 'aicn-a/0.1.0', log: silentLogger })
-    rpcB = new BroadcastRpc({ host: b.node, topic: TOPIC, privateKey: b.key, agentVersion: 'aicn-b/0.1.0', log: silentLogger, maxMessageBytes: B_LIMIT, maxConcurrent: 2 })
-    rpcA.start(idle)
-    rpcB.start(handlers)
+    rpcA = new BroadcastRpc(servicesOf(a), { topic: TOPIC, privateKey: a.key, agentVersion: 'aicn-a/0.1.0', log: silentLogger })
+    rpcB = new BroadcastRpc(servicesOf(b), { topic: TOPIC, privateKey: b.key, agentVersion: 'aicn-b/0.1.0', log: silentLogger, maxMessageBytes: B_LIMIT, maxConcurrent: 2 })
+    rpcA.serveWith(idle)
+    rpcA.afterStart()
+    rpcB.serveWith(handlers)
+    rpcB.afterStart()
     // Added after the RPC's own listener: when A's test listener sees a message, the RPC has handled it.
     a.pubsub.addEventListener('message', (event: CustomEvent<PubSubMessage>) => {
       try {
@@ -511,10 +518,11 @@ describe('the broadcast RPC', () => {
   })
 
   test('a request needs the service started and another node; stop() fails what is pending', async () => {
-    const own = new BroadcastRpc({ host: c.node, topic: TOPIC, privateKey: c.key, agentVersion: 'c', log: silentLogger })
+    const own = new BroadcastRpc(servicesOf(c), { topic: TOPIC, privateKey: c.key, agentVersion: 'c', log: silentLogger })
     const body = protocol.PeerIdentityBody.encode({ req: {} }).finish()
     await assert.rejects(own.request(a.node.peerId, T.PEER_IDENTITY, body, { timeoutMs: 1_000 }), hasCode(ErrorCode.INTERNAL, /not started/))
-    own.start(idle)
+    own.serveWith(idle)
+    own.afterStart()
     await assert.rejects(own.request(c.node.peerId, T.PEER_IDENTITY, body, { timeoutMs: 1_000 }), hasCode(ErrorCode.PARAM))
     gate = deferred()
     const pending = own.request(b.node.peerId, T.CHAT_COMPLETION, chatBody('slow', 'x'), { timeoutMs: 10_000 })

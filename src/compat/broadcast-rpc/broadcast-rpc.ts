@@ -12,17 +12,17 @@
 // * messages over the size limit are dropped unread, answers over it become a BUFFER error reply (B9).
 import { randomUUID } from 'node:crypto'
 import { publicKeyToProtobuf } from '@libp2p/crypto/keys'
-import type { PeerId, PrivateKey, PublicKey } from '@libp2p/interface'
-import { protocol } from '../proto/index.ts'
-import { AicnError, ErrorCode, defaultMessage } from '../core/errors.ts'
-import type { Logger } from '../core/logger.ts'
-import type { HostInfo } from '../hostinfo/index.ts'
-import type { PeerInfo } from '../p2p/peer-info.ts'
-import type { PubSub, PubSubMessage } from '../p2p/pubsub.ts'
-import { isBroadcast } from '../proto/broadcast.ts'
-import { hostInfoToProto } from '../hostinfo/wire.ts'
-import { fromGoCode, toGoCode } from './codes.ts'
-import { decryptBody, encryptBody } from './crypto.ts'
+import type { PeerId, PrivateKey, PublicKey, Startable } from '@libp2p/interface'
+import { protocol } from '../../proto/index.ts'
+import { AicnError, ErrorCode, defaultMessage } from '../../core/errors.ts'
+import type { Logger } from '../../core/logger.ts'
+import type { HostInfo } from '../../hostinfo/index.ts'
+import type { PeerInfo } from '../../p2p/peer-info.ts'
+import type { PubSub, PubSubMessage } from '../../p2p/pubsub.ts'
+import { isBroadcast } from '../../proto/broadcast.ts'
+import { hostInfoToProto } from '../../hostinfo/wire.ts'
+import { fromGoCode, toGoCode } from '../codes.ts'
+import { decryptBody, encryptBody } from '../crypto.ts'
 
 /** go-libp2p-pubsub's limit for one message. */
 export const MAX_BROADCAST_MESSAGE_BYTES = 1024 * 1024
@@ -48,13 +48,14 @@ export interface BroadcastHandlers {
 }
 
 /** The part of the libp2p host this service uses (a full `Host` fits). */
-export interface BroadcastHost {
+/** What the broadcast RPC takes from libp2p: our peer id and the pubsub service (named `pubsub`,
+ * src/p2p/host.ts). */
+export interface BroadcastComponents {
   peerId: PeerId
-  services: { pubsub: PubSub }
+  pubsub: PubSub
 }
 
 export interface BroadcastRpcOptions {
-  host: BroadcastHost
   topic: string
   privateKey: PrivateKey
   agentVersion: string
@@ -81,8 +82,8 @@ interface Pending {
 /** A decoded `<Type>Body`: which oneof case is set, and the request if it is one. */
 interface ParsedBody { data?: string, req?: unknown }
 
-export class BroadcastRpc {
-  private readonly host: BroadcastHost
+export class BroadcastRpc implements Startable {
+  private readonly components: BroadcastComponents
   private readonly topic: string
   private readonly privateKey: PrivateKey
   private readonly ownKey: Uint8Array
@@ -93,30 +94,45 @@ export class BroadcastRpc {
   private readonly maxConcurrent: number
   private readonly pending = new Map<string, Pending>()
   private handlers?: BroadcastHandlers
+  private serving?: BroadcastHandlers
   private stopping = new AbortController()
   private active = 0
   private readonly onMessage = (event: CustomEvent<PubSubMessage>): void => { this.receive(event.detail) }
 
-  constructor (options: BroadcastRpcOptions) {
-    this.host = options.host
+  constructor (components: BroadcastComponents, options: BroadcastRpcOptions) {
+    this.components = components
     this.topic = options.topic
     this.privateKey = options.privateKey
     this.ownKey = publicKeyToProtobuf(options.privateKey.publicKey)
-    this.self = options.host.peerId.toString()
+    this.self = components.peerId.toString()
     this.agentVersion = options.agentVersion
     this.log = options.log
     this.maxMessageBytes = options.maxMessageBytes ?? MAX_BROADCAST_MESSAGE_BYTES
     this.maxConcurrent = options.maxConcurrent ?? MAX_CONCURRENT_HANDLERS
   }
 
-  /** Listens on the topic: answers requests addressed to us and completes our own requests. */
-  start (handlers: BroadcastHandlers): void {
-    if (this.handlers !== undefined) return
-    this.handlers = handlers
+  readonly [Symbol.toStringTag] = '@aicn/broadcast-rpc'
+
+  /** What answers Go nodes' requests (src/compat/broadcast-rpc/go-jobs.ts). Set it before the node starts. */
+  serveWith (handlers: BroadcastHandlers): void {
+    this.serving = handlers
+  }
+
+  start (): void {}
+
+  /** Once pubsub runs: listens on the topic, answers requests addressed to us and completes our own. */
+  afterStart (): void {
+    if (this.handlers !== undefined || this.serving === undefined) return
+    this.handlers = this.serving
     this.stopping = new AbortController()
-    const pubsub = this.host.services.pubsub
+    const pubsub = this.components.pubsub
     if (!pubsub.getTopics().includes(this.topic)) pubsub.subscribe(this.topic)
     pubsub.addEventListener('message', this.onMessage)
+  }
+
+  /** libp2p calls this before it stops pubsub. */
+  beforeStop (): void {
+    this.stop()
   }
 
   /** Stops listening, aborts running handlers and fails the requests still waiting. The topic stays
@@ -124,7 +140,7 @@ export class BroadcastRpc {
   stop (): void {
     if (this.handlers === undefined) return
     this.handlers = undefined
-    this.host.services.pubsub.removeEventListener('message', this.onMessage)
+    this.components.pubsub.removeEventListener('message', this.onMessage)
     this.stopping.abort()
     for (const entry of [...this.pending.values()]) entry.settle({ error: new AicnError(ErrorCode.INTERNAL, 'the node is stopping') })
   }
@@ -161,7 +177,7 @@ export class BroadcastRpc {
     // It may settle (timeout, abort) while publish() is still running, before we await it.
     answer.catch(() => {})
     try {
-      await this.host.services.pubsub.publish(this.topic, bytes)
+      await this.components.pubsub.publish(this.topic, bytes)
     } catch (err) {
       this.pending.get(id)?.settle({ error: new AicnError(ErrorCode.ROUTING, `could not publish the request: ${(err as Error).message}`, { cause: err }) })
     }
@@ -354,7 +370,7 @@ export class BroadcastRpc {
       }).finish()
     }
     if (bytes === undefined) return
-    await this.host.services.pubsub.publish(this.topic, bytes)
+    await this.components.pubsub.publish(this.topic, bytes)
   }
 }
 

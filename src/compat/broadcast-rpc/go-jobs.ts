@@ -2,13 +2,13 @@
 // from the model server's OpenAI-style JSON. Unlike the Go receiver we forward temperature, top_p and step
 // (B6) and keep the model's id and object (B7), so an answer is the same whichever path it took.
 import { randomUUID } from 'node:crypto'
-import { AicnError, ErrorCode } from '../core/errors.ts'
-import type { HostInfo } from '../hostinfo/index.ts'
-import { readModelJson } from '../core/answer.ts'
-import { deadlineFor } from '../core/deadlines.ts'
-import { JobKind, type JobKindValue, type JobRunner, type JobTimeouts } from '../core/job-types.ts'
-import type { PeerInfo } from '../p2p/peer-info.ts'
-import type { protocol } from '../proto/index.ts'
+import { AicnError, ErrorCode } from '../../core/errors.ts'
+import type { HostInfo } from '../../hostinfo/index.ts'
+import { readModelJson } from '../../core/answer.ts'
+import { deadlineFor } from '../../core/deadlines.ts'
+import { JobKind, type JobKindValue, type JobRunner, type JobTimeouts } from '../../core/job-types.ts'
+import type { PeerInfo } from '../../p2p/peer-info.ts'
+import type { protocol } from '../../proto/index.ts'
 import type { BroadcastHandlers } from './broadcast-rpc.ts'
 
 type Json = Record<string, unknown>
