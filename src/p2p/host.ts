@@ -52,8 +52,9 @@ export interface HostOptions {
   pskMismatches?: PskMismatches
 }
 
-/** Our own libp2p services (src/node/node.ts lists them), each built by libp2p from its factory. */
-export type ServiceFactories<S> = { [K in keyof S]: (components: any) => S[K] }
+/** Our own libp2p services (src/node/node.ts lists them), each built by libp2p from its factory. A
+ * factory takes only the components it names (src/p2p/components.ts), hence `never` here. */
+export type ServiceFactories<S> = { [K in keyof S]: (components: never) => S[K] }
 
 export function dhtProtocol (config: Config): string {
   return `${config.Routing.ProtocolPrefix === '' ? '/ipfs' : config.Routing.ProtocolPrefix}/kad/1.0.0`
