@@ -2,7 +2,7 @@
 // heartbeats (src/protocols/heartbeat.ts) and the Go compatibility layer (src/compat/broadcast-rpc/broadcast-rpc.ts).
 import type { protocol } from './aicn.js'
 
-/** A topic message is a heartbeat when it is a broadcast: no request id and no receiver (reference §6.4). */
+/** A topic message is a heartbeat when it is a broadcast: no request id and no receiver, as the Go node tells them apart. */
 export function isBroadcast (message: protocol.Message): boolean {
   return (message.header?.id ?? '') === '' && (message.header?.receiver ?? '') === ''
 }
