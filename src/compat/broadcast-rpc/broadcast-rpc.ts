@@ -47,7 +47,6 @@ export interface BroadcastHandlers {
   image: (req: protocol.ImageGenerationRequest.$Properties, signal: AbortSignal) => Promise<protocol.ImageGenerationResponse.$Properties>
 }
 
-/** The part of the libp2p host this service uses (a full `Host` fits). */
 /** What the broadcast RPC takes from libp2p: our peer id and the pubsub service (named `pubsub`,
  * src/p2p/host.ts). */
 export interface BroadcastComponents {
