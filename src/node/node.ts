@@ -14,7 +14,7 @@ import { ConnectionHistory } from '../p2p/history.ts'
 import { recordConnections, redialHistory } from '../p2p/reconnect.ts'
 import { bootstrapKeeper } from '../p2p/bootstrap-keeper/index.ts'
 import { latencyTracker } from '../p2p/latency/index.ts'
-import { Rendezvous } from '../p2p/rendezvous.ts'
+import { rendezvous as rendezvousService } from '../p2p/rendezvous/index.ts'
 import { parseNodeAddr } from '../p2p/swarm.ts'
 import { rpc as rpcService } from '../protocols/rpc/index.ts'
 import { registerQueryHandlers } from '../protocols/queries.ts'
@@ -149,13 +149,14 @@ export class AicnNode {
           // From the node's start until just before it stops (their afterStart and beforeStop).
           latency: latencyTracker({ log }),
           liveness: directPeerLiveness({ view, log }),
-          bootstrapKeeper: bootstrapKeeper({ peers: bootstrapPeers, log })
+          bootstrapKeeper: bootstrapKeeper({ peers: bootstrapPeers, log }),
+          // Rendezvous needs the DHT, which Routing.Type "none" leaves out (src/p2p/host.ts).
+          ...(config.Routing.Type === 'none' ? {} : { rendezvous: rendezvousService({ namespace: topic, dhtProtocol: dhtProtocol(config), log }) })
         }
       })
-      const { rpc, jobs, chatProxy, broadcast, latency } = host.services
+      const { rpc, jobs, chatProxy, broadcast, latency, rendezvous } = host.services
       recordConnections(host, history, log)
       const hostInfo = new HostInfoCollector()
-      const rendezvous = host.services.dht === undefined ? undefined : new Rendezvous(host, topic, dhtProtocol(config), log)
 
       // Models and jobs. A model's api may not point at this node's own listeners (host:port, filled in
       // as each starts below) nor at link-local/metadata addresses: src/models/model-target.ts.
@@ -207,10 +208,6 @@ export class AicnNode {
       ownListeners.push(...tcpListeners(host))
 
       host.services.pubsub.subscribe(topic)
-      if (rendezvous !== undefined) {
-        rendezvous.start()
-        started('rendezvous', () => { rendezvous.stop() })
-      }
 
       // A probe goes only where a job may go (the same rules, checked at each probe).
       const probe = async (url: URL, signal: AbortSignal): Promise<boolean> => {

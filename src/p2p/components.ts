@@ -2,7 +2,7 @@
 // node_modules/libp2p/dist/src/components.d.ts), each piece narrowed to the calls we make, so that a
 // service states what it needs and a unit test can hand it stubs (test/helpers/memory-peers.ts).
 // libp2p's own Registrar and ConnectionManager satisfy these interfaces.
-import type { AbortOptions, Libp2p, DialProtocolOptions, PeerId, Stream, StreamHandler, StreamHandlerOptions } from '@libp2p/interface'
+import type { AbortOptions, Connection, Libp2p, DialProtocolOptions, PeerId, Stream, StreamHandler, StreamHandlerOptions } from '@libp2p/interface'
 
 /** Registers protocol handlers: libp2p's registrar. */
 export interface ProtocolRegistrar {
@@ -48,4 +48,11 @@ export function componentsOf (node: Pick<Libp2p, 'peerId' | 'handle' | 'unhandle
       closeConnections: async (peer, options) => { await node.hangUp(peer, options) }
     }
   }
+}
+
+/** Each connected peer once, however many connections it has (as libp2p's `node.getPeers()`). */
+export function connectedPeers (connections: Connection[]): PeerId[] {
+  const peers = new Map<string, PeerId>()
+  for (const connection of connections) peers.set(connection.remotePeer.toString(), connection.remotePeer)
+  return [...peers.values()]
 }

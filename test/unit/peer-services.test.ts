@@ -1,5 +1,5 @@
 // The background services that watch peers (direct-peer liveness, the latency tracker, the bootstrap
-// keeper) with stub components: an event target for libp2p's events, stubs for pings and dials. They act
+// keeper, rendezvous) with stub components: an event target for libp2p's events, stubs for pings and dials. They act
 // only between libp2p's afterStart and beforeStop, so our own shutdown says nothing about the peers.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -11,6 +11,7 @@ import { silentLogger } from '../../src/core/logger.ts'
 import { directPeerLiveness } from '../../src/registry/liveness/index.ts'
 import { latencyTracker } from '../../src/p2p/latency/index.ts'
 import { bootstrapKeeper } from '../../src/p2p/bootstrap-keeper/index.ts'
+import { rendezvous } from '../../src/p2p/rendezvous/index.ts'
 import type { NetworkView } from '../../src/registry/view.ts'
 
 async function peerId (): Promise<PeerId> {
@@ -100,4 +101,42 @@ test('bootstrap keeper: redials a disconnected bootstrap peer each interval, wit
   await new Promise((resolve) => setImmediate(resolve))
   assert.equal(dials.length, 1, 'no dials once stopping')
   keeper.stop()
+})
+
+test('rendezvous: advertises the namespace from afterStart, again soon after meeting a DHT server, never after beforeStop', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] })
+  const provides: string[] = []
+  const events = new TypedEventEmitter<Libp2pEvents>()
+  const service = rendezvous({ namespace: 'DeepBrainChain', dhtProtocol: '/dbc/kad/1.0.0', log: silentLogger })({
+    events,
+    contentRouting: {
+      provide: async (cid) => { provides.push(cid.toString()) },
+      findProviders: async function * () {}
+    },
+    peerStore: { get: async () => { throw new Error('not known') } },
+    connectionManager: { getConnections: () => [] },
+    dht: undefined
+  })
+  const settle = async (): Promise<void> => { for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve)) }
+  service.start()
+  t.mock.timers.tick(10)
+  await settle()
+  assert.deepEqual(provides, [], 'nothing before the node has started')
+  service.afterStart()
+  t.mock.timers.tick(0)
+  await settle()
+  assert.equal(provides.length, 1)
+  const server = await peerId()
+  // identify of a peer that speaks the DHT: the first provide reached no server, so it is repeated
+  events.safeDispatchEvent('peer:identify', { detail: { peerId: server, protocols: ['/dbc/kad/1.0.0'] } as unknown as Libp2pEvents['peer:identify']['detail'] })
+  t.mock.timers.tick(1_000)
+  await settle()
+  assert.equal(provides.length, 2)
+  assert.equal(provides[0], provides[1], 'the same namespace CID')
+  service.beforeStop()
+  events.safeDispatchEvent('peer:identify', { detail: { peerId: server, protocols: ['/dbc/kad/1.0.0'] } as unknown as Libp2pEvents['peer:identify']['detail'] })
+  t.mock.timers.tick(60_000)
+  await settle()
+  assert.equal(provides.length, 2, 'no advertising once stopping')
+  service.stop()
 })

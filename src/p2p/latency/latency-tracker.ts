@@ -4,6 +4,7 @@
 import type { Connection, Libp2pEvents, PeerId, Startable, TypedEventTarget } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
 import type { Logger } from '../../core/logger.ts'
+import { connectedPeers } from '../components.ts'
 
 /** The weight of a new sample, as go-libp2p's peerstore latency EWMA. */
 const ALPHA = 0.1
@@ -82,11 +83,4 @@ export class LatencyTracker implements Startable {
     // One at a time: a round of pings must not become a burst of streams on a big node.
     for (const peer of connectedPeers(this.components.connectionManager.getConnections())) await this.sample(peer)
   }
-}
-
-/** Each peer once, however many connections it has (as libp2p's getPeers()). */
-function connectedPeers (connections: Connection[]): PeerId[] {
-  const peers = new Map<string, PeerId>()
-  for (const connection of connections) peers.set(connection.remotePeer.toString(), connection.remotePeer)
-  return [...peers.values()]
 }

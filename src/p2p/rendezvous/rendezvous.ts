@@ -4,9 +4,9 @@
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
-import type { PeerId } from '@libp2p/interface'
-import type { Logger } from '../core/logger.ts'
-import type { Host } from './host.ts'
+import type { Connection, ContentRouting, Libp2pEvents, PeerId, PeerStore, Startable, TypedEventTarget } from '@libp2p/interface'
+import type { Logger } from '../../core/logger.ts'
+import { connectedPeers } from '../components.ts'
 
 /** What kad-dht 16's KadDHT class has beyond its published interface (see localProviders). */
 interface DhtInternals {
@@ -26,8 +26,27 @@ export async function namespaceCid (namespace: string): Promise<CID> {
   return CID.createV1(raw.code, await sha256.digest(new TextEncoder().encode(namespace)))
 }
 
-export class Rendezvous {
-  private readonly host: Host
+/** What rendezvous takes from libp2p: identify events, content routing (the DHT's provide and
+ * findProviders), the peer store, the connections, and the DHT service itself (named `dht`,
+ * src/p2p/host.ts) for its own provider records. */
+export interface RendezvousComponents {
+  events: TypedEventTarget<Libp2pEvents>
+  contentRouting: Pick<ContentRouting, 'provide' | 'findProviders'>
+  peerStore: Pick<PeerStore, 'get'>
+  connectionManager: { getConnections: () => Connection[] }
+  dht: unknown
+}
+
+export interface RendezvousInit {
+  /** the topic name */
+  namespace: string
+  /** the DHT's protocol (src/p2p/host.ts dhtProtocol) */
+  dhtProtocol: string
+  log: Logger
+}
+
+export class Rendezvous implements Startable {
+  private readonly components: RendezvousComponents
   private readonly namespace: string
   private readonly log: Logger
   private timer?: NodeJS.Timeout
@@ -45,23 +64,30 @@ export class Rendezvous {
     }
   }
 
-  constructor (host: Host, namespace: string, dhtProtocol: string, log: Logger) {
-    this.host = host
-    this.namespace = namespace
-    this.dhtProtocol = dhtProtocol
-    this.log = log
+  constructor (components: RendezvousComponents, init: RendezvousInit) {
+    this.components = components
+    this.namespace = init.namespace
+    this.dhtProtocol = init.dhtProtocol
+    this.log = init.log
   }
 
-  start (): void {
-    this.host.addEventListener('peer:identify', this.onIdentify)
+  readonly [Symbol.toStringTag] = '@aicn/rendezvous'
+
+  start (): void {}
+
+  /** Advertises once the node (its DHT included) has started, and again as DHT servers are met. */
+  afterStart (): void {
+    this.components.events.addEventListener('peer:identify', this.onIdentify)
     this.schedule(0)
   }
 
-  stop (): void {
+  beforeStop (): void {
     this.stopped = true
     clearTimeout(this.timer)
-    this.host.removeEventListener('peer:identify', this.onIdentify)
+    this.components.events.removeEventListener('peer:identify', this.onIdentify)
   }
+
+  stop (): void {}
 
   /** Node ids that provide the namespace (at most 100). */
   async findPeers (signal: AbortSignal): Promise<string[]> {
@@ -73,7 +99,7 @@ export class Rendezvous {
     const local = await this.localProviders(cid, signal)
     if (local !== undefined) return local
     const found = new Set<string>()
-    for await (const provider of this.host.contentRouting.findProviders(cid, { signal })) {
+    for await (const provider of this.components.contentRouting.findProviders(cid, { signal })) {
       found.add(provider.id.toString())
       if (found.size >= FIND_LIMIT) break
     }
@@ -82,7 +108,7 @@ export class Rendezvous {
 
   /** The provider records this node holds, when there is no other DHT server to ask; else undefined. */
   private async localProviders (cid: CID, signal: AbortSignal): Promise<string[] | undefined> {
-    const dht = this.host.services.dht as unknown as DhtInternals | undefined
+    const dht = this.components.dht as DhtInternals | undefined
     if (dht?.routingTable === undefined || dht.routingTable.size > 0) return undefined
     // `providers` is public on kad-dht 16's KadDHT class but not in its interface: check before use.
     if (typeof dht.providers?.getProviders !== 'function') return undefined
@@ -104,7 +130,7 @@ export class Rendezvous {
     this.serversAtLastAdvertise = await this.connectedDhtServers()
     let next = READVERTISE_MS
     try {
-      await this.host.contentRouting.provide(await namespaceCid(this.namespace), { signal: AbortSignal.timeout(60_000) })
+      await this.components.contentRouting.provide(await namespaceCid(this.namespace), { signal: AbortSignal.timeout(60_000) })
       this.log.debug({ namespace: this.namespace }, 'advertised rendezvous namespace')
     } catch (err) {
       next = RETRY_MS
@@ -117,8 +143,8 @@ export class Rendezvous {
 
   private async connectedDhtServers (): Promise<number> {
     let count = 0
-    for (const peer of this.host.getPeers()) {
-      const protocols = await this.host.peerStore.get(peer).then((p) => p.protocols, () => [] as string[])
+    for (const peer of connectedPeers(this.components.connectionManager.getConnections())) {
+      const protocols = await this.components.peerStore.get(peer).then((p) => p.protocols, () => [] as string[])
       if (protocols.includes(this.dhtProtocol)) count++
     }
     return count
