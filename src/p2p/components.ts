@@ -33,7 +33,6 @@ export async function unhandleAll (registrar: ProtocolRegistrar, protocols: stri
   await Promise.all(protocols.map(async (protocol) => { await registrar.unhandle(protocol) }))
 }
 
-
 /** The components of a service, taken from a libp2p node's public API: for code that builds a service
  * outside libp2p's `services` map (tests, benchmarks). src/node/node.ts lets libp2p build them instead. */
 export function componentsOf (node: Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dialProtocol' | 'hangUp'>): ProtocolComponents {
