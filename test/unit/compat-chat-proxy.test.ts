@@ -1,38 +1,30 @@
-// The `/chat-proxy/0.0.1` HTTP tunnel between real libp2p nodes in this process (tcp + noise + yamux on
-// 127.0.0.1): a requester A, an aicn worker B, and a fake Go worker G whose raw handler reads what our
-// client writes and answers with hand-written HTTP. Raw streams from A to B play the Go requester, byte
-// for byte.
+// The `/chat-proxy/0.0.1` HTTP tunnel between peers on in-memory stream pairs (test/helpers/memory-peers.ts;
+// no sockets: the tunnel is the same on any stream): a requester A, an aicn worker B, and a fake Go worker
+// G whose raw handler reads what our client writes and answers with hand-written HTTP. Raw streams from A
+// to B play the Go requester, byte for byte. Against the real Go node: test/integration/go-*.test.ts.
 import '../../src/core/polyfill.ts'
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
-import { createLibp2p } from 'libp2p'
-import { tcp } from '@libp2p/tcp'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { identify } from '@libp2p/identify'
 import type { Stream } from '@libp2p/interface'
 import { AicnError, ErrorCode } from '../../src/core/errors.ts'
 import { silentLogger } from '../../src/core/logger.ts'
 import { JobKind, type JobHead, type JobRequest, type JobResponse, type JobRunner } from '../../src/core/job-types.ts'
-import type { Host } from '../../src/p2p/host.ts'
 import { write } from '../../src/p2p/stream-write.ts'
 import { CHAT_PROXY_PROTOCOL, ChatProxy, goQueryEscape } from '../../src/compat/chat-proxy/chat-proxy.ts'
 import { componentsOf } from '../../src/p2p/components.ts'
+import { MemoryNetwork, type MemoryHost } from '../helpers/memory-peers.ts'
 
 const KiB = 1024
 const MiB = 1024 * KiB
 const encoder = new TextEncoder()
 const text = (bytes: Uint8Array): string => Buffer.from(bytes).toString('utf8')
 
+type Host = MemoryHost
+const network = new MemoryNetwork()
+
 async function createHost (): Promise<Host> {
-  return await createLibp2p({
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    services: { identify: identify() }
-  }) as unknown as Host
+  return (await network.peer()).host
 }
 
 function head (model: string, extra: Partial<JobHead> = {}): JobHead {
@@ -237,7 +229,13 @@ describe('the chat-proxy protocol', () => {
   async function goExchange (request: Uint8Array): Promise<Buffer> {
     const stream = await a.dialProtocol(b.peerId, CHAT_PROXY_PROTOCOL)
     const reading = readToEnd(stream)
-    await write(stream, request)
+    try {
+      await write(stream, request)
+    } catch (err) {
+      // B reset the stream before it took the whole request: the read fails too, and is awaited here.
+      await reading.catch(() => {})
+      throw err
+    }
     const bytes = await reading
     await stream.close()
     return bytes
