@@ -7,7 +7,7 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { streamPair } from '@libp2p/utils'
-import type { Connection, PeerId, Stream, StreamHandler, StreamHandlerOptions } from '@libp2p/interface'
+import type { Connection, PeerId, PrivateKey, Stream, StreamHandler, StreamHandlerOptions } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { ProtocolComponents } from '../../src/p2p/components.ts'
 
@@ -22,6 +22,9 @@ export interface MemoryHost {
   getMultiaddrs: () => Multiaddr[]
   /** one connection that holds every stream of this peer still open */
   getConnections: () => Array<Pick<Connection, 'streams'>>
+  /** no events are dispatched: peers do not identify each other */
+  addEventListener: (type: string, listener: unknown) => void
+  removeEventListener: (type: string, listener: unknown) => void
   /** aborts every stream this peer has, both ways, and removes its handlers */
   stop: () => Promise<void>
 }
@@ -43,8 +46,9 @@ export class MemoryNetwork {
   private readonly handlers = new Map<string, Map<string, Registered>>()
   private readonly streams = new Map<string, Set<Stream>>()
 
-  async peer (): Promise<MemoryPeer> {
-    const peerId = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+  /** A new peer of this network, with `privateKey`'s id (a new Ed25519 key by default). */
+  async peer (privateKey?: PrivateKey): Promise<MemoryPeer> {
+    const peerId = peerIdFromPrivateKey(privateKey ?? await generateKeyPair('Ed25519'))
     const id = peerId.toString()
     const own = new Map<string, Registered>()
     this.handlers.set(id, own)
@@ -74,6 +78,8 @@ export class MemoryNetwork {
       dial: async () => {},
       getMultiaddrs: () => [],
       getConnections: () => [{ streams: [...this.streams.get(id) ?? []] }],
+      addEventListener: () => {},
+      removeEventListener: () => {},
       stop: async () => {
         own.clear()
         for (const stream of this.streams.get(id) ?? []) stream.abort(new Error('the peer stopped'))

@@ -1,40 +1,32 @@
-// View sync (src/registry/view-sync.ts) between two real libp2p nodes in this process (tcp + noise +
-// yamux on 127.0.0.1): the server passes on the signed heartbeats it keeps; the requester accepts only
+// View sync (src/registry/view-sync.ts) between two peers on in-memory streams (test/helpers/memory-peers.ts,
+// no sockets): the server passes on the signed heartbeats it keeps; the requester accepts only
 // entries signed by their author on its topic, and does not check entries it already heard. The server's
 // own heartbeat comes first, signed for the sync.
 import '../../src/core/polyfill.ts'
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createLibp2p, type Libp2p } from 'libp2p'
-import { tcp } from '@libp2p/tcp'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { identify } from '@libp2p/identify'
+import type { Libp2p } from 'libp2p'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { RPC } from '@libp2p/gossipsub/message'
 import { silentLogger } from '../../src/core/logger.ts'
+import { MemoryNetwork, type MemoryHost } from '../helpers/memory-peers.ts'
 import { encodeHeartbeat } from '../../src/protocols/heartbeat-codec.ts'
 import { SignedHeartbeats, ViewSync, MAX_SYNC_ENTRIES, signEntry, type SignedEntry, type SignedPubSubMessage } from '../../src/registry/view-sync.ts'
 
 const TOPIC = 'T'
-let server: Libp2p
-let client: Libp2p
+let server: MemoryHost
+let client: MemoryHost
 const store = new SignedHeartbeats()
 const accepted: SignedPubSubMessage[] = []
 const fresh = new Set<string>()
 let clientSync: ViewSync
 
-async function node (privateKey?: PrivateKey): Promise<Libp2p> {
-  return await createLibp2p({
-    privateKey,
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    services: { identify: identify() }
-  })
+const network = new MemoryNetwork()
+
+async function node (privateKey?: PrivateKey): Promise<MemoryHost> {
+  return (await network.peer(privateKey)).host
 }
 
 /** A heartbeat signed as gossipsub's StrictSign does, as a 'message' event would carry it. */
@@ -58,9 +50,9 @@ before(async () => {
   client = await node()
   // The server's own heartbeat goes first, signed at the time of the sync.
   const own = async (): Promise<SignedEntry> => await signEntry(serverKey, TOPIC, encodeHeartbeat({ nodeId: server.peerId.toString(), version: 'aicn/test', nodeType: 3, projects: [], leaving: false }))
-  const serverSync = new ViewSync({ host: server, topic: TOPIC, store, fresh: () => false, accept: () => {}, own, log: silentLogger })
+  const serverSync = new ViewSync({ host: server as unknown as Libp2p, topic: TOPIC, store, fresh: () => false, accept: () => {}, own, log: silentLogger })
   await serverSync.start()
-  clientSync = new ViewSync({ host: client, topic: TOPIC, store: new SignedHeartbeats(), fresh: (nodeId) => fresh.has(nodeId), accept: (m) => { accepted.push(m) }, log: silentLogger })
+  clientSync = new ViewSync({ host: client as unknown as Libp2p, topic: TOPIC, store: new SignedHeartbeats(), fresh: (nodeId) => fresh.has(nodeId), accept: (m) => { accepted.push(m) }, log: silentLogger })
   await client.dial(server.getMultiaddrs()[0]!)
 })
 
