@@ -3,7 +3,7 @@
 // network creates an in-memory stream pair (@libp2p/utils streamPair) whose far end goes to the handler
 // that peer registered. `host` is the same peer behind the few calls of libp2p's node API that tests
 // make (handle, dialProtocol, dial, stop). Real TCP, noise and yamux stay in the integration tests and in
-// the wire-level unit tests (job-protocol, job-budgets, compat-broadcast, view-sync).
+// the wire-level unit tests (job-protocol, job-budgets, compat-broadcast).
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { streamPair } from '@libp2p/utils'
