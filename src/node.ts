@@ -37,7 +37,7 @@ import { BroadcastRpc } from './compat/broadcast-rpc.ts'
 import { ChatProxy } from './compat/chat-proxy.ts'
 import { makeBroadcastHandlers } from './compat/go-jobs.ts'
 import { JobProtocol } from './protocols/job.ts'
-import { defaultBudgets, registerBudgetMetrics } from './protocols/peer-budget.ts'
+import { budgetOptions, defaultBudgets, registerBudgetMetrics } from './protocols/peer-budget.ts'
 import { jobTimeoutsFrom } from './jobs/timeouts.ts'
 import { ModelClient } from './models/client.ts'
 import { LocalExecutor } from './jobs/local.ts'
@@ -125,7 +125,7 @@ export class AicnNode {
       const metrics = new Registry()
       const pskMismatches = new PskMismatches()
       started('psk warnings', logPskMismatches(pskMismatches, log))
-      const host = await createHost({ config, privateKey: identity.privateKey, datastore, agentVersion: AGENT_VERSION, metricsRegistry: metrics, pskMismatches })
+      const host = await createHost({ config, privateKey: identity.privateKey, datastore, agentVersion: AGENT_VERSION, metricsRegistry: metrics, pskMismatches, log })
       recordConnections(host, history, log)
       const hostInfo = new HostInfoCollector()
       const latency = new LatencyTracker(host, log)
@@ -159,7 +159,7 @@ export class AicnNode {
       const goWire = config.Wire.Mode === 'go'
       const rpc = new RpcService(host, { agentVersion: AGENT_VERSION, log })
       // One set of per-peer budgets for both job protocols (docs/protocols.md, "Budgets").
-      const budgets = defaultBudgets(host, log)
+      const budgets = defaultBudgets(host, log, budgetOptions(config.Jobs))
       registerBudgetMetrics(budgets, metrics)
       const jobs = new JobProtocol(host, { log, budgets })
       const broadcast = new BroadcastRpc({ host, topic, privateKey: identity.privateKey, agentVersion: AGENT_VERSION, log })
@@ -231,7 +231,8 @@ export class AicnNode {
         baseNodeType: (config.Swarm.RelayService.Enabled ? NODE_TYPE.PUBLIC_IP : 0) | (config.App.PeersCollect.Enabled ? NODE_TYPE.PEERS_COLLECT : 0),
         version: AGENT_VERSION,
         log,
-        privateKey: identity.privateKey
+        privateKey: identity.privateKey,
+        viewSyncsPerMinute: config.Pubsub.PeerViewSyncs
       })
       heartbeats.start()
       started('heartbeats', async () => { await heartbeats.stop() })

@@ -23,6 +23,18 @@ import { PskMismatches, watchedPreSharedKey } from './psk-watch.ts'
 import type { PubSub } from './pubsub.ts'
 import { fastMessageId } from './fast-msg-id.ts'
 import { applyGoRulesToFloodsub, goMessageId, skipAuthorInGossipsub } from './pubsub-go-rules.ts'
+import { TopicRateLimiter } from './topic-rate.ts'
+import { limitTopicRates, registerTopicRateMetrics, type HeldMessage } from './topic-limit.ts'
+import type { Logger } from '../logger.ts'
+
+/** The largest receive window a yamux stream grows to: what a peer may send on a stream beyond what its
+ * reader took, e.g. on a job stream the job paused because its model server is slow. The library's
+ * default, 16 MiB per stream, let a peer make each paused stream hold up to the stream's read buffer
+ * (4 MiB in @libp2p/utils, then the stream is reset: an honest job fails) outside every budget
+ * (src/protocols/peer-budget.ts counts what the frame readers hold, not the muxer's buffer). 2 MiB stays
+ * below that buffer, carries bulk transfers between two processes on loopback as fast as 16 MiB
+ * (scripts/bench/yamux-window.ts, docs/reliability.md) and still allows 20 MiB/s per stream at 100 ms RTT. */
+export const YAMUX_MAX_STREAM_WINDOW = 2 * 1024 * 1024
 
 /** The identify protocol version every aicn and Go node announces. */
 export const PROTOCOL_VERSION = 'aicn/0.0.1'
@@ -50,6 +62,20 @@ export interface HostOptions {
   metricsRegistry?: import('prom-client').Registry
   /** told about peers that speak with another pre-shared key (src/p2p/psk-watch.ts) */
   pskMismatches?: PskMismatches
+  /** where a peer penalised for flooding the topic is logged */
+  log?: Logger
+}
+
+/** The topic's rate limits from the config (src/p2p/topic-rate.ts). */
+export function topicRateLimiter (config: Config, log?: Logger): TopicRateLimiter<HeldMessage> {
+  const p = config.Pubsub
+  return new TopicRateLimiter<HeldMessage>({
+    authorRate: p.AuthorRate,
+    authorBurst: p.AuthorBurst,
+    peerRate: p.PeerRate,
+    peerBurst: p.PeerBurst,
+    onPenalty: (peer, reason) => { log?.info({ peer, reason }, 'peer penalised on the topic: its messages are dropped and its gossipsub score lowered for a while') }
+  })
 }
 
 export function dhtProtocol (config: Config): string {
@@ -70,6 +96,8 @@ export async function createHost (options: HostOptions): Promise<Host> {
   installYamuxWindowHysteresis()
   installQuietLengthPrefixedDecoder()
   const { config } = options
+  const limiter = topicRateLimiter(config, options.log)
+  if (options.metricsRegistry != null && config.Pubsub.Router === 'gossipsub') registerTopicRateMetrics(limiter, options.metricsRegistry)
   const bootstrapList = config.Bootstrap
   const relayService = config.Swarm.RelayService.Enabled
   // As in the Go node, an empty or zero DialTimeout means libp2p's default.
@@ -88,7 +116,7 @@ export async function createHost (options: HostOptions): Promise<Host> {
     // The DHT pings a peer before adding it to its routing table while our latency tracker may ping the
     // same peer; the default of one outbound ping stream per connection makes one of them fail.
     ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 4 }),
-    pubsub: await pubsubFactory(config)
+    pubsub: await pubsubFactory(config, limiter)
   }
   if (config.Routing.Type !== 'none') {
     services.dht = kadDHT({
@@ -118,7 +146,7 @@ export async function createHost (options: HostOptions): Promise<Host> {
     transports: [tcp(), circuitRelayTransport()],
     connectionProtector: config.App.PreSharedKey === '' ? undefined : watchedPreSharedKey(swarmKeyFromHex(config.App.PreSharedKey), options.pskMismatches ?? new PskMismatches()),
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: YAMUX_MAX_STREAM_WINDOW } })],
     connectionManager: { maxConnections, dialTimeout },
     peerDiscovery: bootstrapList.length > 0 ? [bootstrap({ list: bootstrapList, timeout: 0 })] : [],
     metrics: options.metricsRegistry == null
@@ -140,7 +168,7 @@ export const EVENT_LOOP_SAMPLE_MS = 1000
 /** The mesh degree an input node accepts: every worker connected to it (bounded by the connection limit). */
 const HUB_MESH_MAX = 1000
 
-async function pubsubFactory (config: Config): Promise<(components: any) => unknown> {
+async function pubsubFactory (config: Config, limiter: TopicRateLimiter<HeldMessage>): Promise<(components: any) => unknown> {
   if (config.Pubsub.Router === 'floodsub') {
     const { floodsub } = await import('@libp2p/floodsub')
     const factory = floodsub({ globalSignaturePolicy: 'StrictSign' })
@@ -163,13 +191,17 @@ async function pubsubFactory (config: Config): Promise<(components: any) => unkn
     // for the next gossip round (about 1 s a hop, measured).
     // The default score punishes many peers behind one IP; behind one NAT (a GPU farm) or on loopback that
     // silenced every node past the 14th (measured), and a private network admits its peers by key anyway.
-    scoreParams: { IPColocationFactorWeight: 0 },
+    // A peer that floods the topic is penalised by the rate limiter (src/p2p/topic-rate.ts): its score
+    // (-100 × the default weight 10) falls below the graylist threshold (-80), and gossipsub then ignores
+    // everything it sends until the penalty ends.
+    scoreParams: { IPColocationFactorWeight: 0, appSpecificScore: (peer: string) => limiter.score(peer) },
     // A relaying (input) node is the hub of a star: workers connect to input nodes, not to each other.
     // With gossipsub's default Dhi of 12 it refused the mesh to every further worker, which then heard
     // heartbeats only through IHAVE gossip, a second late or (gossip goes to a few random peers) never:
     // at N = 50 most registrations did not reach every node. A hub keeps every worker that grafts.
     ...(config.Swarm.RelayService.Enabled ? { Dhi: HUB_MESH_MAX } : {})
   })
-  // Never forward a message back to its author, as Go nodes do (src/p2p/pubsub-go-rules.ts).
-  return (components: any) => skipAuthorInGossipsub(factory(components))
+  // Never forward a message back to its author, as Go nodes do (src/p2p/pubsub-go-rules.ts); rate limits
+  // per author and per peer before any signature check (src/p2p/topic-limit.ts).
+  return (components: any) => limitTopicRates(skipAuthorInGossipsub(factory(components)), limiter)
 }

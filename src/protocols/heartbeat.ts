@@ -21,6 +21,9 @@ import { SignedHeartbeats, VIEW_PROTOCOL, ViewSync, signEntry, type SignedPubSub
 export const MAX_TOPIC_MESSAGE_BYTES = 1024 * 1024
 /** The shortest gap before answering a node that joined: many joins in a burst cost one heartbeat. */
 const JOIN_COALESCE_MS = 1000
+/** The shortest gap between two of our heartbeats: a burst of registrations is one heartbeat per gap, so an
+ * honest node stays far below the topic's rate limit (Pubsub.AuthorRate, src/p2p/topic-rate.ts). */
+export const MIN_PUBLISH_GAP_MS = 200
 const JITTER_MS = 200
 
 export interface HeartbeatOptions {
@@ -40,6 +43,8 @@ export interface HeartbeatOptions {
   viewSync?: boolean
   /** signs our own heartbeat for view syncs (the topic's copy is signed inside the pubsub router) */
   privateKey?: PrivateKey
+  /** view syncs one peer may ask for a minute (`Pubsub.PeerViewSyncs`) */
+  viewSyncsPerMinute?: number
 }
 
 export class Heartbeats {
@@ -72,6 +77,7 @@ export class Heartbeats {
         fresh: (nodeId, data) => this.heardSince(nodeId, data),
         accept: (message) => { this.receive(message, true) },
         own: options.privateKey === undefined ? undefined : async () => this.stopped ? undefined : await signEntry(options.privateKey!, options.topic, this.encode(false)),
+        requestsPerMinute: options.viewSyncsPerMinute,
         log: options.log
       })
     }
@@ -119,7 +125,8 @@ export class Heartbeats {
 
   private changed (reason: ChangeReason): void {
     if (reason === 'busy') this.publishSoon(this.options.busyIntervalMs)
-    else void this.publish()
+    else if (Date.now() - this.lastPublished >= MIN_PUBLISH_GAP_MS) void this.publish()
+    else this.publishSoon(MIN_PUBLISH_GAP_MS)
   }
 
   /** Publishes once `gapMs` have passed since the last heartbeat, coalescing bursts into one heartbeat.

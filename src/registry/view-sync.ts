@@ -20,6 +20,7 @@ import * as Digest from 'multiformats/hashes/digest'
 import * as lp from 'it-length-prefixed'
 import type { Logger } from '../logger.ts'
 import type { PubSubMessage } from '../p2p/pubsub.ts'
+import { TokenBuckets } from '../p2p/topic-rate.ts'
 
 export const VIEW_PROTOCOL = '/aicn/view/1.0.0'
 /** At most this many entries are kept, sent and accepted (a view this size is 10× the largest we measured). */
@@ -103,7 +104,12 @@ export interface ViewSyncOptions {
   /** this node's own heartbeat, signed now; sent first. A joiner may miss our topic heartbeat: it is
    * published when the joiner subscribes, which can be before we have a pubsub stream to it. */
   own?: () => Promise<SignedEntry | undefined>
+  /** syncs one peer may ask us for a minute (`Pubsub.PeerViewSyncs`); default 10. A joiner asks up to
+   * three times (at once and RESYNC_MS later); each answer is the whole view, up to 10,000 entries. */
+  requestsPerMinute?: number
   log: Logger
+  /** for tests */
+  now?: () => number
 }
 
 export interface SyncResult { received: number, checked: number, accepted: number, skipped: number, rejected: number }
@@ -129,6 +135,10 @@ export class ViewSync {
   }
 
   private readonly timers = new Set<NodeJS.Timeout>()
+  /** view syncs each peer may still ask for */
+  private readonly requests: TokenBuckets
+  /** syncs refused because the peer asked too often */
+  refused = 0
 
   private syncLogged (peerId: PeerId): void {
     void this.sync(peerId)
@@ -138,10 +148,12 @@ export class ViewSync {
 
   constructor (options: ViewSyncOptions) {
     this.options = options
+    const perMinute = options.requestsPerMinute ?? 10
+    this.requests = new TokenBuckets(perMinute / 60, perMinute, MAX_SYNC_ENTRIES, options.now)
   }
 
   async start (): Promise<void> {
-    await this.options.host.handle(VIEW_PROTOCOL, (stream) => { void this.serve(stream) }, { maxInboundStreams: 2, maxOutboundStreams: 2 })
+    await this.options.host.handle(VIEW_PROTOCOL, (stream, connection) => { this.admit(stream, connection.remotePeer.toString()) }, { maxInboundStreams: 2, maxOutboundStreams: 2 })
     this.options.host.addEventListener('peer:identify', this.onIdentify as any)
   }
 
@@ -150,6 +162,18 @@ export class ViewSync {
     this.timers.clear()
     this.options.host.removeEventListener('peer:identify', this.onIdentify as any)
     await this.options.host.unhandle(VIEW_PROTOCOL).catch(() => {})
+  }
+
+  /** Serves the sync unless `peer` asked for too many lately: each answer is the whole view (up to
+   * 10,000 signed heartbeats), so a peer asking over and over would cost us a transfer each time. */
+  admit (stream: Stream, peer: string): void {
+    if (!this.requests.take(peer, 1)) {
+      this.refused++
+      this.options.log.debug({ peer }, 'view sync refused: the peer asked too often')
+      stream.abort(new Error('too many view syncs'))
+      return
+    }
+    void this.serve(stream)
   }
 
   private async serve (stream: Stream): Promise<void> {
