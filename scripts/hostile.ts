@@ -202,7 +202,17 @@ export async function startTopicRogue (psk: string, addr: Multiaddr, topic: stri
   pubsub.subscribe(topic)
   const stop = async (): Promise<void> => { try { await node.stop() } catch {} }
   try {
-    await node.dial(addr, { signal: AbortSignal.timeout(10_000) })
+    // A node refuses more than 5 inbound connections a second from one IP (libp2p's default): a crowd of
+    // identities on one machine retries, at most 20 times.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await node.dial(addr, { signal: AbortSignal.timeout(10_000) })
+        break
+      } catch (err) {
+        if (attempt >= 20) throw err
+        await new Promise((resolve) => setTimeout(resolve, 250))
+      }
+    }
     const peer = addr.getComponents().find((c) => c.name === 'p2p')?.value
     for (let i = 0; i < 200 && !pubsub.getSubscribers(topic).some((p) => p.toString() === peer); i++) await new Promise((resolve) => setTimeout(resolve, 100))
   } catch (err) {

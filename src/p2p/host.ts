@@ -7,6 +7,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { installYamuxWindowHysteresis } from './yamux-window.ts'
 import { installQuietLengthPrefixedDecoder } from './lp-decoder.ts'
+import { installBoundedPnetCipher } from './pnet-memory.ts'
 import { identify, identifyPush } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
@@ -95,6 +96,7 @@ function withProtocolVersion<T> (factory: (components: any) => T): (components: 
 export async function createHost (options: HostOptions): Promise<Host> {
   installYamuxWindowHysteresis()
   installQuietLengthPrefixedDecoder()
+  installBoundedPnetCipher()
   const { config } = options
   const limiter = topicRateLimiter(config, options.log)
   if (options.metricsRegistry != null && config.Pubsub.Router === 'gossipsub') registerTopicRateMetrics(limiter, options.metricsRegistry)

@@ -7,7 +7,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { protocol } from '../../src/proto/index.ts'
 import { decodeHeartbeat } from '../../src/protocols/heartbeat-codec.ts'
-import { Heartbeats } from '../../src/protocols/heartbeat.ts'
+import { Heartbeats, MIN_PUBLISH_GAP_MS } from '../../src/protocols/heartbeat.ts'
 import { NetworkView } from '../../src/registry/view.ts'
 import type { ChangeReason, LocalProject } from '../../src/registry/local.ts'
 import { silentLogger } from '../../src/logger.ts'
@@ -65,7 +65,8 @@ test('busy-counter changes are coalesced into one heartbeat per BusyInterval, ca
 test('a registration change is published at once, and a pending busy heartbeat then waits a full interval', async () => {
   const { heartbeats, published, change } = setup(400)
   heartbeats.start()
-  await sleep(20)
+  // Past the shortest gap between two heartbeats (the next test).
+  await sleep(MIN_PUBLISH_GAP_MS + 20)
   change('busy', 1)
   change('registration', 1)
   await sleep(20)
@@ -76,5 +77,18 @@ test('a registration change is published at once, and a pending busy heartbeat t
   await sleep(700)
   assert.deepEqual(published.at(-1), [0])
   assert.equal(published.length, 3)
+  await heartbeats.stop()
+})
+
+test('a burst of registrations is one heartbeat per MIN_PUBLISH_GAP_MS, the last state included', async () => {
+  const { heartbeats, published, change } = setup(400)
+  heartbeats.start()
+  await sleep(MIN_PUBLISH_GAP_MS + 20)
+  for (let i = 1; i <= 50; i++) change('registration', i)
+  await sleep(20)
+  assert.deepEqual(published, [[0], [1]], 'the first went out at once')
+  // The rest within one gap (plus up to 200 ms of jitter), as one heartbeat with the last state.
+  for (let i = 0; i < 40 && published.length < 3; i++) await sleep(25)
+  assert.deepEqual(published, [[0], [1], [50]])
   await heartbeats.stop()
 })
