@@ -226,7 +226,7 @@ export async function startTopicRogue (psk: string, addr: Multiaddr, topic: stri
  * each one differs. Names are short, as in issue 19's Sybil heartbeats (60,000 models in 654 KB). */
 export function rogueHeartbeat (author: string, options: { models: number, project?: string, tag?: number }): Uint8Array {
   const models = Array.from({ length: options.models }, (_, i) => ({ model: `m${i}`, cid: '', type: 0, busy: options.tag ?? 0, available: true }))
-  return encodeHeartbeat({ nodeId: author, version: 'hostile/0.0.1', nodeType: NODE_TYPE.MODEL, projects: [{ project: options.project ?? 'Flood', models }], leaving: false, intervalMs: 1000 })
+  return encodeHeartbeat({ nodeId: author, version: 'hostile/0.0.1', nodeType: NODE_TYPE.MODEL, projects: [{ project: options.project ?? 'Flood', models }], leaving: false, intervalMs: 180_000 })
 }
 
 export interface HeartbeatFloodResult { published: number, failed: number, seconds: number }
@@ -253,13 +253,13 @@ export async function floodHeartbeats (rogue: TopicRogue, options: { perSecond: 
   return { published, failed, seconds: Math.round((performance.now() - started) / 100) / 10 }
 }
 
-export interface SybilResult { identities: number, published: number, oversize: number, failed: number }
+export interface SybilResult { identities: number, published: number, overCap: number, oversize: number, failed: number }
 
 /** `identities` fresh identities, each connected to `addr`, each publishing `rounds` heartbeats of
- * `models` models (the largest view entry a node may have is 1024 models; the rest is dropped) and one
- * heartbeat over the topic's 1 MiB limit, which must be refused. */
-export async function sybilHeartbeats (psk: string, addr: Multiaddr, topic: string, options: { identities: number, models: number, rounds: number, oversizeModels?: number }): Promise<SybilResult> {
-  const result: SybilResult = { identities: 0, published: 0, oversize: 0, failed: 0 }
+ * `models` models 100 ms apart (up to the view's cap of 1024 is accepted), then one of `overCapModels`
+ * (60,000 in 769 KB, as in issue 19: over the cap, refused) and one over the topic's 1 MiB (refused). */
+export async function sybilHeartbeats (psk: string, addr: Multiaddr, topic: string, options: { identities: number, models: number, rounds: number, overCapModels?: number, oversizeModels?: number, whileConnected?: () => Promise<void> }): Promise<SybilResult> {
+  const result: SybilResult = { identities: 0, published: 0, overCap: 0, oversize: 0, failed: 0 }
   const rogues: TopicRogue[] = []
   try {
     for (let i = 0; i < options.identities; i++) {
@@ -268,27 +268,27 @@ export async function sybilHeartbeats (psk: string, addr: Multiaddr, topic: stri
     }
     const one = async (rogue: TopicRogue): Promise<void> => {
       const author = rogue.node.peerId.toString()
-      for (let round = 0; round < options.rounds; round++) {
+      const send = async (data: Uint8Array, count: 'published' | 'overCap' | 'oversize'): Promise<void> => {
         try {
-          await rogue.publish(rogueHeartbeat(author, { models: options.models, project: 'Sybil', tag: round }))
-          result.published++
+          await rogue.publish(data)
+          result[count]++
         } catch {
           result.failed++
         }
+      }
+      for (let round = 0; round < options.rounds; round++) {
+        await send(rogueHeartbeat(author, { models: options.models, project: 'Sybil', tag: round }), 'published')
         await new Promise((resolve) => setTimeout(resolve, 100))
       }
-      try {
-        // Long names: well over 1 MiB.
-        const big = rogueHeartbeat(author, { models: options.oversizeModels ?? 100_000, project: `Sybil-${'x'.repeat(200)}` })
-        await rogue.publish(big)
-        result.oversize++
-      } catch {
-        result.failed++
-      }
+      await send(rogueHeartbeat(author, { models: options.overCapModels ?? 60_000, project: 'SybilOverCap' }), 'overCap')
+      // Long names: well over 1 MiB.
+      await send(rogueHeartbeat(author, { models: options.oversizeModels ?? 100_000, project: `Sybil-${'x'.repeat(200)}` }), 'oversize')
     }
     await Promise.all(rogues.map(one))
-    // Let the node take in what was sent before the identities leave.
+    // Let the node take in what was sent before the identities leave (a node takes a peer that
+    // disconnected out of routing: src/registry/liveness.ts).
     await new Promise((resolve) => setTimeout(resolve, 1000))
+    await options.whileConnected?.()
   } finally {
     await Promise.all(rogues.map(async (r) => { await r.stop() }))
   }

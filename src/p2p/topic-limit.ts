@@ -100,6 +100,7 @@ export function limitTopicRates<T> (service: T, limiter: TopicRateLimiter<HeldMe
 /** The limiter's counters on the node's metrics (`/metrics`), read when scraped. */
 export function registerTopicRateMetrics (limiter: TopicRateLimiter<any>, registry: Registry): void {
   const counters: Array<[string, string, keyof TopicRateStats]> = [
+    ['aicn_topic_passed_total', 'topic messages let through to gossipsub\'s checks (signature, seen-cache, topic validator); duplicates are not counted', 'passed'],
     ['aicn_topic_throttled_author_total', 'topic messages held back because their author published over its rate (only its newest is let through later)', 'throttledAuthor'],
     ['aicn_topic_throttled_peer_total', 'topic messages dropped because the peer they came from relayed over its rate', 'throttledPeer'],
     ['aicn_topic_dropped_penalised_total', 'topic messages dropped unchecked because the peer they came from is penalised', 'droppedPenalised'],

@@ -120,6 +120,8 @@ export interface TopicRateOptions {
 export type Admission = 'pass' | 'hold' | 'drop'
 
 export interface TopicRateStats {
+  /** messages let through to gossipsub's checks (signature, seen-cache, topic validator), released ones included */
+  passed: number
   /** messages held back because their author was over its rate */
   throttledAuthor: number
   /** messages dropped because the peer they came from was over its rate */
@@ -153,7 +155,7 @@ export class TopicRateLimiter<T = unknown> {
   private readonly offenders = new Map<string, PeerStrikes>()
   private readonly held = new Map<string, Held<T>>()
   private heldBytes = 0
-  private readonly counts = { throttledAuthor: 0, throttledPeer: 0, droppedPenalised: 0, coalesced: 0, released: 0 }
+  private readonly counts = { passed: 0, throttledAuthor: 0, throttledPeer: 0, droppedPenalised: 0, coalesced: 0, released: 0 }
 
   constructor (options: TopicRateOptions = {}) {
     this.now = options.now ?? Date.now
@@ -178,8 +180,7 @@ export class TopicRateLimiter<T = unknown> {
       this.strike(via, 'relays more than its rate of topic messages')
       return 'drop'
     }
-    if (author === undefined) return 'pass'
-    if (this.authors.take(author, cost)) return 'pass'
+    if (author === undefined || this.authors.take(author, cost)) { this.counts.passed++; return 'pass' }
     this.counts.throttledAuthor++
     if (viaIsAuthor) this.strike(via, 'publishes more than its rate of topic messages')
     return 'hold'
@@ -220,7 +221,9 @@ export class TopicRateLimiter<T = unknown> {
 
   /** A held message coming back: only its author's bucket counts (its peer paid when it arrived). */
   admitReleased (author: string, bytes: number): boolean {
-    return this.authors.take(author, messageCost(bytes))
+    const ok = this.authors.take(author, messageCost(bytes))
+    if (ok) this.counts.passed++
+    return ok
   }
 
   get heldCount (): number {

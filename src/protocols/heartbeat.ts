@@ -15,6 +15,7 @@ import type { LocalRegistry, ChangeReason } from '../registry/local.ts'
 import type { NetworkView } from '../registry/view.ts'
 import { decodeHeartbeat, encodeHeartbeat, isBroadcast, NODE_TYPE, type Heartbeat } from './heartbeat-codec.ts'
 import { nextInterval } from '../registry/rhythm.ts'
+import { MAX_MODELS_PER_NODE } from '../registry/view-types.ts'
 import { SignedHeartbeats, VIEW_PROTOCOL, ViewSync, signEntry, type SignedPubSubMessage } from '../registry/view-sync.ts'
 
 /** go-libp2p-pubsub's limit for one message; anything larger is rejected. */
@@ -59,6 +60,8 @@ export class Heartbeats {
   private unsubscribeRegistry?: () => void
   /** the last signed heartbeat of each node, passed on to nodes that join through us */
   private readonly signed = new SignedHeartbeats()
+  /** what the topic validator found, until receive() takes it (weak: a message not delivered is dropped) */
+  private readonly checked = new WeakMap<PubSubMessage, TopicCheck>()
   private readonly sync?: ViewSync
   private readonly onMessage = (event: CustomEvent<PubSubMessage>): void => { this.receive(event.detail) }
   // A node that just joined the topic has not heard us yet (our last heartbeat may be minutes old).
@@ -169,6 +172,8 @@ export class Heartbeats {
 
   private validate (peer: PeerId, message: PubSubMessage): TopicValidatorResult {
     const result = checkTopicMessage(message)
+    // The router hands the same message object to 'message' listeners: receive() need not decode again.
+    if (result.verdict === 'accept') this.checked.set(message, result)
     if (result.verdict === 'reject') {
       this.options.log.debug({ from: message.from?.toString(), via: peer.toString(), reason: result.reason }, 'rejected a topic message')
     }
@@ -178,7 +183,8 @@ export class Heartbeats {
   /** A heartbeat from the topic, or (`synced`) one that a view sync passed on and that was checked. */
   private receive (message: SignedPubSubMessage, synced = false): void {
     if (message.topic !== this.options.topic) return
-    const checked = checkTopicMessage(message)
+    const checked = this.checked.get(message) ?? checkTopicMessage(message)
+    this.checked.delete(message)
     if (checked.heartbeat === undefined || checked.heartbeat.nodeId === this.self) return
     const heartbeat = checked.heartbeat
     // A node we have not heard of may not have heard of us either. One that speaks view sync got (or
@@ -250,5 +256,10 @@ export function checkTopicMessage (message: PubSubMessage): TopicCheck {
     return { verdict: 'reject', reason: (err as Error).message }
   }
   if (heartbeat.nodeId !== message.from.toString()) return { verdict: 'reject', reason: 'heartbeat for another node' }
+  // Over the view's cap (src/registry/view-types.ts) a heartbeat is not honest: refused, so that it is
+  // neither kept nor relayed to every other node (issue 19: 60,000 models in 654 KB from each Sybil).
+  let models = 0
+  for (const project of heartbeat.projects) models += project.models.length
+  if (models > MAX_MODELS_PER_NODE) return { verdict: 'reject', reason: `heartbeat announcing ${models} models (at most ${MAX_MODELS_PER_NODE})` }
   return { verdict: 'accept', heartbeat }
 }

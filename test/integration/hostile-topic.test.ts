@@ -1,8 +1,8 @@
 // Hostile peers on the topic and on view sync (issue 19), against real daemons on 127.0.0.1: an input
 // node B and a worker W (scripts/fuzz.ts's pair), and in-process hostile peers with the network's key
 // (scripts/hostile.ts). One identity flooding heartbeats is throttled and penalised (B's /metrics say
-// so), ten Sybil identities announcing 60,000 models each get at most 1024 into B's view and their
-// oversize heartbeats nowhere, a peer asking for the whole view over and over is refused after its
+// so), ten Sybil identities announcing up to the model cap are listed while their heartbeats of 60,000
+// models or over 1 MiB are refused, a peer asking for the whole view over and over is refused after its
 // budget; meanwhile B's RSS stays within the documented budget (docs/reliability.md), B answers
 // /api/v0/id and honest jobs through B succeed. Every attack is bounded in count and time.
 import '../../src/polyfill.ts'
@@ -83,9 +83,12 @@ describe('hostile peers on the topic and on view sync', () => {
       assert.equal(id.failures, 0, 'B answered /api/v0/id throughout')
       assert.ok(result.published >= 300, JSON.stringify(result))
       assert.ok(grown < RSS_MARGIN, `B grew by ${Math.round(grown / MB)} MB`)
-      // Most of the flood was never checked: held (and coalesced), or dropped once the peer was penalised.
-      const throttled = await metric(pair.b.api, 'aicn_topic_throttled_author_total') + await metric(pair.b.api, 'aicn_topic_dropped_penalised_total')
-      assert.ok(throttled >= result.published / 2, `throttled ${throttled} of ${result.published}`)
+      // Most of the flood was never checked: held (and coalesced), dropped once the peer was penalised, or
+      // ignored by gossipsub itself (the penalty's score graylists the peer). What was checked: the
+      // author's burst (40), 5 a second until the penalty, W's own heartbeats.
+      const passed = await metric(pair.b.api, 'aicn_topic_passed_total')
+      assert.ok(passed <= result.published / 4, `${passed} of ${result.published} checked`)
+      assert.ok(await metric(pair.b.api, 'aicn_topic_throttled_author_total') >= 1)
       assert.ok(await metric(pair.b.api, 'aicn_topic_peers_penalised') >= 1)
       // What passed reached B's view: the flood's own heartbeats are heard, just not all of them.
       assert.ok((await servers(pair, 'Flood', 'm0')).includes(flooder!.node.peerId.toString()))
@@ -97,22 +100,28 @@ describe('hostile peers on the topic and on view sync', () => {
     }
   })
 
-  test('ten Sybil identities: at most 1024 models each in B\'s view, oversize heartbeats refused', { timeout: 180_000 }, async () => {
+  test('ten Sybil identities: each listed with up to 1000 models, heartbeats over the model cap or 1 MiB refused', { timeout: 180_000 }, async () => {
     const rssBefore = await rssBytes(pair.b.pid)
     const peak = rssPeak(pair.b.pid)
     const latency = idLatency(pair.b.api)
     try {
-      const { result, failures } = await during(pair, async () => await sybilHeartbeats(FUZZ_PSK, bAddr, topic, { identities: 10, models: 60_000, rounds: 3 }))
+      const listed: Record<string, number> = {}
+      const whileConnected = async (): Promise<void> => {
+        // A node takes a peer that disconnected out of routing (src/registry/liveness.ts): ask while the
+        // identities are connected. The view keeps 1000 models per project (src/registry/view-types.ts).
+        await waitFor(async () => (await servers(pair, 'Sybil', 'm999')).length === 10, 30_000, 'B to list the ten Sybil nodes')
+        for (const [project, model] of [['Sybil', 'm999'], ['SybilOverCap', 'm0'], [`Sybil-${'x'.repeat(200)}`, 'm0']]) listed[`${project.slice(0, 12)}/${model}`] = (await servers(pair, project, model)).length
+      }
+      const { result, failures } = await during(pair, async () => await sybilHeartbeats(FUZZ_PSK, bAddr, topic, { identities: 10, models: 1000, rounds: 3, whileConnected }))
       const id = await latency.stop()
       const grown = await peak.stop() - rssBefore
       assert.deepEqual(failures, [])
       assert.equal(id.failures, 0, 'B answered /api/v0/id throughout')
       assert.equal(result.identities, 10, JSON.stringify(result))
       assert.ok(grown < RSS_MARGIN, `B grew by ${Math.round(grown / MB)} MB`)
-      // The view keeps the first 1024 models of each node (src/registry/view-types.ts).
-      await waitFor(async () => (await servers(pair, 'Sybil', 'm1023')).length === 10, 30_000, 'B to list the ten Sybil nodes')
-      assert.deepEqual(await servers(pair, 'Sybil', 'm1024'), [])
-      assert.deepEqual(await servers(pair, `Sybil-${'x'.repeat(200)}`, 'm0'), [], 'an oversize heartbeat is refused')
+      // Up to the cap, each identity is listed; its heartbeat of 60,000 models (769 KB, over the cap) and
+      // the one of 1.29 MB (over the topic's 1 MiB) are refused and never show.
+      assert.deepEqual(listed, { 'Sybil/m999': 10, 'SybilOverCap/m0': 0, 'Sybil-xxxxxx/m0': 0 })
       assert.equal(await normalJob(pair), undefined)
     } finally {
       await latency.stop()

@@ -63,7 +63,7 @@ describe('TopicRateLimiter', () => {
       c.advance(200)
     }
     assert.equal(limiter.penalised('honest'), false)
-    assert.deepEqual({ ...limiter.stats(), penalised: 0 }, { throttledAuthor: 0, throttledPeer: 0, droppedPenalised: 0, coalesced: 0, released: 0, held: 0, heldBytes: 0, penalised: 0 })
+    assert.deepEqual({ ...limiter.stats(), penalised: 0 }, { passed: 3040, throttledAuthor: 0, throttledPeer: 0, droppedPenalised: 0, coalesced: 0, released: 0, held: 0, heldBytes: 0, penalised: 0 })
   })
 
   it('lets a relay forward 100 nodes\' heartbeats, each once a second', () => {
@@ -101,6 +101,7 @@ describe('TopicRateLimiter', () => {
     assert.equal(limiter.admitReleased('flooder', 1000), true)
     assert.equal(limiter.stats().held, 0)
     assert.equal(limiter.stats().released, 1)
+    assert.equal(limiter.stats().passed, passed + 1)
   })
 
   it('penalises a peer that keeps publishing over its rate: dropped unchecked, score negative, for penaltyMs', () => {
