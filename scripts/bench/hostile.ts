@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util'
 import { multiaddr } from '@multiformats/multiaddr'
 import { readFile } from 'node:fs/promises'
 import { FUZZ_PSK, startFuzzPair, startRogue, normalJob, type FuzzPair } from '../fuzz.ts'
-import { chatProxyBodies, floodHeartbeats, floodUnfinishedFrames, floodViewSyncs, idLatency, rssBytes, rssPeak, startHostileModel, startTopicRogue, sybilHeartbeats, type HostileModel } from '../hostile.ts'
+import { chatProxyBodies, floodHeartbeats, rogueHeartbeat, floodUnfinishedFrames, floodViewSyncs, idLatency, rssBytes, rssPeak, startHostileModel, startTopicRogue, sybilHeartbeats, type HostileModel } from '../hostile.ts'
 import { isMainModule } from '../is-main.ts'
 import { intArg } from './lib.ts'
 
@@ -207,6 +207,11 @@ async function main (): Promise<void> {
           await flooder.stop()
         }
       }, 'B'))
+      // The heartbeats' bodies are encoded before the measurement (rogueHeartbeat caches them): encoding
+      // 60,000 models blocks this process, which also measures B's /api/v0/id.
+      for (const models of [1000, 60_000]) for (let round = 0; round < 5; round++) rogueHeartbeat(pair.b.peerId, { models, project: 'Sybil', tag: round })
+      rogueHeartbeat(pair.b.peerId, { models: 60_000, project: 'SybilOverCap' })
+      rogueHeartbeat(pair.b.peerId, { models: 100_000, project: `Sybil-${'x'.repeat(200)}` })
       reports.push(await measure(pair, `${sybils} identities, each 5 heartbeats of 1,000 models (11 KB) and 5 of 60,000 models (769 KB) 100 ms apart, then one of 1.29 MB`, async () => {
         const r = await sybilHeartbeats(FUZZ_PSK, bAddr, topic, { identities: sybils, models: 1000, rounds: 5 })
         const big = await sybilHeartbeats(FUZZ_PSK, bAddr, topic, { identities: sybils, models: 60_000, rounds: 5 })
