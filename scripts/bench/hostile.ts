@@ -91,6 +91,8 @@ export async function measure (pair: FuzzPair, name: string, attack: () => Promi
   let detail: string
   try {
     detail = await attack()
+  } catch (err) {
+    detail = `the attack stopped: ${(err as Error).message}`
   } finally {
     attacking = false
     await honest

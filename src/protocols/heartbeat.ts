@@ -13,7 +13,7 @@ import type { Host } from '../p2p/host.ts'
 import type { PubSubMessage, SubscriptionChange, TopicValidatorResult } from '../p2p/pubsub.ts'
 import type { LocalRegistry, ChangeReason } from '../registry/local.ts'
 import type { NetworkView } from '../registry/view.ts'
-import { decodeHeartbeat, encodeHeartbeat, isBroadcast, NODE_TYPE, type Heartbeat } from './heartbeat-codec.ts'
+import { countAnnouncedModels, decodeHeartbeat, encodeHeartbeat, isBroadcast, NODE_TYPE, type Heartbeat } from './heartbeat-codec.ts'
 import { nextInterval } from '../registry/rhythm.ts'
 import { MAX_MODELS_PER_NODE } from '../registry/view-types.ts'
 import { SignedHeartbeats, VIEW_PROTOCOL, ViewSync, signEntry, type SignedPubSubMessage } from '../registry/view-sync.ts'
@@ -249,6 +249,18 @@ export function checkTopicMessage (message: PubSubMessage): TopicCheck {
     return { verdict: 'reject', reason: 'not a protobuf Message' }
   }
   if (!isBroadcast(decoded)) return { verdict: 'accept' }
+  // Over the view's cap (src/registry/view-types.ts) a heartbeat is not honest: refused before its models
+  // are decoded, so that it is neither kept nor relayed to every other node (issue 19: 60,000 models in
+  // 654 KB from each Sybil identity).
+  if (decoded.type === protocol.MessageType.AI_PROJECT) {
+    let models: number
+    try {
+      models = countAnnouncedModels(decoded.body)
+    } catch (err) {
+      return { verdict: 'reject', reason: (err as Error).message }
+    }
+    if (models > MAX_MODELS_PER_NODE) return { verdict: 'reject', reason: `heartbeat announcing ${models} models (at most ${MAX_MODELS_PER_NODE})` }
+  }
   let heartbeat: Heartbeat
   try {
     heartbeat = decodeHeartbeat(decoded)
@@ -256,10 +268,5 @@ export function checkTopicMessage (message: PubSubMessage): TopicCheck {
     return { verdict: 'reject', reason: (err as Error).message }
   }
   if (heartbeat.nodeId !== message.from.toString()) return { verdict: 'reject', reason: 'heartbeat for another node' }
-  // Over the view's cap (src/registry/view-types.ts) a heartbeat is not honest: refused, so that it is
-  // neither kept nor relayed to every other node (issue 19: 60,000 models in 654 KB from each Sybil).
-  let models = 0
-  for (const project of heartbeat.projects) models += project.models.length
-  if (models > MAX_MODELS_PER_NODE) return { verdict: 'reject', reason: `heartbeat announcing ${models} models (at most ${MAX_MODELS_PER_NODE})` }
   return { verdict: 'accept', heartbeat }
 }

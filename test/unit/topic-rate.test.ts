@@ -192,3 +192,28 @@ describe('view sync request budget', () => {
     assert.equal(again.closed(), true)
   })
 })
+
+describe('heartbeats over the model cap', () => {
+  it('counts the announced models on the wire, as decoding would', async () => {
+    const { countAnnouncedModels, encodeHeartbeat } = await import('../../src/protocols/heartbeat-codec.ts')
+    const { protocol } = await import('../../src/proto/index.ts')
+    const models = (n: number): Array<{ model: string, cid: string, type: number, busy: number, available: boolean }> => Array.from({ length: n }, (_, i) => ({ model: `m${i}`, cid: 'c', type: 0, busy: 1, available: true }))
+    for (const sizes of [[], [0], [3], [1000, 24], [1, 2, 3, 4], [60_000]]) {
+      const data = encodeHeartbeat({ nodeId: 'n', version: 'v', nodeType: 4, projects: sizes.map((n, i) => ({ project: `p${i}`, models: models(n) })), leaving: false, intervalMs: 1000 })
+      const body = protocol.Message.decode(data).body
+      assert.equal(countAnnouncedModels(body), sizes.reduce((a, b) => a + b, 0), JSON.stringify(sizes))
+      if (body.byteLength > 4) assert.throws(() => countAnnouncedModels(body.subarray(0, body.byteLength - 3)))
+    }
+  })
+
+  it('refuses a heartbeat of 1025 models at the topic validator, and takes one of 1024', async () => {
+    const { checkTopicMessage } = await import('../../src/protocols/heartbeat.ts')
+    const { encodeHeartbeat } = await import('../../src/protocols/heartbeat-codec.ts')
+    const { generateKeyPair } = await import('@libp2p/crypto/keys')
+    const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
+    const from = peerIdFromPrivateKey(await generateKeyPair('secp256k1'))
+    const message = (n: number): any => ({ type: 'signed', from, topic: 't', data: encodeHeartbeat({ nodeId: from.toString(), version: 'v', nodeType: 4, projects: [{ project: 'a', models: Array.from({ length: n - 24 }, (_, i) => ({ model: `m${i}`, cid: '', type: 0, busy: 0, available: true })) }, { project: 'b', models: Array.from({ length: 24 }, (_, i) => ({ model: `m${i}`, cid: '', type: 0, busy: 0, available: true })) }], leaving: false }) })
+    assert.equal(checkTopicMessage(message(1024)).verdict, 'accept')
+    assert.deepEqual(checkTopicMessage(message(1025)), { verdict: 'reject', reason: 'heartbeat announcing 1025 models (at most 1024)' })
+  })
+})
