@@ -129,7 +129,15 @@ export class Heartbeats {
   private changed (reason: ChangeReason): void {
     if (reason === 'busy') this.publishSoon(this.options.busyIntervalMs)
     else if (Date.now() - this.lastPublished >= MIN_PUBLISH_GAP_MS) void this.publish()
-    else this.publishSoon(MIN_PUBLISH_GAP_MS)
+    else {
+      // Only the network's copy waits for the gap: this node's own routing follows the change at once.
+      if (!this.stopped) this.updateOwnEntry(this.projects(false), this.nodeType())
+      this.publishSoon(MIN_PUBLISH_GAP_MS)
+    }
+  }
+
+  private updateOwnEntry (projects: Heartbeat['projects'], nodeType: number): void {
+    this.options.view.update({ nodeId: this.self, projects, nodeType, version: this.options.version, lastHeard: Date.now(), intervalMs: this.options.intervalMs })
   }
 
   /** Publishes once `gapMs` have passed since the last heartbeat, coalescing bursts into one heartbeat.
@@ -148,12 +156,9 @@ export class Heartbeats {
   }
 
   private async send (leaving: boolean): Promise<void> {
-    const { registry, host, topic, view, version } = this.options
-    const projects = this.projects(leaving)
-    const nodeType = this.nodeType()
+    const { host, topic } = this.options
     // Our own entry goes straight into the view: pubsub does not deliver our messages back to us.
-    const intervalMs = this.options.intervalMs
-    if (!leaving) view.update({ nodeId: this.self, projects, nodeType, version, lastHeard: Date.now(), intervalMs })
+    if (!leaving) this.updateOwnEntry(this.projects(false), this.nodeType())
     await host.services.pubsub.publish(topic, this.encode(leaving))
   }
 
