@@ -100,6 +100,7 @@ class Child {
   }
 }
 
+const sum = (statuses: any[], key: string): number => statuses.reduce((s, c) => s + Number(c[key] ?? 0), 0)
 const q = (x: number): string => Number.isFinite(x) ? x.toFixed(0) : '–'
 
 async function main (): Promise<void> {
@@ -186,7 +187,10 @@ async function main (): Promise<void> {
   const inputRss = rssMb(pid)
   const simCpuPct = (after.reduce((s, c) => s + c.cpuMs, 0) - before.reduce((s, c) => s + c.cpuMs, 0)) / idleSecs / 10
   out.push(`idle (${idleSecs.toFixed(0)} s): input node ${idlePct.toFixed(2)} % of a core (${(idleMs / idleSecs).toFixed(1)} ms/s, ${(idleMs / idleSecs / PEERS).toFixed(3)} ms/s per peer), RSS ${inputRss.toFixed(0)} MB; ` +
-    `simulated peers ${simCpuPct.toFixed(1)} % of a core in all, RSS ${after.map((c) => c.rssMb.toFixed(0)).join(' + ')} MB; prunes seen ${after.reduce((s, c) => s + c.prunes, 0)}`)
+    `simulated peers ${simCpuPct.toFixed(1)} % of a core in all, RSS ${after.map((c) => c.rssMb.toFixed(0)).join(' + ')} MB; prunes seen ${after.reduce((s, c) => s + c.prunes, 0)}; ` +
+    // What the input node sent at rest: every message a simulated peer received came from it (the peers
+    // are connected only to the input node), against the heartbeats the peers published meanwhile.
+    `at rest the peers published ${sum(after, 'published') - sum(before, 'published')} heartbeats and received ${sum(after, 'received') - sum(before, 'received')} messages`)
 
   // (3) Spread rounds.
   const p50s: number[] = []

@@ -16,6 +16,7 @@ import type { NetworkView } from '../registry/view.ts'
 import { decodeHeartbeat, encodeHeartbeat, isBroadcast, NODE_TYPE, type Heartbeat } from './heartbeat-codec.ts'
 import { nextInterval } from '../registry/rhythm.ts'
 import { SignedHeartbeats, VIEW_PROTOCOL, ViewSync, signEntry, type SignedPubSubMessage } from '../registry/view-sync.ts'
+import { RefreshForwarding } from './refresh-forwarding.ts'
 
 /** go-libp2p-pubsub's limit for one message; anything larger is rejected. */
 export const MAX_TOPIC_MESSAGE_BYTES = 1024 * 1024
@@ -55,6 +56,8 @@ export class Heartbeats {
   /** the last signed heartbeat of each node, passed on to nodes that join through us */
   private readonly signed = new SignedHeartbeats()
   private readonly sync?: ViewSync
+  /** narrows the forwarding of unchanged heartbeats to peers that keep fresh by view sync */
+  readonly refreshForwarding?: RefreshForwarding
   private readonly onMessage = (event: CustomEvent<PubSubMessage>): void => { this.receive(event.detail) }
   // A node that just joined the topic has not heard us yet (our last heartbeat may be minutes old).
   private readonly onSubscriptionChange = (event: CustomEvent<SubscriptionChange>): void => {
@@ -65,7 +68,10 @@ export class Heartbeats {
     this.options = options
     this.self = options.host.peerId.toString()
     if (options.viewSync !== false) {
+      const forwarding = this.refreshForwarding = new RefreshForwarding(options.topic)
       this.sync = new ViewSync({
+        served: (peer) => { forwarding.synced(peer) },
+        refreshMs: options.intervalMs,
         host: options.host as any,
         topic: options.topic,
         store: this.signed,
@@ -81,6 +87,7 @@ export class Heartbeats {
     const { host, topic, intervalMs } = this.options
     const pubsub = host.services.pubsub
     pubsub.topicValidators.set(topic, (peer, message) => this.validate(peer, message))
+    this.refreshForwarding?.install(pubsub)
     pubsub.addEventListener('message', this.onMessage)
     pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
     this.unsubscribeRegistry = this.options.registry.onChange((reason) => { this.changed(reason) })
