@@ -24,8 +24,9 @@ import type { PubSub } from './pubsub.ts'
 import { fastMessageId } from './fast-msg-id.ts'
 import { applyGoRulesToFloodsub, goMessageId, skipAuthorInGossipsub } from './pubsub-go-rules.ts'
 
-/** The identify protocol version every aicn and Go node announces. */
-export const PROTOCOL_VERSION = 'aicn/0.0.1'
+import { PROTOCOL_VERSION } from './protocol-version.ts'
+
+export { PROTOCOL_VERSION }
 
 export interface HostServices extends Record<string, unknown> {
   identify: unknown

@@ -80,8 +80,8 @@ export class RefreshForwarding {
     target.forwardMessage = function (msgIdStr, rawMsg, propagationSource, excludePeers) {
       const skipped = policy.skip(rawMsg)
       if (skipped !== undefined && skipped.size > 0) {
-        for (const peer of excludePeers ?? []) skipped.add(peer)
         policy.stats.skipped += skipped.size
+        for (const peer of excludePeers ?? []) skipped.add(peer)
         excludePeers = skipped
       }
       forward.call(this, msgIdStr, rawMsg, propagationSource, excludePeers)
