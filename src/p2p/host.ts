@@ -23,6 +23,7 @@ import { PskMismatches, watchedPreSharedKey } from './psk-watch.ts'
 import type { PubSub } from './pubsub.ts'
 import { fastMessageId } from './fast-msg-id.ts'
 import { applyGoRulesToFloodsub, goMessageId, skipAuthorInGossipsub } from './pubsub-go-rules.ts'
+import { CONNECTION_PING_MS, EVENT_LOOP_SAMPLE_MS, gossipTimers } from './idle-tuning.ts'
 
 import { PROTOCOL_VERSION } from './protocol-version.ts'
 
@@ -121,6 +122,7 @@ export async function createHost (options: HostOptions): Promise<Host> {
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: { maxConnections, dialTimeout },
+    connectionMonitor: { pingInterval: CONNECTION_PING_MS },
     peerDiscovery: bootstrapList.length > 0 ? [bootstrap({ list: bootstrapList, timeout: 0 })] : [],
     metrics: options.metricsRegistry == null
       ? undefined
@@ -128,15 +130,14 @@ export async function createHost (options: HostOptions): Promise<Host> {
         registry: options.metricsRegistry,
         // prom-client samples the event loop's delay with a libuv timer every 10 ms by default: 100
         // wake-ups a second on an idle node, the largest part of its idle CPU (docs/benchmarks.md
-        // "Start-up and idle"). Once a second still gives the lag's distribution.
+        // "Start-up and idle"). Sampled every EVENT_LOOP_SAMPLE_MS instead (src/p2p/idle-tuning.ts).
         defaultMetrics: { eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS }
       }),
     services: services as any
   }) as unknown as Host
 }
 
-/** How often prom-client's nodejs_eventloop_lag metrics sample the event loop. */
-export const EVENT_LOOP_SAMPLE_MS = 1000
+export { EVENT_LOOP_SAMPLE_MS }
 
 /** The mesh degree an input node accepts: every worker connected to it (bounded by the connection limit). */
 const HUB_MESH_MAX = 1000
@@ -164,7 +165,9 @@ async function pubsubFactory (config: Config): Promise<(components: any) => unkn
     // for the next gossip round (about 1 s a hop, measured).
     // The default score punishes many peers behind one IP; behind one NAT (a GPU farm) or on loopback that
     // silenced every node past the 14th (measured), and a private network admits its peers by key anyway.
-    scoreParams: { IPColocationFactorWeight: 0 },
+    // Workers wake less often (src/p2p/idle-tuning.ts).
+    ...gossipTimers(config.Swarm.RelayService.Enabled),
+    scoreParams: { IPColocationFactorWeight: 0, ...gossipTimers(config.Swarm.RelayService.Enabled).scoreParams },
     // A relaying (input) node is the hub of a star: workers connect to input nodes, not to each other.
     // With gossipsub's default Dhi of 12 it refused the mesh to every further worker, which then heard
     // heartbeats only through IHAVE gossip, a second late or (gossip goes to a few random peers) never:
