@@ -33,6 +33,7 @@ import type { JobRunner } from '../../src/jobs/types.ts'
 import type { ViewProject } from '../../src/registry/view-types.ts'
 import { silentLogger } from '../../src/logger.ts'
 import type { Host } from '../../src/p2p/host.ts'
+import { CONNECTION_PING_MS } from '../../src/p2p/idle-tuning.ts'
 import { MIN_REFRESH_MS, RESYNC_MS, VIEW_PROTOCOL } from '../../src/registry/view-sync.ts'
 
 export const MESHSUB = '/meshsub/1.1.0'
@@ -155,6 +156,8 @@ export class SimPeer {
     this.host = await createLibp2p({
       privateKey: this.privateKey,
       addresses: { listen: [] },
+      // As a real worker (src/p2p/host.ts): its connection monitor pings the input node every 30 s.
+      connectionMonitor: { pingInterval: CONNECTION_PING_MS },
       // Each simulated worker dials from an address of its own in 127.0.0.0/8: the input node refuses more
       // than 5 new connections a second from one address (libp2p's inboundConnectionThreshold).
       transports: [tcp({ dialOpts: { localAddress: this.localAddress } as any })],
