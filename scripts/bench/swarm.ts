@@ -255,6 +255,9 @@ async function main (): Promise<void> {
   const jobCpu = cpuMs(pid) - jobCpu0
   out.push(`jobs: ${load.ok} ok, ${load.errors} errors${load.firstErrors.length > 0 ? ` (${load.firstErrors[0]})` : ''} in ${load.seconds.toFixed(1)} s = ${load.rps.toFixed(0)} jobs/s at concurrency ${CONCURRENCY}; p50 ${load.latency.median.toFixed(1)} ms, p99 ${load.latency.p99.toFixed(1)} ms; ` +
     `${load.servedBy.size} peers served; input CPU ${(jobCpu / Math.max(1, load.ok)).toFixed(2)} ms per job; input RSS after ${rssMb(pid).toFixed(0)} MB`)
+  // An input node that died (seen once on main at N = 500 and once at N = 1,000 under a load average of
+  // 10): what it said last, where the harness kept it.
+  if (!Number.isFinite(rssMb(pid))) out.push(`the input node is gone; its last output: ${node.output.slice(-3000)}`)
   out.push(`load average after: ${await loadAverage()}`)
 
   await Promise.all(children.map(async (c) => await c.call({ type: 'stop' }, 30_000).catch(() => {})))
