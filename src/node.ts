@@ -62,11 +62,14 @@ import { NodeMetrics } from './metrics/node-metrics.ts'
 import { logPeerEvents, logPskMismatches, startSummary } from './metrics/operator-log.ts'
 import { statusRoutes, type NodeStatus } from './http/routes/status.ts'
 import { healthKey } from './registry/health-sync.ts'
+import { adoptOrListen, type EarlyApi } from './http/early.ts'
 
 export interface NodeOptions {
   configPath: string
   config: Config
   log: Logger
+  /** the API's listeners, opened before the node started (src/http/early.ts); opened here when absent */
+  early?: EarlyApi
 }
 
 export class AicnNode {
@@ -317,15 +320,16 @@ export class AicnNode {
       started('HTTP API', async () => { await http.close() })
       // Two listeners, one app: API.Addr (6000 by default) for the Go node's clients, API.WebAddr for
       // browsers and fetch-based SDKs, which refuse port 6000 (WHATWG fetch "bad ports").
-      const listening = await http.listen(config.API.Addr, 'API.Addr')
+      const listening = await adoptOrListen(http, options.early, config.API.Addr, 'API.Addr')
       ownListeners.push(`${listening.host}:${listening.port}`)
       log.info({ url: listening.url }, 'HTTP API listening')
-      const web = config.API.WebAddr === WEB_OFF ? undefined : await http.listen(config.API.WebAddr, 'API.WebAddr')
+      const web = config.API.WebAddr === WEB_OFF ? undefined : await adoptOrListen(http, options.early, config.API.WebAddr, 'API.WebAddr')
       if (web !== undefined) ownListeners.push(`${web.host}:${web.port}`)
       if (web !== undefined) log.info({ url: web.url }, 'web listener (browsers, fetch, SDKs) listening')
       webPort = web?.port
       urls.api = listening.url
       urls.web = web?.url ?? ''
+      options.early?.serve(http.requestListener)
       const served = local.projects().reduce((n, p) => n + p.models.length, 0)
       log.info({ peerId: identity.peerId, api: listening.url, web: web?.url, models: served, bootstrap: config.Bootstrap.length }, `node started: ${served} models registered, ${config.Bootstrap.length} bootstrap peers`)
 

@@ -26,6 +26,7 @@ import { fastMessageId } from './fast-msg-id.ts'
 import { applyGoRulesToFloodsub, goMessageId, skipAuthorInGossipsub } from './pubsub-go-rules.ts'
 import { TopicRateLimiter } from './topic-rate.ts'
 import { limitTopicRates, registerTopicRateMetrics, type HeldMessage } from './topic-limit.ts'
+import { CONNECTION_PING_MS, EVENT_LOOP_SAMPLE_MS, gossipTimers } from './idle-tuning.ts'
 import type { Logger } from '../logger.ts'
 
 /** The largest receive window a yamux stream grows to: what a peer may send on a stream beyond what its
@@ -37,8 +38,9 @@ import type { Logger } from '../logger.ts'
  * (scripts/bench/yamux-window.ts, docs/reliability.md) and still allows 20 MiB/s per stream at 100 ms RTT. */
 export const YAMUX_MAX_STREAM_WINDOW = 2 * 1024 * 1024
 
-/** The identify protocol version every aicn and Go node announces. */
-export const PROTOCOL_VERSION = 'aicn/0.0.1'
+import { PROTOCOL_VERSION } from './protocol-version.ts'
+
+export { PROTOCOL_VERSION }
 
 export interface HostServices extends Record<string, unknown> {
   identify: unknown
@@ -150,6 +152,7 @@ export async function createHost (options: HostOptions): Promise<Host> {
     connectionEncrypters: [noise()],
     streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: YAMUX_MAX_STREAM_WINDOW } })],
     connectionManager: { maxConnections, dialTimeout },
+    connectionMonitor: { pingInterval: CONNECTION_PING_MS },
     peerDiscovery: bootstrapList.length > 0 ? [bootstrap({ list: bootstrapList, timeout: 0 })] : [],
     metrics: options.metricsRegistry == null
       ? undefined
@@ -157,15 +160,14 @@ export async function createHost (options: HostOptions): Promise<Host> {
         registry: options.metricsRegistry,
         // prom-client samples the event loop's delay with a libuv timer every 10 ms by default: 100
         // wake-ups a second on an idle node, the largest part of its idle CPU (docs/benchmarks.md
-        // "Start-up and idle"). Once a second still gives the lag's distribution.
+        // "Start-up and idle"). Sampled every EVENT_LOOP_SAMPLE_MS instead (src/p2p/idle-tuning.ts).
         defaultMetrics: { eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS }
       }),
     services: services as any
   }) as unknown as Host
 }
 
-/** How often prom-client's nodejs_eventloop_lag metrics sample the event loop. */
-export const EVENT_LOOP_SAMPLE_MS = 1000
+export { EVENT_LOOP_SAMPLE_MS }
 
 /** The mesh degree an input node accepts: every worker connected to it (bounded by the connection limit). */
 const HUB_MESH_MAX = 1000
@@ -195,8 +197,9 @@ async function pubsubFactory (config: Config, limiter: TopicRateLimiter<HeldMess
     // silenced every node past the 14th (measured), and a private network admits its peers by key anyway.
     // A peer that floods the topic is penalised by the rate limiter (src/p2p/topic-rate.ts): its score
     // (-100 × the default weight 10) falls below the graylist threshold (-80), and gossipsub then ignores
-    // everything it sends until the penalty ends.
-    scoreParams: { IPColocationFactorWeight: 0, appSpecificScore: (peer: string) => limiter.score(peer) },
+    // everything it sends until the penalty ends. Workers wake less often (src/p2p/idle-tuning.ts).
+    ...timers,
+    scoreParams: { IPColocationFactorWeight: 0, appSpecificScore: (peer: string) => limiter.score(peer), ...timers.scoreParams },
     // A relaying (input) node is the hub of a star: workers connect to input nodes, not to each other.
     // With gossipsub's default Dhi of 12 it refused the mesh to every further worker, which then heard
     // heartbeats only through IHAVE gossip, a second late or (gossip goes to a few random peers) never:

@@ -17,6 +17,7 @@ import { countAnnouncedModels, decodeHeartbeat, encodeHeartbeat, isBroadcast, NO
 import { nextInterval } from '../registry/rhythm.ts'
 import { MAX_MODELS_PER_NODE } from '../registry/view-types.ts'
 import { SignedHeartbeats, VIEW_PROTOCOL, ViewSync, signEntry, type SignedPubSubMessage } from '../registry/view-sync.ts'
+import { RefreshForwarding } from './refresh-forwarding.ts'
 
 /** go-libp2p-pubsub's limit for one message; anything larger is rejected. */
 export const MAX_TOPIC_MESSAGE_BYTES = 1024 * 1024
@@ -63,6 +64,8 @@ export class Heartbeats {
   /** what the topic validator found, until receive() takes it (weak: a message not delivered is dropped) */
   private readonly checked = new WeakMap<PubSubMessage, TopicCheck>()
   private readonly sync?: ViewSync
+  /** narrows the forwarding of unchanged heartbeats to peers that keep fresh by view sync */
+  readonly refreshForwarding?: RefreshForwarding
   private readonly onMessage = (event: CustomEvent<PubSubMessage>): void => { this.receive(event.detail) }
   // A node that just joined the topic has not heard us yet (our last heartbeat may be minutes old).
   private readonly onSubscriptionChange = (event: CustomEvent<SubscriptionChange>): void => {
@@ -73,7 +76,10 @@ export class Heartbeats {
     this.options = options
     this.self = options.host.peerId.toString()
     if (options.viewSync !== false) {
+      const forwarding = this.refreshForwarding = new RefreshForwarding(options.topic)
       this.sync = new ViewSync({
+        served: (peer) => { forwarding.synced(peer) },
+        refreshMs: options.intervalMs,
         host: options.host as any,
         topic: options.topic,
         store: this.signed,
@@ -90,6 +96,7 @@ export class Heartbeats {
     const { host, topic, intervalMs } = this.options
     const pubsub = host.services.pubsub
     pubsub.topicValidators.set(topic, (peer, message) => this.validate(peer, message))
+    this.refreshForwarding?.install(pubsub)
     pubsub.addEventListener('message', this.onMessage)
     pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
     this.unsubscribeRegistry = this.options.registry.onChange((reason) => { this.changed(reason) })

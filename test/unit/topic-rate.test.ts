@@ -160,6 +160,9 @@ describe('TopicRateLimiter', () => {
 })
 
 describe('view sync request budget', () => {
+  /** a peer ID as far as the view sync's budget looks at it */
+  const peer = (name: string): any => ({ toString: () => name })
+
   function fakeStream (): { stream: any, aborted: () => boolean, closed: () => boolean } {
     let aborted = false
     let closed = false
@@ -174,7 +177,7 @@ describe('view sync request budget', () => {
     const outcomes: string[] = []
     for (let i = 0; i < 10; i++) {
       const s = fakeStream()
-      sync.admit(s.stream, 'asker')
+      sync.admit(s.stream, peer('asker'))
       await new Promise((resolve) => setImmediate(resolve))
       outcomes.push(s.aborted() ? 'refused' : s.closed() ? 'served' : 'pending')
     }
@@ -182,12 +185,12 @@ describe('view sync request budget', () => {
     assert.equal(sync.refused, 7)
     // Another peer is not affected.
     const other = fakeStream()
-    sync.admit(other.stream, 'joiner')
+    sync.admit(other.stream, peer('joiner'))
     await new Promise((resolve) => setImmediate(resolve))
     assert.equal(other.closed(), true)
     c.advance(20_000)
     const again = fakeStream()
-    sync.admit(again.stream, 'asker')
+    sync.admit(again.stream, peer('asker'))
     await new Promise((resolve) => setImmediate(resolve))
     assert.equal(again.closed(), true)
   })
