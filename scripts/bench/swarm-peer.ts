@@ -35,7 +35,8 @@ import type { ViewProject } from '../../src/registry/view-types.ts'
 import { silentLogger } from '../../src/core/logger.ts'
 import type { Host } from '../../src/p2p/host.ts'
 import { componentsOf } from '../../src/p2p/components.ts'
-import { RESYNC_MS, VIEW_PROTOCOL } from '../../src/registry/view-sync.ts'
+import { CONNECTION_PING_MS } from '../../src/p2p/idle-tuning.ts'
+import { MIN_REFRESH_MS, RESYNC_MS, VIEW_PROTOCOL } from '../../src/registry/view-sync.ts'
 
 export const MESHSUB = '/meshsub/1.1.0'
 const SIGN_PREFIX = new TextEncoder().encode('libp2p-pubsub:')
@@ -133,6 +134,7 @@ export class SimPeer {
   private soonAt = Infinity
   private lastPublished = 0
   private periodic?: NodeJS.Timeout
+  private refresher?: NodeJS.Timeout
   private stopped = false
   joined = false
   dialAttempts = 0
@@ -156,6 +158,8 @@ export class SimPeer {
     this.host = await createLibp2p({
       privateKey: this.privateKey,
       addresses: { listen: [] },
+      // As a real worker (src/p2p/host.ts): its connection monitor pings the input node every 30 s.
+      connectionMonitor: { pingInterval: CONNECTION_PING_MS },
       // Each simulated worker dials from an address of its own in 127.0.0.0/8: the input node refuses more
       // than 5 new connections a second from one address (libp2p's inboundConnectionThreshold).
       transports: [tcp({ dialOpts: { localAddress: this.localAddress } as any })],
@@ -206,6 +210,19 @@ export class SimPeer {
       await this.syncView()
       // As src/registry/view-sync.ts: once more RESYNC_MS later, for nodes that joined at the same time.
       for (const ms of RESYNC_MS) setTimeout(() => { if (this.joined && !this.stopped) void this.syncView() }, ms)
+      // As ViewSync's refresh (src/registry/view-sync.ts): again every 0.8–0.9 of the heartbeat interval,
+      // which keeps the other nodes fresh now that the input node does not forward their unchanged
+      // heartbeats (src/protocols/refresh-forwarding.ts). A real network's workers joined at all sorts
+      // of times: the first refresh comes at a random phase, not 0.8 intervals after this burst of joins.
+      if (this.refresher === undefined) {
+        const every = (): number => Math.max(MIN_REFRESH_MS, this.proc.settings.intervalMs) * (0.8 + Math.random() * 0.1)
+        const tick = (): void => {
+          if (this.stopped) return
+          if (this.joined) void this.syncView()
+          this.refresher = setTimeout(tick, every())
+        }
+        this.refresher = setTimeout(tick, Math.random() * every())
+      }
     }
     if (this.periodic !== undefined) return
     // A real worker's heartbeat at start reaches nobody before it is connected; it goes out when the input
@@ -249,6 +266,7 @@ export class SimPeer {
     this.stopped = true
     clearTimeout(this.soonTimer)
     clearTimeout(this.periodic)
+    clearTimeout(this.refresher)
     clearInterval(this.periodic)
     try { await this.host?.stop() } catch {}
   }

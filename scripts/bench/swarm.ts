@@ -4,7 +4,9 @@
 //
 //   npm run build && node dist/scripts/bench/swarm.js --peers N [--procs 2] [--rounds 3] [--rest-seconds 30]
 //        [--jobs 1000] [--job-seconds 30] [--concurrency 16] [--heartbeat 180s] [--answer-joins auto|true|false]
-//        [--join-seconds 300] [--converge-seconds 180] [--profile DIR]
+//        [--join-seconds 300] [--converge-seconds 180] [--profile DIR] [--rest-profile DIR]
+// --rest-profile: a CPU profile of the input node over the rest window only, through its inspector; run
+// as `node --experimental-websocket dist/scripts/bench/swarm.js … --rest-profile DIR` on Node 20.
 //
 // Phases: (1) the N peers join (each from its own 127.1.x.y address: libp2p refuses more than 5 new
 // connections a second per address; at most 8 dials in flight in all: libp2p's maxIncomingPendingConnections
@@ -30,6 +32,7 @@ import { call, closedLoop, cpuMs, loadAverage, log, onCleanup, pollListed, runBe
 import { MESSAGES, REPLY, intArg, rssMb } from './lib.ts'
 import type { ChildCommand, ChildStart } from './swarm-child.ts'
 import { topFunctions } from './profile-top.ts'
+import { inspectorUrl, startProfile } from './inspector-profile.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -44,7 +47,8 @@ const { values: args } = parseArgs({
     'answer-joins': { type: 'string', default: 'auto' },
     'join-seconds': { type: 'string', default: '300' },
     'converge-seconds': { type: 'string', default: '180' },
-    profile: { type: 'string' }
+    profile: { type: 'string' },
+    'rest-profile': { type: 'string' }
   }
 })
 const PEERS = intArg(args.peers, 100, 'peers', 2000)
@@ -100,18 +104,21 @@ class Child {
   }
 }
 
+const sum = (statuses: any[], key: string): number => statuses.reduce((s, c) => s + Number(c[key] ?? 0), 0)
 const q = (x: number): string => Number.isFinite(x) ? x.toFixed(0) : '–'
 
 async function main (): Promise<void> {
   const out: string[] = [`swarm: ${PEERS} simulated peers in ${PROCS} processes; answer joins ${ANSWER_JOINS}; load average before: ${await loadAverage()}`]
   const profileDir = args.profile === undefined ? undefined : resolve(args.profile)
   if (profileDir !== undefined) await mkdir(profileDir, { recursive: true })
+  const restProfileDir = args['rest-profile'] === undefined ? undefined : resolve(args['rest-profile'])
+  if (restProfileDir !== undefined) await mkdir(restProfileDir, { recursive: true })
   const [input] = await startBatch(1, {
     mode: 'input',
     psk: PSK,
     // --profile: the input node runs with --cpu-prof; it is stopped with SIGTERM at the end so that Node
     // writes the profile, and the top functions are printed (the whole run: joins, rest, spread, jobs).
-    nodeArgs: profileDir === undefined ? undefined : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`],
+    nodeArgs: profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : restProfileDir !== undefined ? ['--inspect=127.0.0.1:0'] : undefined,
     edit: (config: any) => {
       config.App.PeersCollect.HeartbeatInterval = args.heartbeat
       config.Swarm.ConnMgr.HighWater = Math.max(config.Swarm.ConnMgr.HighWater, PEERS + 100)
@@ -176,6 +183,9 @@ async function main (): Promise<void> {
   // (2) Idle.
   await sleep(10_000)
   const before = await Promise.all(children.map(async (c) => await c.call({ type: 'status' })))
+  const inspector = restProfileDir === undefined ? undefined : inspectorUrl(node.output)
+  if (restProfileDir !== undefined && inspector === undefined) log('--rest-profile: the input node printed no inspector URL')
+  const stopProfile = inspector === undefined ? undefined : await startProfile(inspector, join(restProfileDir!, `rest-${PEERS}.cpuprofile`))
   const idle0 = cpuMs(pid)
   const i0 = performance.now()
   await sleep(REST_MS)
@@ -183,10 +193,17 @@ async function main (): Promise<void> {
   const idleSecs = (performance.now() - i0) / 1000
   const after = await Promise.all(children.map(async (c) => await c.call({ type: 'status' })))
   const idlePct = idleMs / idleSecs / 10
+  if (stopProfile !== undefined) {
+    await stopProfile()
+    out.push(`profile of the input node at rest (${join(restProfileDir!, `rest-${PEERS}.cpuprofile`)}):`, ...(await topFunctions(join(restProfileDir!, `rest-${PEERS}.cpuprofile`), 25)))
+  }
   const inputRss = rssMb(pid)
   const simCpuPct = (after.reduce((s, c) => s + c.cpuMs, 0) - before.reduce((s, c) => s + c.cpuMs, 0)) / idleSecs / 10
   out.push(`idle (${idleSecs.toFixed(0)} s): input node ${idlePct.toFixed(2)} % of a core (${(idleMs / idleSecs).toFixed(1)} ms/s, ${(idleMs / idleSecs / PEERS).toFixed(3)} ms/s per peer), RSS ${inputRss.toFixed(0)} MB; ` +
-    `simulated peers ${simCpuPct.toFixed(1)} % of a core in all, RSS ${after.map((c) => c.rssMb.toFixed(0)).join(' + ')} MB; prunes seen ${after.reduce((s, c) => s + c.prunes, 0)}`)
+    `simulated peers ${simCpuPct.toFixed(1)} % of a core in all, RSS ${after.map((c) => c.rssMb.toFixed(0)).join(' + ')} MB; prunes seen ${after.reduce((s, c) => s + c.prunes, 0)}; ` +
+    // What the input node sent at rest: every message a simulated peer received came from it (the peers
+    // are connected only to the input node), against the heartbeats the peers published meanwhile.
+    `at rest the peers published ${sum(after, 'published') - sum(before, 'published')} heartbeats and received ${sum(after, 'received') - sum(before, 'received')} messages`)
 
   // (3) Spread rounds.
   const p50s: number[] = []
@@ -238,6 +255,9 @@ async function main (): Promise<void> {
   const jobCpu = cpuMs(pid) - jobCpu0
   out.push(`jobs: ${load.ok} ok, ${load.errors} errors${load.firstErrors.length > 0 ? ` (${load.firstErrors[0]})` : ''} in ${load.seconds.toFixed(1)} s = ${load.rps.toFixed(0)} jobs/s at concurrency ${CONCURRENCY}; p50 ${load.latency.median.toFixed(1)} ms, p99 ${load.latency.p99.toFixed(1)} ms; ` +
     `${load.servedBy.size} peers served; input CPU ${(jobCpu / Math.max(1, load.ok)).toFixed(2)} ms per job; input RSS after ${rssMb(pid).toFixed(0)} MB`)
+  // An input node that died (seen once on main at N = 500 and once at N = 1,000 under a load average of
+  // 10): what it said last, where the harness kept it.
+  if (!Number.isFinite(rssMb(pid))) out.push(`the input node is gone; its last output: ${node.output.slice(-3000)}`)
   out.push(`load average after: ${await loadAverage()}`)
 
   await Promise.all(children.map(async (c) => await c.call({ type: 'stop' }, 30_000).catch(() => {})))

@@ -1,8 +1,11 @@
 // `aicn daemon` / `aicn start`: run the node until SIGINT/SIGTERM.
 import { rm, writeFile, rename } from 'node:fs/promises'
 import { loadConfig } from '../config/index.ts'
+import { WEB_OFF } from '../config/defaults.ts'
 import { createLogger } from '../core/logger.ts'
-import { AicnNode } from '../node/node.ts'
+import { EarlyApi } from '../api/early.ts'
+import { PROTOCOL_VERSION } from '../p2p/protocol-version.ts'
+import { AGENT_VERSION } from '../core/version.ts'
 import { apiFilePath, defaultDir, findConfig } from './paths.ts'
 import { initNode } from './init.ts'
 
@@ -24,7 +27,19 @@ export async function runDaemon (options: DaemonOptions, out: Output): Promise<v
   const configPath = await resolveConfigPath(options, out)
   const config = await loadConfig(configPath)
   const log = createLogger({ level: config.App.LogLevel, output: config.App.LogOutput, file: config.App.LogFile, format: config.App.LogFormat })
-  const node = await AicnNode.start({ configPath, config, log })
+  // The API listens first and says who we are while the node loads and starts (src/api/early.ts); the
+  // node (libp2p and everything else) is loaded only now, not with the CLI.
+  const early = new EarlyApi({ peer_id: config.Identity.PeerID, protocol_version: PROTOCOL_VERSION, agent_version: AGENT_VERSION }, { allowedOrigins: config.API.AllowedOrigins, allowedHosts: config.API.AllowedHosts })
+  let node
+  try {
+    await early.listen(config.API.Addr, 'API.Addr', log)
+    if (config.API.WebAddr !== WEB_OFF) await early.listen(config.API.WebAddr, 'API.WebAddr', log)
+    const { AicnNode } = await import('../node/node.ts')
+    node = await AicnNode.start({ configPath, config, log, early })
+  } catch (err) {
+    await early.close()
+    throw err
+  }
 
   const apiFile = apiFilePath(configPath)
   const temp = `${apiFile}.${process.pid}.tmp`

@@ -4,15 +4,19 @@ import '../core/polyfill.ts'
 import { Command, CommanderError } from 'commander'
 import { ConfigError, UsageError } from '../core/errors.ts'
 import { VERSION } from '../core/version.ts'
-import { resolveConfigPath, runDaemon, type Output } from './daemon.ts'
-import { initNode } from './init.ts'
-import { runPeerKey, runPsk } from './keys.ts'
+import type { Output } from './daemon.ts'
 import { defaultDir, findConfig } from './paths.ts'
-import { runKeys } from './keys-admin.ts'
-import { runStatus } from './status.ts'
-import { runModelsList, runModelsRegister, runModelsUnregister } from './models.ts'
-import { runBackground, runWait } from './wait.ts'
 import { parseDuration } from '../core/duration.ts'
+
+// Each command loads its own modules when it runs (`aicn init` need not load libp2p, `aicn daemon` need
+// not load the CLI's clients): loading is most of a command's time (docs/benchmarks.md "Start-up and idle").
+const daemon = async (): Promise<typeof import('./daemon.ts')> => await import('./daemon.ts')
+const init = async (): Promise<typeof import('./init.ts')> => await import('./init.ts')
+const keyFiles = async (): Promise<typeof import('./keys.ts')> => await import('./keys.ts')
+const keysAdmin = async (): Promise<typeof import('./keys-admin.ts')> => await import('./keys-admin.ts')
+const status = async (): Promise<typeof import('./status.ts')> => await import('./status.ts')
+const modelsCli = async (): Promise<typeof import('./models.ts')> => await import('./models.ts')
+const wait = async (): Promise<typeof import('./wait.ts')> => await import('./wait.ts')
 
 // eslint-disable-next-line no-console -- the CLI is the one place that prints for people
 const out: Output = { line: (text) => { console.log(text) } }
@@ -38,7 +42,7 @@ function program (): Command {
     .option('--psk <hex>', 'pre-shared key of a private network (64 hex characters)')
     .option('--network <name>', 'join a known public network from bootstrap-nodes.json, e.g. "dbc"')
     .action(async (mode: string, opts: { dir?: string, listen?: string[], api?: string, web?: string, bootstrap?: string[], psk?: string, network?: string }) => {
-      const result = await initNode({ mode, dir: opts.dir ?? defaultDir(), ...opts })
+      const result = await (await init()).initNode({ mode, dir: opts.dir ?? defaultDir(), ...opts })
       out.line(`Generate peer key success at ${result.keyPath}`)
       out.line('Important notice: please keep this key file; it is the node\'s identity.')
       out.line(`Peer ID: ${result.identity.peerId}`)
@@ -53,7 +57,8 @@ function program (): Command {
       .option('--config <file>', 'config file (default: worker.json or input.json in $AICN_PATH or ~/.aicn, created on first run)')
       .option('--background', 'start the node in the background, logging to daemon.log next to the config, and return once it is ready')
       .action(async (opts: { config?: string, background?: boolean }) => {
-        if (opts.background === true) await runBackground(await resolveConfigPath(opts, out), process.argv[1] ?? '', out)
+        const { resolveConfigPath, runDaemon } = await daemon()
+        if (opts.background === true) await (await wait()).runBackground(await resolveConfigPath(opts, out), process.argv[1] ?? '', out)
         else await runDaemon(opts, out)
       })
   }
@@ -65,13 +70,13 @@ function program (): Command {
     .description('wait until the node is ready (for scripts: "aicn daemon ... &" then "aicn wait")')
     .option(configOption, configHelp)
     .option('--timeout <duration>', 'give up after this long, e.g. 30s', '60s')
-    .action(async (opts: { config?: string, timeout: string }) => { await runWait(await findConfig(opts.config), durationMs(opts.timeout), out) })
+    .action(async (opts: { config?: string, timeout: string }) => { await (await wait()).runWait(await findConfig(opts.config), durationMs(opts.timeout), out) })
 
   cli.command('status')
     .description('one screen on the running node: listeners, peers, models and their health, jobs and errors in the last minute')
     .option(configOption, configHelp)
     .option('--json', 'print the status as JSON')
-    .action(async (opts: { config?: string, json?: boolean }) => { await runStatus(await findConfig(opts.config), out, { json: opts.json }) })
+    .action(async (opts: { config?: string, json?: boolean }) => { await (await status()).runStatus(await findConfig(opts.config), out, { json: opts.json }) })
 
   const models = cli.command('models').description('the model servers beside this node (through the running node)')
   models.command('register')
@@ -83,13 +88,13 @@ function program (): Command {
     .option('--cid <cid>', 'a container id, to register several copies of one model', '')
     .option(configOption, configHelp)
     .action(async (opts: { project: string, model: string, api: string, type: string, cid: string, config?: string }) => {
-      await runModelsRegister(await findConfig(opts.config), opts, out)
+      await (await modelsCli()).runModelsRegister(await findConfig(opts.config), opts, out)
     })
   models.command('list')
     .description('the models registered on this node and their health')
     .option('--json', 'print JSON')
     .option(configOption, configHelp)
-    .action(async (opts: { json?: boolean, config?: string }) => { await runModelsList(await findConfig(opts.config), out, { json: opts.json }) })
+    .action(async (opts: { json?: boolean, config?: string }) => { await (await modelsCli()).runModelsList(await findConfig(opts.config), out, { json: opts.json }) })
   models.command('unregister')
     .description('remove a model registration')
     .requiredOption('--project <name>', 'project')
@@ -97,13 +102,13 @@ function program (): Command {
     .option('--cid <cid>', 'the container id it was registered with', '')
     .option(configOption, configHelp)
     .action(async (opts: { project: string, model: string, cid: string, config?: string }) => {
-      await runModelsUnregister(await findConfig(opts.config), opts, out)
+      await (await modelsCli()).runModelsUnregister(await findConfig(opts.config), opts, out)
     })
 
   cli.command('peerkey')
     .description('load a peer key file, or create a secp256k1 one, and print its keys and peer ID')
     .argument('<file>')
-    .action(async (file: string) => { await runPeerKey(file, out) })
+    .action(async (file: string) => { await (await keyFiles()).runPeerKey(file, out) })
 
   const keys = cli.command('keys').description('manage the gateway\'s access keys (through the running node, or directly when it is stopped)')
   const number = (name: string) => (value: string): number => {
@@ -121,22 +126,22 @@ function program (): Command {
     .option('--daily <n>', 'requests per day (default: unlimited)', number('daily'))
     .option('--balance <usd>', 'prepaid balance in USD, charged per token (default: not metered)', number('balance'))
     .action(async (opts: { config?: string, name: string, models?: string, rpm?: number, concurrency?: number, daily?: number, balance?: number }) => {
-      await runKeys(await findConfig(opts.config), {
+      await (await keysAdmin()).runKeys(await findConfig(opts.config), {
         action: 'create', name: opts.name, models: opts.models?.split(',').map((m) => m.trim()).filter((m) => m !== ''), rpm: opts.rpm, concurrency: opts.concurrency, daily: opts.daily, balanceUsd: opts.balance
       }, out)
     })
   keys.command('list').description('list the keys').option(configOption, configHelp).option('--json', 'print JSON')
-    .action(async (opts: { config?: string, json?: boolean }) => { await runKeys(await findConfig(opts.config), { action: 'list' }, out, { json: opts.json }) })
+    .action(async (opts: { config?: string, json?: boolean }) => { await (await keysAdmin()).runKeys(await findConfig(opts.config), { action: 'list' }, out, { json: opts.json }) })
   keys.command('topup').description('add USD to a key\'s balance').argument('<id>').argument('<usd>', 'amount in USD', number('usd')).option(configOption, configHelp)
-    .action(async (id: string, usd: number, opts: { config?: string }) => { await runKeys(await findConfig(opts.config), { action: 'topup', id, usd }, out) })
+    .action(async (id: string, usd: number, opts: { config?: string }) => { await (await keysAdmin()).runKeys(await findConfig(opts.config), { action: 'topup', id, usd }, out) })
   keys.command('revoke').description('revoke a key').argument('<id>').option(configOption, configHelp)
-    .action(async (id: string, opts: { config?: string }) => { await runKeys(await findConfig(opts.config), { action: 'revoke', id }, out) })
+    .action(async (id: string, opts: { config?: string }) => { await (await keysAdmin()).runKeys(await findConfig(opts.config), { action: 'revoke', id }, out) })
   keys.command('usage').description('usage per key and model').option('--id <id>', 'only this key').option(configOption, configHelp).option('--json', 'print JSON')
-    .action(async (opts: { config?: string, id?: string, json?: boolean }) => { await runKeys(await findConfig(opts.config), { action: 'usage', id: opts.id }, out, { json: opts.json }) })
+    .action(async (opts: { config?: string, id?: string, json?: boolean }) => { await (await keysAdmin()).runKeys(await findConfig(opts.config), { action: 'usage', id: opts.id }, out, { json: opts.json }) })
 
   cli.command('psk')
     .description('print a fresh pre-shared key for a private network')
-    .action(() => { runPsk(out) })
+    .action(async () => { (await keyFiles()).runPsk(out) })
 
   cli.command('version')
     .description('print the version')

@@ -22,6 +22,26 @@ export const DEFAULT_TOPIC_NAME = 'DeepBrainChain'
 /** The Go network's DHT protocol prefix (`/dbc/kad/1.0.0`). */
 export const DEFAULT_PROTOCOL_PREFIX = '/dbc'
 
+/** The job budgets' defaults (src/p2p/peer-budget.ts; docs/protocols.md, "Budgets"). */
+export const DEFAULT_JOB_BUDGETS = {
+  PeerStreams: 128,
+  NodeStreams: 1024,
+  PeerHeldBytes: 16 * 1024 * 1024,
+  NodeHeldBytes: 64 * 1024 * 1024,
+  PeerJobRate: 1000,
+  PeerJobBurst: 2000
+} as const
+
+/** The topic's and view sync's rate limits (src/p2p/topic-rate.ts, src/registry/view-sync.ts). An honest
+ * node publishes at most 5 heartbeats a second (src/protocols/heartbeat.ts); a relay forwards every node's. */
+export const DEFAULT_TOPIC_RATES = {
+  AuthorRate: 5,
+  AuthorBurst: 40,
+  PeerRate: 100,
+  PeerBurst: 1000,
+  PeerViewSyncs: 10
+} as const
+
 export type FieldSpec =
   /** `default` replaces a missing or empty string */
   | { kind: 'string', default?: string }
@@ -57,7 +77,17 @@ export const CONFIG_SPEC = obj({
     DialTimeout: str()
   }),
   // The Go node always runs pubsub; the file's value is ignored there, so we force it too.
-  Pubsub: obj({ Enabled: { kind: 'boolean', forced: true }, Router: str('gossipsub'), FloodPublish: bool }),
+  // AuthorRate … PeerViewSyncs are aicn's own rate limits on the topic and view sync (src/p2p/topic-rate.ts).
+  Pubsub: obj({
+    Enabled: { kind: 'boolean', forced: true },
+    Router: str('gossipsub'),
+    FloodPublish: bool,
+    AuthorRate: int(DEFAULT_TOPIC_RATES.AuthorRate),
+    AuthorBurst: int(DEFAULT_TOPIC_RATES.AuthorBurst),
+    PeerRate: int(DEFAULT_TOPIC_RATES.PeerRate),
+    PeerBurst: int(DEFAULT_TOPIC_RATES.PeerBurst),
+    PeerViewSyncs: int(DEFAULT_TOPIC_RATES.PeerViewSyncs)
+  }),
   Routing: obj({ Type: str('auto'), ProtocolPrefix: str() }),
   App: obj({
     LogLevel: str('info'),
@@ -83,7 +113,17 @@ export const CONFIG_SPEC = obj({
   }),
   // aicn's own: job timeouts per kind, as the Go node's fixed ones (chat 3 min, images 5 min), and the
   // IPFS nodes image/gen may upload to (empty: loopback only; src/jobs/ipfs.ts).
-  Jobs: obj({ Timeouts: obj({ Chat: str('3m'), ImageGen: str('5m'), ImageEdit: str('5m'), Embedding: str('3m'), Completion: str('3m') }), IpfsNodes: strings }),
+  // PeerStreams … PeerJobBurst: the job budgets (src/p2p/peer-budget.ts).
+  Jobs: obj({
+    Timeouts: obj({ Chat: str('3m'), ImageGen: str('5m'), ImageEdit: str('5m'), Embedding: str('3m'), Completion: str('3m') }),
+    IpfsNodes: strings,
+    PeerStreams: int(DEFAULT_JOB_BUDGETS.PeerStreams),
+    NodeStreams: int(DEFAULT_JOB_BUDGETS.NodeStreams),
+    PeerHeldBytes: int(DEFAULT_JOB_BUDGETS.PeerHeldBytes),
+    NodeHeldBytes: int(DEFAULT_JOB_BUDGETS.NodeHeldBytes),
+    PeerJobRate: int(DEFAULT_JOB_BUDGETS.PeerJobRate),
+    PeerJobBurst: int(DEFAULT_JOB_BUDGETS.PeerJobBurst)
+  }),
   AIProjects: {
     kind: 'array',
     items: obj({

@@ -1,7 +1,7 @@
 // The configs `aicn init` writes (reference §2.4), with deliberate safety differences from the Go
 // templates: loopback-only defaults, no UPnP/NAT-PMP, no published PSK, no auto-upgrade, gossipsub.
 // docs/config.md lists them.
-import { DEFAULT_API_ADDR, DEFAULT_PROTOCOL_PREFIX, DEFAULT_TOPIC_NAME, DEFAULT_WEB_ADDR } from './defaults.ts'
+import { DEFAULT_API_ADDR, DEFAULT_JOB_BUDGETS, DEFAULT_PROTOCOL_PREFIX, DEFAULT_TOPIC_NAME, DEFAULT_TOPIC_RATES, DEFAULT_WEB_ADDR } from './defaults.ts'
 import type { Config } from './types.ts'
 
 export type TemplateMode = 'input' | 'worker'
@@ -50,7 +50,7 @@ export function createConfigTemplate (mode: TemplateMode, options: TemplateOptio
       DialTimeout: ''
     },
     // gossipsub falls back to /floodsub/1.0.0 for the Go nodes that speak only floodsub.
-    Pubsub: { Enabled: true, Router: 'gossipsub', FloodPublish: true },
+    Pubsub: { Enabled: true, Router: 'gossipsub', FloodPublish: true, ...DEFAULT_TOPIC_RATES },
     Routing: { Type: input ? 'dhtserver' : 'dhtclient', ProtocolPrefix: DEFAULT_PROTOCOL_PREFIX },
     App: {
       LogLevel: 'info',
@@ -67,7 +67,7 @@ export function createConfigTemplate (mode: TemplateMode, options: TemplateOptio
     Wire: { Mode: 'aicn' },
     // Prices follow seed 000: $1 per million input tokens, $3 per million output tokens.
     Gateway: { RequireKeys: 'auto', Projects: [], DefaultPrice: { InputPerMillionUsd: 1, OutputPerMillionUsd: 3 }, Prices: [] },
-    Jobs: { Timeouts: { Chat: '3m', ImageGen: '5m', ImageEdit: '5m', Embedding: '3m', Completion: '3m' }, IpfsNodes: [] },
+    Jobs: { Timeouts: { Chat: '3m', ImageGen: '5m', ImageEdit: '5m', Embedding: '3m', Completion: '3m' }, IpfsNodes: [], ...DEFAULT_JOB_BUDGETS },
     AIProjects: []
   }
 }

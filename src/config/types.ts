@@ -40,7 +40,20 @@ export interface Config {
     EnableAutoNATService: boolean
     DialTimeout: string
   }
-  Pubsub: { Enabled: boolean, Router: 'gossipsub' | 'floodsub', FloodPublish: boolean }
+  Pubsub: {
+    Enabled: boolean
+    Router: 'gossipsub' | 'floodsub'
+    FloodPublish: boolean
+    /** aicn's own (gossipsub): topic messages one author may publish a second (a token per started 64 KiB);
+     * over it only its newest message is let through, later (src/p2p/topic-rate.ts) */
+    AuthorRate: number
+    AuthorBurst: number
+    /** aicn's own (gossipsub): topic messages one peer may relay a second, over all authors */
+    PeerRate: number
+    PeerBurst: number
+    /** aicn's own: view syncs (/aicn/view/1.0.0) one peer may ask this node for a minute */
+    PeerViewSyncs: number
+  }
   Routing: { Type: 'auto' | 'none' | 'dhtclient' | 'dhtserver', ProtocolPrefix: string }
   App: {
     LogLevel: 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal'
@@ -68,6 +81,16 @@ export interface Config {
     Prices: Array<{ Model: string, InputPerMillionUsd: number, OutputPerMillionUsd: number }>
   }
   /** aicn's own: how long a job of each kind may run when the client sets no `timeout` (Go durations) */
-  Jobs: { Timeouts: { Chat: string, ImageGen: string, ImageEdit: string, Embedding: string, Completion: string }, IpfsNodes: string[] }
+  Jobs: {
+    Timeouts: { Chat: string, ImageGen: string, ImageEdit: string, Embedding: string, Completion: string }
+    IpfsNodes: string[]
+    /** the budgets of other peers' job streams on this node (src/p2p/peer-budget.ts, docs/protocols.md) */
+    PeerStreams: number
+    NodeStreams: number
+    PeerHeldBytes: number
+    NodeHeldBytes: number
+    PeerJobRate: number
+    PeerJobBurst: number
+  }
   AIProjects: AIProjectConfig[]
 }

@@ -56,6 +56,12 @@ export async function validateConfig (config: Config, options: ValidateOptions =
   if (swarm.DialTimeout !== '') checkDuration(swarm.DialTimeout, 'Swarm.DialTimeout', 'non-negative', report)
 
   checkOneOf(config.Pubsub.Router, PUBSUB_ROUTERS, 'Pubsub.Router', report)
+  const pubsub = config.Pubsub
+  checkRange(pubsub.AuthorRate, 'Pubsub.AuthorRate', 1, 100_000, report)
+  checkRange(pubsub.AuthorBurst, 'Pubsub.AuthorBurst', Math.max(1, pubsub.AuthorRate), 1_000_000, report)
+  checkRange(pubsub.PeerRate, 'Pubsub.PeerRate', 1, 1_000_000, report)
+  checkRange(pubsub.PeerBurst, 'Pubsub.PeerBurst', Math.max(1, pubsub.PeerRate), 10_000_000, report)
+  checkRange(pubsub.PeerViewSyncs, 'Pubsub.PeerViewSyncs', 1, 100_000, report)
   checkOneOf(config.Routing.Type, ROUTING_TYPES, 'Routing.Type', report)
   const prefix = config.Routing.ProtocolPrefix
   if (prefix !== '' && !/^\/\S*[^/\s]$/.test(prefix)) {
@@ -98,6 +104,14 @@ export async function validateConfig (config: Config, options: ValidateOptions =
 
   for (const [kind, value] of Object.entries(config.Jobs.Timeouts)) checkDuration(value, `Jobs.Timeouts.${kind}`, 'positive', report, MAX_JOB_MS)
   config.Jobs.IpfsNodes.forEach((entry, i) => { checkIpfsNodeEntry(entry, `Jobs.IpfsNodes[${i}]`, report) })
+  const jobs = config.Jobs
+  checkRange(jobs.PeerStreams, 'Jobs.PeerStreams', 1, 65_536, report)
+  checkRange(jobs.NodeStreams, 'Jobs.NodeStreams', Math.max(1, jobs.PeerStreams), 1_048_576, report)
+  // A job frame is up to 1 MiB (src/protocols/job/job-protocol.ts, maxFrameBytes): a peer must be able to hold two.
+  checkRange(jobs.PeerHeldBytes, 'Jobs.PeerHeldBytes', 2 * 1024 * 1024, 2 ** 32, report)
+  checkRange(jobs.NodeHeldBytes, 'Jobs.NodeHeldBytes', Math.max(2 * 1024 * 1024, jobs.PeerHeldBytes), 2 ** 40, report)
+  checkRange(jobs.PeerJobRate, 'Jobs.PeerJobRate', 1, 1_000_000, report)
+  checkRange(jobs.PeerJobBurst, 'Jobs.PeerJobBurst', Math.max(1, jobs.PeerJobRate), 10_000_000, report)
 
   config.AIProjects.forEach((project, i) => checkProject(project, `AIProjects[${i}]`, report))
 
@@ -124,6 +138,12 @@ function checkDuration (value: string, path: string, range: 'positive' | 'non-ne
   if (ms < 0) report(path, 'must not be negative')
   else if (ms === 0 && range === 'positive') report(path, 'must be greater than zero')
   else if (ms > maxMs) report(path, `must be at most ${formatMs(maxMs)}`)
+}
+
+/** An integer from `min` to `max`; the message names the range (and, for a lower bound taken from another
+ * key, the value it came from). */
+function checkRange (value: number, path: string, min: number, max: number, report: Report): void {
+  if (!Number.isSafeInteger(value) || value < min || value > max) report(path, `must be an integer from ${min} to ${max} (got ${value})`)
 }
 
 function formatMs (ms: number): string {

@@ -37,7 +37,7 @@ import { PeerTransport } from './peer-transport.ts'
 import { broadcastRpc, makeBroadcastHandlers } from '../compat/broadcast-rpc/index.ts'
 import { chatProxy as chatProxyService } from '../compat/chat-proxy/index.ts'
 import { jobProtocol } from '../protocols/job/index.ts'
-import { defaultBudgets, registerBudgetMetrics } from '../p2p/peer-budget.ts'
+import { budgetOptions, defaultBudgets, registerBudgetMetrics } from '../p2p/peer-budget.ts'
 import { jobTimeoutsFrom } from '../config/job-timeouts.ts'
 import { ModelClient } from '../models/client.ts'
 import { LocalExecutor } from '../jobs/local.ts'
@@ -62,11 +62,14 @@ import { NodeMetrics } from '../metrics/node-metrics.ts'
 import { logPeerEvents, logPskMismatches, startSummary } from '../metrics/operator-log.ts'
 import { statusRoutes, type NodeStatus } from '../api/routes/status.ts'
 import { healthKey } from '../registry/health-sync.ts'
+import { adoptOrListen, type EarlyApi } from '../api/early.ts'
 
 export interface NodeOptions {
   configPath: string
   config: Config
   log: Logger
+  /** the API's listeners, opened before the node started (src/api/early.ts); opened here when absent */
+  early?: EarlyApi
 }
 
 export class AicnNode {
@@ -131,7 +134,7 @@ export class AicnNode {
       const goWire = config.Wire.Mode === 'go'
       const timeoutsMs = jobTimeoutsFrom(config.Jobs)
       // One set of per-peer budgets for both job protocols (docs/protocols.md, "Budgets").
-      const budgets = defaultBudgets({ hangUp: async (peer) => { await host.hangUp(peer) } }, log)
+      const budgets = defaultBudgets({ hangUp: async (peer) => { await host.hangUp(peer) } }, log, budgetOptions(config.Jobs))
       registerBudgetMetrics(budgets, metrics)
       const bootstrapPeers = config.Bootstrap.map((a) => parseNodeAddr(a))
       const host = await createHost({
@@ -141,6 +144,7 @@ export class AicnNode {
         agentVersion: AGENT_VERSION,
         metricsRegistry: metrics,
         pskMismatches,
+        log,
         services: {
           rpc: rpcService({ agentVersion: AGENT_VERSION, log, serve: !goWire }),
           jobs: jobProtocol({ log, budgets, serve: !goWire }),
@@ -231,7 +235,8 @@ export class AicnNode {
         baseNodeType: (config.Swarm.RelayService.Enabled ? NODE_TYPE.PUBLIC_IP : 0) | (config.App.PeersCollect.Enabled ? NODE_TYPE.PEERS_COLLECT : 0),
         version: AGENT_VERSION,
         log,
-        privateKey: identity.privateKey
+        privateKey: identity.privateKey,
+        viewSyncsPerMinute: config.Pubsub.PeerViewSyncs
       })
       heartbeats.start()
       started('heartbeats', async () => { await heartbeats.stop() })
@@ -313,15 +318,16 @@ export class AicnNode {
       started('HTTP API', async () => { await http.close() })
       // Two listeners, one app: API.Addr (6000 by default) for the Go node's clients, API.WebAddr for
       // browsers and fetch-based SDKs, which refuse port 6000 (WHATWG fetch "bad ports").
-      const listening = await http.listen(config.API.Addr, 'API.Addr')
+      const listening = await adoptOrListen(http, options.early, config.API.Addr, 'API.Addr')
       ownListeners.push(`${listening.host}:${listening.port}`)
       log.info({ url: listening.url }, 'HTTP API listening')
-      const web = config.API.WebAddr === WEB_OFF ? undefined : await http.listen(config.API.WebAddr, 'API.WebAddr')
+      const web = config.API.WebAddr === WEB_OFF ? undefined : await adoptOrListen(http, options.early, config.API.WebAddr, 'API.WebAddr')
       if (web !== undefined) ownListeners.push(`${web.host}:${web.port}`)
       if (web !== undefined) log.info({ url: web.url }, 'web listener (browsers, fetch, SDKs) listening')
       webPort = web?.port
       urls.api = listening.url
       urls.web = web?.url ?? ''
+      options.early?.serve(http.requestListener)
       const served = local.projects().reduce((n, p) => n + p.models.length, 0)
       log.info({ peerId: identity.peerId, api: listening.url, web: web?.url, models: served, bootstrap: config.Bootstrap.length }, `node started: ${served} models registered, ${config.Bootstrap.length} bootstrap peers`)
 

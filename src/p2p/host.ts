@@ -7,6 +7,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { installYamuxWindowHysteresis } from './yamux-window.ts'
 import { installQuietLengthPrefixedDecoder } from './lp-decoder.ts'
+import { installBoundedPnetCipher } from './pnet-memory.ts'
 import { identify, identifyPush } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
@@ -23,9 +24,23 @@ import { PskMismatches, watchedPreSharedKey } from './psk-watch.ts'
 import type { PubSub } from './pubsub.ts'
 import { fastMessageId } from './fast-msg-id.ts'
 import { applyGoRulesToFloodsub, goMessageId, skipAuthorInGossipsub } from './pubsub-go-rules.ts'
+import { TopicRateLimiter } from './topic-rate.ts'
+import { limitTopicRates, registerTopicRateMetrics, type HeldMessage } from './topic-limit.ts'
+import { CONNECTION_PING_MS, EVENT_LOOP_SAMPLE_MS, gossipTimers } from './idle-tuning.ts'
+import type { Logger } from '../core/logger.ts'
 
-/** The identify protocol version every aicn and Go node announces. */
-export const PROTOCOL_VERSION = 'aicn/0.0.1'
+/** The largest receive window a yamux stream grows to: what a peer may send on a stream beyond what its
+ * reader took, e.g. on a job stream the job paused because its model server is slow. The library's
+ * default, 16 MiB per stream, let a peer make each paused stream hold up to the stream's read buffer
+ * (4 MiB in @libp2p/utils, then the stream is reset: an honest job fails) outside every budget
+ * (src/p2p/peer-budget.ts counts what the frame readers hold, not the muxer's buffer). 2 MiB stays
+ * below that buffer, carries bulk transfers between two processes on loopback as fast as 16 MiB
+ * (scripts/bench/yamux-window.ts, docs/reliability.md) and still allows 20 MiB/s per stream at 100 ms RTT. */
+export const YAMUX_MAX_STREAM_WINDOW = 2 * 1024 * 1024
+
+import { PROTOCOL_VERSION } from './protocol-version.ts'
+
+export { PROTOCOL_VERSION }
 
 export interface HostServices extends Record<string, unknown> {
   identify: unknown
@@ -50,6 +65,20 @@ export interface HostOptions {
   metricsRegistry?: import('prom-client').Registry
   /** told about peers that speak with another pre-shared key (src/p2p/psk-watch.ts) */
   pskMismatches?: PskMismatches
+  /** where a peer penalised for flooding the topic is logged */
+  log?: Logger
+}
+
+/** The topic's rate limits from the config (src/p2p/topic-rate.ts). */
+export function topicRateLimiter (config: Config, log?: Logger): TopicRateLimiter<HeldMessage> {
+  const p = config.Pubsub
+  return new TopicRateLimiter<HeldMessage>({
+    authorRate: p.AuthorRate,
+    authorBurst: p.AuthorBurst,
+    peerRate: p.PeerRate,
+    peerBurst: p.PeerBurst,
+    onPenalty: (peer, reason) => { log?.info({ peer, reason }, 'peer penalised on the topic: its messages are dropped and its gossipsub score lowered for a while') }
+  })
 }
 
 /** Our own libp2p services (src/node/node.ts lists them), each built by libp2p from its factory. A
@@ -73,7 +102,10 @@ function withProtocolVersion<T> (factory: (components: any) => T): (components: 
 export async function createHost<S extends Record<string, unknown> = Record<never, never>> (options: HostOptions & { services?: ServiceFactories<S> }): Promise<Libp2p<HostServices & S>> {
   installYamuxWindowHysteresis()
   installQuietLengthPrefixedDecoder()
+  installBoundedPnetCipher()
   const { config } = options
+  const limiter = topicRateLimiter(config, options.log)
+  if (options.metricsRegistry != null && config.Pubsub.Router === 'gossipsub') registerTopicRateMetrics(limiter, options.metricsRegistry)
   const bootstrapList = config.Bootstrap
   const relayService = config.Swarm.RelayService.Enabled
   // As in the Go node, an empty or zero DialTimeout means libp2p's default.
@@ -92,7 +124,7 @@ export async function createHost<S extends Record<string, unknown> = Record<neve
     // The DHT pings a peer before adding it to its routing table while our latency tracker may ping the
     // same peer; the default of one outbound ping stream per connection makes one of them fail.
     ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 4 }),
-    pubsub: await pubsubFactory(config)
+    pubsub: await pubsubFactory(config, limiter)
   }
   if (config.Routing.Type !== 'none') {
     services.dht = kadDHT({
@@ -123,8 +155,9 @@ export async function createHost<S extends Record<string, unknown> = Record<neve
     transports: [tcp(), circuitRelayTransport()],
     connectionProtector: config.App.PreSharedKey === '' ? undefined : watchedPreSharedKey(swarmKeyFromHex(config.App.PreSharedKey), options.pskMismatches ?? new PskMismatches()),
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: YAMUX_MAX_STREAM_WINDOW } })],
     connectionManager: { maxConnections, dialTimeout },
+    connectionMonitor: { pingInterval: CONNECTION_PING_MS },
     peerDiscovery: bootstrapList.length > 0 ? [bootstrap({ list: bootstrapList, timeout: 0 })] : [],
     metrics: options.metricsRegistry == null
       ? undefined
@@ -132,26 +165,26 @@ export async function createHost<S extends Record<string, unknown> = Record<neve
         registry: options.metricsRegistry,
         // prom-client samples the event loop's delay with a libuv timer every 10 ms by default: 100
         // wake-ups a second on an idle node, the largest part of its idle CPU (docs/benchmarks.md
-        // "Start-up and idle"). Once a second still gives the lag's distribution.
+        // "Start-up and idle"). Sampled every EVENT_LOOP_SAMPLE_MS instead (src/p2p/idle-tuning.ts).
         defaultMetrics: { eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS }
       }),
     services: services as any
   }) as unknown as Libp2p<HostServices & S>
 }
 
-/** How often prom-client's nodejs_eventloop_lag metrics sample the event loop. */
-export const EVENT_LOOP_SAMPLE_MS = 1000
+export { EVENT_LOOP_SAMPLE_MS }
 
 /** The mesh degree an input node accepts: every worker connected to it (bounded by the connection limit). */
 const HUB_MESH_MAX = 1000
 
-async function pubsubFactory (config: Config): Promise<(components: any) => unknown> {
+async function pubsubFactory (config: Config, limiter: TopicRateLimiter<HeldMessage>): Promise<(components: any) => unknown> {
   if (config.Pubsub.Router === 'floodsub') {
     const { floodsub } = await import('@libp2p/floodsub')
     const factory = floodsub({ globalSignaturePolicy: 'StrictSign' })
     // The Go node's message ID, no echo to a message's author (src/p2p/pubsub-go-rules.ts).
     return (components: any) => applyGoRulesToFloodsub(factory(components))
   }
+  const timers = gossipTimers(config.Swarm.RelayService.Enabled)
   const factory = gossipsub({
     globalSignaturePolicy: StrictSign,
     allowPublishToZeroTopicPeers: true,
@@ -168,13 +201,18 @@ async function pubsubFactory (config: Config): Promise<(components: any) => unkn
     // for the next gossip round (about 1 s a hop, measured).
     // The default score punishes many peers behind one IP; behind one NAT (a GPU farm) or on loopback that
     // silenced every node past the 14th (measured), and a private network admits its peers by key anyway.
-    scoreParams: { IPColocationFactorWeight: 0 },
+    // A peer that floods the topic is penalised by the rate limiter (src/p2p/topic-rate.ts): its score
+    // (-100 × the default weight 10) falls below the graylist threshold (-80), and gossipsub then ignores
+    // everything it sends until the penalty ends. Workers wake less often (src/p2p/idle-tuning.ts).
+    ...timers,
+    scoreParams: { IPColocationFactorWeight: 0, appSpecificScore: (peer: string) => limiter.score(peer), ...timers.scoreParams },
     // A relaying (input) node is the hub of a star: workers connect to input nodes, not to each other.
     // With gossipsub's default Dhi of 12 it refused the mesh to every further worker, which then heard
     // heartbeats only through IHAVE gossip, a second late or (gossip goes to a few random peers) never:
     // at N = 50 most registrations did not reach every node. A hub keeps every worker that grafts.
     ...(config.Swarm.RelayService.Enabled ? { Dhi: HUB_MESH_MAX } : {})
   })
-  // Never forward a message back to its author, as Go nodes do (src/p2p/pubsub-go-rules.ts).
-  return (components: any) => skipAuthorInGossipsub(factory(components))
+  // Never forward a message back to its author, as Go nodes do (src/p2p/pubsub-go-rules.ts); rate limits
+  // per author and per peer before any signature check (src/p2p/topic-limit.ts).
+  return (components: any) => limitTopicRates(skipAuthorInGossipsub(factory(components)), limiter)
 }

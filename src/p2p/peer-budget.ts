@@ -262,6 +262,18 @@ export class Lease {
   }
 }
 
+/** The budgets the config asks for (`Jobs.PeerStreams` … `Jobs.PeerJobBurst`, docs/config.md). */
+export function budgetOptions (jobs: { PeerStreams: number, NodeStreams: number, PeerHeldBytes: number, NodeHeldBytes: number, PeerJobRate: number, PeerJobBurst: number }): PeerBudgetOptions {
+  return {
+    maxStreamsPerPeer: jobs.PeerStreams,
+    maxStreams: jobs.NodeStreams,
+    maxHeldBytesPerPeer: jobs.PeerHeldBytes,
+    maxHeldBytes: jobs.NodeHeldBytes,
+    jobsPerSecond: jobs.PeerJobRate,
+    jobBurst: jobs.PeerJobBurst
+  }
+}
+
 /** Budgets with the defaults whose penalty closes the peer's connections (the node's one set is made in
  * src/node/node.ts and shared by the job protocol and the chat-proxy server). */
 export function defaultBudgets (host: { hangUp: (peer: PeerId) => Promise<void> }, log: Logger, options: PeerBudgetOptions = {}): PeerBudgets {

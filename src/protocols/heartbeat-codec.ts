@@ -2,6 +2,7 @@
 // `id` and `receiver`, body `AIProjectBody{res}`, published unencrypted on the topic. Unlike the Go node we
 // leave each model's `api` empty (other nodes never need a model server's internal URL) and add our
 // extensions in high field numbers that Go nodes skip.
+import $protobuf from 'protobufjs/minimal.js'
 import { protocol } from '../proto/index.ts'
 import type { ViewProject } from '../registry/view-types.ts'
 
@@ -70,4 +71,37 @@ export function decodeHeartbeat (message: protocol.Message): Heartbeat {
     // Go nodes do not send it (0): receivers learn their interval instead (src/registry/rhythm.ts).
     ...(intervalMs > 0 ? { intervalMs } : {})
   }
+}
+
+const LEN = 2
+/**
+ * How many models the AIProjectBody `body` announces, counted on the wire without decoding them
+ * (AIProjectBody.res = 2 → AIProjectResponse.projects = 1 → AIProjectOfNode.models = 2, proto/aicn.proto).
+ * Decoding a heartbeat of 60,000 models makes 60,000 objects (about 10 MB) before anything can look at
+ * them; this lets the topic validator refuse one over the view's cap first (src/protocols/heartbeat.ts).
+ * Throws on malformed input.
+ */
+export function countAnnouncedModels (body: Uint8Array): number {
+  const reader = $protobuf.Reader.create(body)
+  let count = 0
+  const inside = (end: number, field: number, visit: (end: number) => void): void => {
+    while (reader.pos < end) {
+      const tag = reader.uint32()
+      if (tag >>> 3 === field && (tag & 7) === LEN) {
+        const length = reader.uint32()
+        const stop = reader.pos + length
+        if (stop > end) throw new Error('truncated heartbeat')
+        visit(stop)
+        reader.pos = stop
+      } else {
+        reader.skipType(tag & 7)
+      }
+    }
+  }
+  inside(reader.len, 2, (resEnd) => {
+    inside(resEnd, 1, (projectEnd) => {
+      inside(projectEnd, 2, () => { count++ })
+    })
+  })
+  return count
 }

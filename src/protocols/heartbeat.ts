@@ -13,15 +13,20 @@ import type { Host } from '../p2p/host.ts'
 import type { PubSubMessage, SubscriptionChange, TopicValidatorResult } from '../p2p/pubsub.ts'
 import type { LocalRegistry, ChangeReason } from '../registry/local.ts'
 import type { NetworkView } from '../registry/view.ts'
-import { decodeHeartbeat, encodeHeartbeat, NODE_TYPE, type Heartbeat } from './heartbeat-codec.ts'
+import { countAnnouncedModels, decodeHeartbeat, encodeHeartbeat, NODE_TYPE, type Heartbeat } from './heartbeat-codec.ts'
 import { isBroadcast } from '../proto/broadcast.ts'
 import { nextInterval } from '../registry/rhythm.ts'
+import { MAX_MODELS_PER_NODE } from '../registry/view-types.ts'
 import { SignedHeartbeats, VIEW_PROTOCOL, ViewSync, signEntry, type SignedPubSubMessage } from '../registry/view-sync.ts'
+import { RefreshForwarding } from './refresh-forwarding.ts'
 
 /** go-libp2p-pubsub's limit for one message; anything larger is rejected. */
 export const MAX_TOPIC_MESSAGE_BYTES = 1024 * 1024
 /** The shortest gap before answering a node that joined: many joins in a burst cost one heartbeat. */
 const JOIN_COALESCE_MS = 1000
+/** The shortest gap between two of our heartbeats: a burst of registrations is one heartbeat per gap, so an
+ * honest node stays far below the topic's rate limit (Pubsub.AuthorRate, src/p2p/topic-rate.ts). */
+export const MIN_PUBLISH_GAP_MS = 200
 const JITTER_MS = 200
 
 export interface HeartbeatOptions {
@@ -41,6 +46,8 @@ export interface HeartbeatOptions {
   viewSync?: boolean
   /** signs our own heartbeat for view syncs (the topic's copy is signed inside the pubsub router) */
   privateKey?: PrivateKey
+  /** view syncs one peer may ask for a minute (`Pubsub.PeerViewSyncs`) */
+  viewSyncsPerMinute?: number
 }
 
 export class Heartbeats {
@@ -55,7 +62,11 @@ export class Heartbeats {
   private unsubscribeRegistry?: () => void
   /** the last signed heartbeat of each node, passed on to nodes that join through us */
   private readonly signed = new SignedHeartbeats()
+  /** what the topic validator found, until receive() takes it (weak: a message not delivered is dropped) */
+  private readonly checked = new WeakMap<PubSubMessage, TopicCheck>()
   private readonly sync?: ViewSync
+  /** narrows the forwarding of unchanged heartbeats to peers that keep fresh by view sync */
+  readonly refreshForwarding?: RefreshForwarding
   private readonly onMessage = (event: CustomEvent<PubSubMessage>): void => { this.receive(event.detail) }
   // A node that just joined the topic has not heard us yet (our last heartbeat may be minutes old).
   private readonly onSubscriptionChange = (event: CustomEvent<SubscriptionChange>): void => {
@@ -66,13 +77,17 @@ export class Heartbeats {
     this.options = options
     this.self = options.host.peerId.toString()
     if (options.viewSync !== false) {
+      const forwarding = this.refreshForwarding = new RefreshForwarding(options.topic)
       this.sync = new ViewSync({
+        served: (peer) => { forwarding.synced(peer) },
+        refreshMs: options.intervalMs,
         host: options.host as any,
         topic: options.topic,
         store: this.signed,
         fresh: (nodeId, data) => this.heardSince(nodeId, data),
         accept: (message) => { this.receive(message, true) },
         own: options.privateKey === undefined ? undefined : async () => this.stopped ? undefined : await signEntry(options.privateKey!, options.topic, this.encode(false)),
+        requestsPerMinute: options.viewSyncsPerMinute,
         log: options.log
       })
     }
@@ -82,6 +97,7 @@ export class Heartbeats {
     const { host, topic, intervalMs } = this.options
     const pubsub = host.services.pubsub
     pubsub.topicValidators.set(topic, (peer, message) => this.validate(peer, message))
+    this.refreshForwarding?.install(pubsub)
     pubsub.addEventListener('message', this.onMessage)
     pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
     this.unsubscribeRegistry = this.options.registry.onChange((reason) => { this.changed(reason) })
@@ -120,7 +136,16 @@ export class Heartbeats {
 
   private changed (reason: ChangeReason): void {
     if (reason === 'busy') this.publishSoon(this.options.busyIntervalMs)
-    else void this.publish()
+    else if (Date.now() - this.lastPublished >= MIN_PUBLISH_GAP_MS) void this.publish()
+    else {
+      // Only the network's copy waits for the gap: this node's own routing follows the change at once.
+      if (!this.stopped) this.updateOwnEntry(this.projects(false), this.nodeType())
+      this.publishSoon(MIN_PUBLISH_GAP_MS)
+    }
+  }
+
+  private updateOwnEntry (projects: Heartbeat['projects'], nodeType: number): void {
+    this.options.view.update({ nodeId: this.self, projects, nodeType, version: this.options.version, lastHeard: Date.now(), intervalMs: this.options.intervalMs })
   }
 
   /** Publishes once `gapMs` have passed since the last heartbeat, coalescing bursts into one heartbeat.
@@ -139,12 +164,9 @@ export class Heartbeats {
   }
 
   private async send (leaving: boolean): Promise<void> {
-    const { registry, host, topic, view, version } = this.options
-    const projects = this.projects(leaving)
-    const nodeType = this.nodeType()
+    const { host, topic } = this.options
     // Our own entry goes straight into the view: pubsub does not deliver our messages back to us.
-    const intervalMs = this.options.intervalMs
-    if (!leaving) view.update({ nodeId: this.self, projects, nodeType, version, lastHeard: Date.now(), intervalMs })
+    if (!leaving) this.updateOwnEntry(this.projects(false), this.nodeType())
     await host.services.pubsub.publish(topic, this.encode(leaving))
   }
 
@@ -163,6 +185,8 @@ export class Heartbeats {
 
   private validate (peer: PeerId, message: PubSubMessage): TopicValidatorResult {
     const result = checkTopicMessage(message)
+    // The router hands the same message object to 'message' listeners: receive() need not decode again.
+    if (result.verdict === 'accept') this.checked.set(message, result)
     if (result.verdict === 'reject') {
       this.options.log.debug({ from: message.from?.toString(), via: peer.toString(), reason: result.reason }, 'rejected a topic message')
     }
@@ -172,7 +196,8 @@ export class Heartbeats {
   /** A heartbeat from the topic, or (`synced`) one that a view sync passed on and that was checked. */
   private receive (message: SignedPubSubMessage, synced = false): void {
     if (message.topic !== this.options.topic) return
-    const checked = checkTopicMessage(message)
+    const checked = this.checked.get(message) ?? checkTopicMessage(message)
+    this.checked.delete(message)
     if (checked.heartbeat === undefined || checked.heartbeat.nodeId === this.self) return
     const heartbeat = checked.heartbeat
     // A node we have not heard of may not have heard of us either. One that speaks view sync got (or
@@ -237,6 +262,18 @@ export function checkTopicMessage (message: PubSubMessage): TopicCheck {
     return { verdict: 'reject', reason: 'not a protobuf Message' }
   }
   if (!isBroadcast(decoded)) return { verdict: 'accept' }
+  // Over the view's cap (src/registry/view-types.ts) a heartbeat is not honest: refused before its models
+  // are decoded, so that it is neither kept nor relayed to every other node (issue 19: 60,000 models in
+  // 654 KB from each Sybil identity).
+  if (decoded.type === protocol.MessageType.AI_PROJECT) {
+    let models: number
+    try {
+      models = countAnnouncedModels(decoded.body)
+    } catch (err) {
+      return { verdict: 'reject', reason: (err as Error).message }
+    }
+    if (models > MAX_MODELS_PER_NODE) return { verdict: 'reject', reason: `heartbeat announcing ${models} models (at most ${MAX_MODELS_PER_NODE})` }
+  }
   let heartbeat: Heartbeat
   try {
     heartbeat = decodeHeartbeat(decoded)

@@ -20,6 +20,7 @@ import * as Digest from 'multiformats/hashes/digest'
 import * as lp from 'it-length-prefixed'
 import type { Logger } from '../core/logger.ts'
 import type { PubSubMessage } from '../p2p/pubsub.ts'
+import { TokenBuckets } from '../p2p/topic-rate.ts'
 
 export const VIEW_PROTOCOL = '/aicn/view/1.0.0'
 /** At most this many entries are kept, sent and accepted (a view this size is 10× the largest we measured). */
@@ -32,6 +33,17 @@ const SYNC_TIMEOUT_MS = 30_000
  * scripts/bench/swarm.ts). Syncing again this long after the first catches it; a resync costs a transfer,
  * not signature checks (what we heard is skipped). A "since" cursor would make resyncs O(new). */
 export const RESYNC_MS = [5_000, 30_000]
+/** A node keeps syncing from the node it joined through about once per its heartbeat interval (the
+ * `refreshMs` option): that is how it keeps the other nodes fresh, since a hub no longer forwards their
+ * unchanged periodic heartbeats to peers that synced lately (src/protocols/refresh-forwarding.ts). Never
+ * more often than this, whatever the interval (tests run 1 s heartbeats). */
+export const MIN_REFRESH_MS = 30_000
+/** Refreshes run from at most this many of the peers we joined through (a worker dials one input node or
+ * two, not the whole network). */
+const MAX_REFRESH_SOURCES = 2
+/** Entries go out in writes of about this size: one noise/yamux frame per entry cost as much as a
+ * gossipsub forward, a sync of 1,000 entries as much as a heartbeat forwarded to 1,000 peers. */
+const WRITE_CHUNK_BYTES = 64 * 1024
 const SIGN_PREFIX = new TextEncoder().encode('libp2p-pubsub:')
 /** An empty frame ends the list: the stream's own end can get lost when it arrives before the reader
  * starts (seen with @libp2p/utils 7.4: the reader then waits for ever). */
@@ -39,6 +51,9 @@ const END = new Uint8Array(0)
 
 /** A heartbeat as its author signed it, kept to be passed on to joining nodes. */
 export interface SignedEntry { from: Uint8Array, seqno: Uint8Array, data: Uint8Array, signature: Uint8Array, key?: Uint8Array }
+
+/** An entry with its frame on the wire, encoded once for every sync that sends it. */
+interface KeptEntry { entry: SignedEntry, frame?: Uint8Array }
 
 /** Signs `data` for `topic` as gossipsub's StrictSign does (from = our peer id, a random seqno). */
 export async function signEntry (privateKey: PrivateKey, topic: string, data: Uint8Array): Promise<SignedEntry> {
@@ -56,7 +71,7 @@ export interface SignedPubSubMessage extends PubSubMessage { signature?: Uint8Ar
 
 /** The last signed heartbeat of each node, bounded; an entry goes when its node leaves or is pruned. */
 export class SignedHeartbeats {
-  private readonly entries = new Map<string, SignedEntry>()
+  private readonly entries = new Map<string, KeptEntry>()
 
   /** Keeps `message` as `nodeId`'s latest; ignored when it is not a complete signed message. */
   keep (nodeId: string, message: SignedPubSubMessage): void {
@@ -66,11 +81,13 @@ export class SignedHeartbeats {
     new DataView(seqno.buffer).setBigUint64(0, BigInt.asUintN(64, message.sequenceNumber))
     this.entries.delete(nodeId) // re-inserted last: the map stays in order of hearing
     this.entries.set(nodeId, {
-      from: message.from.toMultihash().bytes,
-      seqno,
-      data: message.data,
-      signature: message.signature,
-      key: message.key === undefined ? undefined : publicKeyToProtobuf(message.key)
+      entry: {
+        from: message.from.toMultihash().bytes,
+        seqno,
+        data: message.data,
+        signature: message.signature,
+        key: message.key === undefined ? undefined : publicKeyToProtobuf(message.key)
+      }
     })
   }
 
@@ -87,8 +104,16 @@ export class SignedHeartbeats {
     return this.entries.size
   }
 
-  values (): IterableIterator<SignedEntry> {
-    return this.entries.values()
+  * values (): IterableIterator<SignedEntry> {
+    for (const kept of this.entries.values()) yield kept.entry
+  }
+
+  /** Each entry as a length-prefixed frame for `topic`, encoded on first use. */
+  * frames (topic: string): IterableIterator<Uint8Array> {
+    for (const kept of this.entries.values()) {
+      kept.frame ??= frameOf(kept.entry, topic)
+      yield kept.frame
+    }
   }
 }
 
@@ -103,7 +128,16 @@ export interface ViewSyncOptions {
   /** this node's own heartbeat, signed now; sent first. A joiner may miss our topic heartbeat: it is
    * published when the joiner subscribes, which can be before we have a pubsub stream to it. */
   own?: () => Promise<SignedEntry | undefined>
+  /** syncs one peer may ask us for a minute (`Pubsub.PeerViewSyncs`); default 10. A joiner asks up to
+   * three times (at once and RESYNC_MS later); each answer is the whole view, up to 10,000 entries. */
+  requestsPerMinute?: number
+  /** a peer asked us for our view (src/protocols/refresh-forwarding.ts) */
+  served?: (peer: PeerId) => void
+  /** sync again from the peers we joined through this often (ms; at least MIN_REFRESH_MS); 0: never */
+  refreshMs?: number
   log: Logger
+  /** for tests */
+  now?: () => number
 }
 
 export interface SyncResult { received: number, checked: number, accepted: number, skipped: number, rejected: number }
@@ -118,6 +152,9 @@ export class ViewSync {
     // get the view from us, not the other way round.
     if (connection.direction !== 'outbound' || !protocols.includes(VIEW_PROTOCOL)) return
     this.syncLogged(peerId)
+    this.sources.delete(peerId.toString())
+    this.sources.set(peerId.toString(), peerId)
+    while (this.sources.size > MAX_REFRESH_SOURCES) this.sources.delete(this.sources.keys().next().value!)
     for (const ms of RESYNC_MS) {
       const timer = setTimeout(() => {
         this.timers.delete(timer)
@@ -129,6 +166,31 @@ export class ViewSync {
   }
 
   private readonly timers = new Set<NodeJS.Timeout>()
+  /** view syncs each peer may still ask for */
+  private readonly requests: TokenBuckets
+  /** syncs refused because the peer asked too often */
+  refused = 0
+  /** the peers we joined through (latest last), refreshed from every refreshMs */
+  private readonly sources = new Map<string, PeerId>()
+  private refreshTimer?: NodeJS.Timeout
+
+  /** Syncs again from the sources still connected; forgets those that are not. The timer is re-armed
+   * with a little jitter, so that workers that joined together do not all sync at one moment. */
+  private refresh (): void {
+    for (const [key, peerId] of this.sources) {
+      if (this.options.host.getConnections(peerId).length > 0) this.syncLogged(peerId)
+      else this.sources.delete(key)
+    }
+    this.armRefresh()
+  }
+
+  private armRefresh (): void {
+    const every = this.options.refreshMs ?? 0
+    if (every <= 0) return
+    const base = Math.max(MIN_REFRESH_MS, every)
+    this.refreshTimer = setTimeout(() => { this.refresh() }, base * (0.8 + Math.random() * 0.1))
+    this.refreshTimer.unref()
+  }
 
   private syncLogged (peerId: PeerId): void {
     void this.sync(peerId)
@@ -138,18 +200,38 @@ export class ViewSync {
 
   constructor (options: ViewSyncOptions) {
     this.options = options
+    const perMinute = options.requestsPerMinute ?? 10
+    this.requests = new TokenBuckets(perMinute / 60, perMinute, MAX_SYNC_ENTRIES, options.now)
   }
 
   async start (): Promise<void> {
-    await this.options.host.handle(VIEW_PROTOCOL, (stream) => { void this.serve(stream) }, { maxInboundStreams: 2, maxOutboundStreams: 2 })
+    await this.options.host.handle(VIEW_PROTOCOL, (stream, connection) => { this.admit(stream, connection.remotePeer) }, { maxInboundStreams: 2, maxOutboundStreams: 2 })
     this.options.host.addEventListener('peer:identify', this.onIdentify as any)
+    this.armRefresh()
   }
 
   async stop (): Promise<void> {
     for (const timer of this.timers) clearTimeout(timer)
     this.timers.clear()
+    clearTimeout(this.refreshTimer)
+    this.options.refreshMs = 0
+    this.sources.clear()
     this.options.host.removeEventListener('peer:identify', this.onIdentify as any)
     await this.options.host.unhandle(VIEW_PROTOCOL).catch(() => {})
+  }
+
+  /** Serves the sync unless `peer` asked for too many lately: each answer is the whole view (up to
+   * 10,000 signed heartbeats), so a peer asking over and over would cost us a transfer each time. */
+  admit (stream: Stream, peerId: PeerId): void {
+    const peer = peerId.toString()
+    if (!this.requests.take(peer, 1)) {
+      this.refused++
+      this.options.log.debug({ peer }, 'view sync refused: the peer asked too often')
+      stream.abort(new Error('too many view syncs'))
+      return
+    }
+    this.options.served?.(peerId)
+    void this.serve(stream)
   }
 
   private async serve (stream: Stream): Promise<void> {
@@ -157,11 +239,24 @@ export class ViewSync {
       const topic = this.options.topic
       let sent = 0
       const own = await this.options.own?.().catch(() => undefined)
-      for (const entry of own === undefined ? this.options.store.values() : [own, ...this.options.store.values()]) {
-        if (sent++ >= MAX_SYNC_ENTRIES) break
-        if (!stream.send(lp.encode.single(RPC.Message.encode({ ...entry, topic })))) await stream.onDrain({ signal: AbortSignal.timeout(SYNC_TIMEOUT_MS) })
+      const frames = this.options.store.frames(topic)
+      let chunk: Uint8Array[] = own === undefined ? [] : [frameOf(own, topic)]
+      let chunkBytes = chunk[0]?.byteLength ?? 0
+      const flush = async (): Promise<void> => {
+        const bytes = concat(chunk, chunkBytes)
+        chunk = []
+        chunkBytes = 0
+        if (!stream.send(bytes)) await drained(stream)
       }
-      stream.send(lp.encode.single(END))
+      for (const frame of frames) {
+        if (++sent > MAX_SYNC_ENTRIES) break
+        chunk.push(frame)
+        chunkBytes += frame.byteLength
+        if (chunkBytes >= WRITE_CHUNK_BYTES) await flush()
+      }
+      chunk.push(lp.encode.single(END).subarray())
+      chunkBytes += chunk[chunk.length - 1]!.byteLength
+      await flush()
       await stream.close({ signal: AbortSignal.timeout(SYNC_TIMEOUT_MS) })
     } catch (err) {
       stream.abort(err as Error)
@@ -226,4 +321,29 @@ export class ViewSync {
       return undefined
     }
   }
+}
+
+function frameOf (entry: SignedEntry, topic: string): Uint8Array {
+  return lp.encode.single(RPC.Message.encode({ ...entry, topic })).subarray()
+}
+
+function concat (parts: Uint8Array[], length: number): Uint8Array {
+  if (parts.length === 1) return parts[0]!
+  const out = new Uint8Array(length)
+  let at = 0
+  for (const part of parts) { out.set(part, at); at += part.byteLength }
+  return out
+}
+
+/** Waits for the stream's next 'drain' event, bounded by the sync timeout: with @libp2p/utils 7.4.1 a
+ * stream's onDrain() stays resolved after its first drain, so it would not wait at all. */
+async function drained (stream: Stream): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const signal = AbortSignal.timeout(SYNC_TIMEOUT_MS)
+    const done = (): void => { signal.removeEventListener('abort', fail); stream.removeEventListener('drain', done); stream.removeEventListener('close', done); resolve() }
+    const fail = (): void => { stream.removeEventListener('drain', done); stream.removeEventListener('close', done); reject(new Error('view sync: the peer stopped reading')) }
+    signal.addEventListener('abort', fail, { once: true })
+    stream.addEventListener('drain', done, { once: true })
+    stream.addEventListener('close', done, { once: true })
+  })
 }

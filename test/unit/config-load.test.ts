@@ -34,7 +34,7 @@ function goWorkerJson (dir: string): Record<string, unknown> {
       EnableAutoNATService: true,
       DialTimeout: ''
     },
-    Pubsub: { Enabled: true, Router: 'floodsub', FloodPublish: true },
+    Pubsub: { Enabled: true, Router: 'floodsub', FloodPublish: true, AuthorRate: 5, AuthorBurst: 40, PeerRate: 100, PeerBurst: 1000, PeerViewSyncs: 10 },
     Routing: { Type: 'dhtclient', ProtocolPrefix: '/dbc' },
     App: {
       LogLevel: 'info',
@@ -48,7 +48,7 @@ function goWorkerJson (dir: string): Record<string, unknown> {
     },
     Wire: { Mode: 'aicn' },
     Gateway: { RequireKeys: 'auto', Projects: [], DefaultPrice: { InputPerMillionUsd: 1, OutputPerMillionUsd: 3 }, Prices: [] },
-    Jobs: { Timeouts: { Chat: '3m', ImageGen: '5m', ImageEdit: '5m', Embedding: '3m', Completion: '3m' }, IpfsNodes: [] },
+    Jobs: { Timeouts: { Chat: '3m', ImageGen: '5m', ImageEdit: '5m', Embedding: '3m', Completion: '3m' }, IpfsNodes: [], PeerStreams: 128, NodeStreams: 1024, PeerHeldBytes: 16777216, NodeHeldBytes: 67108864, PeerJobRate: 1000, PeerJobBurst: 2000 },
     AIProjects: []
   }
 }

@@ -114,6 +114,28 @@ test('a job timeout names its key and the limit', async () => {
   assert.deepEqual(await problemsOf(config, { checkDatastore: false }), ['Jobs.Timeouts.Completion: must be at most 10m'])
 })
 
+test('the budgets and rate limits are integers in range, a node-wide one at least the per-peer one', async () => {
+  const config = validConfig()
+  config.Jobs.PeerStreams = 0
+  config.Jobs.NodeStreams = 64
+  config.Jobs.PeerHeldBytes = 1024
+  config.Jobs.PeerJobRate = 1.5
+  config.Pubsub.AuthorRate = 10
+  config.Pubsub.AuthorBurst = 5
+  config.Pubsub.PeerViewSyncs = -1
+  assert.deepEqual(await problemsOf(config, { checkDatastore: false }), [
+    'Pubsub.AuthorBurst: must be an integer from 10 to 1000000 (got 5)',
+    'Pubsub.PeerViewSyncs: must be an integer from 1 to 100000 (got -1)',
+    'Jobs.PeerStreams: must be an integer from 1 to 65536 (got 0)',
+    'Jobs.PeerHeldBytes: must be an integer from 2097152 to 4294967296 (got 1024)',
+    'Jobs.PeerJobRate: must be an integer from 1 to 1000000 (got 1.5)'
+  ])
+  const ok = validConfig()
+  Object.assign(ok.Jobs, { PeerStreams: 16, NodeStreams: 16, PeerHeldBytes: 4 * 1024 * 1024, NodeHeldBytes: 4 * 1024 * 1024 })
+  Object.assign(ok.Pubsub, { AuthorRate: 1, AuthorBurst: 1, PeerRate: 1000, PeerBurst: 1000, PeerViewSyncs: 1 })
+  assert.deepEqual(await problemsOf(ok, { checkDatastore: false }), [])
+})
+
 test('good values of the less obvious keys are accepted', async () => {
   const config = validConfig()
   config.Bootstrap = [

@@ -7,7 +7,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { protocol } from '../../src/proto/index.ts'
 import { decodeHeartbeat } from '../../src/protocols/heartbeat-codec.ts'
-import { Heartbeats } from '../../src/protocols/heartbeat.ts'
+import { Heartbeats, MIN_PUBLISH_GAP_MS } from '../../src/protocols/heartbeat.ts'
 import { NetworkView } from '../../src/registry/view.ts'
 import type { ChangeReason, LocalProject } from '../../src/registry/local.ts'
 import { silentLogger } from '../../src/core/logger.ts'
@@ -65,7 +65,8 @@ test('busy-counter changes are coalesced into one heartbeat per BusyInterval, ca
 test('a registration change is published at once, and a pending busy heartbeat then waits a full interval', async () => {
   const { heartbeats, published, change } = setup(400)
   heartbeats.start()
-  await sleep(20)
+  // Past the shortest gap between two heartbeats (the next test).
+  await sleep(MIN_PUBLISH_GAP_MS + 20)
   change('busy', 1)
   change('registration', 1)
   await sleep(20)
@@ -76,5 +77,22 @@ test('a registration change is published at once, and a pending busy heartbeat t
   await sleep(700)
   assert.deepEqual(published.at(-1), [0])
   assert.equal(published.length, 3)
+  await heartbeats.stop()
+})
+
+test('a burst of registrations is one heartbeat per MIN_PUBLISH_GAP_MS, the last state included', async () => {
+  const { heartbeats, published, change } = setup(400)
+  heartbeats.start()
+  await sleep(MIN_PUBLISH_GAP_MS + 20)
+  const started = performance.now()
+  for (let i = 1; i <= 50; i++) change('registration', i)
+  // The first goes out at once, the last state within a gap or two (plus up to 200 ms of jitter).
+  for (let i = 0; i < 80 && published.at(-1)?.[0] !== 50; i++) await sleep(25)
+  const elapsed = performance.now() - started
+  assert.deepEqual(published[1], [1], 'the first went out at once')
+  assert.deepEqual(published.at(-1), [50])
+  // However slow this machine is, never more than one heartbeat per gap (and never one per registration).
+  assert.ok(published.length - 1 <= 2 + Math.ceil(elapsed / MIN_PUBLISH_GAP_MS), `${published.length - 1} heartbeats in ${Math.round(elapsed)} ms`)
+  assert.ok(published.length - 1 < 50)
   await heartbeats.stop()
 })
