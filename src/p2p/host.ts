@@ -179,6 +179,7 @@ async function pubsubFactory (config: Config, limiter: TopicRateLimiter<HeldMess
     // The Go node's message ID, no echo to a message's author (src/p2p/pubsub-go-rules.ts).
     return (components: any) => applyGoRulesToFloodsub(factory(components))
   }
+  const timers = gossipTimers(config.Swarm.RelayService.Enabled)
   const factory = gossipsub({
     globalSignaturePolicy: StrictSign,
     allowPublishToZeroTopicPeers: true,
