@@ -363,10 +363,6 @@ async function interleavedStreams (targets: Target[], warmup: number, count: num
 
 interface HopResult { rows: Array<{ name: string, summary: Summary, errors: number, clientWrites: number, workerWrites: number }>, errors: number, firstErrors: string[] }
 
-async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> {
-  yield bytes
-}
-
 async function libp2pHop (workerAddr: string, workerId: string, workerPid: number | undefined, warmup: number, count: number): Promise<HopResult> {
   // Yamux as the daemons run it (src/p2p/host.ts).
   installYamuxWindowHysteresis()

@@ -14,7 +14,7 @@ import { runModelsList, runModelsRegister, runModelsUnregister } from './models.
 import { runBackground, runWait } from './wait.ts'
 import { parseDuration } from '../config/duration.ts'
 
-// eslint-disable-next-line no-console -- the CLI is the one place that prints for people
+// The CLI is the one place that prints for people (eslint.config.js allows console here only).
 const out: Output = { line: (text) => { console.log(text) } }
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value]

@@ -26,7 +26,8 @@ export async function waitReady (configPath: string, timeoutMs: number, options:
       const id = await callApi(api, '/api/v0/id', undefined, 2_000).catch(() => undefined)
       if (id?.status === 200) {
         const overview = await callApi(api, '/api/v0/node/overview', undefined, 2_000).catch(() => undefined)
-        return { api, web: overview?.body?.data?.listeners?.web ?? '' }
+        const body = overview?.body as { data?: { listeners?: { web?: string } } } | undefined
+        return { api, web: body?.data?.listeners?.web ?? '' }
       }
     }
     await new Promise((resolve) => setTimeout(resolve, 100))

@@ -7,7 +7,7 @@ import { CONFIG_SPEC, type FieldSpec } from './defaults.ts'
 import type { Config } from './types.ts'
 import { validateConfig, type ValidateOptions } from './validate.ts'
 
-export interface LoadOptions extends ValidateOptions {}
+export type LoadOptions = ValidateOptions
 
 /**
  * Turns parsed JSON into a complete Config with canonical key names. Keys match case-insensitively

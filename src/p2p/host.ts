@@ -1,7 +1,7 @@
 // Builds the libp2p host the way the Go node does (reference §5), so both can share one network:
 // TCP + (optional) PSK + Noise + yamux, identify with protocol version aicn/0.0.1, ping, Kademlia with
 // `<prefix>/kad/1.0.0`, pubsub that also speaks /floodsub/1.0.0, relay, AutoNAT, hole punching, NAT mapping.
-import { createLibp2p, type Libp2p } from 'libp2p'
+import { createLibp2p, type Libp2p, type ServiceFactoryMap } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
@@ -58,7 +58,7 @@ export function dhtProtocol (config: Config): string {
 
 /** Identify reads its protocol version from a prefix that also renames the protocol; we keep the
  * standard /ipfs/id/1.0.0 protocol and set the announced version directly, before the service starts. */
-function withProtocolVersion<T> (factory: (components: any) => T): (components: any) => T {
+function withProtocolVersion<C, T> (factory: (components: C) => T): (components: C) => T {
   return (components) => {
     const service = factory(components) as { host?: { protocolVersion: string } }
     if (service.host != null) service.host.protocolVersion = PROTOCOL_VERSION
@@ -82,7 +82,8 @@ export async function createHost (options: HostOptions): Promise<Host> {
     for (const relay of relays) listen.push(`${relay}/p2p-circuit`)
   }
 
-  const services: Record<string, (components: any) => unknown> = {
+  // Each factory takes its own slice of libp2p's components; createLibp2p supplies them all.
+  const services: Record<string, (components: never) => unknown> = {
     identify: withProtocolVersion(identify()),
     identifyPush: withProtocolVersion(identifyPush()),
     // The DHT pings a peer before adding it to its routing table while our latency tracker may ping the
@@ -130,7 +131,7 @@ export async function createHost (options: HostOptions): Promise<Host> {
         // "Start-up and idle"). Once a second still gives the lag's distribution.
         defaultMetrics: { eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS }
       }),
-    services: services as any
+    services: services as unknown as ServiceFactoryMap<HostServices>
   }) as unknown as Host
 }
 
@@ -140,12 +141,12 @@ export const EVENT_LOOP_SAMPLE_MS = 1000
 /** The mesh degree an input node accepts: every worker connected to it (bounded by the connection limit). */
 const HUB_MESH_MAX = 1000
 
-async function pubsubFactory (config: Config): Promise<(components: any) => unknown> {
+async function pubsubFactory (config: Config): Promise<(components: never) => unknown> {
   if (config.Pubsub.Router === 'floodsub') {
     const { floodsub } = await import('@libp2p/floodsub')
     const factory = floodsub({ globalSignaturePolicy: 'StrictSign' })
     // The Go node's message ID, no echo to a message's author (src/p2p/pubsub-go-rules.ts).
-    return (components: any) => applyGoRulesToFloodsub(factory(components))
+    return (components: Parameters<typeof factory>[0]) => applyGoRulesToFloodsub(factory(components))
   }
   const factory = gossipsub({
     globalSignaturePolicy: StrictSign,
@@ -171,5 +172,5 @@ async function pubsubFactory (config: Config): Promise<(components: any) => unkn
     ...(config.Swarm.RelayService.Enabled ? { Dhi: HUB_MESH_MAX } : {})
   })
   // Never forward a message back to its author, as Go nodes do (src/p2p/pubsub-go-rules.ts).
-  return (components: any) => skipAuthorInGossipsub(factory(components))
+  return (components: Parameters<typeof factory>[0]) => skipAuthorInGossipsub(factory(components))
 }

@@ -66,7 +66,7 @@ export class Heartbeats {
     this.self = options.host.peerId.toString()
     if (options.viewSync !== false) {
       this.sync = new ViewSync({
-        host: options.host as any,
+        host: options.host,
         topic: options.topic,
         store: this.signed,
         fresh: (nodeId, data) => this.heardSince(nodeId, data),
@@ -138,7 +138,7 @@ export class Heartbeats {
   }
 
   private async send (leaving: boolean): Promise<void> {
-    const { registry, host, topic, view, version } = this.options
+    const { host, topic, view, version } = this.options
     const projects = this.projects(leaving)
     const nodeType = this.nodeType()
     // Our own entry goes straight into the view: pubsub does not deliver our messages back to us.

@@ -110,7 +110,10 @@ export class ViewStore {
         try {
           await this.db.batch(ops)
           this.stats.batches++
-          for (const op of ops) op.type === 'put' ? this.stats.puts++ : this.stats.dels++
+          for (const op of ops) {
+            if (op.type === 'put') this.stats.puts++
+            else this.stats.dels++
+          }
         } catch (err) {
           // Not retried: the node's next heartbeat writes its entry again.
           this.stats.failures++

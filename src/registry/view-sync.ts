@@ -142,13 +142,13 @@ export class ViewSync {
 
   async start (): Promise<void> {
     await this.options.host.handle(VIEW_PROTOCOL, (stream) => { void this.serve(stream) }, { maxInboundStreams: 2, maxOutboundStreams: 2 })
-    this.options.host.addEventListener('peer:identify', this.onIdentify as any)
+    this.options.host.addEventListener('peer:identify', this.onIdentify)
   }
 
   async stop (): Promise<void> {
     for (const timer of this.timers) clearTimeout(timer)
     this.timers.clear()
-    this.options.host.removeEventListener('peer:identify', this.onIdentify as any)
+    this.options.host.removeEventListener('peer:identify', this.onIdentify)
     await this.options.host.unhandle(VIEW_PROTOCOL).catch(() => {})
   }
 

@@ -438,7 +438,7 @@ describe('faults', () => {
     t.diagnostic(`load with a worker killed: ${JOBS - failed.length} succeeded, ${failed.length} failed with a documented error (${inFlightAtKill.size} in flight at the kill): ${failed.map((o) => `${o.kind}: ${detail(o.verdict)}`).join('; ')}`)
   })
 
-  test('model servers that hang, reset, answer garbage or are too slow: a documented error in bounded time, local and remote', async (t) => {
+  test('model servers that hang, reset, answer garbage or are too slow: a documented error in bounded time, local and remote', async () => {
     // Invariant: every misbehaviour of a model server gives its client a documented error (the status and
     // code below, or an SSE error event once a stream has started) within the job's timeout plus a few
     // seconds (I1, I2), on the node that runs the model and through another node, and both keep serving
