@@ -4,7 +4,7 @@
 // at its peak (sampled every 50 ms) and after, whether honest jobs through B kept working meanwhile, and
 // the slowest `/api/v0/id` answer. Every attack is bounded in streams, bytes and time.
 //
-//   npx tsc -p tsconfig.json && node dist/scripts/bench/hostile.js [--streams 256] [--proxy-streams 8]
+//   npm run build && node dist/scripts/bench/hostile.js [--streams 256] [--proxy-streams 8]
 //
 // Results and the commit they were taken on: docs/reliability.md, "Hostile peers and models".
 import '../../src/polyfill.ts'
