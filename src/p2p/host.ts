@@ -5,8 +5,8 @@ import { createLibp2p, type Libp2p, type ServiceFactoryMap } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { installYamuxWindowHysteresis } from './yamux-window.ts'
-import { installQuietLengthPrefixedDecoder } from './lp-decoder.ts'
+import { installYamuxWindowHysteresis } from './patches/yamux-window.ts'
+import { installQuietLengthPrefixedDecoder } from './patches/lp-decoder.ts'
 import { identify, identifyPush } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
@@ -22,7 +22,7 @@ import { swarmKeyFromHex } from './psk.ts'
 import { PskMismatches, watchedPreSharedKey } from './psk-watch.ts'
 import type { PubSub } from './pubsub.ts'
 import { fastMessageId } from './fast-msg-id.ts'
-import { applyGoRulesToFloodsub, goMessageId, skipAuthorInGossipsub } from './pubsub-go-rules.ts'
+import { applyGoRulesToFloodsub, goMessageId, skipAuthorInGossipsub } from './patches/pubsub-go-rules.ts'
 
 /** The identify protocol version every aicn and Go node announces. */
 export const PROTOCOL_VERSION = 'aicn/0.0.1'
@@ -145,7 +145,7 @@ async function pubsubFactory (config: Config): Promise<(components: never) => un
   if (config.Pubsub.Router === 'floodsub') {
     const { floodsub } = await import('@libp2p/floodsub')
     const factory = floodsub({ globalSignaturePolicy: 'StrictSign' })
-    // The Go node's message ID, no echo to a message's author (src/p2p/pubsub-go-rules.ts).
+    // The Go node's message ID, no echo to a message's author (src/p2p/patches/pubsub-go-rules.ts).
     return (components: Parameters<typeof factory>[0]) => applyGoRulesToFloodsub(factory(components))
   }
   const factory = gossipsub({
@@ -154,7 +154,7 @@ async function pubsubFactory (config: Config): Promise<(components: never) => un
     // Go nodes started from the -init templates speak only /floodsub/1.0.0.
     fallbackToFloodsub: true,
     floodPublish: config.Pubsub.FloodPublish,
-    // Go nodes' message ID, so both deduplicate (and gossip about) the same messages (pubsub-go-rules.ts).
+    // Go nodes' message ID, so both deduplicate (and gossip about) the same messages (src/p2p/patches/pubsub-go-rules.ts).
     msgIdFn: goMessageId,
     // Duplicates are recognised before their signature is checked (see fast-msg-id.ts).
     fastMsgIdFn: fastMessageId,
@@ -171,6 +171,6 @@ async function pubsubFactory (config: Config): Promise<(components: never) => un
     // at N = 50 most registrations did not reach every node. A hub keeps every worker that grafts.
     ...(config.Swarm.RelayService.Enabled ? { Dhi: HUB_MESH_MAX } : {})
   })
-  // Never forward a message back to its author, as Go nodes do (src/p2p/pubsub-go-rules.ts).
+  // Never forward a message back to its author, as Go nodes do (src/p2p/patches/pubsub-go-rules.ts).
   return (components: Parameters<typeof factory>[0]) => skipAuthorInGossipsub(factory(components))
 }
