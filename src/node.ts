@@ -124,7 +124,7 @@ export class AicnNode {
       const metrics = new Registry()
       const pskMismatches = new PskMismatches()
       started('psk warnings', logPskMismatches(pskMismatches, log))
-      const host = await createHost({ config, privateKey: identity.privateKey, datastore, agentVersion: AGENT_VERSION, metricsRegistry: metrics, pskMismatches })
+      const host = await createHost({ config, privateKey: identity.privateKey, datastore, agentVersion: AGENT_VERSION, metricsRegistry: metrics, pskMismatches, log })
       recordConnections(host, history, log)
       const hostInfo = new HostInfoCollector()
       const latency = new LatencyTracker(host, log)

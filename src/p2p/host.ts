@@ -5,8 +5,6 @@ import { createLibp2p, type Libp2p, type ServiceFactoryMap } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { installYamuxWindowHysteresis } from './patches/yamux-window.ts'
-import { installQuietLengthPrefixedDecoder } from './patches/lp-decoder.ts'
 import { identify, identifyPush } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
@@ -22,10 +20,11 @@ import { swarmKeyFromHex } from './psk.ts'
 import { PskMismatches, watchedPreSharedKey } from './psk-watch.ts'
 import type { PubSub } from './pubsub.ts'
 import { fastMessageId } from './fast-msg-id.ts'
-import { applyGoRulesToFloodsub, goMessageId, skipAuthorInGossipsub } from './patches/pubsub-go-rules.ts'
+import { applyGoRulesToFloodsub, goMessageId, installLibraryPatches, skipAuthorInGossipsub, withProtocolVersion } from './patches/index.ts'
+import type { Logger } from '../logger.ts'
 
 /** The identify protocol version every aicn and Go node announces. */
-export const PROTOCOL_VERSION = 'aicn/0.0.1'
+export { PROTOCOL_VERSION } from './patches/index.ts'
 
 export interface HostServices extends Record<string, unknown> {
   identify: unknown
@@ -50,25 +49,17 @@ export interface HostOptions {
   metricsRegistry?: import('prom-client').Registry
   /** told about peers that speak with another pre-shared key (src/p2p/psk-watch.ts) */
   pskMismatches?: PskMismatches
+  /** where a warning about an untested library version goes (src/p2p/patches/) */
+  log?: Logger
 }
 
 export function dhtProtocol (config: Config): string {
   return `${config.Routing.ProtocolPrefix === '' ? '/ipfs' : config.Routing.ProtocolPrefix}/kad/1.0.0`
 }
 
-/** Identify reads its protocol version from a prefix that also renames the protocol; we keep the
- * standard /ipfs/id/1.0.0 protocol and set the announced version directly, before the service starts. */
-function withProtocolVersion<C, T> (factory: (components: C) => T): (components: C) => T {
-  return (components) => {
-    const service = factory(components) as { host?: { protocolVersion: string } }
-    if (service.host != null) service.host.protocolVersion = PROTOCOL_VERSION
-    return service as T
-  }
-}
-
 export async function createHost (options: HostOptions): Promise<Host> {
-  installYamuxWindowHysteresis()
-  installQuietLengthPrefixedDecoder()
+  // Library patches, after a check of the installed versions (src/p2p/patches/README.md).
+  const patches = installLibraryPatches(options.log)
   const { config } = options
   const bootstrapList = config.Bootstrap
   const relayService = config.Swarm.RelayService.Enabled
@@ -84,8 +75,8 @@ export async function createHost (options: HostOptions): Promise<Host> {
 
   // Each factory takes its own slice of libp2p's components; createLibp2p supplies them all.
   const services: Record<string, (components: never) => unknown> = {
-    identify: withProtocolVersion(identify()),
-    identifyPush: withProtocolVersion(identifyPush()),
+    identify: patches.has('identify-protocol-version') ? withProtocolVersion(identify()) : identify(),
+    identifyPush: patches.has('identify-protocol-version') ? withProtocolVersion(identifyPush()) : identifyPush(),
     // The DHT pings a peer before adding it to its routing table while our latency tracker may ping the
     // same peer; the default of one outbound ping stream per connection makes one of them fail.
     ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 4 }),
