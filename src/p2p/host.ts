@@ -1,4 +1,4 @@
-// Builds the libp2p host the way the Go node does (reference §5), so both can share one network:
+// Builds the libp2p host the way the Go node does (docs/protocols.md, "The libp2p layer"), so both can share one network:
 // TCP + (optional) PSK + Noise + yamux, identify with protocol version aicn/0.0.1, ping, Kademlia with
 // `<prefix>/kad/1.0.0`, pubsub that also speaks /floodsub/1.0.0, relay, AutoNAT, hole punching, NAT mapping.
 import { createLibp2p, type Libp2p, type ServiceFactoryMap } from 'libp2p'

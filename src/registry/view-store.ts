@@ -1,5 +1,6 @@
 // LevelDB persistence of the network view, so a restarted node starts with a warm view instead of an
-// empty one for a whole heartbeat interval (reference §17 B15). Key = node id, value = the NodeEntry as
+// empty one for a whole heartbeat interval, when it
+// could route no job. Key = node id, value = the NodeEntry as
 // JSON. Writes are write-behind: the view never waits for the disk. Each node has at most one pending
 // operation (a newer heartbeat replaces the pending one), and all pending operations go to the disk in
 // one batch, so a burst of busy-counter heartbeats costs one write per node, not one per heartbeat.

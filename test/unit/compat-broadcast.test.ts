@@ -156,7 +156,7 @@ describe('chat and image conversions', () => {
       choices: [{ index: 0, message: { role: 'assistant', content: 'Hi there' }, finish_reason: 'stop' }, { index: 1, message: { role: 'assistant', content: '' }, finish_reason: 'tool_calls' }],
       usage: { completion_tokens: 3, prompt_tokens: 5, total_tokens: 8 }
     })
-    // A Go node's answer has neither (B7); the object is always chat.completion for a non-streamed chat.
+    // A Go node's answer has neither; the object is always chat.completion for a non-streamed chat.
     const fromGo = chatJsonFromResponse({ created: 1, choices: [] })
     assert.equal(fromGo.id, '')
     assert.equal(fromGo.object, 'chat.completion')
