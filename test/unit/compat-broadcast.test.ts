@@ -395,9 +395,8 @@ describe('the broadcast RPC', () => {
   })
 
   test('a node that does not run the service: timeout; a cancelled call ends at once', async () => {
-    const started = Date.now()
-    await assert.rejects(rpcA.request(c.node.peerId, T.PEER_IDENTITY, protocol.PeerIdentityBody.encode({ req: {} }).finish(), { timeoutMs: 300 }), hasCode(ErrorCode.TIMEOUT))
-    assert.ok(Date.now() - started < 3_000)
+    // The error names the bound that ended the call: the request's own 300 ms, not a default.
+    await assert.rejects(rpcA.request(c.node.peerId, T.PEER_IDENTITY, protocol.PeerIdentityBody.encode({ req: {} }).finish(), { timeoutMs: 300 }), hasCode(ErrorCode.TIMEOUT, /did not answer within 300 ms/))
     const controller = new AbortController()
     setTimeout(() => { controller.abort() }, 50)
     await assert.rejects(rpcA.request(c.node.peerId, T.PEER_IDENTITY, protocol.PeerIdentityBody.encode({ req: {} }).finish(), { timeoutMs: 60_000, signal: controller.signal }), hasCode(ErrorCode.TIMEOUT, /cancelled/))
