@@ -76,14 +76,14 @@ describe('HealthChecker with a real server', () => {
     const { health, changes } = checker({ intervalMs: 50, timeoutMs: 500 })
     health.watch('chat', first.url)
     await waitFor('the first probe', () => first.hits() >= 1)
-    await sleep(20)
+    assert.equal(await health.settle('chat', 2_000), true, 'the first probe found it up')
     assert.equal(health.isAvailable('chat'), true)
     assert.deepEqual(changes, [], 'no change while the server stays up')
 
     await first.close()
     await waitFor('the model to be marked down', () => changes.length >= 1)
     assert.equal(health.isAvailable('chat'), false)
-    await sleep(200) // several more failed probes
+    for (let i = 0; i < 3; i++) assert.equal(await health.settle('chat', 2_000), false, 'another failed probe')
     assert.deepEqual(changes, [['chat', false]], 'onChange fires once per flip')
 
     const second = await startServer(first.port)
