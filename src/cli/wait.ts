@@ -27,7 +27,8 @@ export async function waitReady (configPath: string, timeoutMs: number, options:
       // While the node starts, its early listener answers the id without protocols (src/http/early.ts).
       if (id?.status === 200 && Array.isArray(id.body?.protocols) && id.body.protocols.length > 0) {
         const overview = await callApi(api, '/api/v0/node/overview', undefined, 2_000).catch(() => undefined)
-        return { api, web: overview?.body?.data?.listeners?.web ?? '' }
+        const body = overview?.body as { data?: { listeners?: { web?: string } } } | undefined
+        return { api, web: body?.data?.listeners?.web ?? '' }
       }
     }
     await new Promise((resolve) => setTimeout(resolve, 100))

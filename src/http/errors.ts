@@ -1,6 +1,6 @@
 // The error middleware: every error, and every 404/405 the router leaves without a body, leaves as one
 // answer in the shape its path promises: OpenAI's `{"error":{…}}` under /v1 and /api/v1
-// (src/http/openai-errors.ts), the seed's `{"code","message"}` envelope everywhere else (src/errors.ts).
+// (src/http/openai-errors.ts), the `{"code","message"}` envelope of /api/v0 everywhere else (src/errors.ts).
 import type { Context, Next } from 'koa'
 import { AicnError, ErrorCode, isAicnError } from '../errors.ts'
 import type { Logger } from '../logger.ts'

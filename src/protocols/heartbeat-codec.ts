@@ -1,4 +1,4 @@
-// Heartbeat messages in the Go node's format (reference §8.1): a `Message` of type AI_PROJECT with empty
+// Heartbeat messages in the Go node's format (docs/protocols.md, "Heartbeats"): a `Message` of type AI_PROJECT with empty
 // `id` and `receiver`, body `AIProjectBody{res}`, published unencrypted on the topic. Unlike the Go node we
 // leave each model's `api` empty (other nodes never need a model server's internal URL) and add our
 // extensions in high field numbers that Go nodes skip.
@@ -43,7 +43,7 @@ export function encodeHeartbeat (heartbeat: Omit<Heartbeat, 'timestamp'>): Uint8
   }).finish()
 }
 
-/** A topic message is a heartbeat when it is a broadcast: no request id and no receiver (reference §6.4). */
+/** A topic message is a heartbeat when it is a broadcast: no request id and no receiver, as the Go node tells them apart. */
 export function isBroadcast (message: protocol.Message): boolean {
   return (message.header?.id ?? '') === '' && (message.header?.receiver ?? '') === ''
 }

@@ -20,7 +20,7 @@ import { silentLogger } from '../../src/logger.ts'
 import { WholeBody } from '../../src/jobs/iterables.ts'
 import { DEFAULT_TIMEOUT_MS, JobKind, type JobHead, type JobResponse, type JobRunner } from '../../src/jobs/types.ts'
 import type { Host } from '../../src/p2p/host.ts'
-import { installYamuxWindowHysteresis } from '../../src/p2p/yamux-window.ts'
+import { installYamuxWindowHysteresis } from '../../src/p2p/patches/yamux-window.ts'
 import { JOB_PROTOCOL, JOB_PROTOCOLS, JOB_PROTOCOL_1_0, JobProtocol } from '../../src/protocols/job.ts'
 import { FrameReader, MAX_JOB_MS, encodeBodyFrame, encodeFrame, requestHeadFrame } from '../../src/protocols/job-frames.ts'
 
