@@ -111,7 +111,7 @@ async function main (): Promise<void> {
     if (stopping) return
     process.stdout.write(`${signal}: stopping the demo network…\n`)
     signalled?.()
-    stop().finally(() => { process.exit(signal === 'SIGINT' ? 130 : 143) })
+    void stop().finally(() => { process.exit(signal === 'SIGINT' ? 130 : 143) })
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)

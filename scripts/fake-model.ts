@@ -22,6 +22,9 @@ export interface FakeModelServerOptions {
   tokens?: string[]
   /** Pause before each streamed token; 0 unless set. */
   tokenDelayMs?: number
+  /** Awaited before each streamed token (after tokenDelayMs) with the token's index: tests pace the
+   * stream with it, e.g. a token only once the client has read the one before. */
+  beforeToken?: (index: number, signal: AbortSignal) => Promise<void>
   /** Makes every route answer this status and body (default: an OpenAI-style error). */
   failWith?: { status: number, body?: unknown }
   /** Pause before answering any request (a slow model); 0 unless set. */
@@ -344,8 +347,10 @@ export async function startFakeModelServer (options: FakeModelServerOptions = {}
     res.writeHead(200, { ...headers, 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
     res.flushHeaders()
     try {
+      let token = 0
       for (const event of events) {
         if (event.delay && tokenDelayMs > 0) await sleep(tokenDelayMs, undefined, { signal: gone.signal })
+        if (event.delay && options.beforeToken !== undefined) await options.beforeToken(token++, gone.signal)
         if (gone.signal.aborted) return
         res.write(`data: ${typeof event.data === 'string' ? event.data : JSON.stringify(event.data)}\n\n`)
       }

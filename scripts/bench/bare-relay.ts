@@ -4,7 +4,7 @@
 //   entry: node:http server → reads the JSON body, parses it (a node must, to find where the job goes)
 //          → one length-prefixed frame on a kept TCP connection to the exit relay;
 //   exit:  reads the frame → POSTs the body to the model (undici, keep-alive) → sends the answer back as
-//          one frame; the entry relay wraps it in the seeds' envelope and answers.
+//          one frame; the entry relay wraps it in the /api/v0 envelope and answers.
 // No encryption, no multiplexing, no validation, no timeouts: a floor to compare with, not a design.
 //
 //   node dist/scripts/bench/bare-relay.js --role exit --model http://127.0.0.1:PORT/v1/chat/completions

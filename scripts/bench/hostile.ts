@@ -4,7 +4,7 @@
 // at its peak (sampled every 50 ms) and after, whether honest jobs through B kept working meanwhile, and
 // the slowest `/api/v0/id` answer. Every attack is bounded in streams, bytes and time.
 //
-//   npx tsc -p tsconfig.json && node dist/scripts/bench/hostile.js [--streams 256] [--proxy-streams 8]
+//   npm run build && node dist/scripts/bench/hostile.js [--streams 256] [--proxy-streams 8]
 //        [--only jobs|topic] [--flood-rate 300] [--flood-seconds 10] [--sybils 10] [--view-syncs 50]
 //
 // The topic attacks (issue 19's heartbeat flood and Sybil identities, and a flood of view-sync requests)

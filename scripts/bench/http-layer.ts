@@ -1,7 +1,7 @@
 // What an input node's own HTTP layer costs per job, without libp2p: B's HTTP server with the job routes and
 // the dispatcher, whose remote hop is replaced by an answer made in-process, against a bare node:http
 // handler that does the least any node must do (read and parse the JSON body, wrap the model's answer in
-// the seeds' envelope). Each server runs in a process of its own; this process is the client (keep-alive,
+// the /api/v0 envelope). Each server runs in a process of its own; this process is the client (keep-alive,
 // sequential, `POST /api/v0/chat/completion` with a `node_id`), and the server reports its own CPU time.
 //
 //   npm run build && node dist/scripts/bench/http-layer.js [--requests 5000] [--runs 3]

@@ -73,7 +73,7 @@ import type { TestNode, NodeSpec } from '../../test/integration/harness.ts'
 import { JobProtocol, JOB_PROTOCOL, JOB_PROTOCOL_1_0 } from '../../src/protocols/job/index.ts'
 import { WholeBody } from '../../src/core/iterables.ts'
 import { componentsOf } from '../../src/p2p/components.ts'
-import { installYamuxWindowHysteresis } from '../../src/p2p/yamux-window.ts'
+import { installYamuxWindowHysteresis } from '../../src/p2p/patches/yamux-window.ts'
 import { swarmKeyFromHex } from '../../src/p2p/psk.ts'
 import { silentLogger } from '../../src/core/logger.ts'
 import { JobKind } from '../../src/core/job-types.ts'
@@ -377,10 +377,6 @@ async function interleavedStreams (targets: Target[], warmup: number, count: num
 // 3. The libp2p hop, from a bare libp2p client in this process
 
 interface HopResult { rows: Array<{ name: string, summary: Summary, errors: number, clientWrites: number, workerWrites: number }>, errors: number, firstErrors: string[] }
-
-async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> {
-  yield bytes
-}
 
 async function libp2pHop (workerAddr: string, workerId: string, workerPid: number | undefined, warmup: number, count: number): Promise<HopResult> {
   // Yamux as the daemons run it (src/p2p/host.ts).

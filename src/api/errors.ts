@@ -1,6 +1,6 @@
 // The error middleware: every error, and every 404/405 the router leaves without a body, leaves as one
 // answer in the shape its path promises: OpenAI's `{"error":{…}}` under /v1 and /api/v1
-// (src/web/openai-errors.ts), the seed's `{"code","message"}` envelope everywhere else (src/core/errors.ts).
+// (src/web/openai-errors.ts), the `{"code","message"}` envelope of /api/v0 everywhere else (src/core/errors.ts).
 import type { Context, Next } from 'koa'
 import { AicnError, ErrorCode, isAicnError } from '../core/errors.ts'
 import type { Logger } from '../core/logger.ts'

@@ -9,7 +9,8 @@ import { apiFilePath } from './paths.ts'
 /** An answer larger than this is not one of ours. */
 const MAX_ANSWER = 8 * 1024 * 1024
 
-export interface ApiAnswer { status: number, body: any }
+/** `body` is the parsed JSON answer; callers narrow it to the shape they read. */
+export interface ApiAnswer { status: number, body: unknown }
 
 /** The URL of the daemon running this config, or undefined when there is no `api` file. */
 export async function daemonUrl (configPath: string): Promise<string | undefined> {

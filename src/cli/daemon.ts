@@ -59,9 +59,9 @@ export async function runDaemon (options: DaemonOptions, out: Output): Promise<v
       }
       stopping = true
       out.line(`Received ${signal}, shutting down (send it again to force)`)
-      node.stop()
+      void node.stop()
         .catch((err: Error) => { log.error({ err: err.message }, 'shutdown failed') })
-        .finally(() => { rm(apiFile, { force: true }).finally(resolve) })
+        .finally(() => { void rm(apiFile, { force: true }).finally(resolve) })
     }
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)

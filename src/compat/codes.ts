@@ -1,6 +1,6 @@
 // Result codes at the boundary with Go nodes. Both tables start at 1001 but the Go node's has three codes
 // ours lacks (1003 Json, 1006 Rendezvous, 1019 Deprecated) and lacks two of ours, so most numbers are
-// shifted (reference §9.2 vs src/core/errors.ts). Codes neither table knows (a model server's own) pass through.
+// shifted (the Go node's table is in the map below; ours in src/core/errors.ts). Codes neither table knows (a model server's own) pass through.
 import { ErrorCode } from '../core/errors.ts'
 
 /** The Go node's codes (pkg/types/error.go). */

@@ -1,6 +1,6 @@
-// Body encryption of the Go node's broadcast RPC (reference §6.2), byte for byte: ECDH on secp256k1, the
+// Body encryption of the Go node's broadcast RPC (docs/protocols.md, "Broadcast request/response"), byte for byte: ECDH on secp256k1, the
 // shared point's X coordinate (32 bytes, big-endian) used directly as the AES-256-GCM key, a random 12-byte
-// nonce, no AAD; wire = nonce ‖ ciphertext ‖ tag. This construction is weak (S4: no KDF, one static key per
+// nonce, no AAD; wire = nonce ‖ ciphertext ‖ tag. This construction is weak (no KDF, one static key per
 // node pair, nothing binds the header) but it is what Go nodes speak, so it only lives at this boundary.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { secp256k1 } from '@noble/curves/secp256k1.js'

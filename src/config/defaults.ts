@@ -1,5 +1,5 @@
 // The shape of the config file as data: canonical key names in the order they are written, the JSON
-// type of every key and the default filled in at load (reference §2.3). normalizeConfig walks this
+// type of every key and the default filled in at load (docs/config.md, "Keys"). normalizeConfig walks this
 // table, so a key's name, type and default live in exactly one place.
 
 /** Where the HTTP API listens unless the config says otherwise: loopback only, because the
@@ -12,7 +12,7 @@ export const DEFAULT_WEB_ADDR = '127.0.0.1:6080'
 /** `API.WebAddr` value that turns the second listener off. */
 export const WEB_OFF = 'off'
 
-/** The Go network's published pre-shared key (reference §2.2). It is public, so it gives no admission
+/** The Go network's published pre-shared key (its templates ship it; docs/config.md, "Templates"). It is public, so it gives no admission
  * control; aicn writes it only when asked to join that network (`aicn init --network dbc`). */
 export const GO_NODE_PSK = 'f504f536a912a8cf7d00adacee8ed20270c5040d961d7f3da4fccbcbec0ec48a'
 

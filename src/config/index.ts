@@ -1,5 +1,5 @@
 // The configuration module's contract. A config file is the Go node's worker.json / input.json
-// (reference §2.3): the same keys (matched case-insensitively), the same defaults at load, the same
+// (docs/config.md): the same keys (matched case-insensitively), the same defaults at load, the same
 // duration strings. Read it with loadConfig, change it in memory, write it back with saveConfig.
 // Every problem is a ConfigError whose message names the key, e.g.
 // `Swarm.ConnMgr.Type: must be "basic" or "none" (got "x")`. docs/config.md describes every key.

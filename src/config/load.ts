@@ -7,12 +7,12 @@ import { CONFIG_SPEC, type FieldSpec } from './defaults.ts'
 import type { Config } from './types.ts'
 import { validateConfig, type ValidateOptions } from './validate.ts'
 
-export interface LoadOptions extends ValidateOptions {}
+export type LoadOptions = ValidateOptions
 
 /**
  * Turns parsed JSON into a complete Config with canonical key names. Keys match case-insensitively
  * at every level (an exact match wins, like Go's encoding/json), unknown keys are ignored, `null`
- * counts as absent, and defaults are filled in (reference §2.3). A value of the wrong JSON type is a
+ * counts as absent, and defaults are filled in (docs/config.md, "How the file is read"). A value of the wrong JSON type is a
  * ConfigError naming the key; all such problems are reported together, one per line.
  */
 export function normalizeConfig (raw: unknown): Config {

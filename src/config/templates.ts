@@ -1,4 +1,4 @@
-// The configs `aicn init` writes (reference §2.4), with deliberate safety differences from the Go
+// The configs `aicn init` writes (the Go node's `-init` templates), with deliberate safety differences from the Go
 // templates: loopback-only defaults, no UPnP/NAT-PMP, no published PSK, no auto-upgrade, gossipsub.
 // docs/config.md lists them.
 import { DEFAULT_API_ADDR, DEFAULT_JOB_BUDGETS, DEFAULT_PROTOCOL_PREFIX, DEFAULT_TOPIC_NAME, DEFAULT_TOPIC_RATES, DEFAULT_WEB_ADDR } from './defaults.ts'
@@ -65,7 +65,7 @@ export function createConfigTemplate (mode: TemplateMode, options: TemplateOptio
       PeersCollect: { Enabled: input, HeartbeatInterval: '180s', BusyInterval: '30s', ClientProject: '' }
     },
     Wire: { Mode: 'aicn' },
-    // Prices follow seed 000: $1 per million input tokens, $3 per million output tokens.
+    // DeGPT's public prices: $1 per million input tokens, $3 per million output tokens (docs/config.md).
     Gateway: { RequireKeys: 'auto', Projects: [], DefaultPrice: { InputPerMillionUsd: 1, OutputPerMillionUsd: 3 }, Prices: [] },
     Jobs: { Timeouts: { Chat: '3m', ImageGen: '5m', ImageEdit: '5m', Embedding: '3m', Completion: '3m' }, IpfsNodes: [], ...DEFAULT_JOB_BUDGETS },
     AIProjects: []

@@ -1,4 +1,4 @@
-// The node's configuration, with the Go node's canonical key names (reference §2.3) so that an
+// The node's configuration, with the Go node's canonical key names (docs/config.md) so that an
 // operator's existing worker.json / input.json works unchanged. Keys are matched case-insensitively
 // at load; the node always writes these canonical names back.
 

@@ -1,4 +1,4 @@
-// The rules of reference §2.3, with messages that name the key and say what would be right. Every
+// The rules of docs/config.md (the Go node's, with its types and ranges), with messages that name the key and say what would be right. Every
 // problem is collected so that an operator fixes the file in one go; the ConfigError lists them one
 // per line in file order (the first line is what the CLI shows most prominently).
 import type { Stats } from 'node:fs'

@@ -1,6 +1,7 @@
 // Reads a model's non-streamed answer and decides whether it is a success or an error, without the Go
-// node's traps: any JSON content type counts (B8), an HTTP error status is an error even without a
-// `code` (B8), and a JSON answer to a stream request is reported, not dropped (B3).
+// node's traps: any JSON content type counts (`application/json; charset=utf-8` too, which the Go node
+// took for a non-JSON answer), an HTTP error status is an error even without a `code`, and a JSON answer
+// to a stream request is reported, not dropped (the Go node answered an empty 200).
 import { AicnError, ErrorCode } from './errors.ts'
 import { collect } from './iterables.ts'
 import { scanJson } from './json-scan.ts'

@@ -1,4 +1,4 @@
-// The one table of errors. Codes and meanings follow the API contract (seed 002's error-code table);
+// The one table of errors. Codes and meanings follow the API contract (the Go node's API, README.md "Errors");
 // HTTP statuses are ours, chosen so that a client can act on the status alone.
 
 export const ErrorCode = {

@@ -1,5 +1,5 @@
-// The OpenAI-compatible gateway every node serves: `/v1/…` (also under `/api/v1/` and seed 001's
-// `/api/v1/ai/…` names). A request is checked (key, allow-list, limits, balance), sent through the job
+// The OpenAI-compatible gateway every node serves: `/v1/…` (also under `/api/v1/` and the
+// `/api/v1/ai/…` names some hosted gateways use; README.md, "OpenAI-compatible gateway"). A request is checked (key, allow-list, limits, balance), sent through the job
 // router to a node that serves the model, and answered in OpenAI's shapes; the usage the model reports
 // is charged to the key and recorded.
 import { randomUUID } from 'node:crypto'

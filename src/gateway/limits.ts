@@ -1,4 +1,5 @@
-// Per-key request limits for the gateway, answered as 429 with the headers of seed 003:
+// Per-key request limits for the gateway, answered as 429 with the headers OpenAI-style clients
+// read (README.md, "OpenAI-compatible gateway"):
 // X-RateLimit-Limit / -Remaining / -Reset (ISO 8601) for the requests-per-minute window, and
 // Retry-After (seconds) on every refusal. Checks run in the order daily, rpm, concurrency; a refused
 // request counts against nothing.
@@ -9,7 +10,7 @@ import type { KeyRecord } from './keys.ts'
 
 /** Seed 001: free users get at most 3 requests in flight. A preset for key creation, not a default. */
 export const FREE_CONCURRENCY = 3
-/** Seed 000 §1: the VIP plan allows 1,000 conversations per day. A preset, not a default. */
+/** DeGPT's VIP plan allows 1,000 conversations per day. A preset, not a default. */
 export const VIP_DAILY = 1000
 
 export const RPM_WINDOW_MS = 60_000

@@ -1,4 +1,5 @@
-// Token prices for the gateway (seed 000 §1: $1 per million input tokens, $3 per million output tokens).
+// Token prices for the gateway (by default $1 per million input tokens and $3 per million output
+// tokens, DeGPT's public prices; docs/config.md, Gateway).
 // A price per million tokens in USD is exactly a price per token in micro-USD, so the cost of a request
 // is `prompt × input + completion × output` micro-USD. The sum is done in integers (BigInt pico-USD)
 // because prices like 0.15 are not exact in binary floating point and 0.15 × 1000 would round up to 151.

@@ -1,4 +1,4 @@
-// Host information collector (reference §11). The Go node used gopsutil and ghw; we use systeminformation
+// Host information collector (src/hostinfo/types.ts has the shape). The Go node used gopsutil and ghw; we use systeminformation
 // and map its output onto the same JSON shape. Every probe runs concurrently under its own deadline, a
 // failed probe only empties its own section, and results are cached because a node can be asked for its
 // host information by any peer of the network.

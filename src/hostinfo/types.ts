@@ -1,5 +1,5 @@
 // Host information as served by `/api/v0/host/info` and carried in the HostInfoResponse protobuf
-// (reference §4 and §11). Field names are the JSON names; every number is a finite non-negative integer so
+// (proto/aicn.proto). Field names are the JSON names; every number is a finite non-negative integer so
 // the object can go straight into JSON or protobuf (uint32/uint64/int64) without further checks.
 
 export interface HostOsInfo {

@@ -1,5 +1,5 @@
 // Uploads generated images to a project's IPFS node through its HTTP RPC (`/api/v0/add`), as the
-// `ipfs_node` parameter of image/gen asks (seed 002). The client names the URL, so it is an SSRF vector
+// `ipfs_node` parameter of image/gen asks (README.md, "Model calls"). The client names the URL, so it is an SSRF vector
 // (issue 13, part 6): only IPFS nodes the operator allowed are called (`Jobs.IpfsNodes`, by default any
 // loopback address), redirects are not followed, and what the IPFS node answers is never shown to the
 // client beyond its status: a requester must not be able to read other services' pages through us.

@@ -1,6 +1,7 @@
 // Which node runs a job when the client names only a project and model. The Go node took the first
-// of 20 nodes in peer-ID order and never retried (reference §10.4, weak point B12); it also dropped
-// every node without a latency sample from streamed paths (B13). Here every fresh candidate can be
+// of 20 nodes in peer-ID order and never retried, so jobs piled onto a few nodes and a dead one failed
+// the job; it also dropped every node without a latency sample from streamed paths, and only relay
+// nodes measured latency. Here every fresh candidate can be
 // chosen, unknown latency only costs a little, the choice is randomised with power-of-two choices so
 // that many input nodes with the same view do not all pick the same "best" node, and the caller gets
 // an ordered list of up to three nodes to fall back on (nodes cooling down after failures last).
@@ -16,7 +17,7 @@ import { NodeHealth } from './cooldown.ts'
 const RELAY_ONLY = 4
 /** Latency is in µs; 10 ms costs as much as one busy slot. */
 const LATENCY_PER_POINT_US = 10_000
-/** No ping sample yet: assume a nearby node (5 ms) rather than excluding it (B13). */
+/** No ping sample yet: assume a nearby node (5 ms) rather than excluding it: a node nobody pinged yet must still get jobs. */
 const UNKNOWN_LATENCY_US = 5_000
 const IN_FLIGHT_WEIGHT = 2
 const FAILURE_WEIGHT = 4

@@ -1,4 +1,4 @@
-// Which addresses a model's `api` may reach (issue 13, part 6; reference §9.4.3, finding S9). A node sends
+// Which addresses a model's `api` may reach (README.md, "Models and projects"). A node sends
 // every job for a model to its `api`, so that URL must reach a model server on this machine and nothing
 // else: not another host (the node would become a proxy into its owner's network), not a link-local or
 // cloud-metadata address, and not one of the node's own listeners (a model at

@@ -1,4 +1,4 @@
-// The node-control operations behind `/api/v0` (seed 002, reference §9.4.1–9.4.2). Route handlers call
+// The node-control operations behind `/api/v0` (README.md, "API"). Route handlers call
 // these and never touch libp2p themselves.
 import { KEEP_ALIVE } from '@libp2p/interface'
 import type { Registry } from 'prom-client'

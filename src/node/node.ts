@@ -92,7 +92,6 @@ export class AicnNode {
 
   static async start (options: NodeOptions): Promise<AicnNode> {
     const { config, log } = options
-    const startedAt = Date.now()
     // Everything started so far, stopped in reverse order if a later step fails or on stop().
     const stopSteps: StopStep[] = []
     const started = (name: string, run: StopStep['run']): void => { stopSteps.push({ name, run }) }

@@ -5,7 +5,7 @@
 // the largest part of its idle CPU and of its cost per job at N = 20 (docs/benchmarks.md, "Scale").
 //
 // The ID is the message's author and sequence number, exactly what the message ID (the Go node's, see
-// src/p2p/pubsub-go-rules.ts) is made of, so two messages with the same fast ID are the same message. gossipsub only caches a
+// src/p2p/patches/pubsub-go-rules.ts) is made of, so two messages with the same fast ID are the same message. gossipsub only caches a
 // fast ID once its message passed validation: a forged copy that arrives first is checked and dropped
 // without poisoning the cache, one that arrives later is dropped as a duplicate unchecked.
 

@@ -1,4 +1,4 @@
-// Connection history (reference §12.1, conns.db): every peer we were connected to, with addresses it can
+// Connection history (the Go node's conns.db): every peer we were connected to, with addresses it can
 // be dialled on, so a restarted node finds its network again without waiting for the DHT. Unlike the Go
 // node we store the peer's identified listen addresses (never the ephemeral port of an inbound
 // connection), and a failed redial of an unknown record can never write an empty address.

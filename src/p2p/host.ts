@@ -1,13 +1,10 @@
-// Builds the libp2p host the way the Go node does (reference §5), so both can share one network:
+// Builds the libp2p host the way the Go node does (docs/protocols.md, "The libp2p layer"), so both can share one network:
 // TCP + (optional) PSK + Noise + yamux, identify with protocol version aicn/0.0.1, ping, Kademlia with
 // `<prefix>/kad/1.0.0`, pubsub that also speaks /floodsub/1.0.0, relay, AutoNAT, hole punching, NAT mapping.
-import { createLibp2p, type Libp2p } from 'libp2p'
+import { createLibp2p, type Libp2p, type ServiceFactoryMap } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { installYamuxWindowHysteresis } from './yamux-window.ts'
-import { installQuietLengthPrefixedDecoder } from './lp-decoder.ts'
-import { installBoundedPnetCipher } from './pnet-memory.ts'
 import { identify, identifyPush } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
@@ -23,7 +20,8 @@ import { swarmKeyFromHex } from './psk.ts'
 import { PskMismatches, watchedPreSharedKey } from './psk-watch.ts'
 import type { PubSub } from './pubsub.ts'
 import { fastMessageId } from './fast-msg-id.ts'
-import { applyGoRulesToFloodsub, goMessageId, skipAuthorInGossipsub } from './pubsub-go-rules.ts'
+import { applyGoRulesToFloodsub, goMessageId, installLibraryPatches, skipAuthorInGossipsub, withProtocolVersion } from './patches/index.ts'
+import { installBoundedPnetCipher } from './pnet-memory.ts'
 import { TopicRateLimiter } from './topic-rate.ts'
 import { limitTopicRates, registerTopicRateMetrics, type HeldMessage } from './topic-limit.ts'
 import { CONNECTION_PING_MS, EVENT_LOOP_SAMPLE_MS, gossipTimers } from './idle-tuning.ts'
@@ -38,9 +36,8 @@ import type { Logger } from '../core/logger.ts'
  * (scripts/bench/yamux-window.ts, docs/reliability.md) and still allows 20 MiB/s per stream at 100 ms RTT. */
 export const YAMUX_MAX_STREAM_WINDOW = 2 * 1024 * 1024
 
-import { PROTOCOL_VERSION } from './protocol-version.ts'
-
-export { PROTOCOL_VERSION }
+/** The identify protocol version every aicn and Go node announces. */
+export { PROTOCOL_VERSION } from './patches/index.ts'
 
 export interface HostServices extends Record<string, unknown> {
   identify: unknown
@@ -65,7 +62,7 @@ export interface HostOptions {
   metricsRegistry?: import('prom-client').Registry
   /** told about peers that speak with another pre-shared key (src/p2p/psk-watch.ts) */
   pskMismatches?: PskMismatches
-  /** where a peer penalised for flooding the topic is logged */
+  /** where a peer penalised for flooding the topic, or an untested library version (src/p2p/patches/), is logged */
   log?: Logger
 }
 
@@ -89,19 +86,9 @@ export function dhtProtocol (config: Config): string {
   return `${config.Routing.ProtocolPrefix === '' ? '/ipfs' : config.Routing.ProtocolPrefix}/kad/1.0.0`
 }
 
-/** Identify reads its protocol version from a prefix that also renames the protocol; we keep the
- * standard /ipfs/id/1.0.0 protocol and set the announced version directly, before the service starts. */
-function withProtocolVersion<T> (factory: (components: any) => T): (components: any) => T {
-  return (components) => {
-    const service = factory(components) as { host?: { protocolVersion: string } }
-    if (service.host != null) service.host.protocolVersion = PROTOCOL_VERSION
-    return service as T
-  }
-}
-
 export async function createHost<S extends Record<string, unknown> = Record<never, never>> (options: HostOptions & { services?: ServiceFactories<S> }): Promise<Libp2p<HostServices & S>> {
-  installYamuxWindowHysteresis()
-  installQuietLengthPrefixedDecoder()
+  // Library patches, after a check of the installed versions (src/p2p/patches/README.md).
+  const patches = installLibraryPatches(options.log)
   installBoundedPnetCipher()
   const { config } = options
   const limiter = topicRateLimiter(config, options.log)
@@ -118,9 +105,10 @@ export async function createHost<S extends Record<string, unknown> = Record<neve
     for (const relay of relays) listen.push(`${relay}/p2p-circuit`)
   }
 
-  const services: Record<string, (components: any) => unknown> = {
-    identify: withProtocolVersion(identify()),
-    identifyPush: withProtocolVersion(identifyPush()),
+  // Each factory takes its own slice of libp2p's components; createLibp2p supplies them all.
+  const services: Record<string, (components: never) => unknown> = {
+    identify: patches.has('identify-protocol-version') ? withProtocolVersion(identify()) : identify(),
+    identifyPush: patches.has('identify-protocol-version') ? withProtocolVersion(identifyPush()) : identifyPush(),
     // The DHT pings a peer before adding it to its routing table while our latency tracker may ping the
     // same peer; the default of one outbound ping stream per connection makes one of them fail.
     ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 4 }),
@@ -168,7 +156,7 @@ export async function createHost<S extends Record<string, unknown> = Record<neve
         // "Start-up and idle"). Sampled every EVENT_LOOP_SAMPLE_MS instead (src/p2p/idle-tuning.ts).
         defaultMetrics: { eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS }
       }),
-    services: services as any
+    services: services as unknown as ServiceFactoryMap<HostServices>
   }) as unknown as Libp2p<HostServices & S>
 }
 
@@ -177,12 +165,12 @@ export { EVENT_LOOP_SAMPLE_MS }
 /** The mesh degree an input node accepts: every worker connected to it (bounded by the connection limit). */
 const HUB_MESH_MAX = 1000
 
-async function pubsubFactory (config: Config, limiter: TopicRateLimiter<HeldMessage>): Promise<(components: any) => unknown> {
+async function pubsubFactory (config: Config, limiter: TopicRateLimiter<HeldMessage>): Promise<(components: never) => unknown> {
   if (config.Pubsub.Router === 'floodsub') {
     const { floodsub } = await import('@libp2p/floodsub')
     const factory = floodsub({ globalSignaturePolicy: 'StrictSign' })
-    // The Go node's message ID, no echo to a message's author (src/p2p/pubsub-go-rules.ts).
-    return (components: any) => applyGoRulesToFloodsub(factory(components))
+    // The Go node's message ID, no echo to a message's author (src/p2p/patches/pubsub-go-rules.ts).
+    return (components: Parameters<typeof factory>[0]) => applyGoRulesToFloodsub(factory(components))
   }
   const timers = gossipTimers(config.Swarm.RelayService.Enabled)
   const factory = gossipsub({
@@ -191,7 +179,7 @@ async function pubsubFactory (config: Config, limiter: TopicRateLimiter<HeldMess
     // Go nodes started from the -init templates speak only /floodsub/1.0.0.
     fallbackToFloodsub: true,
     floodPublish: config.Pubsub.FloodPublish,
-    // Go nodes' message ID, so both deduplicate (and gossip about) the same messages (pubsub-go-rules.ts).
+    // Go nodes' message ID, so both deduplicate (and gossip about) the same messages (src/p2p/patches/pubsub-go-rules.ts).
     msgIdFn: goMessageId,
     // Duplicates are recognised before their signature is checked (see fast-msg-id.ts).
     fastMsgIdFn: fastMessageId,
@@ -212,7 +200,7 @@ async function pubsubFactory (config: Config, limiter: TopicRateLimiter<HeldMess
     // at N = 50 most registrations did not reach every node. A hub keeps every worker that grafts.
     ...(config.Swarm.RelayService.Enabled ? { Dhi: HUB_MESH_MAX } : {})
   })
-  // Never forward a message back to its author, as Go nodes do (src/p2p/pubsub-go-rules.ts); rate limits
-  // per author and per peer before any signature check (src/p2p/topic-limit.ts).
-  return (components: any) => limitTopicRates(skipAuthorInGossipsub(factory(components)), limiter)
+  // Never forward a message back to its author, as Go nodes do (src/p2p/patches/pubsub-go-rules.ts); rate
+  // limits per author and per peer before any signature check (src/p2p/topic-limit.ts).
+  return (components: Parameters<typeof factory>[0]) => limitTopicRates(skipAuthorInGossipsub(factory(components)), limiter)
 }

@@ -1,4 +1,4 @@
-// secp256k1 identities in the Go node's formats (reference §2.1): the key file holds the raw 36-byte
+// secp256k1 identities in the Go node's formats (docs/config.md, "Network identity and addresses"): the key file holds the raw 36-byte
 // key protobuf, the config holds its standard base64, and the peer ID (16Uiu2HA…) inlines the public key.
 import { readFile, writeFile } from 'node:fs/promises'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf, publicKeyToProtobuf } from '@libp2p/crypto/keys'

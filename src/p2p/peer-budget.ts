@@ -302,7 +302,7 @@ export function registerBudgetMetrics (budgets: PeerBudgets, registry: Registry)
   ]
   for (const [name, help, read] of gauges) {
     if (registry.getSingleMetric(name) !== undefined) continue
-    // eslint-disable-next-line no-new
+    // Constructed for its side effect: it registers itself in `registry`.
     new Gauge({ name, help, registers: [registry], collect () { this.set(read(budgets.stats())) } })
   }
 }

@@ -1,4 +1,4 @@
-// PeerInfo as the API shows it (seed 002 `id`/`peer`): id, identify versions, addresses, protocols.
+// PeerInfo as the API shows it (`id` and `peer` in README.md, "API"): id, identify versions, addresses, protocols.
 import type { PeerId } from '@libp2p/interface'
 import type { Host } from './host.ts'
 

@@ -1,6 +1,6 @@
 // Names a wrong pre-shared key. With a different PSK, pnet (XSalsa20) turns everything the other side
 // sends into noise, and libp2p then fails with whatever the noise happens to mean: "Message length too
-// long - 15844 > 1024", ECONNRESET, a timeout (docs in ../shared/reference/js-libp2p-notes.md §2). The Go
+// long - 15844 > 1024", ECONNRESET, a timeout, depending on where the garbage lands. The Go
 // node warns about it; so do we (issue 15). After the nonce exchange, the first bytes each side sends
 // are multistream-select's header (varint 19, "/multistream/1.0.0\n"): when the first decrypted bytes are
 // anything else, the keys differ. The check only listens to the protected stream; it reads nothing.

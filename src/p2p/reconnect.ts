@@ -1,5 +1,5 @@
 // Wires the connection history to the host: records dialable addresses of every peer we connect to,
-// and at start redials the peers we knew (reference §3 step 11, §12.1); keeps the bootstrap peers connected.
+// and at start redials the peers we knew (as the Go node does at start); keeps the bootstrap peers connected.
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from '../core/logger.ts'
 import type { ConnectionHistory } from './history.ts'

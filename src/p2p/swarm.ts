@@ -1,4 +1,4 @@
-// Connections as the node-control API shows and changes them (reference §9.4.1–9.4.2).
+// Connections as the node-control API shows and changes them (README.md, "API").
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { KEEP_ALIVE, type PeerId } from '@libp2p/interface'

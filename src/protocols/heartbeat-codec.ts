@@ -1,4 +1,4 @@
-// Heartbeat messages in the Go node's format (reference §8.1): a `Message` of type AI_PROJECT with empty
+// Heartbeat messages in the Go node's format (docs/protocols.md, "Heartbeats"): a `Message` of type AI_PROJECT with empty
 // `id` and `receiver`, body `AIProjectBody{res}`, published unencrypted on the topic. Unlike the Go node we
 // leave each model's `api` empty (other nodes never need a model server's internal URL) and add our
 // extensions in high field numbers that Go nodes skip.

@@ -81,7 +81,7 @@ export class Heartbeats {
       this.sync = new ViewSync({
         served: (peer) => { forwarding.synced(peer) },
         refreshMs: options.intervalMs,
-        host: options.host as any,
+        host: options.host,
         topic: options.topic,
         store: this.signed,
         fresh: (nodeId, data) => this.heardSince(nodeId, data),

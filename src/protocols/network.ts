@@ -14,10 +14,10 @@ import type { Candidate } from '../registry/view-types.ts'
 /** libp2p connectedness as the Go node reports it: 0 not connected, 1 connected, 4 relayed only. */
 export const CONNECTIVITY = { NOT_CONNECTED: 0, CONNECTED: 1, LIMITED: 4 } as const
 
-/** A node that serves a model, as `ai/projects/peers` shows it (seed 000, with the reference's Idle and cid). */
+/** A node that serves a model, as `ai/projects/peers` shows it (README.md, "Models and projects"; Idle and cid as the Go node adds them). */
 export interface ProjectPeer { node_id: string, connectivity: number, latency: number, Idle: number, cid: string }
 
-/** A node's registrations as `ai/project/peer` shows them (seed 002). */
+/** A node's registrations as `ai/project/peer` shows them (README.md, "Models and projects"). */
 export interface NodeProjects { project: string, models: string[] }
 
 export const PEERS_DEFAULT = 20

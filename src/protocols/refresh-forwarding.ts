@@ -18,7 +18,7 @@ import type { PeerId } from '@libp2p/interface'
 import { protocol } from '../proto/index.ts'
 import { decodeHeartbeat, type Heartbeat } from './heartbeat-codec.ts'
 import { isBroadcast } from '../proto/broadcast.ts'
-import { authorOf } from '../p2p/pubsub-go-rules.ts'
+import { authorOf } from '../p2p/patches/pubsub-go-rules.ts'
 import { GO_DEFAULT_INTERVAL_MS, clampInterval } from '../registry/rhythm.ts'
 
 /** Authors and peers remembered at most (the view's own bound, view-sync.ts MAX_SYNC_ENTRIES). */

@@ -1,4 +1,4 @@
-// Checks a model API URL when a model is registered (reference §9.4.3, finding S9; issue 13 part 6): an
+// Checks a model API URL when a model is registered (README.md, "Models and projects"): an
 // http(s) URL without credentials whose host is on this machine — host names are allowed when they
 // resolve to it, including Docker/Podman container names — and which is neither a link-local/metadata
 // address nor one of the node's own listeners. The address rules are in ./model-target.ts; the model

@@ -1,5 +1,6 @@
 // LevelDB persistence of the network view, so a restarted node starts with a warm view instead of an
-// empty one for a whole heartbeat interval (reference §17 B15). Key = node id, value = the NodeEntry as
+// empty one for a whole heartbeat interval, when it
+// could route no job. Key = node id, value = the NodeEntry as
 // JSON. Writes are write-behind: the view never waits for the disk. Each node has at most one pending
 // operation (a newer heartbeat replaces the pending one), and all pending operations go to the disk in
 // one batch, so a burst of busy-counter heartbeats costs one write per node, not one per heartbeat.
@@ -110,7 +111,10 @@ export class ViewStore {
         try {
           await this.db.batch(ops)
           this.stats.batches++
-          for (const op of ops) op.type === 'put' ? this.stats.puts++ : this.stats.dels++
+          for (const op of ops) {
+            if (op.type === 'put') this.stats.puts++
+            else this.stats.dels++
+          }
         } catch (err) {
           // Not retried: the node's next heartbeat writes its entry again.
           this.stats.failures++

@@ -206,7 +206,7 @@ export class ViewSync {
 
   async start (): Promise<void> {
     await this.options.host.handle(VIEW_PROTOCOL, (stream, connection) => { this.admit(stream, connection.remotePeer) }, { maxInboundStreams: 2, maxOutboundStreams: 2 })
-    this.options.host.addEventListener('peer:identify', this.onIdentify as any)
+    this.options.host.addEventListener('peer:identify', this.onIdentify)
     this.armRefresh()
   }
 
@@ -216,7 +216,7 @@ export class ViewSync {
     clearTimeout(this.refreshTimer)
     this.options.refreshMs = 0
     this.sources.clear()
-    this.options.host.removeEventListener('peer:identify', this.onIdentify as any)
+    this.options.host.removeEventListener('peer:identify', this.onIdentify)
     await this.options.host.unhandle(VIEW_PROTOCOL).catch(() => {})
   }
 

@@ -1,5 +1,5 @@
-// The network's view: which node serves which project and model, built from heartbeats (reference §8,
-// §9.4.4, §10.4). The Go node answers every query by scanning its whole peers_collect.db (§17 B12); here
+// The network's view: which node serves which project and model, built from heartbeats (docs/protocols.md,
+// "Heartbeats"). The Go node answers every query by scanning its whole peers_collect.db; here
 // every query goes through secondary indexes kept up to date on each update, so a request costs the
 // nodes that serve the asked model, not the size of the network.
 //

@@ -1,5 +1,5 @@
-// Errors in OpenAI's shape, `{"error":{"message","type","param","code"}}`, with the statuses of seeds
-// 001/003: 400 invalid parameters, 401 key, 402 balance, 403 model not allowed, 404 model not found,
+// Errors in OpenAI's shape, `{"error":{"message","type","param","code"}}`, with the statuses OpenAI-style
+// gateways use (README.md, "OpenAI-compatible gateway"): 400 invalid parameters, 401 key, 402 balance, 403 model not allowed, 404 model not found,
 // 429 limits, 500, 502 upstream unavailable, 504 upstream timeout. Every answer under /v1 and /api/v1
 // that is an error takes this shape (src/api/errors.ts), whichever layer raised it.
 import { AicnError, ErrorCode } from '../core/errors.ts'

@@ -208,7 +208,7 @@ describe('the front door: keyless local use, browser safety, OpenAI errors', () 
       assert.equal(typeof error?.type, 'string', c.name)
       assert.ok('param' in error && 'code' in error, c.name)
     }
-    // The same mistakes on /api/v0 keep the seed's envelope.
+    // The same mistakes on /api/v0 keep the /api/v0 envelope.
     const v0 = await rawRequest(b.web, 'GET', '/api/v0/nope', {})
     assert.deepEqual(Object.keys(JSON.parse(v0.body)).sort(), ['code', 'message'])
     assert.equal((await sdk().chat.completions.create({ model: 'door-chat', messages: [{ role: 'user', content: 'Hi' }] })).choices[0].message.content, TOKENS.join(''))

@@ -1,7 +1,7 @@
 // A good citizen of a mixed network, checked against the real Go node (test/integration/go-node.ts): after a
 // minute of pubsub traffic among Go and aicn nodes, no Go node has been sent back a message it published.
 // Go nodes log each such copy as "REJECT_MESSAGE … self originated message"; before the rules of
-// src/p2p/pubsub-go-rules.ts a Go worker got back more than half of what it published. On gossipsub the
+// src/p2p/patches/pubsub-go-rules.ts a Go worker got back more than half of what it published. On gossipsub the
 // check also covers the message ID: with IDs that Go does not know, our IHAVE gossip made Go nodes ask for
 // (and get back) their own messages.
 //

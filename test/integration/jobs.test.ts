@@ -38,6 +38,8 @@ const contentOf = (events: string[]): string => events
 describe('jobs across the network', () => {
   let b: TestNode
   const workers: Worker[] = []
+  /** Set by the streaming test: paces the chat models' tokens (startFakeModelServer's beforeToken). */
+  let pace: ((index: number, signal: AbortSignal) => Promise<void>) | undefined
   let ipfs: Server
   let ipfsUploads = 0
 
@@ -60,7 +62,7 @@ describe('jobs across the network', () => {
     b = await TestNode.start({ mode: 'input', psk: PSK, edit: (c) => { c.Jobs.Timeouts.ImageGen = '3s' } })
     const bAddr = await b.addr()
     for (let i = 0; i < 3; i++) {
-      const chat = await startFakeModelServer({ tokens: TOKENS, tokenDelayMs: 30 })
+      const chat = await startFakeModelServer({ tokens: TOKENS, tokenDelayMs: 30, beforeToken: async (index, signal) => { await pace?.(index, signal) } })
       const images = await startFakeModelServer()
       const node = await TestNode.start({ psk: PSK, bootstrap: [bAddr] })
       workers.push({ node, chat, images })
@@ -119,15 +121,47 @@ describe('jobs across the network', () => {
   test('streamed chat, local and remote: SSE lines as the model sends them, token by token', async () => {
     const w1 = workers[0].node
     for (const via of [w1, b]) {
-      const response = await fetch(`${via.api}/api/v0/chat/completion`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chatBody({ node_id: w1.peerId, stream: true })) })
-      assert.equal(response.status, 200)
-      assert.match(response.headers.get('content-type') ?? '', /^text\/event-stream/)
-      assert.equal(response.headers.get('x-aicn-node'), w1.peerId)
-      const { chunks, events } = await readSse(response)
-      assert.equal(events.at(-1), 'data: [DONE]')
-      assert.equal(contentOf(events), TOKENS.join(''))
-      // Tokens 30 ms apart arrive as separate reads: nothing was buffered on the way.
-      assert.ok(chunks.length >= TOKENS.length, `${chunks.length} chunks`)
+      // The model sends token i only once the client has read tokens 0 … i-1, so a hop that held tokens back
+      // would stall the stream. A stall is bounded: after 10 s the token goes out anyway and the test fails.
+      let received = 0
+      const stalled: number[] = []
+      const progress = new EventTarget()
+      pace = async (index, signal) => {
+        if (received >= index) return
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            clearTimeout(timer)
+            progress.removeEventListener('token', check)
+            signal.removeEventListener('abort', done)
+            resolve()
+          }
+          const check = (): void => { if (received >= index) done() }
+          const timer = setTimeout(() => { stalled.push(index); done() }, 10_000)
+          progress.addEventListener('token', check)
+          signal.addEventListener('abort', done)
+        })
+      }
+      try {
+        const response = await fetch(`${via.api}/api/v0/chat/completion`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chatBody({ node_id: w1.peerId, stream: true })) })
+        assert.equal(response.status, 200)
+        assert.match(response.headers.get('content-type') ?? '', /^text\/event-stream/)
+        assert.equal(response.headers.get('x-aicn-node'), w1.peerId)
+        const decoder = new TextDecoder()
+        let text = ''
+        for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+          text += decoder.decode(chunk, { stream: true })
+          // Whole events only: the text after the last blank line may be half an event.
+          const whole = text.split('\n\n').slice(0, -1).map((e) => e.trim())
+          received = whole.filter((e) => e.startsWith('data: {') && contentOf([e]) !== '').length
+          progress.dispatchEvent(new Event('token'))
+        }
+        const events = text.split('\n\n').map((e) => e.trim()).filter((e) => e !== '')
+        assert.equal(events.at(-1), 'data: [DONE]')
+        assert.equal(contentOf(events), TOKENS.join(''))
+        assert.deepEqual(stalled, [], 'every token reached the client before the model sent the next')
+      } finally {
+        pace = undefined
+      }
     }
   })
 

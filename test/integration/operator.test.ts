@@ -54,7 +54,8 @@ describe('operator experience', () => {
     models.push(model)
     // The bound of the issue: routable within 2 s of the server starting (probes retry after 1 s, 2 s, …).
     await waitFor(async () => await lists(w, 'late', w.peerId), 2_000, 'the late model to be routable')
-    assert.match(w.output, /model OpsProject\/late is up/)
+    // The daemon's log reaches us through a pipe, possibly after its API has answered: wait for the line.
+    await waitFor(() => /model OpsProject\/late is up/.test(w.output), 10_000, 'the log to say the model is up')
     const chat = await w.call('/api/v0/chat/completion/proxy', { project: PROJECT, model: 'late', messages: [{ role: 'user', content: 'hi' }] })
     assert.equal(chat.status, 200)
   })

@@ -1,14 +1,19 @@
 // keepBootstrapPeers redials the bootstrap peers that are not connected, and only those, every interval.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { keepBootstrapPeers } from '../../src/p2p/reconnect.ts'
 import { silentLogger } from '../../src/core/logger.ts'
 
-test('bootstrap peers that are not connected are dialled again each interval; connected ones are left alone', async () => {
+/** Lets the dials started by a timer callback run; setImmediate is not mocked. */
+async function settle (): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve))
+}
+
+test('bootstrap peers that are not connected are dialled again each interval; connected ones are left alone', async (t) => {
+  t.mock.timers.enable({ apis: ['setInterval'] })
   const [a, b] = await Promise.all([1, 2].map(async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519'))))
   const connected = new Set([a.toString()])
   const dials: string[] = []
@@ -25,13 +30,17 @@ test('bootstrap peers that are not connected are dialled again each interval; co
   const peers = [a, b].map((peerId, i) => ({ peerId, addr: multiaddr(`/ip4/127.0.0.1/tcp/${4001 + i}/p2p/${peerId.toString()}`) }))
   const stop = keepBootstrapPeers(host as any, peers, silentLogger, 50)
   try {
-    await sleep(30)
+    t.mock.timers.tick(49)
+    await settle()
     assert.deepEqual(dials, [], 'nothing before the first interval')
-    await sleep(60)
+    t.mock.timers.tick(1)
+    await settle()
     assert.deepEqual(dials, [peers[1].addr.toString()], 'only the disconnected peer, and the dial failed')
-    await sleep(60)
+    t.mock.timers.tick(50)
+    await settle()
     assert.deepEqual(dials, [peers[1].addr.toString(), peers[1].addr.toString()], 'tried again, and connected')
-    await sleep(120)
+    t.mock.timers.tick(150)
+    await settle()
     assert.equal(dials.length, 2, 'nothing more once every bootstrap peer is connected')
   } finally {
     stop()

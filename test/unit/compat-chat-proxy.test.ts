@@ -73,7 +73,7 @@ function hasCode (code: number, message?: RegExp) {
   }
 }
 
-/** The request a Go node writes (reference §7.1): Content-Length body, and no half-close afterwards. */
+/** The request a Go node writes (docs/protocols.md, `/chat-proxy/0.0.1`): Content-Length body, and no half-close afterwards. */
 function goRequest (path: string, query: string, body: string, contentType = 'application/json'): Buffer {
   return Buffer.from(`POST ${path}?${query} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: Go-http-client/1.1\r\n` +
     `Content-Length: ${Buffer.byteLength(body)}\r\nContent-Type: ${contentType}\r\n\r\n${body}`)
@@ -311,7 +311,7 @@ describe('the chat-proxy protocol', () => {
     let firstPiece = deferred()
     models.set('edit', async (request) => {
       assert.equal(request.head.kind, JobKind.IMAGE_EDIT)
-      assert.ok(request.head.deadline > Date.now() + 290_000, 'edits get 5 minutes (B11)')
+      assert.ok(request.head.deadline > Date.now() + 290_000, 'edits get 5 minutes')
       const hash = createHash('sha256')
       let bytes = 0
       let pieces = 0
@@ -428,7 +428,7 @@ describe('the chat-proxy protocol', () => {
   test('Go requester → aicn worker, byte for byte: errors are JSON with the Go code', async () => {
     const missing = parseResponse(await goExchange(goRequest('/api/v0/image/gen', 'cid=&model=nope&project=P', '{"prompt":"x"}')))
     assert.equal(missing.statusLine, 'HTTP/1.1 404 Not Found')
-    // Exactly application/json: a Go chat requester decodes only that (B8) and shows code and message.
+    // Exactly application/json: a Go chat requester decodes only that and shows code and message.
     assert.deepEqual(missing.headers, ['Content-Type: application/json', 'X-AICN-Error-Code: 1006', `Content-Length: ${missing.body.byteLength}`])
     assert.deepEqual(JSON.parse(missing.body.toString()), { code: 1007, message: 'no model nope' })
 
@@ -496,6 +496,7 @@ describe('the chat-proxy protocol', () => {
       // The requester stops: its calls end at once.
       const requester = new ChatProxy(componentsOf(a), { log: silentLogger })
       const gate = deferred()
+      // eslint-disable-next-line require-yield -- a body that stays open and yields nothing until the gate opens
       models.set('held', async () => answer((async function * () { await gate.promise })()))
       const held = requester.run(b.peerId, { head: head('held'), body: once(encoder.encode('{}')) }, never)
       const heldBody = (await held).body
@@ -550,7 +551,7 @@ describe('the chat-proxy protocol', () => {
     assert.equal(eof.contentType, 'text/plain')
     assert.equal(text(await collect(eof.body)), 'until the end')
 
-    // A JSON answer to a stream request is returned as it is (the caller decides, unlike B3).
+    // A JSON answer to a stream request is returned as it is (the caller decides; the Go node dropped it).
     const json = await run('length', true)
     assert.equal(json.contentType, 'application/json')
     assert.equal(text(await collect(json.body)), '{"ok":true}')

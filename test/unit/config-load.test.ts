@@ -18,7 +18,7 @@ async function withTempDir (fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-/** worker.json exactly as the Go node's `host -init worker` writes it (reference §2.4). */
+/** worker.json exactly as the Go node's `host -init worker` writes it (docs/config.md, "Templates"). */
 function goWorkerJson (dir: string): Record<string, unknown> {
   return {
     Bootstrap: [],

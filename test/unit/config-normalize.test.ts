@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { ConfigError } from '../../src/core/errors.ts'
 import { normalizeConfig } from '../../src/config/index.ts'
 
-test('an empty object gets every default of reference §2.3', () => {
+test('an empty object gets every default of docs/config.md', () => {
   const config = normalizeConfig({})
   assert.deepEqual(config, {
     Bootstrap: [],

@@ -1,4 +1,4 @@
-import { describe, it, afterEach } from 'node:test'
+import { describe, it, afterEach, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -76,14 +76,14 @@ describe('HealthChecker with a real server', () => {
     const { health, changes } = checker({ intervalMs: 50, timeoutMs: 500 })
     health.watch('chat', first.url)
     await waitFor('the first probe', () => first.hits() >= 1)
-    await sleep(20)
+    assert.equal(await health.settle('chat', 2_000), true, 'the first probe found it up')
     assert.equal(health.isAvailable('chat'), true)
     assert.deepEqual(changes, [], 'no change while the server stays up')
 
     await first.close()
     await waitFor('the model to be marked down', () => changes.length >= 1)
     assert.equal(health.isAvailable('chat'), false)
-    await sleep(200) // several more failed probes
+    for (let i = 0; i < 3; i++) assert.equal(await health.settle('chat', 2_000), false, 'another failed probe')
     assert.deepEqual(changes, [['chat', false]], 'onChange fires once per flip')
 
     const second = await startServer(first.port)
@@ -135,8 +135,25 @@ describe('HealthChecker with a real server', () => {
   })
 })
 
+/** Lets the promise callbacks of a probe run; setImmediate is not mocked. */
+async function settle (): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve))
+}
+
+type MockTimers = TestContext['mock']['timers']
+
+/** Moves the mocked clock on by `ms` in small steps, letting the probes that fire run after each. */
+async function advance (timers: MockTimers, ms: number): Promise<void> {
+  for (let done = 0; done < ms; done += 5) {
+    timers.tick(Math.min(5, ms - done))
+    await settle()
+  }
+}
+
+// Injected probes and node:test's mock timers: the schedule is checked on a clock the test moves.
 describe('HealthChecker logic', () => {
-  it('runs one probe per key at a time', async () => {
+  it('runs one probe per key at a time', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] })
     let calls = 0
     let aborted = 0
     const probe = async (_url: URL, signal: AbortSignal): Promise<boolean> => {
@@ -147,34 +164,44 @@ describe('HealthChecker logic', () => {
     }
     const { health, changes } = checker({ intervalMs: 10, timeoutMs: 150, probe })
     health.watch('k', new URL('http://127.0.0.1:1/'))
-    await sleep(100)
+    await advance(t.mock.timers, 145)
     assert.equal(calls, 1, 'the interval does not start a second probe while one hangs')
-    await waitFor('the timeout', () => changes.length === 1)
+    assert.deepEqual(changes, [])
+    await advance(t.mock.timers, 5)
     assert.equal(aborted, 1, 'the timed-out probe was told to stop')
     assert.deepEqual(changes, [['k', false]])
   })
 
-  it('fires onChange only on flips, and counts a throwing probe as down', async () => {
+  it('fires onChange only on flips, and counts a throwing probe as down', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] })
     let state: boolean | 'throw' = true
+    let probes = 0
     const probe = async (): Promise<boolean> => {
+      probes++
       if (state === 'throw') throw new Error('boom')
       return state
     }
     const { health, changes } = checker({ intervalMs: 15, probe })
     health.watch('k', new URL('http://127.0.0.1:1/'))
-    await sleep(60)
+    await settle()
+    await advance(t.mock.timers, 60)
+    assert.equal(probes, 5, 'one probe at watch, then one per interval')
     assert.deepEqual(changes, [])
     state = false
-    await waitFor('down', () => changes.length === 1)
+    await advance(t.mock.timers, 15)
+    assert.deepEqual(changes, [['k', false]])
     state = 'throw'
-    await sleep(60)
+    await advance(t.mock.timers, 60)
+    assert.deepEqual(changes, [['k', false]], 'a throwing probe is down: no flip')
     state = true
-    await waitFor('up', () => changes.length === 2)
-    await sleep(60)
+    await advance(t.mock.timers, 15)
+    assert.deepEqual(changes, [['k', false], ['k', true]])
+    await advance(t.mock.timers, 60)
     assert.deepEqual(changes, [['k', false], ['k', true]])
   })
 
-  it('re-watching a key probes the new URL and keeps its state', async () => {
+  it('re-watching a key probes the new URL and keeps its state', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] })
     const seen: string[] = []
     const probe = async (url: URL): Promise<boolean> => {
       seen.push(url.href)
@@ -182,24 +209,29 @@ describe('HealthChecker logic', () => {
     }
     const { health, changes } = checker({ intervalMs: 15, probe })
     health.watch('k', new URL('http://127.0.0.1:1/down'))
-    await waitFor('down', () => changes.length === 1)
+    await settle()
+    assert.deepEqual(changes, [['k', false]])
     health.watch('k', new URL('http://127.0.0.1:1/up'))
-    await waitFor('up', () => changes.length === 2)
+    await settle()
+    assert.deepEqual(changes, [['k', false], ['k', true]])
     const after = seen.length
-    await sleep(60)
+    await advance(t.mock.timers, 60)
+    assert.equal(seen.length - after, 4, 'probed every interval')
     assert.ok(seen.slice(after).every((href) => href === 'http://127.0.0.1:1/up'), 'only the new URL is probed')
     assert.deepEqual(changes, [['k', false], ['k', true]])
   })
 
   it('drops the result of a probe that was in flight when its key was unwatched', async () => {
     let finish: (up: boolean) => void = () => {}
-    const probe = async (): Promise<boolean> => await new Promise<boolean>((resolve) => { finish = resolve })
+    let started = false
+    const probe = async (): Promise<boolean> => await new Promise<boolean>((resolve) => { started = true; finish = resolve })
     const { health, changes } = checker({ intervalMs: 1_000, timeoutMs: 1_000, probe })
     health.watch('k', new URL('http://127.0.0.1:1/'))
-    await sleep(10)
+    await settle()
+    assert.ok(started, 'the probe is in flight')
     health.unwatch('k')
     finish(false)
-    await sleep(10)
+    await settle()
     assert.deepEqual(changes, [])
     assert.equal(health.isAvailable('k'), true)
   })

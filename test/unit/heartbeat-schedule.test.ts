@@ -1,8 +1,8 @@
 // When Heartbeats publishes: at start, at once on a registration change, and busy-counter changes
-// coalesced into one heartbeat per BusyInterval, the last state included. A fake host counts publishes.
+// coalesced into one heartbeat per BusyInterval, the last state included. A fake host counts publishes;
+// node:test's mock timers stand in for the clock, so the schedule is checked to the millisecond.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { protocol } from '../../src/proto/index.ts'
@@ -13,6 +13,11 @@ import type { ChangeReason, LocalProject } from '../../src/registry/local.ts'
 import { silentLogger } from '../../src/core/logger.ts'
 
 const peerId = peerIdFromPrivateKey(await generateKeyPair('secp256k1'))
+
+/** Lets the promises started by a timer callback (the publish) run; setImmediate is not mocked. */
+async function settle (): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve))
+}
 
 function setup (busyIntervalMs: number): { heartbeats: Heartbeats, published: number[][], change: (reason: ChangeReason, busy: number) => void } {
   const published: number[][] = []
@@ -48,51 +53,65 @@ function setup (busyIntervalMs: number): { heartbeats: Heartbeats, published: nu
   return { heartbeats, published, change }
 }
 
-test('busy-counter changes are coalesced into one heartbeat per BusyInterval, carrying the last count', async () => {
+test('busy-counter changes are coalesced into one heartbeat per BusyInterval, carrying the last count', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] })
   const { heartbeats, published, change } = setup(400)
   heartbeats.start()
-  await sleep(20)
+  await settle()
   assert.deepEqual(published, [[0]], 'one heartbeat at start')
   for (let i = 1; i <= 20; i++) change('busy', i % 5)
   change('busy', 3)
-  await sleep(200)
+  t.mock.timers.tick(399)
+  await settle()
   assert.equal(published.length, 1, 'nothing before BusyInterval has passed')
-  await sleep(500)
+  // BusyInterval plus at most the jitter (JITTER_MS, 200 ms in src/protocols/heartbeat.ts).
+  t.mock.timers.tick(201)
+  await settle()
   assert.deepEqual(published, [[0], [3]], 'one heartbeat with the last busy count')
   await heartbeats.stop()
 })
 
-test('a registration change is published at once, and a pending busy heartbeat then waits a full interval', async () => {
+test('a registration change is published at once, and a pending busy heartbeat then waits a full interval', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] })
   const { heartbeats, published, change } = setup(400)
   heartbeats.start()
+  await settle()
   // Past the shortest gap between two heartbeats (the next test).
-  await sleep(MIN_PUBLISH_GAP_MS + 20)
+  t.mock.timers.tick(MIN_PUBLISH_GAP_MS + 20)
   change('busy', 1)
   change('registration', 1)
-  await sleep(20)
+  await settle()
   assert.equal(published.length, 2, 'the registration went out at once')
-  await sleep(250)
+  t.mock.timers.tick(250)
+  await settle()
   assert.equal(published.length, 2, 'the busy change was folded into it')
   change('busy', 0)
-  await sleep(700)
+  // Due BusyInterval after the registration's heartbeat, plus at most the jitter.
+  t.mock.timers.tick(149)
+  await settle()
+  assert.equal(published.length, 2, 'not before a full BusyInterval since the last heartbeat')
+  t.mock.timers.tick(201)
+  await settle()
   assert.deepEqual(published.at(-1), [0])
   assert.equal(published.length, 3)
   await heartbeats.stop()
 })
 
-test('a burst of registrations is one heartbeat per MIN_PUBLISH_GAP_MS, the last state included', async () => {
+test('a burst of registrations is one heartbeat per MIN_PUBLISH_GAP_MS, the last state included', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] })
   const { heartbeats, published, change } = setup(400)
   heartbeats.start()
-  await sleep(MIN_PUBLISH_GAP_MS + 20)
-  const started = performance.now()
+  await settle()
+  t.mock.timers.tick(MIN_PUBLISH_GAP_MS + 20)
   for (let i = 1; i <= 50; i++) change('registration', i)
-  // The first goes out at once, the last state within a gap or two (plus up to 200 ms of jitter).
-  for (let i = 0; i < 80 && published.at(-1)?.[0] !== 50; i++) await sleep(25)
-  const elapsed = performance.now() - started
-  assert.deepEqual(published[1], [1], 'the first went out at once')
-  assert.deepEqual(published.at(-1), [50])
-  // However slow this machine is, never more than one heartbeat per gap (and never one per registration).
-  assert.ok(published.length - 1 <= 2 + Math.ceil(elapsed / MIN_PUBLISH_GAP_MS), `${published.length - 1} heartbeats in ${Math.round(elapsed)} ms`)
-  assert.ok(published.length - 1 < 50)
+  await settle()
+  assert.deepEqual(published, [[0], [1]], 'the first went out at once, the rest wait for the gap')
+  // The rest within one gap plus at most the jitter (JITTER_MS, 200 ms), as one heartbeat with the last state.
+  t.mock.timers.tick(MIN_PUBLISH_GAP_MS - 1)
+  await settle()
+  assert.equal(published.length, 2, 'nothing within the gap')
+  t.mock.timers.tick(201)
+  await settle()
+  assert.deepEqual(published, [[0], [1], [50]])
   await heartbeats.stop()
 })

@@ -129,7 +129,8 @@ describe('uploadImage', () => {
     handler = () => { /* never answers */ }
     const before = hits
     await assert.rejects(upload(Date.now() + 200), { code: ErrorCode.TIMEOUT })
-    assert.equal(hits, before + 1)
+    // No retry. (Whether the one request reached the server before the deadline depends on the machine's load.)
+    assert.ok(hits - before <= 1, `${hits - before} requests`)
     server.closeAllConnections()
   })
 })

@@ -1,10 +1,10 @@
-// Length-prefixed decoding without an exception per message (src/p2p/lp-decoder.ts), on the library's own
+// Length-prefixed decoding without an exception per message (src/p2p/patches/lp-decoder.ts), on the library's own
 // decoder class, with the varint prefix (the default) and with noise's 2-byte prefix.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { LengthPrefixedDecoder } from '@libp2p/utils'
 import type { Uint8ArrayList } from 'uint8arraylist'
-import { installQuietLengthPrefixedDecoder } from '../../src/p2p/lp-decoder.ts'
+import { installQuietLengthPrefixedDecoder } from '../../src/p2p/patches/lp-decoder.ts'
 
 installQuietLengthPrefixedDecoder()
 

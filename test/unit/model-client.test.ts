@@ -94,6 +94,8 @@ describe('ModelClient', () => {
     const total = 32 * 1024 * 1024
     let blocked = false
     let written = 0
+    let onBlocked!: () => void
+    const blockedSeen = new Promise<void>((resolve) => { onBlocked = resolve })
     handler = async (_req, res) => {
       res.writeHead(200, { 'Content-Type': 'application/octet-stream' })
       const chunk = Buffer.alloc(64 * 1024, 7)
@@ -101,13 +103,14 @@ describe('ModelClient', () => {
         written += chunk.length
         if (!res.write(chunk)) {
           blocked = true
+          onBlocked()
           await once(res, 'drain')
         }
       }
       res.end()
     }
     const answer = await client.call(call())
-    await new Promise((resolve) => setTimeout(resolve, 300))
+    await blockedSeen
     assert.ok(blocked && written < total, `the model had to wait (wrote ${written} of ${total} bytes unread)`)
     let received = 0
     for await (const chunk of answer.body) received += chunk.byteLength
@@ -161,10 +164,12 @@ describe('ModelClient', () => {
   it('cancels the call when the job is aborted, before and after the answer started', async () => {
     let closedByClient!: () => void
     let closed = new Promise<void>((resolve) => { closedByClient = resolve })
-    handler = (_req, res) => { res.on('close', () => { closedByClient() }) }
+    let onArrived!: () => void
+    const arrived = new Promise<void>((resolve) => { onArrived = resolve })
+    handler = (_req, res) => { res.on('close', () => { closedByClient() }); onArrived() }
     const early = new AbortController()
     const pending = client.call(call({ signal: early.signal }))
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    await arrived // the request reached the model server, which does not answer
     early.abort(new AicnError(ErrorCode.STREAM, 'the requester went away'))
     await assert.rejects(pending, { code: ErrorCode.STREAM, message: 'the requester went away' })
     await closed
@@ -185,25 +190,29 @@ describe('ModelClient', () => {
   })
 
   it('ends the call when the answer is abandoned', async () => {
-    let closedByClient!: () => void
-    const closed = new Promise<void>((resolve) => { closedByClient = resolve })
+    let closedBy!: (who: 'server' | 'client') => void
+    const closed = new Promise<'server' | 'client'>((resolve) => { closedBy = resolve })
     handler = (_req, res) => {
-      res.on('close', () => { closedByClient() })
+      res.on('close', () => { closedBy(res.writableEnded ? 'server' : 'client') })
       res.writeHead(200, { 'Content-Type': 'text/event-stream' })
       res.write('data: 1\n\n')
     }
     const answer = await client.call(call())
-    for await (const _chunk of answer.body) break // return() after the first chunk
-    await closed
+    let first: string | undefined
+    for await (const chunk of answer.body) { first = Buffer.from(chunk).toString(); break } // return() after the first chunk
+    assert.equal(first, 'data: 1\n\n')
+    assert.equal(await closed, 'client', 'the model server saw the connection closed before it ended its answer')
   })
 
   it('refuses a call whose job was already cancelled, without contacting the model', async () => {
-    let contacted = false
-    handler = (_req, res) => { contacted = true; res.end() }
+    let contacted = 0
+    handler = (_req, res) => { contacted++; res.end() }
     const controller = new AbortController()
     controller.abort(new AicnError(ErrorCode.TIMEOUT, 'too late'))
     await assert.rejects(client.call(call({ signal: controller.signal })), { code: ErrorCode.TIMEOUT, message: 'too late' })
-    await new Promise((resolve) => setTimeout(resolve, 100))
-    assert.equal(contacted, false)
+    assert.equal(contacted, 0)
+    // A call made afterwards reaches the model server, and is the only one that did.
+    await text((await client.call(call())).body)
+    assert.equal(contacted, 1)
   })
 })

@@ -155,7 +155,7 @@ describe('metric labels and windows', () => {
     async function * broken (): AsyncGenerator<Uint8Array> { yield Buffer.from('a'); throw new AicnError(ErrorCode.MODEL, 'cut') }
     async function * long (): AsyncGenerator<Uint8Array> { yield Buffer.from('a'); yield Buffer.from('b') }
     const failed = metrics.begin(head).answered({ status: 200, contentType: '', nodeId: 'n', cid: '', body: broken() }, 'remote')
-    await assert.rejects(async () => { for await (const _ of failed.body) {} })
+    await assert.rejects(async () => { for await (const _ of failed.body) { /* drain until it throws */ } })
     const left = metrics.begin(head).answered({ status: 200, contentType: '', nodeId: 'n', cid: '', body: long() }, 'local')
     for await (const _ of left.body) break
     const text = await registry.metrics()

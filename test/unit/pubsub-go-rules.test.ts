@@ -1,4 +1,4 @@
-// The Go node's pubsub rules (src/p2p/pubsub-go-rules.ts), run on the libraries' own router instances:
+// The Go node's pubsub rules (src/p2p/patches/pubsub-go-rules.ts), run on the libraries' own router instances:
 // their peer selection and message handling run for real, only the sending is captured.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -7,7 +7,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { gossipsub } from '@libp2p/gossipsub'
 import { floodsub } from '@libp2p/floodsub'
-import { applyGoRulesToFloodsub, authorOf, goMessageId, skipAuthorInGossipsub } from '../../src/p2p/pubsub-go-rules.ts'
+import { applyGoRulesToFloodsub, authorOf, goMessageId, skipAuthorInGossipsub } from '../../src/p2p/patches/pubsub-go-rules.ts'
 import { fastMessageId } from '../../src/p2p/fast-msg-id.ts'
 
 const TOPIC = 'DeepBrainChain'

@@ -48,7 +48,7 @@ test('filters: cooldown, relay-only when direct, exclude, duplicates', () => {
   const viaPubsub = ids(sel.plan(candidates, { direct: false })).sort()
   assert.deepEqual(viaPubsub, ['a', 'b', 'd'], 'relay-only nodes are fine when no direct stream is needed')
 
-  // Nodes not connected at all (0) and without a latency sample stay eligible for direct jobs (B13).
+  // Nodes not connected at all (0) and without a latency sample stay eligible for direct jobs.
   assert.deepEqual(ids(sel.plan([peer('x', { connectivity: 0, latency: 0 })], { direct: true })), ['x'])
   assert.deepEqual(sel.plan([], { direct: false }), [])
   assert.deepEqual(sel.plan([peer('a')], { direct: false, exclude: ['a'] }), [])

@@ -1,8 +1,8 @@
-// Yamux window updates with hysteresis (src/p2p/yamux-window.ts), on the library's own stream class.
+// Yamux window updates with hysteresis (src/p2p/patches/yamux-window.ts), on the library's own stream class.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { YamuxStream, StreamState } from '@chainsafe/libp2p-yamux/stream'
-import { installYamuxWindowHysteresis } from '../../src/p2p/yamux-window.ts'
+import { installYamuxWindowHysteresis } from '../../src/p2p/patches/yamux-window.ts'
 
 const WINDOW = 256 * 1024
 

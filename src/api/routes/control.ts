@@ -1,4 +1,4 @@
-// `/api/v0` node-control endpoints (seed 002). Shapes follow the seed: the envelope where it shows one,
+// `/api/v0` node-control endpoints (README.md, "API"). Shapes follow the Go node's API: the envelope where it has one,
 // bare JSON for id, swarm/peers, swarm/addrs and pubsub/peers. Read endpoints take GET and POST; the ones
 // that change the node's connections or config are admin routes (src/api/access.ts).
 import type { HostInfo } from '../../hostinfo/index.ts'

@@ -1,4 +1,4 @@
-// `/api/v0` model calls (seed 002, seed 000): chat/completion, image/gen, image/edit, each addressed to a
+// `/api/v0` model calls (README.md, "Model calls"): chat/completion, image/gen, image/edit, each addressed to a
 // node (`node_id`) or, on the `/proxy` paths, to whichever node the router picks. The client's body reaches
 // the model untouched apart from our routing fields, so no parameter is ever lost on any path.
 import { randomUUID } from 'node:crypto'

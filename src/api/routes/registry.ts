@@ -1,4 +1,4 @@
-// `/api/v0` registration and project endpoints (seed 002 and seed 000; reference §9.4.3–9.4.4).
+// `/api/v0` registration and project endpoints (README.md, "Models and projects").
 import { AicnError, ErrorCode } from '../../core/errors.ts'
 import type { LocalRegistry, ModelInput } from '../../registry/local.ts'
 import { LIST_DEFAULT, PEERS_DEFAULT, PEERS_MAX, type NetworkRegistry } from '../../protocols/network.ts'

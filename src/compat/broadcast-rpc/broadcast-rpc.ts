@@ -1,15 +1,20 @@
-// The Go node's "broadcast RPC" (reference §6): requests and responses are protobuf `Message`s published on
+// The Go node's "broadcast RPC" (docs/protocols.md, "Broadcast request/response"): requests and responses are protobuf `Message`s published on
 // the pubsub topic, addressed by header.receiver, bodies encrypted with ./crypto.ts. We speak it so that Go
 // nodes can ask us and we can ask them; between aicn nodes the point-to-point RPC is used instead.
 //
 // Where Go is loose we are strict, without breaking Go peers (who fill these fields honestly):
-// * a request is answered only when the pubsub author (signed `from`) is the header's node_id (S3);
+// * a request is answered only when the pubsub author (signed `from`) is the header's node_id (else anyone could
+//   ask in another node's name);
 // * a response is accepted only from the peer we asked, by `from` and node_id, and decrypted only with that
-//   peer's own key (S3: nobody else can answer, fail or forge a reply for our requests);
-// * each request completes once, duplicates and late replies are ignored (S10/B1);
-// * error replies and responses are never answered (the dead-loop rule, §6.4);
-// * handlers run at most `maxConcurrent` at a time, excess requests get a "busy" error reply (S7);
-// * messages over the size limit are dropped unread, answers over it become a BUFFER error reply (B9).
+//   peer's own key (nobody else can answer, fail or forge a reply for our requests);
+// * each request completes once, duplicates and late replies are ignored (two replies
+//   to one request could crash the Go node);
+// * error replies and responses are never answered (two nodes would answer each other's
+//   errors forever);
+// * handlers run at most `maxConcurrent` at a time, excess requests get a "busy" error reply (the
+//   topic is open: anyone can send requests);
+// * messages over the size limit are dropped unread, answers over it become a BUFFER error reply
+//   (the Go node's publish failed, only logged, and its client waited out the whole timeout).
 import { randomUUID } from 'node:crypto'
 import { publicKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PeerId, PrivateKey, PublicKey, Startable } from '@libp2p/interface'
@@ -209,7 +214,7 @@ export class BroadcastRpc implements Startable {
     })
   }
 
-  /** §6.4 dispatch, with the checks that make it safe on an open topic. */
+  /** The Go node's dispatch by message type, with the checks that make it safe on an open topic. */
   private receive (message: PubSubMessage): void {
     if (message.topic !== this.topic || message.type !== 'signed' || message.from === undefined) return
     if (message.data.byteLength > this.maxMessageBytes) return

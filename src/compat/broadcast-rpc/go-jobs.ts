@@ -1,6 +1,6 @@
-// Chat and image jobs in the Go node's protobuf shapes (reference §4, §6.5, §6.6, §10.3), converted to and
+// Chat and image jobs in the Go node's protobuf shapes (proto/aicn.proto; docs/protocols.md), converted to and
 // from the model server's OpenAI-style JSON. Unlike the Go receiver we forward temperature, top_p and step
-// (B6) and keep the model's id and object (B7), so an answer is the same whichever path it took.
+// (the Go receiver drops them) and keep the model's id and object (it never copies them), so an answer is the same whichever path it took.
 import { randomUUID } from 'node:crypto'
 import { AicnError, ErrorCode } from '../../core/errors.ts'
 import type { HostInfo } from '../../hostinfo/index.ts'
@@ -79,7 +79,7 @@ export function chatRequestFromJson (body: Json): protocol.ChatCompletionRequest
 export function chatJsonFromResponse (res: protocol.ChatCompletionResponse.$Properties): Json {
   return {
     id: res.id ?? '',
-    // Go nodes leave it empty (B7); it is always this for a non-streamed chat.
+    // Go nodes leave it empty; it is always this for a non-streamed chat.
     object: (res.object ?? '') !== '' ? res.object : 'chat.completion',
     created: Number(res.created ?? 0),
     choices: (res.choices ?? []).map((c) => ({

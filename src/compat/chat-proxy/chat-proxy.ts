@@ -1,13 +1,14 @@
-// The Go node's stream protocol `/chat-proxy/0.0.1` (reference §7): one raw HTTP/1.1 request and its
+// The Go node's stream protocol `/chat-proxy/0.0.1` (docs/protocols.md): one raw HTTP/1.1 request and its
 // response on a libp2p stream. Go nodes use it for streamed chat, base64 image generation and image edits
 // sent to a directly connected node; we speak it both ways.
 //
-// Server (start): parses the request under limits on head and body (S7), takes the job kind from the path
+// Server (start): parses the request under limits on head and body (a peer cannot make us hold more), takes the job kind from the path
 // and project/model/cid from the query, and calls `execute` with the body as it arrives. The answer goes
-// back chunked, each piece the model produced sent at once (B10). A failure before the answer becomes a
+// back chunked, each piece the model produced sent at once (the Go
+// receiver let tokens pile up into 4 KiB bursts). A failure before the answer becomes a
 // JSON error that a Go requester shows its client; one after the first byte aborts the stream. Unlike the
-// Go receiver, images and edits get 5 minutes (B11), and nothing of the request (method, headers, extra
-// query) reaches the model server except the body and its type (S6).
+// Go receiver, images and edits get 5 minutes (the Go receiver gives edits 3 minutes while its requester waits 5), and nothing of the request (method, headers, extra
+// query) reaches the model server except the body and its type (a peer must not steer our model server).
 // Client (run): writes the request byte for byte as Go's Request.Write does, reads the answer in whichever
 // framing the worker chose, and resolves at its head with the body still streaming.
 import { STATUS_CODES } from 'node:http'
@@ -71,7 +72,7 @@ const PATHS: Record<JobKindValue, string> = {
 }
 const KIND_OF_PATH = new Map<string, JobKindValue>(Object.entries(PATHS).map(([kind, path]) => [path, Number(kind) as JobKindValue]))
 
-/** What Go's requester writes (reference §7.1): a fixed Host and Go's default User-Agent. */
+/** What Go's requester writes (docs/protocols.md, `/chat-proxy/0.0.1`): a fixed Host and Go's default User-Agent. */
 const GO_HOST = '127.0.0.1:8080'
 const GO_USER_AGENT = 'Go-http-client/1.1'
 
@@ -421,7 +422,8 @@ async function answer (stream: Stream, minor: number, response: JobResponse): Pr
   if (chunked) await write(stream, LAST_CHUNK)
 }
 
-/** A complete error answer. The JSON is what a Go requester reads: with exactly `application/json` (B8) a
+/** A complete error answer. The JSON is what a Go requester reads: with exactly `application/json` (no
+ * parameters: the Go node compares the whole header) a
  * Go chat requester decodes it and shows `{code, message}` to its client, an image requester reads the same
  * fields, an edit requester passes the answer through. */
 function errorAnswer (status: number, code: number, message: string): Buffer {

@@ -1,4 +1,4 @@
-// HTTP/1.1 message framing on a libp2p stream, for the Go node's `/chat-proxy/0.0.1` tunnel (reference §7):
+// HTTP/1.1 message framing on a libp2p stream, for the Go node's `/chat-proxy/0.0.1` tunnel (docs/protocols.md):
 // a reader that pulls bytes with backpressure, head parsing under a size limit, the body framings
 // (Content-Length, chunked, until EOF) and encoders for what we write.
 //

@@ -1,4 +1,4 @@
-// Rendezvous through the DHT, as go-libp2p's RoutingDiscovery (reference §5.4): the namespace (the topic
+// Rendezvous through the DHT, as go-libp2p's RoutingDiscovery (docs/protocols.md): the namespace (the topic
 // name) becomes CIDv1(raw, sha2-256(namespace)); each node provides it, and `rendezvous/peers` lists the
 // providers, so Go and TypeScript nodes find each other under the same key.
 import { CID } from 'multiformats/cid'

@@ -1,5 +1,5 @@
 // What both sides of the job protocol share: its names and the small helpers of an answer.
-import { AicnError } from '../../core/errors.ts'
+import type { AicnError } from '../../core/errors.ts'
 import type { JobResponse } from '../../core/job-types.ts'
 
 /** One job after another on a kept-open stream (proto/job.proto). */

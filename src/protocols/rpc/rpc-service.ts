@@ -1,5 +1,5 @@
 // Node-to-node queries (peer identity, host info, a node's projects) on a point-to-point stream:
-// one length-prefixed protobuf `Message` (the Go node's envelope, reference §4/§6.1) each way.
+// one length-prefixed protobuf `Message` (the Go node's envelope, proto/aicn.proto) each way.
 // Unlike the Go node's broadcast RPC, nothing is flooded to the network, the answer can only come from
 // the peer we asked, and a request whose header claims another sender is refused.
 import { randomUUID } from 'node:crypto'
