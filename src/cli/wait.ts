@@ -25,7 +25,8 @@ export async function waitReady (configPath: string, timeoutMs: number, options:
       // Ready is what the daemon's clients need: the API answers. The web URL is a courtesy (admin only).
       const id = await callApi(api, '/api/v0/id', undefined, 2_000).catch(() => undefined)
       // While the node starts, its early listener answers the id without protocols (src/http/early.ts).
-      if (id?.status === 200 && Array.isArray(id.body?.protocols) && id.body.protocols.length > 0) {
+      const protocols = (id?.body as { protocols?: unknown } | undefined)?.protocols
+      if (id?.status === 200 && Array.isArray(protocols) && protocols.length > 0) {
         const overview = await callApi(api, '/api/v0/node/overview', undefined, 2_000).catch(() => undefined)
         const body = overview?.body as { data?: { listeners?: { web?: string } } } | undefined
         return { api, web: body?.data?.listeners?.web ?? '' }

@@ -17,7 +17,7 @@
 import type { PeerId } from '@libp2p/interface'
 import { protocol } from '../proto/index.ts'
 import { decodeHeartbeat, isBroadcast, type Heartbeat } from './heartbeat-codec.ts'
-import { authorOf } from '../p2p/pubsub-go-rules.ts'
+import { authorOf } from '../p2p/patches/pubsub-go-rules.ts'
 import { GO_DEFAULT_INTERVAL_MS, clampInterval } from '../registry/rhythm.ts'
 
 /** Authors and peers remembered at most (the view's own bound, view-sync.ts MAX_SYNC_ENTRIES). */
@@ -76,11 +76,12 @@ export class RefreshForwarding {
     const target = router as { forwardMessage?: Forward }
     const forward = target.forwardMessage
     if (typeof forward !== 'function' || forward.length !== 4) return false
-    const policy = this
+    const skip = (rawMsg: Parameters<Forward>[1]): Set<string> | undefined => this.skip(rawMsg)
+    const stats = this.stats
     target.forwardMessage = function (msgIdStr, rawMsg, propagationSource, excludePeers) {
-      const skipped = policy.skip(rawMsg)
+      const skipped = skip(rawMsg)
       if (skipped !== undefined && skipped.size > 0) {
-        policy.stats.skipped += skipped.size
+        stats.skipped += skipped.size
         for (const peer of excludePeers ?? []) skipped.add(peer)
         excludePeers = skipped
       }
