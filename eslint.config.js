@@ -83,7 +83,6 @@ export default defineConfig(
     files: ['src/cli/**', 'scripts/**', 'bin/**'],
     rules: { 'no-console': 'off' },
   },
-  // Import boundaries between the layers of src/ (a flat-config array in eslint/layers.js) go in here,
-  // by uncommenting this line once that file exists:
+  // Import boundaries between the layers of src/ (eslint/layers.js, docs/architecture.md).
   ...layers,
 )

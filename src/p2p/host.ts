@@ -21,9 +21,8 @@ import { PskMismatches, watchedPreSharedKey } from './psk-watch.ts'
 import type { PubSub } from './pubsub.ts'
 import { fastMessageId } from './fast-msg-id.ts'
 import { applyGoRulesToFloodsub, goMessageId, installLibraryPatches, skipAuthorInGossipsub, withProtocolVersion } from './patches/index.ts'
-import { installBoundedPnetCipher } from './pnet-memory.ts'
 import { TopicRateLimiter } from './topic-rate.ts'
-import { limitTopicRates, registerTopicRateMetrics, type HeldMessage } from './topic-limit.ts'
+import { limitTopicRates, registerTopicRateMetrics, type HeldMessage } from './patches/topic-limit.ts'
 import { CONNECTION_PING_MS, EVENT_LOOP_SAMPLE_MS, gossipTimers } from './idle-tuning.ts'
 import type { Logger } from '../core/logger.ts'
 
@@ -89,7 +88,6 @@ export function dhtProtocol (config: Config): string {
 export async function createHost<S extends Record<string, unknown> = Record<never, never>> (options: HostOptions & { services?: ServiceFactories<S> }): Promise<Libp2p<HostServices & S>> {
   // Library patches, after a check of the installed versions (src/p2p/patches/README.md).
   const patches = installLibraryPatches(options.log)
-  installBoundedPnetCipher()
   const { config } = options
   const limiter = topicRateLimiter(config, options.log)
   if (options.metricsRegistry != null && config.Pubsub.Router === 'gossipsub') registerTopicRateMetrics(limiter, options.metricsRegistry)
@@ -201,6 +199,6 @@ async function pubsubFactory (config: Config, limiter: TopicRateLimiter<HeldMess
     ...(config.Swarm.RelayService.Enabled ? { Dhi: HUB_MESH_MAX } : {})
   })
   // Never forward a message back to its author, as Go nodes do (src/p2p/patches/pubsub-go-rules.ts); rate
-  // limits per author and per peer before any signature check (src/p2p/topic-limit.ts).
+  // limits per author and per peer before any signature check (src/p2p/patches/topic-limit.ts).
   return (components: Parameters<typeof factory>[0]) => limitTopicRates(skipAuthorInGossipsub(factory(components)), limiter)
 }

@@ -16,7 +16,7 @@
 // second (src/protocols/heartbeat.ts keeps 200 ms between its own) and never come near a strike.
 //
 // Pure bookkeeping with an injectable clock (test/unit/topic-rate.test.ts); gossipsub is hooked in
-// src/p2p/topic-limit.ts. Every table here is bounded.
+// src/p2p/patches/topic-limit.ts. Every table here is bounded.
 
 const KiB = 1024
 const MiB = 1024 * KiB

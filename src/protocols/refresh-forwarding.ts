@@ -77,11 +77,12 @@ export class RefreshForwarding {
     const target = router as { forwardMessage?: Forward }
     const forward = target.forwardMessage
     if (typeof forward !== 'function' || forward.length !== 4) return false
-    const policy = this
+    const skip = (rawMsg: Parameters<Forward>[1]): Set<string> | undefined => this.skip(rawMsg)
+    const stats = this.stats
     target.forwardMessage = function (msgIdStr, rawMsg, propagationSource, excludePeers) {
-      const skipped = policy.skip(rawMsg)
+      const skipped = skip(rawMsg)
       if (skipped !== undefined && skipped.size > 0) {
-        policy.stats.skipped += skipped.size
+        stats.skipped += skipped.size
         for (const peer of excludePeers ?? []) skipped.add(peer)
         excludePeers = skipped
       }

@@ -1,10 +1,10 @@
-// The private network's cipher (src/p2p/pnet-memory.ts): large updates go through in pieces with the
+// The private network's cipher (src/p2p/patches/pnet-memory.ts): large updates go through in pieces with the
 // same bytes, and the shared WebAssembly memory stays small however many connections send large buffers
 // (without the fix, this test's second case ends in "WebAssembly.Memory.grow(): Maximum memory size exceeded").
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { CIPHER_PIECE_BYTES, installBoundedPnetCipher, pnetCipher } from '../../src/p2p/pnet-memory.ts'
+import { CIPHER_PIECE_BYTES, installBoundedPnetCipher, pnetCipher } from '../../src/p2p/patches/pnet-memory.ts'
 
 installBoundedPnetCipher()
 const XSalsa20 = pnetCipher()

@@ -4,6 +4,7 @@ import type { Logger } from '../../core/logger.ts'
 import { installQuietLengthPrefixedDecoder } from './lp-decoder.ts'
 import { checkPatchedVersions, type PatchCheck, type PatchName } from './versions.ts'
 import { installYamuxWindowHysteresis } from './yamux-window.ts'
+import { installBoundedPnetCipher } from './pnet-memory.ts'
 
 export { PROTOCOL_VERSION, withProtocolVersion } from './identify-protocol-version.ts'
 export { applyGoRulesToFloodsub, goMessageId, skipAuthorInGossipsub } from './pubsub-go-rules.ts'
@@ -27,5 +28,6 @@ export function installLibraryPatches (log?: Logger): ReadonlySet<PatchName> {
   }
   if (checked.enabled.has('yamux-window')) installYamuxWindowHysteresis()
   if (checked.enabled.has('lp-decoder')) installQuietLengthPrefixedDecoder()
+  if (checked.enabled.has('pnet-cipher-memory')) installBoundedPnetCipher()
   return checked.enabled
 }

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 
-export type PatchName = 'yamux-window' | 'lp-decoder' | 'identify-protocol-version' | 'gossipsub-go-rules' | 'floodsub-go-rules' | 'protobufjs-long'
+export type PatchName = 'yamux-window' | 'lp-decoder' | 'identify-protocol-version' | 'gossipsub-go-rules' | 'floodsub-go-rules' | 'protobufjs-long' | 'pnet-cipher-memory' | 'gossipsub-topic-limit'
 
 export interface PatchSpec {
   name: PatchName
@@ -24,7 +24,9 @@ export const PATCHES: readonly PatchSpec[] = [
   { name: 'identify-protocol-version', pkg: '@libp2p/identify', tested: ['4.1.14'], onUntested: 'skip' },
   { name: 'gossipsub-go-rules', pkg: '@libp2p/gossipsub', tested: ['17.1.1'], onUntested: 'refuse' },
   { name: 'floodsub-go-rules', pkg: '@libp2p/floodsub', tested: ['11.0.28'], onUntested: 'refuse' },
-  { name: 'protobufjs-long', pkg: 'protobufjs', tested: ['8.8.1'], onUntested: 'refuse' }
+  { name: 'protobufjs-long', pkg: 'protobufjs', tested: ['8.8.1'], onUntested: 'refuse' },
+  { name: 'pnet-cipher-memory', pkg: 'xsalsa20', tested: ['1.2.0'], onUntested: 'skip' },
+  { name: 'gossipsub-topic-limit', pkg: '@libp2p/gossipsub', tested: ['17.1.1'], onUntested: 'refuse' }
 ]
 
 export class UntestedLibraryError extends Error {

@@ -13,7 +13,7 @@
 import type { PeerId } from '@libp2p/interface'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import { equals } from 'uint8arrays/equals'
-import type { TopicRateLimiter, TopicRateStats } from './topic-rate.ts'
+import type { TopicRateLimiter, TopicRateStats } from '../topic-rate.ts'
 
 /** How often held messages are looked at while there are any. */
 const RELEASE_EVERY_MS = 100
@@ -98,7 +98,7 @@ export function limitTopicRates<T> (service: T, limiter: TopicRateLimiter<HeldMe
 }
 
 /** The limiter's counters on the node's metrics (`/metrics`), read when scraped. */
-export function registerTopicRateMetrics (limiter: TopicRateLimiter<any>, registry: Registry): void {
+export function registerTopicRateMetrics (limiter: TopicRateLimiter<HeldMessage>, registry: Registry): void {
   const counters: Array<[string, string, keyof TopicRateStats]> = [
     ['aicn_topic_passed_total', 'topic messages let through to gossipsub\'s checks (signature, seen-cache, topic validator); duplicates are not counted', 'passed'],
     ['aicn_topic_throttled_author_total', 'topic messages held back because their author published over its rate (only its newest is let through later)', 'throttledAuthor'],
@@ -110,7 +110,6 @@ export function registerTopicRateMetrics (limiter: TopicRateLimiter<any>, regist
   for (const [name, help, key] of counters) {
     if (registry.getSingleMetric(name) !== undefined) continue
     let last = 0
-    // eslint-disable-next-line no-new
     new Counter({ name, help, registers: [registry], collect () { const now = limiter.stats()[key]; this.inc(Math.max(0, now - last)); last = now } })
   }
   const gauges: Array<[string, string, keyof TopicRateStats]> = [
@@ -119,7 +118,6 @@ export function registerTopicRateMetrics (limiter: TopicRateLimiter<any>, regist
   ]
   for (const [name, help, key] of gauges) {
     if (registry.getSingleMetric(name) !== undefined) continue
-    // eslint-disable-next-line no-new
     new Gauge({ name, help, registers: [registry], collect () { this.set(limiter.stats()[key]) } })
   }
 }
