@@ -1,6 +1,6 @@
 // Structured logging with pino. The daemon's logger follows `App.LogLevel`, `App.LogOutput` (`+`-joined
 // stdout, stderr, file) and `App.LogFormat`: a terminal gets one readable line per event
-// (src/log-pretty.ts), a pipe or a supervisor gets JSON lines, and the file is always JSON. Unlike the
+// (src/core/log-pretty.ts), a pipe or a supervisor gets JSON lines, and the file is always JSON. Unlike the
 // Go node, the file sink honours the configured level.
 import { pino, type Logger, type DestinationStream } from 'pino'
 import { prettyStream } from './log-pretty.ts'

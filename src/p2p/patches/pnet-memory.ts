@@ -39,7 +39,7 @@ export function installBoundedPnetCipher (): void {
   const XSalsa20 = pnetCipher()
   const prototype = XSalsa20.prototype
   const update = prototype.update
-  if (typeof update !== 'function') throw new Error('xsalsa20 changed update(input, output); re-check src/p2p/pnet-memory.ts')
+  if (typeof update !== 'function') throw new Error('xsalsa20 changed update(input, output); re-check src/p2p/patches/pnet-memory.ts')
   prototype.update = function (this: XSalsa20Like, input: Uint8Array, output?: Uint8Array): Uint8Array {
     if (input == null || input.length <= CIPHER_PIECE_BYTES) return update.call(this, input, output)
     const out = output ?? new Uint8Array(input.length)

@@ -59,7 +59,7 @@ export function skipAuthorInGossipsub<T> (service: T): T {
   const router = service as unknown as { forwardMessage?: Forward }
   const forward = router.forwardMessage
   if (typeof forward !== 'function' || forward.length !== 4) {
-    throw new Error('@libp2p/gossipsub changed forwardMessage(msgIdStr, rawMsg, propagationSource, excludePeers); re-check src/p2p/pubsub-go-rules.ts')
+    throw new Error('@libp2p/gossipsub changed forwardMessage(msgIdStr, rawMsg, propagationSource, excludePeers); re-check src/p2p/patches/pubsub-go-rules.ts')
   }
   router.forwardMessage = function (msgIdStr, rawMsg, propagationSource, excludePeers) {
     const author = authorOf(rawMsg.from)
@@ -88,7 +88,7 @@ interface FloodsubLike {
 export function applyGoRulesToFloodsub<T> (service: T): T {
   const router = service as unknown as FloodsubLike
   for (const name of ['getSubscribers', 'send', 'publishMessage', 'processMessage', 'buildMessage', 'getMsgId'] as const) {
-    if (typeof router[name] !== 'function') throw new Error(`@libp2p/floodsub has no ${name}(); re-check src/p2p/pubsub-go-rules.ts`)
+    if (typeof router[name] !== 'function') throw new Error(`@libp2p/floodsub has no ${name}(); re-check src/p2p/patches/pubsub-go-rules.ts`)
   }
   const processMessage = router.processMessage
   const buildMessage = router.buildMessage

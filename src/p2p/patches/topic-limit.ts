@@ -2,7 +2,7 @@
 // is checked. gossipsub runs an application's topic validator only after the signature check, the
 // message-ID computation and the seen-cache (@libp2p/gossipsub 17.1.1, validateReceivedMessage), so a
 // validator cannot save that cost; this wraps validateReceivedMessage on the instance, as
-// src/p2p/pubsub-go-rules.ts wraps forwardMessage, and refuses to start on a library that changed it.
+// src/p2p/patches/pubsub-go-rules.ts wraps forwardMessage, and refuses to start on a library that changed it.
 //
 // A duplicate (its fast message ID is cached, src/p2p/fast-msg-id.ts) costs nothing and is not counted.
 // A throttled message is answered as gossipsub answers an ignored one, without penalising its sender
@@ -41,7 +41,7 @@ export function limitTopicRates<T> (service: T, limiter: TopicRateLimiter<HeldMe
   const validate = router.validateReceivedMessage
   const handle = router.handleReceivedMessage
   if (typeof validate !== 'function' || validate.length !== 2 || typeof handle !== 'function' || typeof router.stop !== 'function') {
-    throw new Error('@libp2p/gossipsub changed validateReceivedMessage(from, rpcMsg) or handleReceivedMessage; re-check src/p2p/topic-limit.ts')
+    throw new Error('@libp2p/gossipsub changed validateReceivedMessage(from, rpcMsg) or handleReceivedMessage; re-check src/p2p/patches/topic-limit.ts')
   }
   /** messages fed back after being held: their peer already paid for them */
   const released = new WeakSet<RawMessage>()
