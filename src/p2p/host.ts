@@ -22,7 +22,7 @@ import type { PubSub } from './pubsub.ts'
 import { fastMessageId } from './fast-msg-id.ts'
 import { applyGoRulesToFloodsub, goMessageId, installLibraryPatches, skipAuthorInGossipsub, withProtocolVersion } from './patches/index.ts'
 import { TopicRateLimiter } from './topic-rate.ts'
-import { limitTopicRates, registerTopicRateMetrics, type HeldMessage } from './patches/topic-limit.ts'
+import { limitFloodsubRates, limitTopicRates, registerTopicRateMetrics, type HeldMessage } from './patches/topic-limit.ts'
 import { CONNECTION_PING_MS, EVENT_LOOP_SAMPLE_MS, gossipTimers } from './idle-tuning.ts'
 import type { Logger } from '../core/logger.ts'
 
@@ -90,7 +90,7 @@ export async function createHost<S extends Record<string, unknown> = Record<neve
   const patches = installLibraryPatches(options.log)
   const { config } = options
   const limiter = topicRateLimiter(config, options.log)
-  if (options.metricsRegistry != null && config.Pubsub.Router === 'gossipsub') registerTopicRateMetrics(limiter, options.metricsRegistry)
+  if (options.metricsRegistry != null) registerTopicRateMetrics(limiter, options.metricsRegistry)
   const bootstrapList = config.Bootstrap
   const relayService = config.Swarm.RelayService.Enabled
   // As in the Go node, an empty or zero DialTimeout means libp2p's default.
@@ -167,8 +167,9 @@ async function pubsubFactory (config: Config, limiter: TopicRateLimiter<HeldMess
   if (config.Pubsub.Router === 'floodsub') {
     const { floodsub } = await import('@libp2p/floodsub')
     const factory = floodsub({ globalSignaturePolicy: 'StrictSign' })
-    // The Go node's message ID, no echo to a message's author (src/p2p/patches/pubsub-go-rules.ts).
-    return (components: Parameters<typeof factory>[0]) => applyGoRulesToFloodsub(factory(components))
+    // The Go node's message ID, no echo to a message's author (src/p2p/patches/pubsub-go-rules.ts); rate
+    // limits before the signature check (src/p2p/patches/topic-limit.ts).
+    return (components: Parameters<typeof factory>[0]) => limitFloodsubRates(applyGoRulesToFloodsub(factory(components)), limiter)
   }
   const timers = gossipTimers(config.Swarm.RelayService.Enabled)
   const factory = gossipsub({

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { messageCost, TokenBuckets, TopicRateLimiter, TOKEN_BYTES } from '../../src/p2p/topic-rate.ts'
 import { SignedHeartbeats, ViewSync } from '../../src/registry/view-sync.ts'
+import { limitFloodsubRates, type HeldMessage } from '../../src/p2p/patches/topic-limit.ts'
 
 function clock (start = 1_000_000): { now: () => number, advance: (ms: number) => void } {
   let t = start
@@ -156,6 +157,47 @@ describe('TopicRateLimiter', () => {
     const limiter = new TopicRateLimiter({ peerRate: 1, peerBurst: 1, maxSenders: 100, now: c.now })
     for (let i = 0; i < 5000; i++) { limiter.admit('a', `p${i}`, 1, false); limiter.admit('a', `p${i}`, 1, false) }
     assert.ok(limiter.stats().penalised <= 100)
+  })
+})
+
+describe('floodsub under the topic limits', () => {
+  /** floodsub as far as the limit sees it: validate(from, message), counting what reaches the real check. */
+  function fakeFloodsub (): { router: any, checked: () => number } {
+    let checked = 0
+    const router = { validate: async function (_from: unknown, _message: unknown): Promise<void> { checked++ } }
+    return { router, checked: () => checked }
+  }
+  const peer = (name: string): any => ({ toString: () => name })
+
+  it('drops a flooding author before the signature check, takes it again once its bucket refilled, and drops a penalised peer unchecked', async () => {
+    const c = clock()
+    const penalties: string[] = []
+    const limiter = new TopicRateLimiter<HeldMessage>({ authorRate: 5, authorBurst: 10, penaltyMs: 60_000, now: c.now, onPenalty: (p) => { penalties.push(p) } })
+    const { router, checked } = fakeFloodsub()
+    limitFloodsubRates(router, limiter)
+    const flooder = peer('flooder')
+    const message = { from: flooder, data: new Uint8Array(500), topic: 't' }
+    let refused = 0
+    for (let i = 0; i < 20; i++) await router.validate(flooder, message).catch(() => { refused++ })
+    assert.equal(checked(), 10, 'the burst reached the real check')
+    assert.equal(refused, 10, 'the rest were dropped before it')
+    c.advance(1000)
+    await router.validate(flooder, message)
+    assert.equal(checked(), 11, 'taken again after the refill')
+    // Keep flooding at 200 a second until the peer is penalised; then even a refilled bucket is not enough.
+    for (let i = 0; i < 1000 && penalties.length === 0; i++) { await router.validate(flooder, message).catch(() => {}); c.advance(5) }
+    assert.deepEqual(penalties, ['flooder'])
+    c.advance(10_000)
+    const before = checked()
+    await assert.rejects(router.validate(flooder, message), /over its rate/)
+    assert.equal(checked(), before)
+    // Another node's message through another peer is not affected.
+    await router.validate(peer('relay'), { from: peer('honest'), data: new Uint8Array(500), topic: 't' })
+    assert.equal(checked(), before + 1)
+  })
+
+  it('refuses to wrap a floodsub whose validate changed shape', () => {
+    assert.throws(() => limitFloodsubRates({ validate: async () => {} }, new TopicRateLimiter<HeldMessage>()), /re-check src\/p2p\/patches\/topic-limit.ts/)
   })
 })
 

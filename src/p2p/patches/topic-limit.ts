@@ -97,6 +97,33 @@ export function limitTopicRates<T> (service: T, limiter: TopicRateLimiter<HeldMe
   return service
 }
 
+interface FloodsubLike {
+  validate: (this: FloodsubLike, from: PeerId, message: { from?: PeerId, data?: Uint8Array, topic: string }) => Promise<void>
+}
+
+/** Makes a floodsub instance (`Pubsub.Router: "floodsub"`) apply `limiter` to every message before its
+ * signature check. floodsub's validate(from, message) runs after its seen-cache and before the signature
+ * check (@libp2p/floodsub 11.0.28, processMessage); a throw drops the message unforwarded. A message over
+ * its author's rate is dropped instead of held: floodsub has put it in its seen-cache already, so it could
+ * not come back through; the author's next message after its bucket refilled is taken (its newest state,
+ * as heartbeats carry the whole state). A penalised peer's messages are dropped unchecked (floodsub has
+ * no scores to lower). */
+export function limitFloodsubRates<T> (service: T, limiter: TopicRateLimiter<HeldMessage>): T {
+  const router = service as unknown as FloodsubLike
+  const validate = router.validate
+  if (typeof validate !== 'function' || validate.length !== 2) {
+    throw new Error('@libp2p/floodsub changed validate(from, message); re-check src/p2p/patches/topic-limit.ts')
+  }
+  router.validate = async function (from, message) {
+    const author = message.from?.toString()
+    const via = from.toString()
+    const admission = limiter.admit(author, via, message.data?.byteLength ?? 0, author === via)
+    if (admission !== 'pass') throw new Error(`topic rate limit: ${admission === 'drop' ? 'the peer is over its rate' : 'the author is over its rate'}`)
+    await validate.call(this, from, message)
+  }
+  return service
+}
+
 /** The limiter's counters on the node's metrics (`/metrics`), read when scraped. */
 export function registerTopicRateMetrics (limiter: TopicRateLimiter<HeldMessage>, registry: Registry): void {
   const counters: Array<[string, string, keyof TopicRateStats]> = [
