@@ -134,6 +134,26 @@ export async function normalJob (pair: FuzzPair): Promise<string | undefined> {
   }
 }
 
+/** Honest jobs through B, one after another, while `attack` runs. */
+export async function honestJobsDuring<T> (pair: FuzzPair, attack: () => Promise<T>): Promise<{ result: T, ok: number, failures: string[] }> {
+  let running = true
+  let ok = 0
+  const failures: string[] = []
+  const honest = (async () => {
+    do {
+      const problem = await normalJob(pair)
+      if (problem === undefined) ok++
+      else failures.push(problem)
+    } while (running)
+  })()
+  try {
+    return { result: await attack(), ok, failures }
+  } finally {
+    running = false
+    await honest
+  }
+}
+
 export async function rssKiB (pid: number | undefined): Promise<number> {
   const status = await readFile(`/proc/${pid ?? 0}/status`, 'utf8')
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN)

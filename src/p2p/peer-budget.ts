@@ -12,6 +12,8 @@ import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { AicnError, ErrorCode } from '../core/errors.ts'
 import type { Logger } from '../core/logger.ts'
+import type { InboundJob, RunningJobs } from '../core/running-jobs.ts'
+import type { Stream } from '@libp2p/interface'
 import { Gauge, type Registry } from 'prom-client'
 
 const KiB = 1024
@@ -305,4 +307,26 @@ export function registerBudgetMetrics (budgets: PeerBudgets, registry: Registry)
     // Constructed for its side effect: it registers itself in `registry`.
     new Gauge({ name, help, registers: [registry], collect () { this.set(read(budgets.stats())) } })
   }
+}
+
+/** Serves one inbound job stream (the job protocol, the Go node's chat-proxy) within its peer's budgets:
+ * refused and reset when the peer is over them; else run by `running`, the lease released on every path. */
+export function serveWithinBudget (stream: Stream, peer: string, how: { budgets: PeerBudgets, running: RunningJobs, log: Logger, what: string },
+  serve: (job: InboundJob, lease: Lease) => Promise<void>): void {
+  const { budgets, running, log, what } = how
+  const lease = budgets.open(peer, (err) => { stream.abort(err) })
+  if (lease instanceof BudgetError) {
+    log.debug({ err: lease.message, peer }, `${what} stream refused`)
+    stream.abort(lease)
+    return
+  }
+  running.serve(stream, async (job) => {
+    try {
+      await serve(job, lease)
+    } finally {
+      lease.close()
+    }
+  }, (err) => {
+    log.debug({ err: err.message, peer }, `${what} stream failed`)
+  })
 }

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { FUZZ_PSK, normalJob, startFuzzPair, startRogue, type FuzzPair } from '../../scripts/fuzz.ts'
+import { FUZZ_PSK, honestJobsDuring, normalJob, startFuzzPair, startRogue, type FuzzPair } from '../../scripts/fuzz.ts'
 import { floodHeartbeats, floodViewSyncs, idLatency, rssBytes, rssPeak, startTopicRogue, sybilHeartbeats, type TopicRogue } from '../../scripts/hostile.ts'
 import { waitFor } from './harness.ts'
 
@@ -19,26 +19,6 @@ const MB = 1e6
  * each view entry by 1024 models; the rest is room for decoding what arrives, GC timing and a busy
  * machine (docs/reliability.md, "Hostile peers and models"). */
 const RSS_MARGIN = 160 * MB
-
-/** Honest jobs through B, one after another, while `attack` runs. */
-async function during<T> (pair: FuzzPair, attack: () => Promise<T>): Promise<{ result: T, ok: number, failures: string[] }> {
-  let running = true
-  let ok = 0
-  const failures: string[] = []
-  const honest = (async () => {
-    do {
-      const problem = await normalJob(pair)
-      if (problem === undefined) ok++
-      else failures.push(problem)
-    } while (running)
-  })()
-  try {
-    return { result: await attack(), ok, failures }
-  } finally {
-    running = false
-    await honest
-  }
-}
 
 async function metric (api: string, name: string): Promise<number> {
   const text = await (await fetch(`${api}/metrics`, { signal: AbortSignal.timeout(10_000) })).text()
@@ -72,7 +52,7 @@ describe('hostile peers on the topic and on view sync', () => {
     const latency = idLatency(pair.b.api)
     let flooder: TopicRogue | undefined
     try {
-      const { result, ok, failures } = await during(pair, async () => {
+      const { result, ok, failures } = await honestJobsDuring(pair, async () => {
         flooder = await startTopicRogue(FUZZ_PSK, bAddr, topic)
         return await floodHeartbeats(flooder, { perSecond: 300, seconds: 6 })
       })
@@ -112,7 +92,7 @@ describe('hostile peers on the topic and on view sync', () => {
         await waitFor(async () => (await servers(pair, 'Sybil', 'm999')).length === 10, 30_000, 'B to list the ten Sybil nodes')
         for (const [project, model] of [['Sybil', 'm999'], ['SybilOverCap', 'm0'], [`Sybil-${'x'.repeat(200)}`, 'm0']]) listed[`${project.slice(0, 12)}/${model}`] = (await servers(pair, project, model)).length
       }
-      const { result, failures } = await during(pair, async () => await sybilHeartbeats(FUZZ_PSK, bAddr, topic, { identities: 10, models: 1000, rounds: 3, whileConnected }))
+      const { result, failures } = await honestJobsDuring(pair, async () => await sybilHeartbeats(FUZZ_PSK, bAddr, topic, { identities: 10, models: 1000, rounds: 3, whileConnected }))
       const id = await latency.stop()
       const grown = await peak.stop() - rssBefore
       assert.deepEqual(failures, [])

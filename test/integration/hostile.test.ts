@@ -14,7 +14,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { preSharedKey } from '@libp2p/pnet'
 import { multiaddr } from '@multiformats/multiaddr'
-import { FUZZ_PSK, normalJob, startFuzzPair, startRogue, type FuzzPair } from '../../scripts/fuzz.ts'
+import { FUZZ_PSK, honestJobsDuring, normalJob, startFuzzPair, startRogue, type FuzzPair } from '../../scripts/fuzz.ts'
 import { chatProxyBodies, floodUnfinishedFrames, idLatency, rssBytes, rssPeak, startHostileModel, type HostileModel } from '../../scripts/hostile.ts'
 import { HOSTILE_PROJECT, hostileRequest, registerHostileModels } from '../../scripts/bench/hostile.ts'
 import { swarmKeyFromHex } from '../../src/p2p/psk.ts'
@@ -26,26 +26,6 @@ const MB = 1e6
 /** RSS a worker may grow by during one attack: its budgets allow 16 MiB per peer and 64 MiB in all;
  * the rest is room for libp2p's own buffers, GC timing and a busy machine. */
 const RSS_MARGIN = 160 * MB
-
-/** Honest jobs through B, one after another, while `attack` runs. */
-async function during<T> (pair: FuzzPair, attack: () => Promise<T>): Promise<{ result: T, ok: number, failures: string[] }> {
-  let running = true
-  let ok = 0
-  const failures: string[] = []
-  const honest = (async () => {
-    do {
-      const problem = await normalJob(pair)
-      if (problem === undefined) ok++
-      else failures.push(problem)
-    } while (running)
-  })()
-  try {
-    return { result: await attack(), ok, failures }
-  } finally {
-    running = false
-    await honest
-  }
-}
 
 describe('hostile peers and hostile models', () => {
   let pair: FuzzPair
@@ -74,7 +54,7 @@ describe('hostile peers and hostile models', () => {
   test('a flood of streams with unfinished frames: W stays within its budget and honest jobs go on', { timeout: 120_000 }, async () => {
     const before = await rssBytes(pair.w.pid)
     const peak = rssPeak(pair.w.pid)
-    const { result, ok, failures } = await during(pair, async () => await floodUnfinishedFrames(await rogue(), multiaddr(await pair.w.addr()), { streams: 64, frameBytes: 960 * 1024, project: HOSTILE_PROJECT, model: 'giant-sse' }))
+    const { result, ok, failures } = await honestJobsDuring(pair, async () => await floodUnfinishedFrames(await rogue(), multiaddr(await pair.w.addr()), { streams: 64, frameBytes: 960 * 1024, project: HOSTILE_PROJECT, model: 'giant-sse' }))
     const grown = await peak.stop() - before
     assert.deepEqual(failures, [])
     assert.ok(ok >= 1)
@@ -94,7 +74,7 @@ describe('hostile peers and hostile models', () => {
     const before = await rssBytes(pair.w.pid)
     const peak = rssPeak(pair.w.pid)
     const addr = multiaddr(await pair.w.addr())
-    const { result, failures } = await during(pair, async () => await Promise.all([
+    const { result, failures } = await honestJobsDuring(pair, async () => await Promise.all([
       chatProxyBodies(await rogue(), addr, { streams: 4, bytes: 20 * MB, declared: 50 * MB - 1, project: HOSTILE_PROJECT, model: 'giant-sse' }),
       chatProxyBodies(await rogue(), addr, { streams: 4, bytes: 20 * MB, project: HOSTILE_PROJECT, model: 'giant-sse' })
     ]))
@@ -114,7 +94,7 @@ describe('hostile peers and hostile models', () => {
     const bId = idLatency(pair.b.api)
     const wId = idLatency(pair.w.api)
     const chat = { messages: [{ role: 'user', content: 'hi' }] }
-    const { result, failures } = await during(pair, async () => await Promise.all([
+    const { result, failures } = await honestJobsDuring(pair, async () => await Promise.all([
       hostileRequest(pair.b.api, '/v1/chat/completions', { ...chat, model: `${HOSTILE_PROJECT}/giant-sse`, stream: true }),
       hostileRequest(pair.b.api, '/api/v0/chat/completion', { ...chat, project: HOSTILE_PROJECT, model: 'giant-sse', node_id: pair.w.peerId, stream: true })
     ]))

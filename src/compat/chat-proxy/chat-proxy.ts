@@ -23,7 +23,7 @@ import type { Logger } from '../../core/logger.ts'
 import type { ProtocolComponents } from '../../p2p/components.ts'
 import { write } from '../../p2p/stream-write.ts'
 import { toGoCode } from '../codes.ts'
-import { BudgetError, defaultBudgets, type Lease, type PeerBudgets } from '../../p2p/peer-budget.ts'
+import { defaultBudgets, serveWithinBudget, type Lease, type PeerBudgets } from '../../p2p/peer-budget.ts'
 import { badJobNames, badToken } from '../../core/identifiers.ts'
 import { RunningJobs, cancelError, type InboundJob } from '../../core/running-jobs.ts'
 import {
@@ -207,24 +207,10 @@ export class ChatProxy implements Startable {
       stream.abort(new Error('this node does not serve chat-proxy requests any more'))
       return
     }
-    const peer = connection.remotePeer.toString()
-    const lease = this.budgets.open(peer, (err) => { stream.abort(err) })
-    if (lease instanceof BudgetError) {
-      this.log.debug({ err: lease.message, peer }, 'chat-proxy stream refused')
-      stream.abort(lease)
-      return
-    }
     // Garbage, a requester that went away, an answer that broke off: the stream is aborted (a Go
     // requester reports a read error) and the node keeps serving.
-    this.running.serve(stream, async (job) => {
-      try {
-        await this.serve(job, execute, lease)
-      } finally {
-        lease.close()
-      }
-    }, (err) => {
-      this.log.debug({ err: err.message, peer }, 'chat-proxy stream failed')
-    })
+    serveWithinBudget(stream, connection.remotePeer.toString(), { budgets: this.budgets, running: this.running, log: this.log, what: 'chat-proxy' },
+      async (job, lease) => { await this.serve(job, execute, lease) })
   }
 
   private async serve ({ stream, controller }: InboundJob, execute: JobRunner, lease: Lease): Promise<void> {

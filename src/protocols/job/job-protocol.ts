@@ -9,7 +9,7 @@ import { JOB_PROTOCOLS } from './job-common.ts'
 import { JobRequester } from './job-requester.ts'
 import { serveStream, type WorkerLimits } from './job-worker.ts'
 import { RunningJobs } from '../../core/running-jobs.ts'
-import { BudgetError, defaultBudgets, type PeerBudgets } from '../../p2p/peer-budget.ts'
+import { defaultBudgets, serveWithinBudget, type PeerBudgets } from '../../p2p/peer-budget.ts'
 
 export { JOB_PROTOCOL, JOB_PROTOCOL_1_0, JOB_PROTOCOLS } from './job-common.ts'
 
@@ -103,23 +103,9 @@ export class JobProtocol implements Startable {
         stream.abort(new Error('this node does not serve jobs any more'))
         return
       }
-      const peer = connection.remotePeer.toString()
-      const lease = this.budgets.open(peer, (err) => { stream.abort(err) })
-      if (lease instanceof BudgetError) {
-        this.log.debug({ err: lease.message, peer }, 'job stream refused')
-        stream.abort(lease)
-        return
-      }
       // Garbage, a requester that went away, a broken stream: the job is over, the node keeps serving.
-      this.running.serve(stream, async (job) => {
-        try {
-          await serveStream(job, serve, this.selfId, this.limits, lease)
-        } finally {
-          lease.close()
-        }
-      }, (err) => {
-        this.log.debug({ err: err.message, peer }, 'job stream failed')
-      })
+      serveWithinBudget(stream, connection.remotePeer.toString(), { budgets: this.budgets, running: this.running, log: this.log, what: 'job' },
+        async (job, lease) => { await serveStream(job, serve, this.selfId, this.limits, lease) })
     }, {
       maxInboundStreams: this.maxStreams,
       maxOutboundStreams: this.maxStreams,
