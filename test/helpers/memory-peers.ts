@@ -114,3 +114,16 @@ export async function memoryPeers (count: number): Promise<MemoryPeer[]> {
   const network = new MemoryNetwork()
   return await Promise.all(Array.from({ length: count }, async () => await network.peer()))
 }
+
+/** A job runner that holds every job until the job is aborted (a node stopping, a requester gone), and
+ * `running`, which resolves once the first job began. */
+export function runnerHeldUntilAborted (): { runner: (request: unknown, signal: AbortSignal) => Promise<never>, running: Promise<void> } {
+  let began!: () => void
+  const running = new Promise<void>((resolve) => { began = resolve })
+  const runner = async (_request: unknown, signal: AbortSignal): Promise<never> => {
+    began()
+    await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))
+    throw signal.reason
+  }
+  return { runner, running }
+}

@@ -16,7 +16,7 @@ import { silentLogger } from '../../src/core/logger.ts'
 import type { PubSub, PubSubEvents } from '../../src/p2p/pubsub.ts'
 import { CHAT_PROXY_PROTOCOL, ChatProxy, chatProxy } from '../../src/compat/chat-proxy/index.ts'
 import { BroadcastRpc, broadcastRpc, type BroadcastHandlers } from '../../src/compat/broadcast-rpc/index.ts'
-import { memoryPeers } from '../helpers/memory-peers.ts'
+import { memoryPeers, runnerHeldUntilAborted } from '../helpers/memory-peers.ts'
 
 const never = new AbortController().signal
 
@@ -53,13 +53,8 @@ test('chat proxy: beforeStop (libp2p stopping the node) ends a running job with 
   const [a, w] = await memoryPeers(2)
   const requester = new ChatProxy(a.components, { log: silentLogger })
   const worker = new ChatProxy(w.components, { log: silentLogger })
-  let began!: () => void
-  const running = new Promise<void>((resolve) => { began = resolve })
-  worker.serveWith(async (_request, signal) => {
-    began()
-    await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))
-    throw signal.reason
-  })
+  const { runner, running } = runnerHeldUntilAborted()
+  worker.serveWith(runner)
   await worker.start()
   try {
     const answer = requester.run(w.peerId, { head: head('m'), body: once(Buffer.from('{}')) }, never)

@@ -10,7 +10,7 @@ import { collect } from '../../src/core/iterables.ts'
 import { JobKind, type JobHead, type JobRunner } from '../../src/core/job-types.ts'
 import { silentLogger } from '../../src/core/logger.ts'
 import { JOB_PROTOCOLS, JobProtocol, jobProtocol } from '../../src/protocols/job/index.ts'
-import { memoryPeers } from '../helpers/memory-peers.ts'
+import { memoryPeers, runnerHeldUntilAborted } from '../helpers/memory-peers.ts'
 
 const never = new AbortController().signal
 
@@ -78,13 +78,8 @@ test('beforeStop (libp2p stopping the node) ends a running job with an error its
   const [a, w] = await memoryPeers(2)
   const requester = new JobProtocol(a.components, { log: silentLogger, serve: false })
   const worker = new JobProtocol(w.components, { log: silentLogger })
-  let began!: () => void
-  const running = new Promise<void>((resolve) => { began = resolve })
-  worker.serveWith(async (_request, signal) => {
-    began()
-    await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))
-    throw signal.reason
-  })
+  const { runner, running } = runnerHeldUntilAborted()
+  worker.serveWith(runner)
   await worker.start()
   try {
     const answer = requester.run(w.peerId, { head: head('m'), body: once(Buffer.from('{}')) }, never)
