@@ -2,7 +2,7 @@
 // them over HTTP. Every node gets its own temp folder, removed when the test ends.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { createServer, type AddressInfo } from 'node:net'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -161,11 +161,26 @@ export async function connectedPeers (node: TestNode): Promise<string[]> {
   return (result.body as Array<{ peer: string }>).map((p) => p.peer)
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago (for a node that must keep its address). */
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago (for a node that must keep its address across
+ * restarts). Drawn below Linux's ephemeral range (32768–60999 by default): a port taken from that range
+ * can be handed to any outgoing connection's local end while the node is down, and the restart then fails
+ * with EADDRINUSE (seen in CI on the full-restart test in faults.test.ts).
+ */
 export async function freePort (): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000)
+    if (await canListen(port)) return port
+  }
+  throw new Error('no free port found below the ephemeral range')
+}
+
+async function canListen (port: number): Promise<boolean> {
   const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise<void>((resolve) => server.close(() => { resolve() }))
-  return port
+  const listening = await new Promise<boolean>((resolve) => {
+    server.once('error', () => { resolve(false) })
+    server.listen(port, '127.0.0.1', () => { resolve(true) })
+  })
+  if (listening) await new Promise<void>((resolve) => server.close(() => { resolve() }))
+  return listening
 }
