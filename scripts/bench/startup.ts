@@ -6,8 +6,10 @@
 // connection), for `aicn daemon` (a worker from `aicn init worker`, no bootstrap peers) and for a bare
 // `node -e` HTTP server on 127.0.0.1, the two alternating run by run; then the median of each and their
 // ratio. Idle: a worker with no peers, and a worker connected to one input node, each after a 10 s settle:
-// CPU (/proc/<pid>/stat) over --rest-seconds and VmRSS at the end. --profile runs the connected worker
-// with --cpu-prof and prints where its idle time goes.
+// CPU (/proc/<pid>/stat) over --rest-seconds and VmRSS at the end, beside two floors measured the same way
+// in the same run: a bare node:http server, and the worker's libp2p host alone (./host-only.ts: the same
+// config, peer store and libp2p services, connected to the same input node, nothing of aicn around it).
+// --profile runs the connected worker with --cpu-prof and prints where its idle time goes.
 import '../../src/core/polyfill.ts'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFile, readdir, writeFile, mkdir } from 'node:fs/promises'
@@ -16,7 +18,7 @@ import { createServer, type AddressInfo } from 'node:net'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
-import { CLI, TestNode } from '../../test/integration/harness.ts'
+import { CLI, REPO_ROOT, TestNode } from '../../test/integration/harness.ts'
 import { cpuMs, loadAverage, log, nodes, onCleanup, runBench, summarize } from './network.ts'
 import { intArg, rssMb } from './lib.ts'
 
@@ -64,13 +66,33 @@ async function timeToAnswer (argv: string[], url: string): Promise<number> {
   return ms
 }
 
-async function idleOf (node: TestNode): Promise<{ cpuPct: number, rss: number }> {
+async function idleOf (pid: number | undefined): Promise<{ cpuPct: number, rss: number }> {
   await sleep(10_000)
-  const c0 = cpuMs(node.pid)
+  const c0 = cpuMs(pid)
   const t0 = performance.now()
   await sleep(REST_MS)
-  const cpu = cpuMs(node.pid) - c0
-  return { cpuPct: cpu / ((performance.now() - t0) / 1000) / 10, rss: rssMb(node.pid) }
+  const cpu = cpuMs(pid) - c0
+  return { cpuPct: cpu / ((performance.now() - t0) / 1000) / 10, rss: rssMb(pid) }
+}
+
+/** Spawns `argv`, waits for `ready` on its stdout (at most 30 s), measures it at rest, then stops it. */
+async function idleOfProcess (argv: string[], ready: string): Promise<{ cpuPct: number, rss: number }> {
+  const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] })
+  children.add(child)
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  let output = ''
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error(`${argv.join(' ')}: no "${ready}" within 30 s`)) }, 30_000)
+    child.stdout!.on('data', (d: Buffer) => { output += d.toString(); if (output.includes(ready)) { clearTimeout(timer); resolve() } })
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${argv.join(' ')} exited with ${code}: ${output}`)) })
+  })
+  const idle = await idleOf(child.pid)
+  child.kill('SIGTERM')
+  const killer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+  await exited
+  clearTimeout(killer)
+  children.delete(child)
+  return idle
 }
 
 async function main (): Promise<void> {
@@ -97,7 +119,7 @@ async function main (): Promise<void> {
   // Idle: a lone worker, then a worker connected to an input node.
   const lone = await TestNode.start({ mode: 'worker', psk: PSK })
   nodes.add(lone)
-  const loneIdle = await idleOf(lone)
+  const loneIdle = await idleOf(lone.pid)
   await lone.destroy()
   nodes.delete(lone)
   out.push(`idle, worker with no peers: ${loneIdle.cpuPct.toFixed(3)} % of a core over ${REST_MS / 1000} s, RSS ${loneIdle.rss.toFixed(0)} MB`)
@@ -107,16 +129,22 @@ async function main (): Promise<void> {
   if (profileDir !== undefined) await mkdir(profileDir, { recursive: true })
   const connected = await TestNode.start({ mode: 'worker', psk: PSK, bootstrap: [await input.addr()], nodeArgs: profileDir === undefined ? undefined : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] })
   nodes.add(connected)
-  const connIdle = await idleOf(connected)
+  const connIdle = await idleOf(connected.pid)
   const inputRss = rssMb(input.pid)
   out.push(`idle, worker connected to one input node: ${connIdle.cpuPct.toFixed(3)} % of a core over ${REST_MS / 1000} s, RSS ${connIdle.rss.toFixed(0)} MB (the input node: RSS ${inputRss.toFixed(0)} MB)`)
+  // The floors, measured the same way: a bare server, and the worker's libp2p host alone on the same input node.
+  const bareIdle = await idleOfProcess(['-e', `${bare}; console.log('bare ready')`], 'bare ready')
+  out.push(`idle, bare node:http server: ${bareIdle.cpuPct.toFixed(3)} % of a core, RSS ${bareIdle.rss.toFixed(0)} MB`)
+  const hostOnly = await TestNode.create({ mode: 'worker', psk: PSK, bootstrap: [await input.addr()] })
+  const hostIdle = await idleOfProcess([join(REPO_ROOT, 'dist/scripts/bench/host-only.js'), '--config', hostOnly.configPath], 'host-only ready')
+  out.push(`idle, the worker's libp2p host alone (host-only.ts) on the same input node: ${hostIdle.cpuPct.toFixed(3)} % of a core, RSS ${hostIdle.rss.toFixed(0)} MB`)
   if (profileDir !== undefined) {
     await connected.stop()
     const { topFunctions } = await import('./profile-top.ts')
     for (const f of (await readdir(profileDir)).filter((f) => f.endsWith('.cpuprofile'))) out.push(`profile ${join(profileDir, f)}:`, ...(await topFunctions(join(profileDir, f), 30)))
   }
   out.push(`load average after: ${await loadAverage()}`)
-  out.push(`startup: bare_ms=${b.median.toFixed(0)} aicn_ms=${a.median.toFixed(0)} ratio=${(a.median / b.median).toFixed(2)} idle_worker_cpu_pct=${connIdle.cpuPct.toFixed(3)} idle_worker_rss_mb=${connIdle.rss.toFixed(0)} lone_worker_cpu_pct=${loneIdle.cpuPct.toFixed(3)} lone_worker_rss_mb=${loneIdle.rss.toFixed(0)}`)
+  out.push(`startup: bare_ms=${b.median.toFixed(0)} aicn_ms=${a.median.toFixed(0)} ratio=${(a.median / b.median).toFixed(2)} idle_worker_cpu_pct=${connIdle.cpuPct.toFixed(3)} idle_worker_rss_mb=${connIdle.rss.toFixed(0)} lone_worker_cpu_pct=${loneIdle.cpuPct.toFixed(3)} lone_worker_rss_mb=${loneIdle.rss.toFixed(0)} bare_rss_mb=${bareIdle.rss.toFixed(0)} host_only_rss_mb=${hostIdle.rss.toFixed(0)} host_only_cpu_pct=${hostIdle.cpuPct.toFixed(3)}`)
   process.stdout.write(out.join('\n') + '\n')
 }
 
