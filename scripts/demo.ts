@@ -164,10 +164,19 @@ async function main (): Promise<void> {
       'The OpenAI SDK (and browsers) use the web listener:',
       '',
       `  new OpenAI({ baseURL: '${input.web}/v1', apiKey: 'none' })`,
+      '',
+      `The console: open ${input.web} in a browser.`,
       ''
     ].join('\n') + '\n')
 
-    await stopped
+    // Until a signal, or until one of the daemons exits by itself: the demo is no use without it.
+    const died = new Promise<Daemon>((resolve) => {
+      for (const d of daemons) d.child.once('exit', () => { resolve(d) })
+    })
+    const dead = await Promise.race([stopped.then(() => undefined), died])
+    if (dead !== undefined && !stopping) {
+      throw new Error(`${dead.name} exited by itself (${dead.child.signalCode ?? `code ${dead.child.exitCode ?? '?'}`}); stopping the rest`)
+    }
   } catch (err) {
     if (!stopping) process.stderr.write(`demo failed: ${(err as Error).message}\n`)
     process.exitCode = 1

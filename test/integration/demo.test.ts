@@ -1,5 +1,5 @@
 // `npm run demo` leaves nothing behind (issue 15): after SIGTERM once it runs, SIGINT during start-up, or
-// a failure half-way, every process it started has exited and its folder is gone. Checked by process
+// a failure half-way (a daemon dying by itself included), every process it started has exited and its folder is gone. Checked by process
 // tree (/proc: every descendant seen while it ran), not by its own word. The first run also holds
 // 127.0.0.1:6000 (unless something else already does): the demo must come up on other ports.
 import { after, describe, test } from 'node:test'
@@ -102,6 +102,20 @@ describe('the demo cleans up', () => {
     runs.push(run)
     await waitFor(() => run.seen.size >= 1 || run.child.exitCode !== null, 30_000, 'a first daemon')
     run.child.kill('SIGINT')
+    await assertNothingLeft(run)
+  })
+
+  test('a daemon that dies while the demo runs: the demo says which, stops the rest and exits 1', async () => {
+    const run = runDemo()
+    runs.push(run)
+    await waitFor(() => run.output().includes('aicn demo network is running') || run.child.exitCode !== null, 60_000, 'the demo network')
+    assert.match(run.output(), /aicn demo network is running/, run.output())
+    // The demo's own children are the daemons (the model servers run inside the demo process).
+    const daemons = descendants(run.child.pid as number).filter((pid) => parents().get(pid) === run.child.pid)
+    assert.equal(daemons.length, 3, 'three daemons run')
+    process.kill(daemons[1], 'SIGKILL')
+    assert.equal(await run.exited, 1)
+    assert.match(run.output(), /demo failed: (input|worker-1|worker-2) exited by itself \(SIGKILL\); stopping the rest/)
     await assertNothingLeft(run)
   })
 
