@@ -13,6 +13,7 @@ import { ErrorCode } from '../core/errors.ts'
 import type { Logger } from '../core/logger.ts'
 import { BrowserGuard, type GuardOptions } from './guard.ts'
 import { openListener, type ListenResult } from './listener.ts'
+import type { ConnectionLimits } from './connection-limits.ts'
 import { JSON_TYPE } from '../web/reply.ts'
 import type { HttpServer } from './server.ts'
 
@@ -30,14 +31,17 @@ export class EarlyApi {
   private app?: RequestListener
   readonly listeners: EarlyListener[] = []
 
-  constructor (identity: EarlyIdentity, guard?: GuardOptions) {
+  private readonly limits?: ConnectionLimits
+
+  constructor (identity: EarlyIdentity, guard?: GuardOptions, limits?: ConnectionLimits) {
     this.guard = new BrowserGuard(guard)
+    this.limits = limits
     this.idBody = JSON.stringify({ ...identity, addresses: [], protocols: [] })
   }
 
   /** Opens one more listener (`host:port`; `name` is the config key errors mention). */
   async listen (addr: string, name: string, logger: Logger): Promise<EarlyListener> {
-    const opened = { name, ...await openListener(addr, name, (req, res) => { this.request(req, res) }, logger) }
+    const opened = { name, ...await openListener(addr, name, (req, res) => { this.request(req, res) }, logger, this.limits) }
     this.listeners.push(opened)
     return opened
   }

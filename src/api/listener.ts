@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream'
 import { ErrorCode } from '../core/errors.ts'
 import type { Logger } from '../core/logger.ts'
 import { JSON_TYPE } from '../web/reply.ts'
+import { DEFAULT_CONNECTION_LIMITS, limitConnections, type ConnectionLimits } from './connection-limits.ts'
 
 export interface ListenResult { host: string, port: number, url: string }
 
@@ -19,7 +20,7 @@ const KEEP_ALIVE_TIMEOUT_MS = 5_000
 
 /** A node:http server with the API's limits and error answers, listening on `addr` (`host:port`; `name`
  * is the config key the errors mention), its requests going to `handler`. */
-export async function openListener (addr: string, name: string, handler: RequestListener, logger: Logger): Promise<{ server: Server, listening: ListenResult }> {
+export async function openListener (addr: string, name: string, handler: RequestListener, logger: Logger, limits: ConnectionLimits = DEFAULT_CONNECTION_LIMITS): Promise<{ server: Server, listening: ListenResult }> {
   const { host, port } = parseAddr(addr, name)
   // Without a Host header, Node would answer a bare 400 before our handler could give a JSON error.
   const server = createServer({ requireHostHeader: false }, handler)
@@ -31,6 +32,7 @@ export async function openListener (addr: string, name: string, handler: Request
   server.requestTimeout = REQUEST_TIMEOUT_MS
   server.headersTimeout = HEADERS_TIMEOUT_MS
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS
+  limitConnections(server, limits, name, logger)
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => { answerClientError(err, socket, logger) })
 
   await new Promise<void>((resolve, reject) => {

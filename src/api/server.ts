@@ -15,6 +15,7 @@ import { httpMetrics, observe } from './metrics.ts'
 import { buildRouter } from './router.ts'
 import type { Route } from '../web/route.ts'
 import { openListener, type ListenResult } from './listener.ts'
+import type { ConnectionLimits } from './connection-limits.ts'
 
 export { parseAddr, type ListenResult } from './listener.ts'
 
@@ -33,6 +34,8 @@ export interface HttpServerOptions {
   access?: AccessOptions
   /** Middleware that runs after the routes for what they did not match (the console's static files). */
   fallback?: Koa.Middleware
+  /** Connections a listener holds, in all and per client address (src/api/connection-limits.ts). */
+  connectionLimits?: ConnectionLimits
 }
 
 const DEFAULT_GRACE_MS = 5_000
@@ -40,12 +43,14 @@ const DEFAULT_GRACE_MS = 5_000
 export class HttpServer {
   readonly #app: Koa
   readonly #logger: Logger
+  readonly #connectionLimits?: ConnectionLimits
   readonly #servers: Server[] = []
   #callback?: RequestListener
   #closing?: Promise<void>
 
   constructor (options: HttpServerOptions) {
     this.#logger = options.logger
+    this.#connectionLimits = options.connectionLimits
     const guard = new BrowserGuard(options.guard)
     const router = buildRouter(options.routes, jsonBodyReader(options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT, options.bodyIdleMs ?? BODY_IDLE_MS), new AccessControl(options.access))
     const app = new Koa()
@@ -65,7 +70,7 @@ export class HttpServer {
   /** Listens on one more address (`host:port`); `name` is the config key the errors mention. */
   async listen (addr: string, name = 'API.Addr'): Promise<ListenResult> {
     if (this.#closing !== undefined) throw new Error('the HTTP server is closing')
-    const { server, listening } = await openListener(addr, name, this.requestListener, this.#logger)
+    const { server, listening } = await openListener(addr, name, this.requestListener, this.#logger, this.#connectionLimits)
     this.#servers.push(server)
     return listening
   }

@@ -4,6 +4,7 @@ import { loadConfig } from '../config/index.ts'
 import { WEB_OFF } from '../config/defaults.ts'
 import { createLogger } from '../core/logger.ts'
 import { EarlyApi } from '../api/early.ts'
+import { connectionLimitsOf } from '../api/connection-limits.ts'
 import { PROTOCOL_VERSION } from '../p2p/protocol-version.ts'
 import { AGENT_VERSION } from '../core/version.ts'
 import { apiFilePath, defaultDir, findConfig } from './paths.ts'
@@ -29,7 +30,7 @@ export async function runDaemon (options: DaemonOptions, out: Output): Promise<v
   const log = createLogger({ level: config.App.LogLevel, output: config.App.LogOutput, file: config.App.LogFile, format: config.App.LogFormat })
   // The API listens first and says who we are while the node loads and starts (src/api/early.ts); the
   // node (libp2p and everything else) is loaded only now, not with the CLI.
-  const early = new EarlyApi({ peer_id: config.Identity.PeerID, protocol_version: PROTOCOL_VERSION, agent_version: AGENT_VERSION }, { allowedOrigins: config.API.AllowedOrigins, allowedHosts: config.API.AllowedHosts })
+  const early = new EarlyApi({ peer_id: config.Identity.PeerID, protocol_version: PROTOCOL_VERSION, agent_version: AGENT_VERSION }, { allowedOrigins: config.API.AllowedOrigins, allowedHosts: config.API.AllowedHosts }, connectionLimitsOf(config.API))
   let node
   try {
     await early.listen(config.API.Addr, 'API.Addr', log)

@@ -12,6 +12,9 @@ export const DEFAULT_WEB_ADDR = '127.0.0.1:6080'
 /** `API.WebAddr` value that turns the second listener off. */
 export const WEB_OFF = 'off'
 
+/** How many HTTP connections a listener holds, in all and per client address (src/api/connection-limits.ts). */
+export const DEFAULT_API_CONNECTIONS = { MaxConnections: 4096, MaxConnectionsPerIP: 256 }
+
 /** The Go network's published pre-shared key (its templates ship it; docs/config.md, "Templates"). It is public, so it gives no admission
  * control; aicn writes it only when asked to join that network (`aicn init --network dbc`). */
 export const GO_NODE_PSK = 'f504f536a912a8cf7d00adacee8ed20270c5040d961d7f3da4fccbcbec0ec48a'
@@ -64,8 +67,17 @@ const obj = (fields: Record<string, FieldSpec>): FieldSpec => ({ kind: 'object',
 export const CONFIG_SPEC = obj({
   Bootstrap: strings,
   Addresses: strings,
-  // WebAddr, AllowedOrigins, AllowedHosts and AdminKey are aicn's own (src/api/guard.ts, docs/config.md).
-  API: obj({ Addr: str(), WebAddr: str(DEFAULT_WEB_ADDR), AllowedOrigins: strings, AllowedHosts: strings, AdminKey: str() }),
+  // WebAddr, AllowedOrigins, AllowedHosts, AdminKey and the connection limits are aicn's own (src/api/guard.ts,
+  // src/api/connection-limits.ts, docs/config.md).
+  API: obj({
+    Addr: str(),
+    WebAddr: str(DEFAULT_WEB_ADDR),
+    AllowedOrigins: strings,
+    AllowedHosts: strings,
+    AdminKey: str(),
+    MaxConnections: int(DEFAULT_API_CONNECTIONS.MaxConnections),
+    MaxConnectionsPerIP: int(DEFAULT_API_CONNECTIONS.MaxConnectionsPerIP)
+  }),
   Identity: obj({ PeerID: str(), PrivKey: str() }),
   Swarm: obj({
     ConnMgr: obj({ Type: str('basic'), HighWater: int(400), LowWater: int(100), GracePeriod: str('20s') }),

@@ -1,7 +1,7 @@
 // The configs `aicn init` writes (the Go node's `-init` templates), with deliberate safety differences from the Go
 // templates: loopback-only defaults, no UPnP/NAT-PMP, no published PSK, no auto-upgrade, gossipsub.
 // docs/config.md lists them.
-import { DEFAULT_API_ADDR, DEFAULT_JOB_BUDGETS, DEFAULT_PROTOCOL_PREFIX, DEFAULT_TOPIC_NAME, DEFAULT_TOPIC_RATES, DEFAULT_WEB_ADDR } from './defaults.ts'
+import { DEFAULT_API_ADDR, DEFAULT_API_CONNECTIONS, DEFAULT_JOB_BUDGETS, DEFAULT_PROTOCOL_PREFIX, DEFAULT_TOPIC_NAME, DEFAULT_TOPIC_RATES, DEFAULT_WEB_ADDR } from './defaults.ts'
 import type { Config } from './types.ts'
 
 export type TemplateMode = 'input' | 'worker'
@@ -36,7 +36,7 @@ export function createConfigTemplate (mode: TemplateMode, options: TemplateOptio
   return {
     Bootstrap: [...(options.bootstrap ?? [])],
     Addresses: options.listen !== undefined && options.listen.length > 0 ? [...options.listen] : [...DEFAULT_LISTEN],
-    API: { Addr: options.apiAddr ?? DEFAULT_API_ADDR, WebAddr: options.webAddr ?? DEFAULT_WEB_ADDR, AllowedOrigins: [], AllowedHosts: [], AdminKey: '' },
+    API: { Addr: options.apiAddr ?? DEFAULT_API_ADDR, WebAddr: options.webAddr ?? DEFAULT_WEB_ADDR, AllowedOrigins: [], AllowedHosts: [], AdminKey: '', ...DEFAULT_API_CONNECTIONS },
     Identity: { PeerID: options.peerId, PrivKey: options.privKey },
     Swarm: {
       ConnMgr: { Type: 'basic', HighWater: 400, LowWater: 100, GracePeriod: '60s' },

@@ -29,6 +29,10 @@ export interface Config {
     AllowedHosts: string[]
     /** aicn's own: a bearer secret that opens the admin endpoints to callers on other machines; "" = none */
     AdminKey: string
+    /** aicn's own: connections one HTTP listener holds at most */
+    MaxConnections: number
+    /** aicn's own: connections one client address (IPv6: a /64) holds on a listener at most; loopback not counted */
+    MaxConnectionsPerIP: number
   }
   Identity: { PeerID: string, PrivKey: string }
   Swarm: {

@@ -42,6 +42,8 @@ export async function validateConfig (config: Config, options: ValidateOptions =
     if (!/^[A-Za-z0-9.-]{1,253}$/.test(host)) report(`API.AllowedHosts[${i}]`, `must be a host name such as "node.example.com" (got ${JSON.stringify(host)})`)
   })
   if (config.API.AdminKey !== '' && config.API.AdminKey.length < 16) report('API.AdminKey', 'must be empty or at least 16 characters (a random secret)')
+  checkRange(config.API.MaxConnections, 'API.MaxConnections', 1, 1_000_000, report)
+  checkRange(config.API.MaxConnectionsPerIP, 'API.MaxConnectionsPerIP', 1, Math.max(1, config.API.MaxConnections), report)
   checkIdentity(config.Identity, report)
 
   const { Swarm: swarm } = config

@@ -63,6 +63,7 @@ import { logPeerEvents, logPskMismatches, startSummary } from '../metrics/operat
 import { statusRoutes, type NodeStatus } from '../api/routes/status.ts'
 import { healthKey } from '../registry/health-sync.ts'
 import { adoptOrListen, type EarlyApi } from '../api/early.ts'
+import { connectionLimitsOf } from '../api/connection-limits.ts'
 
 export interface NodeOptions {
   configPath: string
@@ -312,7 +313,8 @@ export class AicnNode {
         registry: metrics,
         guard: { allowedOrigins: config.API.AllowedOrigins, allowedHosts: config.API.AllowedHosts },
         access: { adminKey: config.API.AdminKey, checkJobKey: async (authorization) => { await gateway.checkKey(authorization) } },
-        fallback: consoleFiles === undefined ? undefined : consoleMiddleware(consoleFiles, { servesPort: (port) => port === webPort })
+        fallback: consoleFiles === undefined ? undefined : consoleMiddleware(consoleFiles, { servesPort: (port) => port === webPort }),
+        connectionLimits: connectionLimitsOf(config.API)
       })
       started('HTTP API', async () => { await http.close() })
       // Two listeners, one app: API.Addr (6000 by default) for the Go node's clients, API.WebAddr for

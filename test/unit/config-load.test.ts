@@ -62,7 +62,7 @@ test('a Go-node worker.json loads unchanged', async () => {
     const expected = structuredClone(json) as { Swarm: { RelayClient: { StaticRelays: unknown } } }
     expected.Swarm.RelayClient.StaticRelays = [] // Go writes null for an empty list
     // aicn's own API keys get their defaults (docs/config.md).
-    ;(expected as any).API = { ...(expected as any).API, WebAddr: '127.0.0.1:6080', AllowedOrigins: [], AllowedHosts: [], AdminKey: '' }
+    ;(expected as any).API = { ...(expected as any).API, WebAddr: '127.0.0.1:6080', AllowedOrigins: [], AllowedHosts: [], AdminKey: '', MaxConnections: 4096, MaxConnectionsPerIP: 256 }
     ;(expected as any).App.LogFormat = 'auto'
     assert.deepEqual(config, expected)
   })

@@ -8,7 +8,7 @@ test('an empty object gets every default of docs/config.md', () => {
   assert.deepEqual(config, {
     Bootstrap: [],
     Addresses: [],
-    API: { Addr: '', WebAddr: '127.0.0.1:6080', AllowedOrigins: [], AllowedHosts: [], AdminKey: '' },
+    API: { Addr: '', WebAddr: '127.0.0.1:6080', AllowedOrigins: [], AllowedHosts: [], AdminKey: '', MaxConnections: 4096, MaxConnectionsPerIP: 256 },
     Identity: { PeerID: '', PrivKey: '' },
     Swarm: {
       ConnMgr: { Type: 'basic', HighWater: 400, LowWater: 100, GracePeriod: '20s' },
