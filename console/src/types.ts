@@ -1,41 +1,9 @@
 // The shapes the console reads from the node (README "API" and "Console").
 
-export interface LocalModel { project: string, model: string, type: number, cid: string, busy: number, available: boolean, api?: string, reason: string }
-
-export interface NodeStatus {
-  peer_id: string
-  version: string
-  started: string
-  uptime_s: number
-  role: 'input' | 'worker'
-  psk: boolean
-  connections: number
-  keys_required: boolean
-  admin: boolean
-  models: LocalModel[]
-}
+// The answers of `node/status` and `network/view` are defined once, beside the route that builds them.
+export type { Connection, LocalModel, NetworkSnapshot, NodeStatus, ViewModel, ViewNode, ViewProject } from '../../src/web/console-types.ts'
 
 export interface PeerInfo { peer_id: string, agent_version: string, addresses: string[], protocols: string[] }
-
-export interface ViewModel { model: string, cid: string, type: number, busy: number, available: boolean }
-export interface ViewProject { project: string, models: ViewModel[] }
-
-export interface ViewNode {
-  node_id: string
-  self: boolean
-  role: 'input' | 'worker' | 'unknown'
-  connectivity: number
-  latency_us: number
-  busy: number
-  last_heard_ms: number | null
-  fresh: boolean
-  version: string
-  projects: ViewProject[]
-}
-
-export interface Connection { peer: string, addr: string, direction: 'inbound' | 'outbound', limited: boolean, latency_us: number }
-
-export interface NetworkSnapshot { self: string, nodes: ViewNode[], more: number, connections: Connection[] }
 
 export interface KeyInfo {
   id: string

@@ -20,7 +20,7 @@ import { swarmKeyFromHex } from './psk.ts'
 import { PskMismatches, watchedPreSharedKey } from './psk-watch.ts'
 import type { PubSub } from './pubsub.ts'
 import { fastMessageId } from './fast-msg-id.ts'
-import { applyGoRulesToFloodsub, goMessageId, installLibraryPatches, skipAuthorInGossipsub, withProtocolVersion } from './patches/index.ts'
+import { applyGoRulesToFloodsub, goMessageId, installLibraryPatches, SkipUnchangedPeerRecords, skipAuthorInGossipsub, withProtocolVersion } from './patches/index.ts'
 import { TopicRateLimiter } from './topic-rate.ts'
 import { limitFloodsubRates, limitTopicRates, registerTopicRateMetrics, type HeldMessage } from './patches/topic-limit.ts'
 import { CONNECTION_PING_MS, EVENT_LOOP_SAMPLE_MS, gossipTimers } from './idle-tuning.ts'
@@ -135,7 +135,9 @@ export async function createHost<S extends Record<string, unknown> = Record<neve
   return await createLibp2p({
     privateKey: options.privateKey,
     start: false,
-    datastore: options.datastore,
+    // Every stream libp2p opens or accepts rewrites the peer's record; unchanged ones are not written
+    // (src/p2p/patches/peer-store-writes.ts).
+    datastore: options.datastore !== undefined && patches.has('peer-store-unchanged-writes') ? new SkipUnchangedPeerRecords(options.datastore) : options.datastore,
     nodeInfo: { name: 'aicn', version: options.agentVersion, userAgent: options.agentVersion },
     addresses: { listen },
     transports: [tcp(), circuitRelayTransport()],

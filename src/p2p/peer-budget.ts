@@ -5,13 +5,15 @@
 // short time and every job stream of the peer is reset, its connections are closed and its new streams
 // are refused for a while. Honest requesters stay far below every limit (docs/protocols.md, "Budgets").
 //
-// Pure bookkeeping with an injectable clock (test/unit/peer-budget.test.ts); the protocols hold a
+// Pure bookkeeping with an injectable clock (test/unit/peer-budget.test.ts; the bucket and the strikes are
+// src/core/rate-limit.ts's, shared with the topic's rate limits); the protocols hold a
 // Lease per stream (src/protocols/job/job-protocol.ts, src/compat/chat-proxy/chat-proxy.ts) and the stream readers report what
 // they hold through it (src/p2p/stream-inbox.ts).
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { AicnError, ErrorCode } from '../core/errors.ts'
 import type { Logger } from '../core/logger.ts'
+import { StrikeRule, TokenBucketRule, type Bucket, type StrikeState } from '../core/rate-limit.ts'
 import type { InboundJob, RunningJobs } from '../core/running-jobs.ts'
 import type { Stream } from '@libp2p/interface'
 import { Gauge, type Registry } from 'prom-client'
@@ -57,11 +59,9 @@ interface PeerState {
   streams: number
   held: number
   leases: Set<Lease>
-  /** token bucket of job starts */
-  tokens: number
-  refilledAt: number
-  strikes: number[]
-  penalisedUntil: number
+  /** job starts */
+  bucket: Bucket
+  offences: StrikeState
 }
 
 export interface BudgetStats { streams: number, heldBytes: number, peers: number, penalised: number }
@@ -71,11 +71,8 @@ export class PeerBudgets {
   readonly maxStreams: number
   readonly maxHeldBytesPerPeer: number
   readonly maxHeldBytes: number
-  private readonly jobsPerSecond: number
-  private readonly jobBurst: number
-  private readonly maxStrikes: number
-  private readonly strikeWindowMs: number
-  private readonly penaltyMs: number
+  private readonly jobStarts: TokenBucketRule
+  private readonly strikes: StrikeRule
   private readonly onPenalty?: (peer: string, reason: string) => void
   private readonly now: () => number
   private readonly peers = new Map<string, PeerState>()
@@ -87,11 +84,8 @@ export class PeerBudgets {
     this.maxStreams = options.maxStreams ?? 1024
     this.maxHeldBytesPerPeer = options.maxHeldBytesPerPeer ?? 16 * MiB
     this.maxHeldBytes = options.maxHeldBytes ?? 64 * MiB
-    this.jobsPerSecond = options.jobsPerSecond ?? 1000
-    this.jobBurst = options.jobBurst ?? 2000
-    this.maxStrikes = options.strikes ?? 3
-    this.strikeWindowMs = options.strikeWindowMs ?? 60_000
-    this.penaltyMs = options.penaltyMs ?? 60_000
+    this.jobStarts = new TokenBucketRule(options.jobsPerSecond ?? 1000, options.jobBurst ?? 2000)
+    this.strikes = new StrikeRule({ strikes: options.strikes ?? 3, windowMs: options.strikeWindowMs ?? 60_000, penaltyMs: options.penaltyMs ?? 60_000 })
     this.onPenalty = options.onPenalty
     this.now = options.now ?? Date.now
   }
@@ -101,7 +95,7 @@ export class PeerBudgets {
   open (peer: string, abort: (err: Error) => void): Lease | BudgetError {
     const now = this.now()
     const state = this.state(peer, now)
-    if (state.penalisedUntil > now) return new BudgetError(`peer ${peer} went over its budgets; its job streams are refused for a while`)
+    if (this.strikes.penalised(state.offences, now)) return new BudgetError(`peer ${peer} went over its budgets; its job streams are refused for a while`)
     // Refused without a strike: a busy input node may briefly have more jobs in flight to one worker; the
     // bytes it may hold are what bound the memory.
     if (state.streams >= this.maxStreamsPerPeer) return new BudgetError(`peer ${peer} has ${state.streams} job streams open, the limit is ${this.maxStreamsPerPeer}`)
@@ -116,7 +110,7 @@ export class PeerBudgets {
   stats (): BudgetStats {
     const now = this.now()
     let penalised = 0
-    for (const state of this.peers.values()) if (state.penalisedUntil > now) penalised++
+    for (const state of this.peers.values()) if (this.strikes.penalised(state.offences, now)) penalised++
     return { streams: this.streams, heldBytes: this.held, peers: this.peers.size, penalised }
   }
 
@@ -128,7 +122,8 @@ export class PeerBudgets {
 
   /** True while `peer` is in the penalty box. */
   penalised (peer: string): boolean {
-    return (this.peers.get(peer)?.penalisedUntil ?? 0) > this.now()
+    const state = this.peers.get(peer)
+    return state !== undefined && this.strikes.penalised(state.offences, this.now())
   }
 
   /** @internal Lease: changes what the lease holds by `delta`; a BudgetError when an increase would go
@@ -147,12 +142,8 @@ export class PeerBudgets {
 
   /** @internal Lease: takes a job start from the peer's bucket. */
   startJob (peer: string, state: PeerState): BudgetError | undefined {
-    const now = this.now()
-    state.tokens = Math.min(this.jobBurst, state.tokens + (now - state.refilledAt) * this.jobsPerSecond / 1000)
-    state.refilledAt = now
-    if (state.tokens < 1) return this.refuse(peer, state, `peer ${peer} starts jobs faster than ${this.jobsPerSecond} per second`)
-    state.tokens--
-    return undefined
+    if (this.jobStarts.take(state.bucket, 1, this.now())) return undefined
+    return this.refuse(peer, state, `peer ${peer} starts jobs faster than ${this.jobStarts.rate} per second`)
   }
 
   /** @internal Lease: the stream ended. */
@@ -168,12 +159,7 @@ export class PeerBudgets {
   /** Over a per-peer budget: a strike, and the error to reset the stream with. */
   private refuse (peer: string, state: PeerState, message: string): BudgetError {
     const err = new BudgetError(message)
-    const now = this.now()
-    state.strikes = state.strikes.filter((at) => at > now - this.strikeWindowMs)
-    state.strikes.push(now)
-    if (state.strikes.length >= this.maxStrikes && state.penalisedUntil <= now) {
-      state.penalisedUntil = now + this.penaltyMs
-      state.strikes = []
+    if (this.strikes.strike(state.offences, this.now())) {
       // Every stream of the peer goes, not only the one that tripped the limit. Aborting runs the
       // streams' own clean-up, which closes their leases.
       for (const lease of [...state.leases]) lease.abort(new BudgetError(`peer ${peer} went over its budgets: ${message}`))
@@ -185,7 +171,7 @@ export class PeerBudgets {
   private state (peer: string, now: number): PeerState {
     let state = this.peers.get(peer)
     if (state === undefined) {
-      state = { streams: 0, held: 0, leases: new Set(), tokens: this.jobBurst, refilledAt: now, strikes: [], penalisedUntil: 0 }
+      state = { streams: 0, held: 0, leases: new Set(), bucket: this.jobStarts.full(now), offences: this.strikes.fresh() }
       this.peers.set(peer, state)
       // A bound on the table itself: peers without streams, strikes or a penalty are dropped.
       if (this.peers.size > 4 * this.maxStreams) this.sweep(now)
@@ -196,14 +182,15 @@ export class PeerBudgets {
   private forgetIfQuiet (peer: string, state: PeerState): void {
     const now = this.now()
     // A peer with a full bucket and no strikes or penalty is indistinguishable from a new one.
-    const tokens = Math.min(this.jobBurst, state.tokens + (now - state.refilledAt) * this.jobsPerSecond / 1000)
-    if (state.streams === 0 && state.penalisedUntil <= now && state.strikes.length === 0 && tokens >= this.jobBurst) this.peers.delete(peer)
+    const { offences } = state
+    const full = this.jobStarts.available(state.bucket, now) >= this.jobStarts.burst
+    if (state.streams === 0 && offences.penalisedUntil <= now && offences.strikes.length === 0 && full) this.peers.delete(peer)
   }
 
   private sweep (now: number): void {
     for (const [peer, state] of this.peers) {
-      state.strikes = state.strikes.filter((at) => at > now - this.strikeWindowMs)
-      if (state.streams === 0 && state.penalisedUntil <= now && state.strikes.length === 0) this.peers.delete(peer)
+      const quiet = this.strikes.forgetOld(state.offences, now)
+      if (state.streams === 0 && quiet) this.peers.delete(peer)
     }
   }
 }

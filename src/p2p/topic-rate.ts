@@ -16,7 +16,9 @@
 // second (src/protocols/heartbeat.ts keeps 200 ms between its own) and never come near a strike.
 //
 // Pure bookkeeping with an injectable clock (test/unit/topic-rate.test.ts); gossipsub is hooked in
-// src/p2p/patches/topic-limit.ts. Every table here is bounded.
+// src/p2p/patches/topic-limit.ts. Every table here is bounded. The buckets and strikes themselves are
+// src/core/rate-limit.ts's, shared with the job budgets (src/p2p/peer-budget.ts).
+import { StrikeRule, TokenBuckets, type StrikeState } from '../core/rate-limit.ts'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -27,67 +29,8 @@ export function messageCost (bytes: number): number {
   return Math.max(1, Math.ceil(bytes / TOKEN_BYTES))
 }
 
-/** Token buckets keyed by sender, bounded in count: a bucket that is full again is dropped (it is
- * indistinguishable from a new one), and past `maxKeys` the oldest buckets go. */
-export class TokenBuckets {
-  readonly rate: number
-  readonly burst: number
-  private readonly maxKeys: number
-  private readonly now: () => number
-  private readonly buckets = new Map<string, { tokens: number, at: number }>()
-
-  /** `rate` tokens a second, at most `burst` saved up. */
-  constructor (rate: number, burst: number, maxKeys: number, now: () => number = Date.now) {
-    this.rate = rate
-    this.burst = burst
-    this.maxKeys = maxKeys
-    this.now = now
-  }
-
-  /** The tokens `key` has now. */
-  available (key: string): number {
-    const bucket = this.buckets.get(key)
-    if (bucket === undefined) return this.burst
-    return Math.min(this.burst, bucket.tokens + (this.now() - bucket.at) * this.rate / 1000)
-  }
-
-  /** Takes `cost` tokens from `key`'s bucket; false (and nothing taken) when it has fewer. A cost above
-   * the burst is taken from a full bucket, so no message is refused for ever. */
-  take (key: string, cost: number): boolean {
-    const now = this.now()
-    const tokens = this.available(key)
-    const need = Math.min(cost, this.burst)
-    if (tokens < need) {
-      this.set(key, tokens, now)
-      return false
-    }
-    this.set(key, tokens - need, now)
-    return true
-  }
-
-  get size (): number {
-    return this.buckets.size
-  }
-
-  clear (): void {
-    this.buckets.clear()
-  }
-
-  private set (key: string, tokens: number, at: number): void {
-    this.buckets.delete(key) // re-inserted last: the map stays in order of use
-    this.buckets.set(key, { tokens, at })
-    if (this.buckets.size <= this.maxKeys) return
-    for (const [k, b] of this.buckets) {
-      if (this.buckets.size <= this.maxKeys) break
-      // Full buckets first; then the least recently used, whatever they hold.
-      if (b.tokens + (at - b.at) * this.rate / 1000 >= this.burst) this.buckets.delete(k)
-    }
-    for (const k of this.buckets.keys()) {
-      if (this.buckets.size <= this.maxKeys) break
-      this.buckets.delete(k)
-    }
-  }
-}
+// The buckets are src/core/rate-limit.ts's, exported from here too (src/registry/view-sync.ts uses them).
+export { TokenBuckets }
 
 export interface TopicRateOptions {
   /** tokens an author gets a second (one token: a message of up to 64 KiB); default 5 */
@@ -137,22 +80,18 @@ export interface TopicRateStats {
   penalised: number
 }
 
-interface PeerStrikes { strikes: number[], lastStrike: number, penalisedUntil: number }
-
 interface Held<T> { payload: T, bytes: number, cost: number }
 
 export class TopicRateLimiter<T = unknown> {
   private readonly authors: TokenBuckets
   private readonly peers: TokenBuckets
-  private readonly strikesNeeded: number
-  private readonly strikeWindowMs: number
-  private readonly penaltyMs: number
+  private readonly strikes: StrikeRule
   private readonly maxSenders: number
   private readonly maxHeld: number
   private readonly maxHeldBytes: number
   private readonly onPenalty?: (peer: string, reason: string) => void
   private readonly now: () => number
-  private readonly offenders = new Map<string, PeerStrikes>()
+  private readonly offenders = new Map<string, StrikeState>()
   private readonly held = new Map<string, Held<T>>()
   private heldBytes = 0
   private readonly counts = { passed: 0, throttledAuthor: 0, throttledPeer: 0, droppedPenalised: 0, coalesced: 0, released: 0 }
@@ -162,9 +101,8 @@ export class TopicRateLimiter<T = unknown> {
     this.maxSenders = options.maxSenders ?? 10_000
     this.authors = new TokenBuckets(options.authorRate ?? 5, options.authorBurst ?? 40, this.maxSenders, this.now)
     this.peers = new TokenBuckets(options.peerRate ?? 100, options.peerBurst ?? 1000, this.maxSenders, this.now)
-    this.strikesNeeded = options.strikes ?? 3
-    this.strikeWindowMs = options.strikeWindowMs ?? 10_000
-    this.penaltyMs = options.penaltyMs ?? 60_000
+    // A burst of over-budget messages is one strike (minGapMs): a penalty needs the peer to stay over for seconds.
+    this.strikes = new StrikeRule({ strikes: options.strikes ?? 3, windowMs: options.strikeWindowMs ?? 10_000, penaltyMs: options.penaltyMs ?? 60_000, minGapMs: 1000 })
     this.maxHeld = options.maxHeld ?? 1024
     this.maxHeldBytes = options.maxHeldBytes ?? 16 * MiB
     this.onPenalty = options.onPenalty
@@ -231,7 +169,8 @@ export class TopicRateLimiter<T = unknown> {
   }
 
   penalised (peer: string): boolean {
-    return (this.offenders.get(peer)?.penalisedUntil ?? 0) > this.now()
+    const state = this.offenders.get(peer)
+    return state !== undefined && this.strikes.penalised(state, this.now())
   }
 
   /** The peer's application score for gossipsub: negative while it is penalised. */
@@ -242,7 +181,7 @@ export class TopicRateLimiter<T = unknown> {
   stats (): TopicRateStats {
     const now = this.now()
     let penalised = 0
-    for (const state of this.offenders.values()) if (state.penalisedUntil > now) penalised++
+    for (const state of this.offenders.values()) if (this.strikes.penalised(state, now)) penalised++
     return { ...this.counts, held: this.held.size, heldBytes: this.heldBytes, penalised }
   }
 
@@ -256,25 +195,16 @@ export class TopicRateLimiter<T = unknown> {
     const now = this.now()
     let state = this.offenders.get(peer)
     if (state === undefined) {
-      state = { strikes: [], lastStrike: -Infinity, penalisedUntil: 0 }
+      state = this.strikes.fresh()
       this.offenders.set(peer, state)
       if (this.offenders.size > this.maxSenders) this.sweep(now)
     }
-    // A burst of over-budget messages is one strike: a penalty needs the peer to stay over for seconds.
-    if (now - state.lastStrike < 1000) return
-    state.lastStrike = now
-    state.strikes = state.strikes.filter((at) => at > now - this.strikeWindowMs)
-    state.strikes.push(now)
-    if (state.strikes.length >= this.strikesNeeded && state.penalisedUntil <= now) {
-      state.penalisedUntil = now + this.penaltyMs
-      state.strikes = []
-      this.onPenalty?.(peer, reason)
-    }
+    if (this.strikes.strike(state, now)) this.onPenalty?.(peer, reason)
   }
 
   private sweep (now: number): void {
     for (const [peer, state] of this.offenders) {
-      if (state.penalisedUntil <= now && state.strikes.every((at) => at <= now - this.strikeWindowMs)) this.offenders.delete(peer)
+      if (this.strikes.forgetOld(state, now)) this.offenders.delete(peer)
     }
     // Still too many (a Sybil crowd of offenders): the oldest go.
     for (const peer of this.offenders.keys()) {

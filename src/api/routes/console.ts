@@ -3,13 +3,12 @@
 // busy count and when it was last heard). Nothing here changes state.
 import type { LocalRegistry } from '../../registry/local.ts'
 import type { NetworkView } from '../../registry/view.ts'
-import type { ViewProject } from '../../registry/view-types.ts'
 import { CONNECTIVITY } from '../../protocols/network.ts'
 import { fromThisMachine } from '../access.ts'
 import { ok } from '../../web/reply.ts'
 import type { Route } from '../../web/route.ts'
-
-export interface ConnectionInfo { peer: string, addr: string, direction: 'inbound' | 'outbound', limited: boolean }
+// The answers' shapes, shared with the web console (console/src/).
+import type { ConnectionInfo, NetworkSnapshot, NodeStatus, ViewNode } from '../../web/console-types.ts'
 
 export interface ConsoleDeps {
   selfId: string
@@ -36,20 +35,6 @@ export const VIEW_MAX_NODES = 2000
 /** heartbeat nodeType bits (src/protocols/heartbeat-codec.ts) */
 const PEERS_COLLECT = 0x02
 
-export interface ViewNode {
-  node_id: string
-  self: boolean
-  role: 'input' | 'worker' | 'unknown'
-  connectivity: number
-  latency_us: number
-  busy: number
-  /** ms since the last heartbeat; null when never heard (a connection without heartbeats) */
-  last_heard_ms: number | null
-  fresh: boolean
-  version: string
-  projects: ViewProject[]
-}
-
 export function consoleRoutes (deps: ConsoleDeps): Route[] {
   const now = deps.now ?? Date.now
   return [
@@ -58,7 +43,7 @@ export function consoleRoutes (deps: ConsoleDeps): Route[] {
       methods: ['GET', 'POST'],
       handler: async (rc) => {
         const admin = fromThisMachine(rc.req)
-        return ok({
+        const status: NodeStatus = {
           peer_id: deps.selfId,
           version: deps.version,
           started: new Date(deps.startedAt).toISOString(),
@@ -79,7 +64,8 @@ export function consoleRoutes (deps: ConsoleDeps): Route[] {
             ...(admin ? { api: m.api } : {}),
             reason: m.available ? '' : (deps.healthReason?.(p.project, m.model, m.cid) ?? '') || 'its server did not answer the last health check'
           })))
-        })
+        }
+        return ok(status)
       }
     },
     {
@@ -90,7 +76,7 @@ export function consoleRoutes (deps: ConsoleDeps): Route[] {
   ]
 }
 
-function networkView (deps: ConsoleDeps, at: number): { self: string, nodes: ViewNode[], more: number, connections: Array<ConnectionInfo & { latency_us: number }> } {
+function networkView (deps: ConsoleDeps, at: number): NetworkSnapshot {
   const connections = deps.connections()
   const connectivity = new Map<string, number>()
   for (const c of connections) {

@@ -8,6 +8,7 @@ import { installBoundedPnetCipher } from './pnet-memory.ts'
 
 export { PROTOCOL_VERSION, withProtocolVersion } from './identify-protocol-version.ts'
 export { applyGoRulesToFloodsub, goMessageId, skipAuthorInGossipsub } from './pubsub-go-rules.ts'
+export { SkipUnchangedPeerRecords } from './peer-store-writes.ts'
 export { installQuietLengthPrefixedDecoder, installYamuxWindowHysteresis }
 export { checkPatchedVersions, installedVersion, PATCHES, UntestedLibraryError } from './versions.ts'
 export type { PatchName, PatchSpec } from './versions.ts'

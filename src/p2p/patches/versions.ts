@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 
-export type PatchName = 'yamux-window' | 'lp-decoder' | 'identify-protocol-version' | 'gossipsub-go-rules' | 'floodsub-go-rules' | 'protobufjs-long' | 'pnet-cipher-memory' | 'gossipsub-topic-limit'
+export type PatchName = 'yamux-window' | 'lp-decoder' | 'identify-protocol-version' | 'gossipsub-go-rules' | 'floodsub-go-rules' | 'protobufjs-long' | 'pnet-cipher-memory' | 'gossipsub-topic-limit' | 'peer-store-unchanged-writes'
 
 export interface PatchSpec {
   name: PatchName
@@ -26,7 +26,8 @@ export const PATCHES: readonly PatchSpec[] = [
   { name: 'floodsub-go-rules', pkg: '@libp2p/floodsub', tested: ['11.0.28'], onUntested: 'refuse' },
   { name: 'protobufjs-long', pkg: 'protobufjs', tested: ['8.8.1'], onUntested: 'refuse' },
   { name: 'pnet-cipher-memory', pkg: 'xsalsa20', tested: ['1.2.0'], onUntested: 'skip' },
-  { name: 'gossipsub-topic-limit', pkg: '@libp2p/gossipsub', tested: ['17.1.1'], onUntested: 'refuse' }
+  { name: 'gossipsub-topic-limit', pkg: '@libp2p/gossipsub', tested: ['17.1.1'], onUntested: 'refuse' },
+  { name: 'peer-store-unchanged-writes', pkg: '@libp2p/peer-store', tested: ['12.0.28'], onUntested: 'skip' }
 ]
 
 export class UntestedLibraryError extends Error {
