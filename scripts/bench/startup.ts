@@ -47,6 +47,15 @@ function get (url: string): Promise<number> {
 const children = new Set<ChildProcess>()
 onCleanup(async () => { for (const c of children) { try { c.kill('SIGKILL') } catch {} } })
 
+/** SIGTERM (SIGKILL after 15 s) and wait for its exit. */
+async function stopChild (child: ChildProcess, exited: Promise<unknown>): Promise<void> {
+  child.kill('SIGTERM')
+  const killer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+  await exited
+  clearTimeout(killer)
+  children.delete(child)
+}
+
 /** Spawns `argv`, polls `url` until it answers 200 (at most 30 s); ms from spawn, then stops the process. */
 async function timeToAnswer (argv: string[], url: string): Promise<number> {
   const t0 = performance.now()
@@ -58,11 +67,7 @@ async function timeToAnswer (argv: string[], url: string): Promise<number> {
     if (await get(url) === 200) { ms = performance.now() - t0; break }
     await sleep(2)
   }
-  child.kill('SIGTERM')
-  const killer = setTimeout(() => child.kill('SIGKILL'), 15_000)
-  await exited
-  clearTimeout(killer)
-  children.delete(child)
+  await stopChild(child, exited)
   return ms
 }
 
@@ -87,11 +92,7 @@ async function idleOfProcess (argv: string[], ready: string): Promise<{ cpuPct: 
     child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${argv.join(' ')} exited with ${code}: ${output}`)) })
   })
   const idle = await idleOf(child.pid)
-  child.kill('SIGTERM')
-  const killer = setTimeout(() => child.kill('SIGKILL'), 15_000)
-  await exited
-  clearTimeout(killer)
-  children.delete(child)
+  await stopChild(child, exited)
   return idle
 }
 
