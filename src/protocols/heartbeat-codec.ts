@@ -78,7 +78,7 @@ const LEN = 2
  * How many models the AIProjectBody `body` announces, counted on the wire without decoding them
  * (AIProjectBody.res = 2 → AIProjectResponse.projects = 1 → AIProjectOfNode.models = 2, proto/aicn.proto).
  * Decoding a heartbeat of 60,000 models makes 60,000 objects (about 10 MB) before anything can look at
- * them; this lets the topic validator refuse one over the view's cap first (src/protocols/heartbeat.ts).
+ * them; this lets the topic validator refuse one over the view's cap first (src/protocols/heartbeat/heartbeats.ts).
  * Throws on malformed input.
  */
 export function countAnnouncedModels (body: Uint8Array): number {
