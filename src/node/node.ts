@@ -183,7 +183,7 @@ export class AicnNode {
           ...(config.Routing.Type === 'none' ? {} : { rendezvous: rendezvousService({ namespace: topic, dhtProtocol: dhtProtocol(config), log }) })
         }
       })
-      const { rpc, jobs, chatProxy, broadcast, latency, rendezvous } = host.services
+      const { rpc, jobs, chatProxy, broadcast, latency, rendezvous, heartbeats } = host.services
       const hostInfo = new HostInfoCollector()
 
       // Models and jobs (the local registry is what the heartbeats announce).
@@ -211,6 +211,9 @@ export class AicnNode {
       const network = new NetworkRegistry({ host, view, local, rpc, queries: transport, latency })
       registerQueryHandlers(rpc, { localPeerInfo: async () => await control.id(), localHostInfo: async () => await hostInfo.collect() })
       const dispatcher = new JobDispatcher({ selfId: identity.peerId, local: executor, remote: transport, selector: new NodeSelector(), network, log, metrics: nodeMetrics })
+
+      // A Go node that joins the topic unheard is asked for its registrations (src/protocols/heartbeat/heartbeats.ts).
+      heartbeats.askWith(async (peer, timeoutMs) => await network.registrationsOf(peer, { timeoutMs }))
 
       // Jobs that arrive from the network run on this node's models; they are never forwarded again.
       jobs.serveWith(nodeMetrics.served(executor.run))

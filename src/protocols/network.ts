@@ -108,15 +108,21 @@ export class NetworkRegistry {
   async projectsOf (nodeId: string, call: RpcCallOptions): Promise<NodeProjects[]> {
     const peerId = parsePeerId(nodeId)
     if (peerId.equals(this.host.peerId)) return this.local.projects().map((p) => ({ project: p.project, models: p.models.map((m) => m.model) }))
+    const res = await this.registrationsOf(peerId, call)
+    return (res.projects ?? []).map((p) => ({ project: p.project ?? '', models: [...new Set((p.models ?? []).map((m) => m.model ?? ''))] }))
+  }
+
+  /** Another node's registrations as it answers an AI_PROJECT query (over whichever protocol it speaks). */
+  async registrationsOf (peerId: PeerId, call: RpcCallOptions): Promise<protocol.AIProjectResponse.$Properties> {
     const body = await this.queries.request(peerId, protocol.MessageType.AI_PROJECT, protocol.AIProjectBody.encode({ req: {} }).finish(), call)
     let res: protocol.AIProjectResponse.$Properties | null | undefined
     try {
       res = protocol.AIProjectBody.decode(body).res
     } catch (err) {
-      throw new AicnError(ErrorCode.PROTOBUF, `malformed answer from ${nodeId}: ${(err as Error).message}`)
+      throw new AicnError(ErrorCode.PROTOBUF, `malformed answer from ${peerId.toString()}: ${(err as Error).message}`)
     }
-    if (res == null) throw new AicnError(ErrorCode.PROTOBUF, `node ${nodeId} sent no projects`)
-    return (res.projects ?? []).map((p) => ({ project: p.project ?? '', models: [...new Set((p.models ?? []).map((m) => m.model ?? ''))] }))
+    if (res == null) throw new AicnError(ErrorCode.PROTOBUF, `node ${peerId.toString()} sent no projects`)
+    return res
   }
 
   /** This node's registrations as an AIProjectResponse (the answer to AI_PROJECT queries). */

@@ -54,10 +54,11 @@ function stubRegistry (): { registry: any, change: (reason: ChangeReason) => voi
   return { registry, change: (reason) => { for (const l of listeners) l(reason) } }
 }
 
-test('heartbeats: nothing before afterStart; afterStart subscribes, validates and publishes; beforeStop publishes the leaving heartbeat; a joining peer without view sync is answered', async (t) => {
+test('heartbeats: nothing before afterStart; afterStart subscribes, validates and publishes; beforeStop publishes the leaving heartbeat; a joining peer without view sync is answered and asked for its registrations', async (t) => {
   t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] })
   const self = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
   const goPeer = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+  const aicnPeer = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
   const { pubsub, published, topics, listeners } = stubPubsub()
   const { registry, change } = stubRegistry()
   let given: ViewSource | undefined
@@ -67,10 +68,15 @@ test('heartbeats: nothing before afterStart; afterStart subscribes, validates an
     peerId: self,
     pubsub,
     connectionManager: { getConnections: () => [{} as Connection] },
-    peerStore: { get: async () => ({ protocols: ['/ipfs/id/1.0.0'] }) },
+    peerStore: { get: async (peer) => ({ protocols: peer.equals(aicnPeer) ? [VIEW_PROTOCOL] : ['/ipfs/id/1.0.0'], metadata: new Map([['AgentVersion', new TextEncoder().encode('go/0.2.3')]]) }) },
     viewSync: sync
   })
   assert.notEqual(given, undefined, 'view sync is given its source when the service is built, before the node starts')
+  const asked: string[] = []
+  service.askWith(async (peer) => {
+    asked.push(peer.toString())
+    return { projects: [{ project: 'G', models: [{ model: 'chat', cid: 'c', type: 0, idle: 1 }] }] }
+  })
   service.start()
   change('registration')
   t.mock.timers.tick(120_000)
@@ -92,9 +98,18 @@ test('heartbeats: nothing before afterStart; afterStart subscribes, validates an
   // A peer that does not speak view sync (a Go node) joins the topic: answered within about a second.
   const join: SubscriptionChange = { peerId: goPeer, subscriptions: [{ topic: TOPIC, subscribe: true }] }
   for (const listener of listeners.get('subscription-change') ?? []) listener(new CustomEvent('subscription-change', { detail: join }))
+  const aicnJoin: SubscriptionChange = { peerId: aicnPeer, subscriptions: [{ topic: TOPIC, subscribe: true }] }
+  for (const listener of listeners.get('subscription-change') ?? []) listener(new CustomEvent('subscription-change', { detail: aicnJoin }))
   t.mock.timers.tick(1_000 + 200)
   await settle()
-  assert.equal(published.length, 3, 'answered the join')
+  assert.equal(published.length, 3, 'answered the joins with one heartbeat')
+  assert.deepEqual(asked, [goPeer.toString()], 'the peer without view sync is asked for its registrations, the aicn peer is not')
+  const entry = view.heard(goPeer.toString())
+  assert.equal(entry?.intervalMs, 180_000, 'held to the Go rhythm')
+  assert.deepEqual(view.candidates('G', 'chat').map((c) => c.nodeId), [goPeer.toString()], 'routable at once')
+  for (const listener of listeners.get('subscription-change') ?? []) listener(new CustomEvent('subscription-change', { detail: join }))
+  await settle()
+  assert.equal(asked.length, 1, 'a node in the view is not asked again')
 
   await service.beforeStop()
   assert.equal(published.length, 4)

@@ -19,7 +19,7 @@ import type { Logger } from '../../core/logger.ts'
 import type { PubSub, PubSubMessage, SubscriptionChange, TopicValidatorResult } from '../../p2p/pubsub.ts'
 import type { LocalRegistry, ChangeReason } from '../../registry/local.ts'
 import type { NetworkView } from '../../registry/view.ts'
-import { countAnnouncedModels, decodeHeartbeat, encodeHeartbeat, NODE_TYPE, type Heartbeat } from '../heartbeat-codec.ts'
+import { countAnnouncedModels, decodeHeartbeat, encodeHeartbeat, NODE_TYPE, projectsOf, type Heartbeat } from '../heartbeat-codec.ts'
 import { isBroadcast } from '../../proto/broadcast.ts'
 import { nextInterval } from '../../registry/rhythm.ts'
 import { MAX_MODELS_PER_NODE } from '../../registry/view-types.ts'
@@ -34,6 +34,19 @@ const JOIN_COALESCE_MS = 1000
  * honest node stays far below the topic's rate limit (Pubsub.AuthorRate, src/p2p/topic-rate.ts). */
 export const MIN_PUBLISH_GAP_MS = 200
 const JITTER_MS = 200
+/** Peers asked for their registrations at once, at most (a burst of Go nodes joining). */
+const MAX_ASKS = 8
+/** A joining node is asked this long after its subscription reached us, and again once if that brought no
+ * answer within the first wait: asked at once, the request went out before our pubsub had a stream to it
+ * and was lost (test/integration/go-join.test.ts), as its own heartbeat at start was to us. */
+const ASK_AFTER_MS = JOIN_COALESCE_MS
+const ASK_WAITS_MS = [5_000, 10_000]
+
+/** Asks a peer for its registrations: an AI_PROJECT query over whichever protocol it speaks, answered
+ * within `timeoutMs`. */
+export type AskRegistrations = (peer: PeerId, timeoutMs: number) => Promise<protocol.AIProjectResponse.$Properties>
+
+const decoder = new TextDecoder()
 
 /** What the heartbeats take from libp2p: our peer id, pubsub (named `pubsub`, src/p2p/host.ts), whether a
  * peer is connected and which protocols it speaks, and the view sync service (named `viewSync`, listed
@@ -42,7 +55,7 @@ export interface HeartbeatComponents {
   peerId: PeerId
   pubsub: PubSub
   connectionManager: { getConnections: (peer?: PeerId) => Connection[] }
-  peerStore: { get: (peer: PeerId) => Promise<{ protocols: string[] }> }
+  peerStore: { get: (peer: PeerId) => Promise<{ protocols: string[], metadata?: Map<string, Uint8Array> }> }
   viewSync?: ViewSync
 }
 
@@ -83,10 +96,17 @@ export class Heartbeats implements Startable {
   private readonly sync?: ViewSync
   /** narrows the forwarding of unchanged heartbeats to peers that keep fresh by view sync */
   readonly refreshForwarding?: RefreshForwarding
+  private ask?: AskRegistrations
+  /** peers being asked for their registrations */
+  private readonly asking = new Set<string>()
+  private readonly askTimers = new Set<NodeJS.Timeout>()
   private readonly onMessage = (event: CustomEvent<PubSubMessage>): void => { this.receive(event.detail) }
-  // A node that just joined the topic has not heard us yet (our last heartbeat may be minutes old).
+  // A node that just joined the topic has not heard us yet (our last heartbeat may be minutes old), and
+  // we may not have heard it: see askIfUnheard().
   private readonly onSubscriptionChange = (event: CustomEvent<SubscriptionChange>): void => {
-    if (event.detail.subscriptions.some((s) => s.topic === this.options.topic && s.subscribe)) this.publishSoon(JOIN_COALESCE_MS)
+    if (!event.detail.subscriptions.some((s) => s.topic === this.options.topic && s.subscribe)) return
+    this.publishSoon(JOIN_COALESCE_MS)
+    this.askIfUnheard(event.detail.peerId)
   }
 
   constructor (components: HeartbeatComponents, options: HeartbeatInit) {
@@ -108,6 +128,12 @@ export class Heartbeats implements Startable {
   }
 
   readonly [Symbol.toStringTag] = '@aicn/heartbeats'
+
+  /** How to ask a peer for its registrations (src/node/node.ts gives the network registry's query, which
+   * is built after the host); set it before the node starts. Without it, nobody is asked. */
+  askWith (ask: AskRegistrations): void {
+    this.ask = ask
+  }
 
   start (): void {}
 
@@ -141,6 +167,9 @@ export class Heartbeats implements Startable {
     this.stopped = true
     clearInterval(this.timer)
     clearTimeout(this.soonTimer)
+    for (const timer of this.askTimers) clearTimeout(timer)
+    this.askTimers.clear()
+    this.asking.clear()
     this.unsubscribeRegistry?.()
     const pubsub = this.components.pubsub
     pubsub.removeEventListener('message', this.onMessage)
@@ -250,6 +279,61 @@ export class Heartbeats implements Startable {
       // Routing holds each node to its own rhythm, announced (aicn) or learned (Go): src/registry/rhythm.ts.
       intervalMs: nextInterval(known, heardAt, heartbeat.intervalMs)
     })
+  }
+
+  /**
+   * A peer that joins the topic without our having heard it, and that does not speak view sync (a Go node),
+   * is asked once for its registrations, which enter the view as its heartbeat would (with the Go rhythm:
+   * src/registry/rhythm.ts). The Go node's heartbeat at start goes out before its pubsub has a stream to
+   * us, and its next one comes a HeartbeatInterval later (180 s by default), so a Go worker that just
+   * started was not routable from here for up to three minutes. An aicn node needs none of this: it
+   * announces itself when it joins and is passed on by view sync.
+   */
+  private askIfUnheard (peer: PeerId): void {
+    const nodeId = peer.toString()
+    const ask = this.ask
+    if (ask === undefined || this.stopped || this.options.view.has(nodeId) || this.asking.has(nodeId) || this.asking.size >= MAX_ASKS) return
+    this.asking.add(nodeId)
+    const timer = setTimeout(() => {
+      this.askTimers.delete(timer)
+      void this.askNow(peer, ask).finally(() => { this.asking.delete(nodeId) })
+    }, ASK_AFTER_MS)
+    timer.unref()
+    this.askTimers.add(timer)
+  }
+
+  private async askNow (peer: PeerId, ask: AskRegistrations): Promise<void> {
+    const nodeId = peer.toString()
+    const unheard = (): boolean => !this.stopped && !this.options.view.has(nodeId) && this.components.connectionManager.getConnections(peer).length > 0
+    await this.components.peerStore.get(peer)
+      .then(async (known) => {
+        // No protocols: identify has not told us what it is (pubsub streams open only after it has).
+        if (known.protocols.length === 0 || known.protocols.includes(VIEW_PROTOCOL)) return
+        let res: protocol.AIProjectResponse.$Properties | undefined
+        for (const waitMs of ASK_WAITS_MS) {
+          if (!unheard()) return
+          res = await ask(peer, waitMs).catch((err: Error) => {
+            this.options.log.debug({ peer: nodeId, err: err.message }, 'a joining node did not tell its registrations')
+            return undefined
+          })
+          if (res !== undefined) break
+        }
+        if (res === undefined || !unheard()) return
+        const projects = projectsOf(res)
+        const hasModels = projects.some((p) => p.models.length > 0)
+        const agent = known.metadata?.get('AgentVersion')
+        const now = Date.now()
+        this.options.view.update({
+          nodeId,
+          projects,
+          nodeType: (res.node_type ?? 0) | (hasModels ? NODE_TYPE.MODEL : 0),
+          version: (res.version ?? '') !== '' ? res.version ?? '' : agent === undefined ? '' : decoder.decode(agent),
+          lastHeard: now,
+          intervalMs: nextInterval(undefined, now, res.heartbeat_interval_ms ?? undefined)
+        })
+        this.options.log.debug({ peer: nodeId, projects: projects.length }, 'asked a joining node that does not speak view sync for its registrations')
+      })
+      .catch((err: Error) => { this.options.log.debug({ peer: nodeId, err: err.message }, 'could not ask a joining node for its registrations') })
   }
 
   private answerJoin (author: PeerId | undefined): void {
