@@ -21,7 +21,7 @@ import * as lp from 'it-length-prefixed'
 import { swarmKeyFromHex } from '../src/p2p/psk.ts'
 import { goMessageId } from '../src/p2p/patches/pubsub-go-rules.ts'
 import { encodeHeartbeat, NODE_TYPE } from '../src/protocols/heartbeat-codec.ts'
-import { VIEW_PROTOCOL } from '../src/registry/view-sync.ts'
+import { VIEW_PROTOCOL } from '../src/registry/view-sync/index.ts'
 import { protocol } from '../src/proto/index.ts'
 
 const KiB = 1024

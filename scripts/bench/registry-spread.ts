@@ -1,4 +1,4 @@
-// Benchmark of the model registry's gossip (src/protocols/heartbeat.ts) on real daemons, plus the sizes
+// Benchmark of the model registry's gossip (src/protocols/heartbeat/heartbeats.ts) on real daemons, plus the sizes
 // and query costs around it.
 //
 //   npm run build && node dist/scripts/bench/registry-spread.js [--sizes 5,20] [--rounds 12]

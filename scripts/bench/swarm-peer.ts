@@ -3,7 +3,7 @@
 //
 // What is real: the connection stack, identify (the input node learns /meshsub/1.1.0 and /aicn/job/1.1.0
 // from it), signed StrictSign heartbeats in the Go node's format (src/protocols/heartbeat-codec.ts), the
-// join rule of src/protocols/heartbeat.ts (a node we have not heard of gets our heartbeat within about a
+// join rule of src/protocols/heartbeat/heartbeats.ts (a node we have not heard of gets our heartbeat within about a
 // second, coalesced; so does a peer that subscribes to the topic), the periodic heartbeat, and the job
 // protocol (src/protocols/job/job-protocol.ts) with a fake model that answers at once.
 // What is simulated: pubsub. Instead of a gossipsub instance (1 s heartbeat timer, mesh upkeep and a
@@ -36,7 +36,7 @@ import { silentLogger } from '../../src/core/logger.ts'
 import type { Host } from '../../src/p2p/host.ts'
 import { componentsOf } from '../../src/p2p/components.ts'
 import { CONNECTION_PING_MS } from '../../src/p2p/idle-tuning.ts'
-import { MIN_REFRESH_MS, RESYNC_MS, VIEW_PROTOCOL } from '../../src/registry/view-sync.ts'
+import { MIN_REFRESH_MS, RESYNC_MS, VIEW_PROTOCOL } from '../../src/registry/view-sync/view-sync.ts'
 
 export const MESHSUB = '/meshsub/1.1.0'
 const SIGN_PREFIX = new TextEncoder().encode('libp2p-pubsub:')
@@ -51,7 +51,7 @@ export interface SwarmSettings {
   /** the input node's multiaddr with /p2p/ */
   inputAddr: string
   intervalMs: number
-  /** 'auto': as the daemon of this commit (src/protocols/heartbeat.ts): speak view sync, sync from the
+  /** 'auto': as the daemon of this commit (src/protocols/heartbeat/heartbeats.ts): speak view sync, sync from the
    * input node on joining, and answer joins only when the input node does not speak it (an older
    * daemon: then every peer answers every node it has not heard of). true / false: always / never
    * answer, without view sync. */
@@ -208,11 +208,11 @@ export class SimPeer {
     this.joined = true
     if (this.proc.settings.answerJoins === 'auto') {
       await this.syncView()
-      // As src/registry/view-sync.ts: once more RESYNC_MS later, for nodes that joined at the same time.
+      // As src/registry/view-sync/view-sync.ts: once more RESYNC_MS later, for nodes that joined at the same time.
       for (const ms of RESYNC_MS) setTimeout(() => { if (this.joined && !this.stopped) void this.syncView() }, ms)
-      // As ViewSync's refresh (src/registry/view-sync.ts): again every 0.8–0.9 of the heartbeat interval,
+      // As ViewSync's refresh (src/registry/view-sync/view-sync.ts): again every 0.8–0.9 of the heartbeat interval,
       // which keeps the other nodes fresh now that the input node does not forward their unchanged
-      // heartbeats (src/protocols/refresh-forwarding.ts). A real network's workers joined at all sorts
+      // heartbeats (src/protocols/heartbeat/refresh-forwarding.ts). A real network's workers joined at all sorts
       // of times: the first refresh comes at a random phase, not 0.8 intervals after this burst of joins.
       if (this.refresher === undefined) {
         const every = (): number => Math.max(MIN_REFRESH_MS, this.proc.settings.intervalMs) * (0.8 + Math.random() * 0.1)
@@ -234,7 +234,7 @@ export class SimPeer {
     }, first)
   }
 
-  /** Gets the input node's view (src/registry/view-sync.ts). The entries are decoded, not checked: the
+  /** Gets the input node's view (src/registry/view-sync/view-sync.ts). The entries are decoded, not checked: the
    * simulator trusts its input node, as it does for pubsub (a real daemon checks each entry it had not
    * heard, once). */
   private async syncView (): Promise<void> {
@@ -314,7 +314,7 @@ export class SimPeer {
     }
   }
 
-  /** As Heartbeats.publishSoon (src/protocols/heartbeat.ts): at most one heartbeat per gap, jittered. */
+  /** As Heartbeats.publishSoon (src/protocols/heartbeat/heartbeats.ts): at most one heartbeat per gap, jittered. */
   private publishSoon (gapMs: number): void {
     if (this.stopped) return
     const due = Math.max(Date.now(), this.lastPublished + gapMs)

@@ -11,7 +11,7 @@
 // Phases: (1) the N peers join (each from its own 127.1.x.y address: libp2p refuses more than 5 new
 // connections a second per address; at most 8 dials in flight in all: libp2p's maxIncomingPendingConnections
 // is 10), then the run waits until the input node's /api/v0/peers lists N + 1 nodes and every simulated
-// peer has heard every other (the join rule of src/protocols/heartbeat.ts makes that happen); the input
+// peer has heard every other (the join rule of src/protocols/heartbeat/heartbeats.ts makes that happen); the input
 // node's CPU over the joins is reported. (2) 10 s settle, then --rest-seconds at rest: the input node's CPU
 // (/proc/<pid>/stat) and RSS. (3) --rounds spread rounds: a simulated peer announces a new model; the time
 // until the input node lists it (/api/v0/ai/projects/peers polled every 10 ms) and until each other

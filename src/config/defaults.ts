@@ -35,8 +35,8 @@ export const DEFAULT_JOB_BUDGETS = {
   PeerJobBurst: 2000
 } as const
 
-/** The topic's and view sync's rate limits (src/p2p/topic-rate.ts, src/registry/view-sync.ts). An honest
- * node publishes at most 5 heartbeats a second (src/protocols/heartbeat.ts); a relay forwards every node's. */
+/** The topic's and view sync's rate limits (src/p2p/topic-rate.ts, src/registry/view-sync/view-sync.ts). An honest
+ * node publishes at most 5 heartbeats a second (src/protocols/heartbeat/heartbeats.ts); a relay forwards every node's. */
 export const DEFAULT_TOPIC_RATES = {
   AuthorRate: 5,
   AuthorBurst: 40,

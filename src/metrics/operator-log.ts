@@ -1,27 +1,9 @@
-// The info lines an operator reads (issue 15): peers joining and leaving, a peer with another
-// pre-shared key, and a one-line summary every minute. Node wiring lives in src/node/node.ts.
-import type { PeerId } from '@libp2p/interface'
+// The info lines an operator reads (issue 15): a peer with another pre-shared key, and a one-line summary
+// every minute (peers joining and leaving: the peer-log service, src/metrics/peer-log/). Node wiring lives
+// in src/node/node.ts.
 import type { Logger } from '../core/logger.ts'
-import type { Host } from '../p2p/host.ts'
 import type { PskMismatches } from '../p2p/psk-watch.ts'
 import type { NodeMetrics } from './node-metrics.ts'
-
-/** Logs each peer that connects or disconnects (its first connection opened, its last one closed). */
-export function logPeerEvents (host: Host, log: Logger): () => void {
-  const onConnect = (event: CustomEvent<PeerId>): void => {
-    const addr = host.getConnections(event.detail)[0]?.remoteAddr.toString()
-    log.info({ peer: event.detail.toString(), ...(addr === undefined ? {} : { addr }) }, 'peer connected')
-  }
-  const onDisconnect = (event: CustomEvent<PeerId>): void => {
-    log.info({ peer: event.detail.toString() }, 'peer disconnected')
-  }
-  host.addEventListener('peer:connect', onConnect)
-  host.addEventListener('peer:disconnect', onDisconnect)
-  return () => {
-    host.removeEventListener('peer:connect', onConnect)
-    host.removeEventListener('peer:disconnect', onDisconnect)
-  }
-}
 
 /** Warns once a minute per address about a peer whose pre-shared key differs (the Go node warns too). */
 export function logPskMismatches (mismatches: PskMismatches, log: Logger): () => void {

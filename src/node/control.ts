@@ -5,11 +5,11 @@ import type { Registry } from 'prom-client'
 import { AicnError, ErrorCode } from '../core/errors.ts'
 import type { ConfigStore } from '../config/store.ts'
 import type { HostInfo, HostInfoCollector } from '../hostinfo/index.ts'
-import type { Host } from '../p2p/host.ts'
 import type { LatencyTracker } from '../p2p/latency/index.ts'
-import { identifiedPeerInfo, localPeerInfo, type PeerInfo } from '../p2p/peer-info.ts'
+import { identifiedPeerInfo, localPeerInfo, type IdentifiedPeerComponents, type LocalPeerComponents, type PeerInfo } from '../p2p/peer-info.ts'
+import type { PubSub } from '../p2p/pubsub.ts'
 import type { Rendezvous } from '../p2p/rendezvous/index.ts'
-import { connectTo, disconnectFrom, forgetTags, parseNodeAddr, swarmAddrs, swarmPeers, USER_CONNECT_TAG, type SwarmPeer } from '../p2p/swarm.ts'
+import { connectTo, disconnectFrom, forgetTags, parseNodeAddr, swarmAddrs, swarmPeers, USER_CONNECT_TAG, type SwarmComponents, type SwarmPeer } from '../p2p/swarm.ts'
 import { explainDialError, type PskMismatches } from '../p2p/psk-watch.ts'
 import { parsePeerId } from '../p2p/peer-id.ts'
 import type { QueryRequester } from '../protocols/query-requester.ts'
@@ -19,14 +19,20 @@ import type { RemoteCall } from '../api/routes/remote-call.ts'
 
 const RENDEZVOUS_TIMEOUT_MS = 10_000
 
+/** What node control takes from libp2p (a node satisfies it): its own PeerInfo, the identified peers,
+ * the swarm operations and pubsub's subscribers. */
+export type ControlComponents = LocalPeerComponents & IdentifiedPeerComponents & SwarmComponents & {
+  services: { pubsub: Pick<PubSub, 'getSubscribers'> }
+}
+
 export interface ControlDeps {
-  host: Host
+  host: ControlComponents
   /** asks other nodes, with whichever protocol each speaks */
   queries: QueryRequester
   config: ConfigStore
   hostInfo: HostInfoCollector
-  latency: LatencyTracker
-  rendezvous?: Rendezvous
+  latency: Pick<LatencyTracker, 'latencyMs'>
+  rendezvous?: Pick<Rendezvous, 'findPeers'>
   metrics: Registry
   topic: string
   /** recent peers with another pre-shared key, to name it in a failed connect */

@@ -11,7 +11,7 @@ import { HostInfoCollector } from '../hostinfo/index.ts'
 import { createHost, dhtProtocol, type Host } from '../p2p/host.ts'
 import { identityFromBase64 } from '../p2p/identity.ts'
 import { ConnectionHistory } from '../p2p/history.ts'
-import { recordConnections, redialHistory } from '../p2p/reconnect.ts'
+import { peerHistory } from '../p2p/peer-history/index.ts'
 import { bootstrapKeeper } from '../p2p/bootstrap-keeper/index.ts'
 import { latencyTracker } from '../p2p/latency/index.ts'
 import { rendezvous as rendezvousService } from '../p2p/rendezvous/index.ts'
@@ -32,7 +32,8 @@ import { ModelTargets, pinnedLookup, portOf } from '../models/model-target.ts'
 import { HealthChecker, httpProbeReason } from '../registry/health.ts'
 import { directPeerLiveness } from '../registry/liveness/index.ts'
 import { applyHealth, watchRegisteredModels } from '../registry/health-sync.ts'
-import { Heartbeats } from '../protocols/heartbeat.ts'
+import { heartbeats as heartbeatService } from '../protocols/heartbeat/index.ts'
+import { viewSync as viewSyncService } from '../registry/view-sync/index.ts'
 import { PeerTransport } from './peer-transport.ts'
 import { broadcastRpc, makeBroadcastHandlers } from '../compat/broadcast-rpc/index.ts'
 import { chatProxy as chatProxyService } from '../compat/chat-proxy/index.ts'
@@ -59,7 +60,8 @@ import type { Logger } from '../core/logger.ts'
 import { AGENT_VERSION, VERSION } from '../core/version.ts'
 import { PskMismatches } from '../p2p/psk-watch.ts'
 import { NodeMetrics } from '../metrics/node-metrics.ts'
-import { logPeerEvents, logPskMismatches, startSummary } from '../metrics/operator-log.ts'
+import { logPskMismatches, startSummary } from '../metrics/operator-log.ts'
+import { peerLog } from '../metrics/peer-log/index.ts'
 import { statusRoutes, type NodeStatus } from '../api/routes/status.ts'
 import { healthKey } from '../registry/health-sync.ts'
 import { adoptOrListen, type EarlyApi } from '../api/early.ts'
@@ -124,6 +126,12 @@ export class AicnNode {
       const gatewayDb = await openGatewayDb(join(config.App.Datastore, 'gateway.db'))
       started('gateway database', async () => { await gatewayDb.close() })
 
+      // The models this node serves. A model's api may not point at this node's own listeners (host:port,
+      // filled in as each starts below) nor at link-local/metadata addresses: src/models/model-target.ts.
+      const ownListeners: string[] = config.API.WebAddr === WEB_OFF ? [config.API.Addr] : [config.API.Addr, config.API.WebAddr]
+      const targets = new ModelTargets(undefined, () => ownListeners)
+      const local = new LocalRegistry(store, async (api) => await checkModelApiWith(api, targets))
+
       // The libp2p host, built but not started yet.
       const metrics = new Registry()
       const pskMismatches = new PskMismatches()
@@ -137,6 +145,7 @@ export class AicnNode {
       const budgets = defaultBudgets({ hangUp: async (peer) => { await host.hangUp(peer) } }, log, budgetOptions(config.Jobs))
       registerBudgetMetrics(budgets, metrics)
       const bootstrapPeers = config.Bootstrap.map((a) => parseNodeAddr(a))
+      const bootstrapIds = new Set(bootstrapPeers.map((p) => p.peerId.toString()))
       const host = await createHost({
         config,
         privateKey: identity.privateKey,
@@ -151,22 +160,34 @@ export class AicnNode {
           chatProxy: chatProxyService({ log, timeoutsMs, budgets }),
           broadcast: broadcastRpc({ topic, privateKey: identity.privateKey, agentVersion: AGENT_VERSION, log }),
           // From the node's start until just before it stops (their afterStart and beforeStop).
+          peerLog: peerLog({ log }),
           latency: latencyTracker({ log }),
           liveness: directPeerLiveness({ view, log }),
           bootstrapKeeper: bootstrapKeeper({ peers: bootstrapPeers, log }),
+          // Records the peers we connect to from the start; redials the known ones once the node listens (below).
+          peerHistory: peerHistory({ history, skip: bootstrapIds, log }),
+          // Gossip of who serves what: subscribes and publishes the first heartbeat once pubsub runs, the
+          // leaving one before pubsub stops. View sync comes first: the heartbeats take it as a component.
+          viewSync: viewSyncService({ topic, refreshMs: heartbeatMs, requestsPerMinute: config.Pubsub.PeerViewSyncs, log }),
+          heartbeats: heartbeatService({
+            topic,
+            registry: local,
+            view,
+            intervalMs: heartbeatMs,
+            busyIntervalMs: parseDuration(config.App.PeersCollect.BusyInterval),
+            baseNodeType: (config.Swarm.RelayService.Enabled ? NODE_TYPE.PUBLIC_IP : 0) | (config.App.PeersCollect.Enabled ? NODE_TYPE.PEERS_COLLECT : 0),
+            version: AGENT_VERSION,
+            log,
+            privateKey: identity.privateKey
+          }),
           // Rendezvous needs the DHT, which Routing.Type "none" leaves out (src/p2p/host.ts).
           ...(config.Routing.Type === 'none' ? {} : { rendezvous: rendezvousService({ namespace: topic, dhtProtocol: dhtProtocol(config), log }) })
         }
       })
-      const { rpc, jobs, chatProxy, broadcast, latency, rendezvous } = host.services
-      recordConnections(host, history, log)
+      const { rpc, jobs, chatProxy, broadcast, latency, rendezvous, heartbeats } = host.services
       const hostInfo = new HostInfoCollector()
 
-      // Models and jobs. A model's api may not point at this node's own listeners (host:port, filled in
-      // as each starts below) nor at link-local/metadata addresses: src/models/model-target.ts.
-      const ownListeners: string[] = config.API.WebAddr === WEB_OFF ? [config.API.Addr] : [config.API.Addr, config.API.WebAddr]
-      const targets = new ModelTargets(undefined, () => ownListeners)
-      const local = new LocalRegistry(store, async (api) => await checkModelApiWith(api, targets))
+      // Models and jobs (the local registry is what the heartbeats announce).
       const models = new ModelClient({ targets })
       started('model client', async () => { await models.close() })
       // A model marked down that just answered a job is probed again at once (set once health exists).
@@ -192,6 +213,9 @@ export class AicnNode {
       registerQueryHandlers(rpc, { localPeerInfo: async () => await control.id(), localHostInfo: async () => await hostInfo.collect() })
       const dispatcher = new JobDispatcher({ selfId: identity.peerId, local: executor, remote: transport, selector: new NodeSelector(), network, log, metrics: nodeMetrics })
 
+      // A Go node that joins the topic unheard is asked for its registrations (src/protocols/heartbeat/heartbeats.ts).
+      heartbeats.askWith(async (peer, timeoutMs) => await network.registrationsOf(peer, { timeoutMs }))
+
       // Jobs that arrive from the network run on this node's models; they are never forwarded again.
       jobs.serveWith(nodeMetrics.served(executor.run))
       chatProxy.serveWith(nodeMetrics.served(executor.run))
@@ -208,10 +232,7 @@ export class AicnNode {
       await host.start()
       started('libp2p', async () => { await host.stop() })
       log.info({ peerId: identity.peerId, addresses: host.getMultiaddrs().map((a) => a.toString()) }, 'libp2p host started')
-      started('peer logging', logPeerEvents(host, log))
       ownListeners.push(...tcpListeners(host))
-
-      host.services.pubsub.subscribe(topic)
 
       // A probe goes only where a job may go (the same rules, checked at each probe).
       const probe = async (url: URL, signal: AbortSignal): Promise<boolean> => {
@@ -225,24 +246,10 @@ export class AicnNode {
       recheck = (project, model, cid) => { health.recheck(healthKey(project, model, cid)) }
       const unwatch = watchRegisteredModels(local, health, log)
       started('health checks', () => { unwatch(); health.stop() })
-      const heartbeats = new Heartbeats({
-        host,
-        topic,
-        registry: local,
-        view,
-        intervalMs: heartbeatMs,
-        busyIntervalMs: parseDuration(config.App.PeersCollect.BusyInterval),
-        baseNodeType: (config.Swarm.RelayService.Enabled ? NODE_TYPE.PUBLIC_IP : 0) | (config.App.PeersCollect.Enabled ? NODE_TYPE.PEERS_COLLECT : 0),
-        version: AGENT_VERSION,
-        log,
-        privateKey: identity.privateKey,
-        viewSyncsPerMinute: config.Pubsub.PeerViewSyncs
-      })
-      heartbeats.start()
-      started('heartbeats', async () => { await heartbeats.stop() })
 
-      const bootstrapIds = new Set(bootstrapPeers.map((p) => p.peerId.toString()))
-      redialHistory(host, history, bootstrapIds, log)
+      // Once the node listens, which host.start() promises and a service's afterStart does not
+      // (src/p2p/peer-history/peer-history.ts).
+      host.services.peerHistory.redial()
         .then((r) => { if (r.connected + r.failed > 0) log.info(r, 'redialled peers from the connection history') })
         .catch((err: Error) => { log.warn({ err: err.message }, 'redialling the connection history failed') })
 

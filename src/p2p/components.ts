@@ -3,6 +3,7 @@
 // service states what it needs and a unit test can hand it stubs (test/helpers/memory-peers.ts).
 // libp2p's own Registrar and ConnectionManager satisfy these interfaces.
 import type { AbortOptions, Connection, Libp2p, DialProtocolOptions, PeerId, Stream, StreamHandler, StreamHandlerOptions } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 
 /** Registers protocol handlers: libp2p's registrar. */
 export interface ProtocolRegistrar {
@@ -15,6 +16,16 @@ export interface StreamDialer {
   openStream: (peer: PeerId, protocol: string | string[], options?: DialProtocolOptions) => Promise<Stream>
   closeConnections: (peer: PeerId, options?: AbortOptions) => Promise<void>
 }
+
+/** Lists connections and dials peers: libp2p's connection manager. */
+export interface PeerDialer {
+  getConnections: (peer?: PeerId) => Connection[]
+  openConnection: (peer: PeerId | Multiaddr | Multiaddr[], options?: { signal?: AbortSignal, priority?: number }) => Promise<Connection>
+}
+
+/** The priority libp2p gives dials made through `node.dial()` (node_modules/libp2p/dist/src/libp2p.js);
+ * services that dial for the node use it too, as they did before they were services. */
+export const USER_DIAL_PRIORITY = 75
 
 /** The components a stream protocol service needs. */
 export interface ProtocolComponents {

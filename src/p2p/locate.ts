@@ -2,9 +2,8 @@
 // anything (issue 13, part 8). The DHT lookup gets a deadline of its own: without it, a request for a node
 // nobody knows waited as long as the dial's signal allowed (a chat to an unknown node_id answered after
 // 185 s, the job's 3 min plus grace; `timeout: "5s"` on peer took the old fixed 10 s lookup).
-import type { PeerId } from '@libp2p/interface'
+import type { AbortOptions, PeerId } from '@libp2p/interface'
 import { AicnError, ErrorCode } from '../core/errors.ts'
-import type { Host } from './host.ts'
 
 /** How long a DHT lookup for one node may take. */
 export const LOOKUP_TIMEOUT_MS = 10_000
@@ -17,10 +16,17 @@ export interface LocateOptions {
   lookupTimeoutMs?: number
 }
 
+/** What locating a node takes from libp2p (a node satisfies it): connections, known addresses, the DHT. */
+export interface LocateComponents {
+  getConnections: (peer: PeerId) => unknown[]
+  peerStore: { get: (peer: PeerId) => Promise<{ addresses: unknown[] }> }
+  peerRouting: { findPeer: (peer: PeerId, options?: AbortOptions & { useCache?: boolean }) => Promise<unknown> }
+}
+
 /** Resolves once the peer is connected or has known addresses. Throws AicnError ROUTING (404) when the
  * network does not know the node within the lookup deadline, TIMEOUT (504) when the request's own
  * deadline ran out first, STREAM when the caller gave up. */
-export async function locatePeer (host: Pick<Host, 'getConnections' | 'peerStore' | 'peerRouting'>, peerId: PeerId, options: LocateOptions): Promise<void> {
+export async function locatePeer (host: LocateComponents, peerId: PeerId, options: LocateOptions): Promise<void> {
   if (host.getConnections(peerId).length > 0) return
   const known = await host.peerStore.get(peerId).then((p) => p.addresses.length > 0, () => false)
   if (known) return

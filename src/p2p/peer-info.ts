@@ -1,6 +1,6 @@
 // PeerInfo as the API shows it (`id` and `peer` in README.md, "API"): id, identify versions, addresses, protocols.
-import type { PeerId } from '@libp2p/interface'
-import type { Host } from './host.ts'
+import type { Connection, PeerId, PeerStore } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 
 export interface PeerInfo {
   peer_id: string
@@ -20,7 +20,21 @@ function withoutPeerSuffix (addr: string): string {
   return at > 0 ? addr.slice(0, at) : addr
 }
 
-export async function localPeerInfo (host: Host): Promise<PeerInfo> {
+/** What this node's PeerInfo takes from libp2p (a node satisfies it). */
+export interface LocalPeerComponents {
+  peerId: PeerId
+  peerStore: Pick<PeerStore, 'get'>
+  getMultiaddrs: () => Multiaddr[]
+  getProtocols: () => string[]
+}
+
+/** What a connected peer's PeerInfo takes from libp2p (a node satisfies it). */
+export interface IdentifiedPeerComponents {
+  getConnections: (peer: PeerId) => Connection[]
+  peerStore: Pick<PeerStore, 'get'>
+}
+
+export async function localPeerInfo (host: LocalPeerComponents): Promise<PeerInfo> {
   const self = await host.peerStore.get(host.peerId)
   return {
     peer_id: host.peerId.toString(),
@@ -32,7 +46,7 @@ export async function localPeerInfo (host: Host): Promise<PeerInfo> {
 }
 
 /** What identify told us about a connected peer, or undefined when identify has not completed. */
-export async function identifiedPeerInfo (host: Host, peerId: PeerId): Promise<PeerInfo | undefined> {
+export async function identifiedPeerInfo (host: IdentifiedPeerComponents, peerId: PeerId): Promise<PeerInfo | undefined> {
   if (host.getConnections(peerId).length === 0) return undefined
   let peer
   try {

@@ -1,10 +1,9 @@
 // Connections as the node-control API shows and changes them (README.md, "API").
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { KEEP_ALIVE, type PeerId } from '@libp2p/interface'
+import { KEEP_ALIVE, type AbortOptions, type Connection, type PeerId, type PeerStore } from '@libp2p/interface'
 import { AicnError, ErrorCode } from '../core/errors.ts'
 import { formatDuration } from '../core/duration.ts'
-import type { Host } from './host.ts'
 import type { LatencyTracker } from './latency/index.ts'
 
 /** Peers connected or added through the API are kept by the connection manager, as in the Go node. */
@@ -12,6 +11,17 @@ export const USER_CONNECT_TAG = 'user-connect'
 const CONNECT_TIMEOUT_MS = 60_000
 
 export interface NodeAddress { addr: Multiaddr, peerId: PeerId }
+
+/** What the swarm operations take from libp2p (a node satisfies it); each function names its part. */
+export interface SwarmComponents {
+  peerId: PeerId
+  getConnections: (peer?: PeerId) => Connection[]
+  dial: (addr: Multiaddr, options?: AbortOptions) => Promise<unknown>
+  hangUp: (peer: PeerId, options?: AbortOptions) => Promise<void>
+  peerStore: Pick<PeerStore, 'merge' | 'has' | 'all'>
+}
+
+type PeerTags = { peerStore: Pick<PeerStore, 'merge' | 'has'> }
 
 /** Parses `node_addr`: a multiaddr that ends in /p2p/<node id>. */
 export function parseNodeAddr (text: string): NodeAddress {
@@ -31,7 +41,7 @@ export function parseNodeAddr (text: string): NodeAddress {
 }
 
 /** `explain` may reword a dial error (src/p2p/psk-watch.ts names a wrong pre-shared key). */
-export async function connectTo (host: Host, target: NodeAddress, tags: Record<string, number>, explain?: (addr: string, message: string) => string): Promise<void> {
+export async function connectTo (host: Pick<SwarmComponents, 'peerId' | 'getConnections' | 'dial'> & { peerStore: Pick<PeerStore, 'merge'> }, target: NodeAddress, tags: Record<string, number>, explain?: (addr: string, message: string) => string): Promise<void> {
   if (target.peerId.equals(host.peerId)) throw new AicnError(ErrorCode.PARAM, 'cannot connect to this node itself')
   if (host.getConnections(target.peerId).length === 0) {
     try {
@@ -47,7 +57,7 @@ export async function connectTo (host: Host, target: NodeAddress, tags: Record<s
   })
 }
 
-export async function disconnectFrom (host: Host, target: NodeAddress): Promise<void> {
+export async function disconnectFrom (host: Pick<SwarmComponents, 'getConnections' | 'hangUp'> & PeerTags, target: NodeAddress): Promise<void> {
   if (host.getConnections(target.peerId).length === 0) {
     throw new AicnError(ErrorCode.PARAM, `not connected to ${target.peerId.toString()}`)
   }
@@ -56,7 +66,7 @@ export async function disconnectFrom (host: Host, target: NodeAddress): Promise<
   await host.hangUp(target.peerId)
 }
 
-export async function forgetTags (host: Host, peerId: PeerId): Promise<void> {
+export async function forgetTags (host: PeerTags, peerId: PeerId): Promise<void> {
   if (await host.peerStore.has(peerId)) {
     await host.peerStore.merge(peerId, { tags: { [USER_CONNECT_TAG]: undefined, [KEEP_ALIVE]: undefined } })
   }
@@ -64,7 +74,7 @@ export async function forgetTags (host: Host, peerId: PeerId): Promise<void> {
 
 export interface SwarmPeer { id: string, peer: string, addr: string, latency: string, direction: 'Inbound' | 'Outbound' }
 
-export function swarmPeers (host: Host, latency: LatencyTracker): SwarmPeer[] {
+export function swarmPeers (host: Pick<SwarmComponents, 'getConnections'>, latency: Pick<LatencyTracker, 'latencyMs'>): SwarmPeer[] {
   return host.getConnections().map((connection, index) => {
     const peer = connection.remotePeer.toString()
     return {
@@ -77,7 +87,7 @@ export function swarmPeers (host: Host, latency: LatencyTracker): SwarmPeer[] {
   })
 }
 
-export async function swarmAddrs (host: Host): Promise<Array<{ peer: string, addrs: string[] }>> {
+export async function swarmAddrs (host: { peerStore: Pick<PeerStore, 'all'> }): Promise<Array<{ peer: string, addrs: string[] }>> {
   const peers = await host.peerStore.all()
   return peers.map((p) => ({ peer: p.id.toString(), addrs: p.addresses.map((a) => a.multiaddr.toString()) }))
 }

@@ -13,7 +13,7 @@
 // strike, at most one a second; enough strikes in a short time and it is penalised: its messages are
 // dropped unchecked and its gossipsub score (src/p2p/host.ts, appSpecificScore) falls below the graylist
 // threshold, so gossipsub ignores everything it sends. Honest nodes publish at most a few heartbeats a
-// second (src/protocols/heartbeat.ts keeps 200 ms between its own) and never come near a strike.
+// second (src/protocols/heartbeat/heartbeats.ts keeps 200 ms between its own) and never come near a strike.
 //
 // Pure bookkeeping with an injectable clock (test/unit/topic-rate.test.ts); gossipsub is hooked in
 // src/p2p/patches/topic-limit.ts. Every table here is bounded. The buckets and strikes themselves are

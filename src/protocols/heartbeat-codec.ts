@@ -57,20 +57,26 @@ export function decodeHeartbeat (message: protocol.Message): Heartbeat {
     nodeType: res.node_type ?? 0,
     leaving: message.result_message === LEAVING_MESSAGE,
     timestamp: Number(message.header?.timestamp ?? 0),
-    projects: (res.projects ?? []).map((p) => ({
-      project: p.project ?? '',
-      models: (p.models ?? []).map((m) => ({
-        model: m.model ?? '',
-        cid: m.cid ?? '',
-        type: m.type ?? 0,
-        busy: m.idle ?? 0,
-        // Go nodes do not send the field: their models count as available.
-        available: m.available ?? true
-      }))
-    })),
+    projects: projectsOf(res),
     // Go nodes do not send it (0): receivers learn their interval instead (src/registry/rhythm.ts).
     ...(intervalMs > 0 ? { intervalMs } : {})
   }
+}
+
+/** The projects of an AIProjectResponse (a heartbeat's, or the answer to an AI_PROJECT query) as the view
+ * keeps them. */
+export function projectsOf (res: protocol.AIProjectResponse.$Properties): ViewProject[] {
+  return (res.projects ?? []).map((p) => ({
+    project: p.project ?? '',
+    models: (p.models ?? []).map((m) => ({
+      model: m.model ?? '',
+      cid: m.cid ?? '',
+      type: m.type ?? 0,
+      busy: m.idle ?? 0,
+      // Go nodes do not send the field: their models count as available.
+      available: m.available ?? true
+    }))
+  }))
 }
 
 const LEN = 2
@@ -78,7 +84,7 @@ const LEN = 2
  * How many models the AIProjectBody `body` announces, counted on the wire without decoding them
  * (AIProjectBody.res = 2 → AIProjectResponse.projects = 1 → AIProjectOfNode.models = 2, proto/aicn.proto).
  * Decoding a heartbeat of 60,000 models makes 60,000 objects (about 10 MB) before anything can look at
- * them; this lets the topic validator refuse one over the view's cap first (src/protocols/heartbeat.ts).
+ * them; this lets the topic validator refuse one over the view's cap first (src/protocols/heartbeat/heartbeats.ts).
  * Throws on malformed input.
  */
 export function countAnnouncedModels (body: Uint8Array): number {

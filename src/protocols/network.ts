@@ -1,8 +1,8 @@
 // The registry side of `/api/v0`: this node's registrations, the network's view (who serves which
 // project and model, how busy, how far), and any node's registrations asked over the RPC protocol.
+import type { Connection, PeerId } from '@libp2p/interface'
 import { protocol } from '../proto/index.ts'
 import { AicnError, ErrorCode } from '../core/errors.ts'
-import type { Host } from '../p2p/host.ts'
 import type { LatencyTracker } from '../p2p/latency/index.ts'
 import type { RpcCallOptions, RpcService } from './rpc/index.ts'
 import { parsePeerId } from '../p2p/peer-id.ts'
@@ -20,18 +20,24 @@ export interface ProjectPeer { node_id: string, connectivity: number, latency: n
 /** A node's registrations as `ai/project/peer` shows them (README.md, "Models and projects"). */
 export interface NodeProjects { project: string, models: string[] }
 
+/** What the network registry takes from libp2p (a node satisfies it): our id and the connections. */
+export interface NetworkComponents {
+  peerId: PeerId
+  getConnections: () => Array<Pick<Connection, 'remotePeer' | 'limits'>>
+}
+
 export const PEERS_DEFAULT = 20
 export const PEERS_MAX = 100
 export const LIST_DEFAULT = 100
 
 export class NetworkRegistry {
-  private readonly host: Host
+  private readonly host: NetworkComponents
   private readonly view: NetworkView
   private readonly local: LocalRegistry
   private readonly queries: QueryRequester
-  private readonly latency: LatencyTracker
+  private readonly latency: Pick<LatencyTracker, 'latencyMs'>
 
-  constructor (deps: { host: Host, view: NetworkView, local: LocalRegistry, rpc: RpcService, queries: QueryRequester, latency: LatencyTracker }) {
+  constructor (deps: { host: NetworkComponents, view: NetworkView, local: LocalRegistry, rpc: Pick<RpcService, 'handle'>, queries: QueryRequester, latency: Pick<LatencyTracker, 'latencyMs'> }) {
     this.host = deps.host
     this.view = deps.view
     this.local = deps.local
@@ -102,15 +108,21 @@ export class NetworkRegistry {
   async projectsOf (nodeId: string, call: RpcCallOptions): Promise<NodeProjects[]> {
     const peerId = parsePeerId(nodeId)
     if (peerId.equals(this.host.peerId)) return this.local.projects().map((p) => ({ project: p.project, models: p.models.map((m) => m.model) }))
+    const res = await this.registrationsOf(peerId, call)
+    return (res.projects ?? []).map((p) => ({ project: p.project ?? '', models: [...new Set((p.models ?? []).map((m) => m.model ?? ''))] }))
+  }
+
+  /** Another node's registrations as it answers an AI_PROJECT query (over whichever protocol it speaks). */
+  async registrationsOf (peerId: PeerId, call: RpcCallOptions): Promise<protocol.AIProjectResponse.$Properties> {
     const body = await this.queries.request(peerId, protocol.MessageType.AI_PROJECT, protocol.AIProjectBody.encode({ req: {} }).finish(), call)
     let res: protocol.AIProjectResponse.$Properties | null | undefined
     try {
       res = protocol.AIProjectBody.decode(body).res
     } catch (err) {
-      throw new AicnError(ErrorCode.PROTOBUF, `malformed answer from ${nodeId}: ${(err as Error).message}`)
+      throw new AicnError(ErrorCode.PROTOBUF, `malformed answer from ${peerId.toString()}: ${(err as Error).message}`)
     }
-    if (res == null) throw new AicnError(ErrorCode.PROTOBUF, `node ${nodeId} sent no projects`)
-    return (res.projects ?? []).map((p) => ({ project: p.project ?? '', models: [...new Set((p.models ?? []).map((m) => m.model ?? ''))] }))
+    if (res == null) throw new AicnError(ErrorCode.PROTOBUF, `node ${peerId.toString()} sent no projects`)
+    return res
   }
 
   /** This node's registrations as an AIProjectResponse (the answer to AI_PROJECT queries). */

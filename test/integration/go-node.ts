@@ -29,6 +29,8 @@ export interface GoNodeSpec {
   router?: 'floodsub' | 'gossipsub'
   /** a Go duration; the template's 180s makes tests slow */
   heartbeatInterval?: string
+  /** models in the config (AIProjects), registered at start without a register call */
+  projects?: Array<{ Project: string, Models: Array<{ Model: string, API: string, Type: number, CID: string }> }>
 }
 
 export class GoNode {
@@ -69,6 +71,7 @@ export class GoNode {
     config.App.LogFile = join(dir, 'go.log')
     if (spec.heartbeatInterval !== undefined) config.App.PeersCollect.HeartbeatInterval = spec.heartbeatInterval
     if (spec.router !== undefined) config.Pubsub.Router = spec.router
+    if (spec.projects !== undefined) config.AIProjects = spec.projects
     await writeFile(configPath, JSON.stringify(config, null, 2))
 
     const node = new GoNode(dir, configPath, peerId, addr, `http://127.0.0.1:${apiPort}`)

@@ -10,7 +10,7 @@ import type { PeerId } from '@libp2p/interface'
 import { protocol } from '../../src/proto/index.ts'
 import { decodeHeartbeat, encodeHeartbeat, type Heartbeat } from '../../src/protocols/heartbeat-codec.ts'
 import { isBroadcast } from '../../src/proto/broadcast.ts'
-import { checkTopicMessage, type TopicCheck } from '../../src/protocols/heartbeat.ts'
+import { checkTopicMessage, type TopicCheck } from '../../src/protocols/heartbeat/index.ts'
 import type { PubSubMessage } from '../../src/p2p/pubsub.ts'
 
 // Bounded so the file stays well under 5 s on a busy machine; AICN_FUZZ_RUNS raises it for long runs.

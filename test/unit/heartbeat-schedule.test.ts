@@ -7,7 +7,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { protocol } from '../../src/proto/index.ts'
 import { decodeHeartbeat } from '../../src/protocols/heartbeat-codec.ts'
-import { Heartbeats, MIN_PUBLISH_GAP_MS } from '../../src/protocols/heartbeat.ts'
+import { heartbeats as heartbeatService, MIN_PUBLISH_GAP_MS, type Heartbeats } from '../../src/protocols/heartbeat/index.ts'
 import { NetworkView } from '../../src/registry/view.ts'
 import type { ChangeReason, LocalProject } from '../../src/registry/local.ts'
 import { silentLogger } from '../../src/core/logger.ts'
@@ -25,6 +25,8 @@ function setup (busyIntervalMs: number): { heartbeats: Heartbeats, published: nu
   const listeners = new Set<(reason: ChangeReason) => void>()
   const pubsub = {
     topicValidators: new Map(),
+    getTopics: () => ['T'],
+    subscribe: () => {},
     addEventListener: () => {},
     removeEventListener: () => {},
     publish: async (_topic: string, data: Uint8Array) => {
@@ -38,8 +40,8 @@ function setup (busyIntervalMs: number): { heartbeats: Heartbeats, published: nu
     projects: (): LocalProject[] => [{ project: 'P', models: [{ project: 'P', model: 'm', api: '', type: 0, cid: '', busy, available: true }] }],
     hasModels: () => true
   }
-  const heartbeats = new Heartbeats({
-    host: { peerId, services: { pubsub } } as any,
+  const heartbeats = heartbeatService({
+    viewSync: false,
     topic: 'T',
     registry: registry as any,
     view: new NetworkView({ routingFreshMs: 60_000 }),
@@ -48,7 +50,7 @@ function setup (busyIntervalMs: number): { heartbeats: Heartbeats, published: nu
     baseNodeType: 0,
     version: 'aicn/test',
     log: silentLogger
-  })
+  })({ peerId, pubsub: pubsub as any, connectionManager: { getConnections: () => [] }, peerStore: { get: async () => ({ protocols: [] }) } })
   const change = (reason: ChangeReason, to: number): void => { busy = to; for (const l of listeners) l(reason) }
   return { heartbeats, published, change }
 }
@@ -57,6 +59,7 @@ test('busy-counter changes are coalesced into one heartbeat per BusyInterval, ca
   t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] })
   const { heartbeats, published, change } = setup(400)
   heartbeats.start()
+  heartbeats.afterStart()
   await settle()
   assert.deepEqual(published, [[0]], 'one heartbeat at start')
   for (let i = 1; i <= 20; i++) change('busy', i % 5)
@@ -64,17 +67,19 @@ test('busy-counter changes are coalesced into one heartbeat per BusyInterval, ca
   t.mock.timers.tick(399)
   await settle()
   assert.equal(published.length, 1, 'nothing before BusyInterval has passed')
-  // BusyInterval plus at most the jitter (JITTER_MS, 200 ms in src/protocols/heartbeat.ts).
+  // BusyInterval plus at most the jitter (JITTER_MS, 200 ms in src/protocols/heartbeat/heartbeats.ts).
   t.mock.timers.tick(201)
   await settle()
   assert.deepEqual(published, [[0], [3]], 'one heartbeat with the last busy count')
-  await heartbeats.stop()
+  await heartbeats.beforeStop()
+  heartbeats.stop()
 })
 
 test('a registration change is published at once, and a pending busy heartbeat then waits a full interval', async (t) => {
   t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] })
   const { heartbeats, published, change } = setup(400)
   heartbeats.start()
+  heartbeats.afterStart()
   await settle()
   // Past the shortest gap between two heartbeats (the next test).
   t.mock.timers.tick(MIN_PUBLISH_GAP_MS + 20)
@@ -94,13 +99,15 @@ test('a registration change is published at once, and a pending busy heartbeat t
   await settle()
   assert.deepEqual(published.at(-1), [0])
   assert.equal(published.length, 3)
-  await heartbeats.stop()
+  await heartbeats.beforeStop()
+  heartbeats.stop()
 })
 
 test('a burst of registrations is one heartbeat per MIN_PUBLISH_GAP_MS, the last state included', async (t) => {
   t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] })
   const { heartbeats, published, change } = setup(400)
   heartbeats.start()
+  heartbeats.afterStart()
   await settle()
   t.mock.timers.tick(MIN_PUBLISH_GAP_MS + 20)
   for (let i = 1; i <= 50; i++) change('registration', i)
@@ -113,5 +120,6 @@ test('a burst of registrations is one heartbeat per MIN_PUBLISH_GAP_MS, the last
   t.mock.timers.tick(201)
   await settle()
   assert.deepEqual(published, [[0], [1], [50]])
-  await heartbeats.stop()
+  await heartbeats.beforeStop()
+  heartbeats.stop()
 })

@@ -4,7 +4,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { protocol } from '../../src/proto/index.ts'
 import { decodeHeartbeat, encodeHeartbeat, HEARTBEAT_MESSAGE, LEAVING_MESSAGE } from '../../src/protocols/heartbeat-codec.ts'
-import { checkTopicMessage, MAX_TOPIC_MESSAGE_BYTES } from '../../src/protocols/heartbeat.ts'
+import { checkTopicMessage, MAX_TOPIC_MESSAGE_BYTES } from '../../src/protocols/heartbeat/index.ts'
 import type { PubSubMessage } from '../../src/p2p/pubsub.ts'
 
 const author = peerIdFromPrivateKey(await generateKeyPair('secp256k1'))

@@ -1,5 +1,5 @@
 // The background services that watch peers (direct-peer liveness, the latency tracker, the bootstrap
-// keeper, rendezvous) with stub components: an event target for libp2p's events, stubs for pings and dials. They act
+// keeper, rendezvous, the connection history, peer logging) with stub components: an event target for libp2p's events, stubs for pings and dials. They act
 // only between libp2p's afterStart and beforeStop, so our own shutdown says nothing about the peers.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -12,6 +12,8 @@ import { directPeerLiveness } from '../../src/registry/liveness/index.ts'
 import { latencyTracker } from '../../src/p2p/latency/index.ts'
 import { bootstrapKeeper } from '../../src/p2p/bootstrap-keeper/index.ts'
 import { rendezvous } from '../../src/p2p/rendezvous/index.ts'
+import { peerHistory } from '../../src/p2p/peer-history/index.ts'
+import { peerLog } from '../../src/metrics/peer-log/index.ts'
 import type { NetworkView } from '../../src/registry/view.ts'
 
 async function peerId (): Promise<PeerId> {
@@ -139,4 +141,75 @@ test('rendezvous: advertises the namespace from afterStart, again soon after mee
   await settle()
   assert.equal(provides.length, 2, 'no advertising once stopping')
   service.stop()
+})
+
+test('peer history: records dialable addresses from start; redial dials the known peers not connected (not us, not the skipped), forgets failing ones, and stops at beforeStop', async () => {
+  const [self, connected, bootstrap, known, failing] = await Promise.all([peerId(), peerId(), peerId(), peerId(), peerId()])
+  const recorded: Array<[string, string[]]> = []
+  const failed: string[] = []
+  const entries: Array<[string, { Addresses: string[] }]> = [self, connected, bootstrap, known, failing].map((id, i) => [id.toString(), { Addresses: [`/ip4/127.0.0.1/tcp/${5001 + i}`] }])
+  const history = {
+    connected: async (id: string, addresses: string[]) => { recorded.push([id, addresses]) },
+    failed: async (id: string) => { failed.push(id); return 'forgotten' as const },
+    entries: async () => entries as any
+  }
+  const dials: Array<{ addr: string, priority?: number }> = []
+  let hold: ((err: Error) => void) | undefined
+  const events = new TypedEventEmitter<Libp2pEvents>()
+  const service = peerHistory({ history, skip: new Set([bootstrap.toString()]), log: silentLogger })({
+    peerId: self,
+    events,
+    connectionManager: {
+      getConnections: () => [{ remotePeer: connected }] as unknown as Connection[],
+      openConnection: async (addrs, options) => {
+        dials.push({ addr: (addrs as unknown[]).map(String).join(), priority: options?.priority })
+        if ((addrs as unknown[]).map(String).join().includes(failing.toString())) throw new Error('refused')
+        if (hold !== undefined) return await new Promise((_resolve, reject) => { hold = reject; options?.signal?.addEventListener('abort', () => { reject(options.signal?.reason) }) })
+        return {} as Connection
+      }
+    }
+  })
+  assert.deepEqual(await service.redial(), { connected: 0, failed: 0, forgotten: 0 }, 'no redial before the node has started')
+  service.start()
+  const outbound = multiaddr(`/ip4/127.0.0.1/tcp/6001/p2p/${known.toString()}`)
+  events.safeDispatchEvent('connection:open', { detail: { remotePeer: known, remoteAddr: outbound, direction: 'outbound' } as unknown as Connection })
+  events.safeDispatchEvent('connection:open', { detail: { remotePeer: known, remoteAddr: multiaddr('/ip4/127.0.0.1/tcp/50123'), direction: 'inbound' } as unknown as Connection })
+  events.safeDispatchEvent('peer:identify', { detail: { peerId: known, listenAddrs: [multiaddr('/ip4/0.0.0.0/tcp/6001'), multiaddr('/ip4/127.0.0.1/tcp/6001')] } as unknown as Libp2pEvents['peer:identify']['detail'] })
+  const id = known.toString()
+  assert.deepEqual(recorded, [[id, ['/ip4/127.0.0.1/tcp/6001']], [id, []], [id, ['/ip4/127.0.0.1/tcp/6001']]], 'an inbound port is ephemeral, an unspecified host is not dialable')
+
+  const result = await service.redial()
+  assert.deepEqual(result, { connected: 1, failed: 1, forgotten: 1 })
+  assert.deepEqual(dials.map((d) => d.addr).sort(), [`/ip4/127.0.0.1/tcp/5004/p2p/${id}`, `/ip4/127.0.0.1/tcp/5005/p2p/${failing.toString()}`].sort())
+  assert.deepEqual(dials.map((d) => d.priority), [75, 75], 'the priority of node.dial()')
+  assert.deepEqual(failed, [failing.toString()])
+
+  // A redial still running when the node stops ends without counting our shutdown against the peers.
+  hold = () => {}
+  entries.splice(4, 1)
+  const running = service.redial()
+  await new Promise((resolve) => setImmediate(resolve))
+  service.beforeStop()
+  assert.deepEqual(await running, { connected: 0, failed: 0, forgotten: 0 })
+  assert.deepEqual(failed, [failing.toString()])
+  service.stop()
+  events.safeDispatchEvent('connection:open', { detail: { remotePeer: known, remoteAddr: outbound, direction: 'outbound' } as unknown as Connection })
+  assert.equal(recorded.length, 3, 'no recording once stopped')
+})
+
+test('peer log: one line per peer connected (with its address) and disconnected, between afterStart and beforeStop', async () => {
+  const peer = await peerId()
+  const lines: string[] = []
+  const log = { ...silentLogger, info: (fields: { peer: string, addr?: string }, message: string) => { lines.push(`${message} ${fields.addr ?? '-'}`) } } as unknown as typeof silentLogger
+  const events = new TypedEventEmitter<Libp2pEvents>()
+  const service = peerLog({ log })({ events, connectionManager: { getConnections: () => [{ remoteAddr: multiaddr('/ip4/127.0.0.1/tcp/4001') }] as unknown as Connection[] } })
+  service.start()
+  events.safeDispatchEvent('peer:connect', { detail: peer })
+  service.afterStart()
+  events.safeDispatchEvent('peer:connect', { detail: peer })
+  events.safeDispatchEvent('peer:disconnect', { detail: peer })
+  service.beforeStop()
+  events.safeDispatchEvent('peer:disconnect', { detail: peer })
+  service.stop()
+  assert.deepEqual(lines, ['peer connected /ip4/127.0.0.1/tcp/4001', 'peer disconnected -'])
 })

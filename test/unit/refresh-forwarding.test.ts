@@ -1,10 +1,10 @@
-// The hub's forwarding of unchanged heartbeats (src/protocols/refresh-forwarding.ts): changes go to every
+// The hub's forwarding of unchanged heartbeats (src/protocols/heartbeat/refresh-forwarding.ts): changes go to every
 // peer; a refresh skips exactly the peers that synced their view from us within the author's interval.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { RefreshForwarding } from '../../src/protocols/refresh-forwarding.ts'
+import { RefreshForwarding } from '../../src/protocols/heartbeat/index.ts'
 import { encodeHeartbeat } from '../../src/protocols/heartbeat-codec.ts'
 import { GO_DEFAULT_INTERVAL_MS } from '../../src/registry/rhythm.ts'
 

@@ -1,9 +1,9 @@
 // The topic's rate limits (src/p2p/topic-rate.ts) and the view-sync request budget
-// (src/registry/view-sync.ts), with a fake clock: no sleeps, no wall-clock assertions.
+// (src/registry/view-sync/view-sync.ts), with a fake clock: no sleeps, no wall-clock assertions.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { messageCost, TokenBuckets, TopicRateLimiter, TOKEN_BYTES } from '../../src/p2p/topic-rate.ts'
-import { SignedHeartbeats, ViewSync } from '../../src/registry/view-sync.ts'
+import { SignedHeartbeats, ViewSync } from '../../src/registry/view-sync/index.ts'
 import { limitFloodsubRates, type HeldMessage } from '../../src/p2p/patches/topic-limit.ts'
 
 function clock (start = 1_000_000): { now: () => number, advance: (ms: number) => void } {
@@ -215,7 +215,8 @@ describe('view sync request budget', () => {
   it('serves a peer its budget of syncs a minute, refuses the rest, and serves it again later', async () => {
     const c = clock()
     const log = { debug: () => {}, info: () => {}, warn: () => {} } as any
-    const sync = new ViewSync({ host: {} as any, topic: 't', store: new SignedHeartbeats(), fresh: () => false, accept: () => {}, log, requestsPerMinute: 3, now: c.now })
+    const sync = new ViewSync({} as any, { topic: 't', log, requestsPerMinute: 3, now: c.now })
+    sync.serveWith({ store: new SignedHeartbeats(), fresh: () => false, accept: () => {} })
     const outcomes: string[] = []
     for (let i = 0; i < 10; i++) {
       const s = fakeStream()
@@ -252,7 +253,7 @@ describe('heartbeats over the model cap', () => {
   })
 
   it('refuses a heartbeat of 1025 models at the topic validator, and takes one of 1024', async () => {
-    const { checkTopicMessage } = await import('../../src/protocols/heartbeat.ts')
+    const { checkTopicMessage } = await import('../../src/protocols/heartbeat/index.ts')
     const { encodeHeartbeat } = await import('../../src/protocols/heartbeat-codec.ts')
     const { generateKeyPair } = await import('@libp2p/crypto/keys')
     const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')

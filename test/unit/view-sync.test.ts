@@ -1,23 +1,23 @@
-// View sync (src/registry/view-sync.ts) between two peers on in-memory streams (test/helpers/memory-peers.ts,
+// View sync (src/registry/view-sync/view-sync.ts) between two peers on in-memory streams (test/helpers/memory-peers.ts,
 // no sockets): the server passes on the signed heartbeats it keeps; the requester accepts only
 // entries signed by their author on its topic, and does not check entries it already heard. The server's
 // own heartbeat comes first, signed for the sync.
 import '../../src/core/polyfill.ts'
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import type { Libp2p } from 'libp2p'
+import { TypedEventEmitter, type Libp2pEvents } from '@libp2p/interface'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { RPC } from '@libp2p/gossipsub/message'
 import { silentLogger } from '../../src/core/logger.ts'
-import { MemoryNetwork, type MemoryHost } from '../helpers/memory-peers.ts'
+import { MemoryNetwork, type MemoryPeer } from '../helpers/memory-peers.ts'
 import { encodeHeartbeat } from '../../src/protocols/heartbeat-codec.ts'
-import { SignedHeartbeats, ViewSync, MAX_SYNC_ENTRIES, signEntry, type SignedEntry, type SignedPubSubMessage } from '../../src/registry/view-sync.ts'
+import { SignedHeartbeats, ViewSync, MAX_SYNC_ENTRIES, signEntry, viewSync, type SignedEntry, type SignedPubSubMessage, type ViewSyncComponents } from '../../src/registry/view-sync/index.ts'
 
 const TOPIC = 'T'
-let server: MemoryHost
-let client: MemoryHost
+let server: MemoryPeer
+let client: MemoryPeer
 const store = new SignedHeartbeats()
 const accepted: SignedPubSubMessage[] = []
 const fresh = new Set<string>()
@@ -25,8 +25,17 @@ let clientSync: ViewSync
 
 const network = new MemoryNetwork()
 
-async function node (privateKey?: PrivateKey): Promise<MemoryHost> {
-  return (await network.peer(privateKey)).host
+async function node (privateKey?: PrivateKey): Promise<MemoryPeer> {
+  return await network.peer(privateKey)
+}
+
+/** A memory peer's components as view sync takes them: no connections listed, no events dispatched. */
+function componentsOf (peer: MemoryPeer): ViewSyncComponents {
+  return {
+    registrar: peer.components.registrar,
+    connectionManager: { ...peer.components.connectionManager, getConnections: () => [] },
+    events: new TypedEventEmitter<Libp2pEvents>()
+  }
 }
 
 /** A heartbeat signed as gossipsub's StrictSign does, as a 'message' event would carry it. */
@@ -50,15 +59,17 @@ before(async () => {
   client = await node()
   // The server's own heartbeat goes first, signed at the time of the sync.
   const own = async (): Promise<SignedEntry> => await signEntry(serverKey, TOPIC, encodeHeartbeat({ nodeId: server.peerId.toString(), version: 'aicn/test', nodeType: 3, projects: [], leaving: false }))
-  const serverSync = new ViewSync({ host: server as unknown as Libp2p, topic: TOPIC, store, fresh: () => false, accept: () => {}, own, log: silentLogger })
+  const serverSync = viewSync({ topic: TOPIC, log: silentLogger })(componentsOf(server))
+  serverSync.serveWith({ store, fresh: () => false, accept: () => {}, own })
   await serverSync.start()
-  clientSync = new ViewSync({ host: client as unknown as Libp2p, topic: TOPIC, store: new SignedHeartbeats(), fresh: (nodeId) => fresh.has(nodeId), accept: (m) => { accepted.push(m) }, log: silentLogger })
-  await client.dial(server.getMultiaddrs()[0]!)
+  assert.deepEqual(server.protocols(), ['/aicn/view/1.0.0'], 'the handler is in place at start, before the node listens')
+  clientSync = new ViewSync(componentsOf(client), { topic: TOPIC, log: silentLogger })
+  clientSync.serveWith({ store: new SignedHeartbeats(), fresh: (nodeId) => fresh.has(nodeId), accept: (m) => { accepted.push(m) } })
 })
 
 after(async () => {
-  await client?.stop()
-  await server?.stop()
+  await client?.host.stop()
+  await server?.host.stop()
 })
 
 test('a requester accepts the entries signed by their authors, rejects forged ones, and skips what it heard', async () => {

@@ -1,17 +1,15 @@
 // Keeps the bootstrap peers connected (keepBootstrapPeers in src/p2p/reconnect.ts: every 30 s, dial the
 // ones this node is not connected to) from the node's start until just before it stops.
-import type { Connection, Libp2pStatus, PeerId, Startable } from '@libp2p/interface'
+import type { Libp2pStatus, PeerId, Startable } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from '../../core/logger.ts'
+import { USER_DIAL_PRIORITY, type PeerDialer } from '../components.ts'
 import { keepBootstrapPeers } from '../reconnect.ts'
 import type { NodeAddress } from '../swarm.ts'
 
 /** What the keeper takes from libp2p: the connections to a peer, and dialling. */
 export interface BootstrapKeeperComponents {
-  connectionManager: {
-    getConnections: (peer?: PeerId) => Connection[]
-    openConnection: (peer: Multiaddr, options?: { signal?: AbortSignal, priority?: number }) => Promise<Connection>
-  }
+  connectionManager: PeerDialer
 }
 
 export interface BootstrapKeeperInit {
@@ -20,9 +18,6 @@ export interface BootstrapKeeperInit {
   /** default 30 s */
   intervalMs?: number
 }
-
-/** The priority libp2p gives dials made through `node.dial()`, which this keeper made before it was a service. */
-const USER_DIAL_PRIORITY = 75
 
 export class BootstrapKeeper implements Startable {
   private readonly components: BootstrapKeeperComponents

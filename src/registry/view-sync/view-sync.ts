@@ -8,19 +8,25 @@
 // Wire: the requester opens the stream and sends nothing; the server writes one length-prefixed frame per
 // node, each a gossipsub `RPC.Message` (from, data, seqno, topic, signature, key) exactly as the author
 // published it, then an empty frame, then closes. The requester checks each entry as gossipsub would (StrictSign signature by
-// `from`) and then as the topic validator does (src/protocols/heartbeat.ts checkTopicMessage): nobody
+// `from`) and then as the topic validator does (src/protocols/heartbeat/heartbeats.ts checkTopicMessage): nobody
 // can forge an entry, not even the node that serves the sync; it can only withhold or replay old ones,
 // which the heartbeat's own timestamp and the routing window (src/registry/rhythm.ts) bound.
+//
+// A libp2p service (./index.ts): the handler goes in at start (before the node listens, so the first
+// identify our peers get lists the protocol), the syncs from the peers we dial run from afterStart to
+// beforeStop. What it serves and where what it receives goes is given with serveWith() before the node
+// starts (the heartbeats do it: src/protocols/heartbeat/heartbeats.ts).
 import { randomBytes } from 'node:crypto'
-import type { Libp2p, PeerId, PrivateKey, PublicKey, Stream } from '@libp2p/interface'
+import type { Connection, Libp2pEvents, PeerId, PrivateKey, PublicKey, Startable, Stream, TypedEventTarget } from '@libp2p/interface'
 import { publicKeyFromProtobuf, publicKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromMultihash, peerIdFromPrivateKey, peerIdFromPublicKey } from '@libp2p/peer-id'
 import { RPC } from '@libp2p/gossipsub/message'
 import * as Digest from 'multiformats/hashes/digest'
 import * as lp from 'it-length-prefixed'
-import type { Logger } from '../core/logger.ts'
-import type { PubSubMessage } from '../p2p/pubsub.ts'
-import { TokenBuckets } from '../p2p/topic-rate.ts'
+import type { Logger } from '../../core/logger.ts'
+import type { ProtocolRegistrar, StreamDialer } from '../../p2p/components.ts'
+import type { PubSubMessage } from '../../p2p/pubsub.ts'
+import { TokenBuckets } from '../../p2p/topic-rate.ts'
 
 export const VIEW_PROTOCOL = '/aicn/view/1.0.0'
 /** At most this many entries are kept, sent and accepted (a view this size is 10× the largest we measured). */
@@ -35,7 +41,7 @@ const SYNC_TIMEOUT_MS = 30_000
 export const RESYNC_MS = [5_000, 30_000]
 /** A node keeps syncing from the node it joined through about once per its heartbeat interval (the
  * `refreshMs` option): that is how it keeps the other nodes fresh, since a hub no longer forwards their
- * unchanged periodic heartbeats to peers that synced lately (src/protocols/refresh-forwarding.ts). Never
+ * unchanged periodic heartbeats to peers that synced lately (src/protocols/heartbeat/refresh-forwarding.ts). Never
  * more often than this, whatever the interval (tests run 1 s heartbeats). */
 export const MIN_REFRESH_MS = 30_000
 /** Refreshes run from at most this many of the peers we joined through (a worker dials one input node or
@@ -117,9 +123,28 @@ export class SignedHeartbeats {
   }
 }
 
-export interface ViewSyncOptions {
-  host: Libp2p
+/** What view sync takes from libp2p: the registrar for its handler, streams and connections to peers, and
+ * the `peer:identify` events that tell it which peers it joined through. */
+export interface ViewSyncComponents {
+  registrar: ProtocolRegistrar
+  connectionManager: Pick<StreamDialer, 'openStream'> & { getConnections: (peer?: PeerId) => Connection[] }
+  events: TypedEventTarget<Libp2pEvents>
+}
+
+export interface ViewSyncInit {
   topic: string
+  /** syncs one peer may ask us for a minute (`Pubsub.PeerViewSyncs`); default 10. A joiner asks up to
+   * three times (at once and RESYNC_MS later); each answer is the whole view, up to 10,000 entries. */
+  requestsPerMinute?: number
+  /** sync again from the peers we joined through this often (ms; at least MIN_REFRESH_MS); 0: never */
+  refreshMs?: number
+  log: Logger
+  /** for tests */
+  now?: () => number
+}
+
+/** What the sync serves and where what it receives goes: given with serveWith() before the node starts. */
+export interface ViewSource {
   store: SignedHeartbeats
   /** true when the entry need not be checked: the view already has `nodeId` heard at or after `timestampMs` */
   fresh: (nodeId: string, data: Uint8Array) => boolean
@@ -128,22 +153,18 @@ export interface ViewSyncOptions {
   /** this node's own heartbeat, signed now; sent first. A joiner may miss our topic heartbeat: it is
    * published when the joiner subscribes, which can be before we have a pubsub stream to it. */
   own?: () => Promise<SignedEntry | undefined>
-  /** syncs one peer may ask us for a minute (`Pubsub.PeerViewSyncs`); default 10. A joiner asks up to
-   * three times (at once and RESYNC_MS later); each answer is the whole view, up to 10,000 entries. */
-  requestsPerMinute?: number
-  /** a peer asked us for our view (src/protocols/refresh-forwarding.ts) */
+  /** a peer asked us for our view (src/protocols/heartbeat/refresh-forwarding.ts) */
   served?: (peer: PeerId) => void
-  /** sync again from the peers we joined through this often (ms; at least MIN_REFRESH_MS); 0: never */
-  refreshMs?: number
-  log: Logger
-  /** for tests */
-  now?: () => number
 }
 
 export interface SyncResult { received: number, checked: number, accepted: number, skipped: number, rejected: number }
 
-export class ViewSync {
-  private readonly options: ViewSyncOptions
+export class ViewSync implements Startable {
+  private readonly components: ViewSyncComponents
+  private readonly init: ViewSyncInit
+  private source?: ViewSource
+  /** between afterStart and beforeStop */
+  private syncing = false
   /** peers a sync is running from: one at a time per peer */
   private readonly running = new Set<string>()
   private readonly onIdentify = (event: CustomEvent<{ peerId: PeerId, protocols: string[], connection: { direction: string } }>): void => {
@@ -158,7 +179,7 @@ export class ViewSync {
     for (const ms of RESYNC_MS) {
       const timer = setTimeout(() => {
         this.timers.delete(timer)
-        if (this.options.host.getConnections(peerId).length > 0) this.syncLogged(peerId)
+        if (this.components.connectionManager.getConnections(peerId).length > 0) this.syncLogged(peerId)
       }, ms)
       timer.unref()
       this.timers.add(timer)
@@ -178,15 +199,15 @@ export class ViewSync {
    * with a little jitter, so that workers that joined together do not all sync at one moment. */
   private refresh (): void {
     for (const [key, peerId] of this.sources) {
-      if (this.options.host.getConnections(peerId).length > 0) this.syncLogged(peerId)
+      if (this.components.connectionManager.getConnections(peerId).length > 0) this.syncLogged(peerId)
       else this.sources.delete(key)
     }
     this.armRefresh()
   }
 
   private armRefresh (): void {
-    const every = this.options.refreshMs ?? 0
-    if (every <= 0) return
+    const every = this.init.refreshMs ?? 0
+    if (every <= 0 || !this.syncing) return
     const base = Math.max(MIN_REFRESH_MS, every)
     this.refreshTimer = setTimeout(() => { this.refresh() }, base * (0.8 + Math.random() * 0.1))
     this.refreshTimer.unref()
@@ -194,30 +215,53 @@ export class ViewSync {
 
   private syncLogged (peerId: PeerId): void {
     void this.sync(peerId)
-      .then((r) => { this.options.log.debug({ peer: peerId.toString(), ...r }, 'view synced') })
-      .catch((err: Error) => { this.options.log.debug({ peer: peerId.toString(), err: err.message }, 'view sync failed') })
+      .then((r) => { this.init.log.debug({ peer: peerId.toString(), ...r }, 'view synced') })
+      .catch((err: Error) => { this.init.log.debug({ peer: peerId.toString(), err: err.message }, 'view sync failed') })
   }
 
-  constructor (options: ViewSyncOptions) {
-    this.options = options
-    const perMinute = options.requestsPerMinute ?? 10
-    this.requests = new TokenBuckets(perMinute / 60, perMinute, MAX_SYNC_ENTRIES, options.now)
+  constructor (components: ViewSyncComponents, init: ViewSyncInit) {
+    this.components = components
+    this.init = init
+    const perMinute = init.requestsPerMinute ?? 10
+    this.requests = new TokenBuckets(perMinute / 60, perMinute, MAX_SYNC_ENTRIES, init.now)
   }
 
+  readonly [Symbol.toStringTag] = '@aicn/view-sync'
+
+  /** What to serve and where received entries go (the heartbeats). Set it before the node starts; without
+   * it the service does nothing. */
+  serveWith (source: ViewSource): void {
+    this.source = source
+  }
+
+  /** The handler, in place before the node listens. */
   async start (): Promise<void> {
-    await this.options.host.handle(VIEW_PROTOCOL, (stream, connection) => { this.admit(stream, connection.remotePeer) }, { maxInboundStreams: 2, maxOutboundStreams: 2 })
-    this.options.host.addEventListener('peer:identify', this.onIdentify)
+    if (this.source === undefined) return
+    await this.components.registrar.handle(VIEW_PROTOCOL, (stream, connection) => { this.admit(stream, connection.remotePeer) }, { maxInboundStreams: 2, maxOutboundStreams: 2 })
+  }
+
+  /** Syncs from the peers we dial, once they identify, and again every refreshMs. */
+  afterStart (): void {
+    if (this.source === undefined || this.syncing) return
+    this.syncing = true
+    this.components.events.addEventListener('peer:identify', this.onIdentify)
     this.armRefresh()
   }
 
-  async stop (): Promise<void> {
+  /** No new syncs once the node stops. */
+  beforeStop (): void {
+    this.syncing = false
     for (const timer of this.timers) clearTimeout(timer)
     this.timers.clear()
     clearTimeout(this.refreshTimer)
-    this.options.refreshMs = 0
     this.sources.clear()
-    this.options.host.removeEventListener('peer:identify', this.onIdentify)
-    await this.options.host.unhandle(VIEW_PROTOCOL).catch(() => {})
+    this.components.events.removeEventListener('peer:identify', this.onIdentify)
+  }
+
+  async stop (): Promise<void> {
+    this.beforeStop()
+    if (this.source === undefined) return
+    await this.components.registrar.unhandle(VIEW_PROTOCOL).catch(() => {})
   }
 
   /** Serves the sync unless `peer` asked for too many lately: each answer is the whole view (up to
@@ -226,20 +270,20 @@ export class ViewSync {
     const peer = peerId.toString()
     if (!this.requests.take(peer, 1)) {
       this.refused++
-      this.options.log.debug({ peer }, 'view sync refused: the peer asked too often')
+      this.init.log.debug({ peer }, 'view sync refused: the peer asked too often')
       stream.abort(new Error('too many view syncs'))
       return
     }
-    this.options.served?.(peerId)
+    this.source?.served?.(peerId)
     void this.serve(stream)
   }
 
   private async serve (stream: Stream): Promise<void> {
     try {
-      const topic = this.options.topic
+      const topic = this.init.topic
       let sent = 0
-      const own = await this.options.own?.().catch(() => undefined)
-      const frames = this.options.store.frames(topic)
+      const own = await this.source?.own?.().catch(() => undefined)
+      const frames = this.source?.store.frames(topic) ?? []
       let chunk: Uint8Array[] = own === undefined ? [] : [frameOf(own, topic)]
       let chunkBytes = chunk[0]?.byteLength ?? 0
       const flush = async (): Promise<void> => {
@@ -273,13 +317,13 @@ export class ViewSync {
     let stream: Stream | undefined
     try {
       // The requester sends nothing: without full negotiation the protocol would wait for a first write.
-      stream = await this.options.host.dialProtocol(peer, VIEW_PROTOCOL, { signal, negotiateFully: true })
+      stream = await this.components.connectionManager.openStream(peer, VIEW_PROTOCOL, { signal, negotiateFully: true })
       for await (const frame of lp.decode(stream, { maxDataLength: MAX_FRAME_BYTES })) {
         signal.throwIfAborted()
         if (frame.byteLength === 0) break
         if (++result.received > MAX_SYNC_ENTRIES) break
         const message = await this.check(frame.subarray(), result)
-        if (message !== undefined) { this.options.accept(message); result.accepted++ }
+        if (message !== undefined) { this.source?.accept(message); result.accepted++ }
       }
       await stream.close({ signal }).catch(() => {})
       return result
@@ -297,14 +341,14 @@ export class ViewSync {
     let from: PeerId
     try {
       entry = RPC.Message.decode(bytes)
-      if (entry.topic !== this.options.topic || entry.from === undefined || entry.data === undefined || entry.seqno?.byteLength !== 8 || entry.signature === undefined) throw new Error('incomplete entry')
+      if (entry.topic !== this.init.topic || entry.from === undefined || entry.data === undefined || entry.seqno?.byteLength !== 8 || entry.signature === undefined) throw new Error('incomplete entry')
       from = peerIdFromMultihash(Digest.decode(entry.from))
     } catch {
       result.rejected++
       return undefined
     }
     // Checked only when it would change the view: a node that re-syncs pays nothing for what it heard.
-    if (this.options.fresh(from.toString(), entry.data)) { result.skipped++; return undefined }
+    if (this.source?.fresh(from.toString(), entry.data) === true) { result.skipped++; return undefined }
     result.checked++
     try {
       const publicKey = entry.key !== undefined ? publicKeyFromProtobuf(entry.key) : from.publicKey

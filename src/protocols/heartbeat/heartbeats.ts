@@ -6,18 +6,24 @@
 // network's size. Requesters count their own jobs in flight and fail over (src/jobs/selector.ts).
 // Receives the others' into the network view, trusting a heartbeat only when the header's node_id is the
 // pubsub message's signed author (nobody can announce models for another node).
-import type { PeerId, PrivateKey } from '@libp2p/interface'
-import { protocol } from '../proto/index.ts'
-import type { Logger } from '../core/logger.ts'
-import type { Host } from '../p2p/host.ts'
-import type { PubSubMessage, SubscriptionChange, TopicValidatorResult } from '../p2p/pubsub.ts'
-import type { LocalRegistry, ChangeReason } from '../registry/local.ts'
-import type { NetworkView } from '../registry/view.ts'
-import { countAnnouncedModels, decodeHeartbeat, encodeHeartbeat, NODE_TYPE, type Heartbeat } from './heartbeat-codec.ts'
-import { isBroadcast } from '../proto/broadcast.ts'
-import { nextInterval } from '../registry/rhythm.ts'
-import { MAX_MODELS_PER_NODE } from '../registry/view-types.ts'
-import { SignedHeartbeats, VIEW_PROTOCOL, ViewSync, signEntry, type SignedPubSubMessage } from '../registry/view-sync.ts'
+//
+// A libp2p service (./index.ts). It reads what it announces from the local registry, given in its init
+// before the node starts, so nothing has to be wired after libp2p's start: in afterStart (pubsub runs)
+// it subscribes to the topic, installs the topic validator and publishes the first heartbeat; the health
+// checks that node.ts wires afterwards change the registry, which publishes as any change does. In
+// beforeStop, while pubsub and every connection still run (libp2p calls every beforeStop before any
+// stop: node_modules/libp2p/dist/src/libp2p.js), the leaving heartbeat goes out.
+import type { Connection, PeerId, PrivateKey, Startable } from '@libp2p/interface'
+import { protocol } from '../../proto/index.ts'
+import type { Logger } from '../../core/logger.ts'
+import type { PubSub, PubSubMessage, SubscriptionChange, TopicValidatorResult } from '../../p2p/pubsub.ts'
+import type { LocalRegistry, ChangeReason } from '../../registry/local.ts'
+import type { NetworkView } from '../../registry/view.ts'
+import { countAnnouncedModels, decodeHeartbeat, encodeHeartbeat, NODE_TYPE, projectsOf, type Heartbeat } from '../heartbeat-codec.ts'
+import { isBroadcast } from '../../proto/broadcast.ts'
+import { nextInterval } from '../../registry/rhythm.ts'
+import { MAX_MODELS_PER_NODE } from '../../registry/view-types.ts'
+import { SignedHeartbeats, VIEW_PROTOCOL, signEntry, type SignedPubSubMessage, type ViewSync } from '../../registry/view-sync/index.ts'
 import { RefreshForwarding } from './refresh-forwarding.ts'
 
 /** go-libp2p-pubsub's limit for one message; anything larger is rejected. */
@@ -28,9 +34,32 @@ const JOIN_COALESCE_MS = 1000
  * honest node stays far below the topic's rate limit (Pubsub.AuthorRate, src/p2p/topic-rate.ts). */
 export const MIN_PUBLISH_GAP_MS = 200
 const JITTER_MS = 200
+/** Peers asked for their registrations at once, at most (a burst of Go nodes joining). */
+const MAX_ASKS = 8
+/** A joining node is asked this long after its subscription reached us, and again once if that brought no
+ * answer within the first wait: asked at once, the request went out before our pubsub had a stream to it
+ * and was lost (test/integration/go-join.test.ts), as its own heartbeat at start was to us. */
+const ASK_AFTER_MS = JOIN_COALESCE_MS
+const ASK_WAITS_MS = [5_000, 10_000]
 
-export interface HeartbeatOptions {
-  host: Host
+/** Asks a peer for its registrations: an AI_PROJECT query over whichever protocol it speaks, answered
+ * within `timeoutMs`. */
+export type AskRegistrations = (peer: PeerId, timeoutMs: number) => Promise<protocol.AIProjectResponse.$Properties>
+
+const decoder = new TextDecoder()
+
+/** What the heartbeats take from libp2p: our peer id, pubsub (named `pubsub`, src/p2p/host.ts), whether a
+ * peer is connected and which protocols it speaks, and the view sync service (named `viewSync`, listed
+ * before them; read only when `viewSync` is not false). */
+export interface HeartbeatComponents {
+  peerId: PeerId
+  pubsub: PubSub
+  connectionManager: { getConnections: (peer?: PeerId) => Connection[] }
+  peerStore: { get: (peer: PeerId) => Promise<{ protocols: string[], metadata?: Map<string, Uint8Array> }> }
+  viewSync?: ViewSync
+}
+
+export interface HeartbeatInit {
   topic: string
   registry: LocalRegistry
   view: NetworkView
@@ -41,17 +70,17 @@ export interface HeartbeatOptions {
   baseNodeType: number
   version: string
   log: Logger
-  /** serve and use view sync (src/registry/view-sync.ts); default true. Off, every node answers every
-   * node it has not heard of with its own heartbeat, as before (O(N²) checks per join). */
+  /** serve and use view sync (the `viewSync` component, src/registry/view-sync/); default true. Off, every
+   * node answers every node it has not heard of with its own heartbeat, as before (O(N²) checks per join). */
   viewSync?: boolean
   /** signs our own heartbeat for view syncs (the topic's copy is signed inside the pubsub router) */
   privateKey?: PrivateKey
-  /** view syncs one peer may ask for a minute (`Pubsub.PeerViewSyncs`) */
-  viewSyncsPerMinute?: number
 }
 
-export class Heartbeats {
-  private readonly options: HeartbeatOptions
+export class Heartbeats implements Startable {
+  private readonly components: HeartbeatComponents
+  private readonly options: HeartbeatInit
+  private running = false
   private readonly self: string
   private timer?: NodeJS.Timeout
   private soonTimer?: NodeJS.Timeout
@@ -67,35 +96,55 @@ export class Heartbeats {
   private readonly sync?: ViewSync
   /** narrows the forwarding of unchanged heartbeats to peers that keep fresh by view sync */
   readonly refreshForwarding?: RefreshForwarding
+  private ask?: AskRegistrations
+  /** peers being asked for their registrations */
+  private readonly asking = new Set<string>()
+  private readonly askTimers = new Set<NodeJS.Timeout>()
   private readonly onMessage = (event: CustomEvent<PubSubMessage>): void => { this.receive(event.detail) }
-  // A node that just joined the topic has not heard us yet (our last heartbeat may be minutes old).
+  // A node that just joined the topic has not heard us yet (our last heartbeat may be minutes old), and
+  // we may not have heard it: see askIfUnheard().
   private readonly onSubscriptionChange = (event: CustomEvent<SubscriptionChange>): void => {
-    if (event.detail.subscriptions.some((s) => s.topic === this.options.topic && s.subscribe)) this.publishSoon(JOIN_COALESCE_MS)
+    if (!event.detail.subscriptions.some((s) => s.topic === this.options.topic && s.subscribe)) return
+    this.publishSoon(JOIN_COALESCE_MS)
+    this.askIfUnheard(event.detail.peerId)
   }
 
-  constructor (options: HeartbeatOptions) {
+  constructor (components: HeartbeatComponents, options: HeartbeatInit) {
+    this.components = components
     this.options = options
-    this.self = options.host.peerId.toString()
+    this.self = components.peerId.toString()
     if (options.viewSync !== false) {
       const forwarding = this.refreshForwarding = new RefreshForwarding(options.topic)
-      this.sync = new ViewSync({
+      this.sync = components.viewSync
+      // Before the node starts: view sync serves our signed heartbeats and hands us what it receives.
+      this.sync?.serveWith({
         served: (peer) => { forwarding.synced(peer) },
-        refreshMs: options.intervalMs,
-        host: options.host,
-        topic: options.topic,
         store: this.signed,
         fresh: (nodeId, data) => this.heardSince(nodeId, data),
         accept: (message) => { this.receive(message, true) },
-        own: options.privateKey === undefined ? undefined : async () => this.stopped ? undefined : await signEntry(options.privateKey!, options.topic, this.encode(false)),
-        requestsPerMinute: options.viewSyncsPerMinute,
-        log: options.log
+        own: options.privateKey === undefined ? undefined : async () => this.stopped ? undefined : await signEntry(options.privateKey!, options.topic, this.encode(false))
       })
     }
   }
 
-  start (): void {
-    const { host, topic, intervalMs } = this.options
-    const pubsub = host.services.pubsub
+  readonly [Symbol.toStringTag] = '@aicn/heartbeats'
+
+  /** How to ask a peer for its registrations (src/node/node.ts gives the network registry's query, which
+   * is built after the host); set it before the node starts. Without it, nobody is asked. */
+  askWith (ask: AskRegistrations): void {
+    this.ask = ask
+  }
+
+  start (): void {}
+
+  /** Once pubsub runs: subscribes, validates and receives the topic, publishes at once and on schedule. */
+  afterStart (): void {
+    if (this.running) return
+    this.running = true
+    this.stopped = false
+    const { topic, intervalMs } = this.options
+    const pubsub = this.components.pubsub
+    if (!pubsub.getTopics().includes(topic)) pubsub.subscribe(topic)
     pubsub.topicValidators.set(topic, (peer, message) => this.validate(peer, message))
     this.refreshForwarding?.install(pubsub)
     pubsub.addEventListener('message', this.onMessage)
@@ -107,22 +156,28 @@ export class Heartbeats {
       void this.publish()
     }, intervalMs)
     this.timer.unref()
-    void this.sync?.start().catch((err: Error) => { this.options.log.warn({ err: err.message }, 'view sync did not start') })
     void this.publish()
   }
 
-  /** Tells the network this node is leaving, then stops publishing. */
-  async stop (): Promise<void> {
+  /** Tells the network this node is leaving, then stops publishing: before libp2p stops pubsub and
+   * closes the connections, so the leaving heartbeat still goes out. */
+  async beforeStop (): Promise<void> {
+    if (!this.running) return
+    this.running = false
     this.stopped = true
     clearInterval(this.timer)
     clearTimeout(this.soonTimer)
+    for (const timer of this.askTimers) clearTimeout(timer)
+    this.askTimers.clear()
+    this.asking.clear()
     this.unsubscribeRegistry?.()
-    const pubsub = this.options.host.services.pubsub
+    const pubsub = this.components.pubsub
     pubsub.removeEventListener('message', this.onMessage)
     pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
-    await this.sync?.stop().catch(() => {})
     await this.send(true).catch((err: Error) => { this.options.log.debug({ err: err.message }, 'could not publish the leaving heartbeat') })
   }
+
+  stop (): void {}
 
   /** Publishes the current heartbeat now. */
   async publish (): Promise<void> {
@@ -164,10 +219,9 @@ export class Heartbeats {
   }
 
   private async send (leaving: boolean): Promise<void> {
-    const { host, topic } = this.options
     // Our own entry goes straight into the view: pubsub does not deliver our messages back to us.
     if (!leaving) this.updateOwnEntry(this.projects(false), this.nodeType())
-    await host.services.pubsub.publish(topic, this.encode(leaving))
+    await this.components.pubsub.publish(this.options.topic, this.encode(leaving))
   }
 
   private projects (leaving: boolean): Heartbeat['projects'] {
@@ -227,10 +281,65 @@ export class Heartbeats {
     })
   }
 
+  /**
+   * A peer that joins the topic without our having heard it, and that does not speak view sync (a Go node),
+   * is asked once for its registrations, which enter the view as its heartbeat would (with the Go rhythm:
+   * src/registry/rhythm.ts). The Go node's heartbeat at start goes out before its pubsub has a stream to
+   * us, and its next one comes a HeartbeatInterval later (180 s by default), so a Go worker that just
+   * started was not routable from here for up to three minutes. An aicn node needs none of this: it
+   * announces itself when it joins and is passed on by view sync.
+   */
+  private askIfUnheard (peer: PeerId): void {
+    const nodeId = peer.toString()
+    const ask = this.ask
+    if (ask === undefined || this.stopped || this.options.view.has(nodeId) || this.asking.has(nodeId) || this.asking.size >= MAX_ASKS) return
+    this.asking.add(nodeId)
+    const timer = setTimeout(() => {
+      this.askTimers.delete(timer)
+      void this.askNow(peer, ask).finally(() => { this.asking.delete(nodeId) })
+    }, ASK_AFTER_MS)
+    timer.unref()
+    this.askTimers.add(timer)
+  }
+
+  private async askNow (peer: PeerId, ask: AskRegistrations): Promise<void> {
+    const nodeId = peer.toString()
+    const unheard = (): boolean => !this.stopped && !this.options.view.has(nodeId) && this.components.connectionManager.getConnections(peer).length > 0
+    await this.components.peerStore.get(peer)
+      .then(async (known) => {
+        // No protocols: identify has not told us what it is (pubsub streams open only after it has).
+        if (known.protocols.length === 0 || known.protocols.includes(VIEW_PROTOCOL)) return
+        let res: protocol.AIProjectResponse.$Properties | undefined
+        for (const waitMs of ASK_WAITS_MS) {
+          if (!unheard()) return
+          res = await ask(peer, waitMs).catch((err: Error) => {
+            this.options.log.debug({ peer: nodeId, err: err.message }, 'a joining node did not tell its registrations')
+            return undefined
+          })
+          if (res !== undefined) break
+        }
+        if (res === undefined || !unheard()) return
+        const projects = projectsOf(res)
+        const hasModels = projects.some((p) => p.models.length > 0)
+        const agent = known.metadata?.get('AgentVersion')
+        const now = Date.now()
+        this.options.view.update({
+          nodeId,
+          projects,
+          nodeType: (res.node_type ?? 0) | (hasModels ? NODE_TYPE.MODEL : 0),
+          version: (res.version ?? '') !== '' ? res.version ?? '' : agent === undefined ? '' : decoder.decode(agent),
+          lastHeard: now,
+          intervalMs: nextInterval(undefined, now, res.heartbeat_interval_ms ?? undefined)
+        })
+        this.options.log.debug({ peer: nodeId, projects: projects.length }, 'asked a joining node that does not speak view sync for its registrations')
+      })
+      .catch((err: Error) => { this.options.log.debug({ peer: nodeId, err: err.message }, 'could not ask a joining node for its registrations') })
+  }
+
   private answerJoin (author: PeerId | undefined): void {
     if (this.sync === undefined || author === undefined) { this.publishSoon(JOIN_COALESCE_MS); return }
-    if (this.options.host.getConnections(author).length === 0) return
-    this.options.host.peerStore.get(author)
+    if (this.components.connectionManager.getConnections(author).length === 0) return
+    this.components.peerStore.get(author)
       .then((peer) => { if (!peer.protocols.includes(VIEW_PROTOCOL)) this.publishSoon(JOIN_COALESCE_MS) })
       .catch(() => { this.publishSoon(JOIN_COALESCE_MS) })
   }

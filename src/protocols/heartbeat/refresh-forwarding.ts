@@ -3,7 +3,7 @@
 // every refresh to every peer made an input node's idle CPU grow with N² (N / 180 s heartbeats × N sends:
 // 21 % of a core at 500 workers, 63 % at 1,000; docs/benchmarks.md "Swarm"). What a peer needs from a
 // refresh is only that the author is still there (its routing window, src/registry/rhythm.ts); a peer
-// that synced its view from us lately (/aicn/view/1.0.0, src/registry/view-sync.ts, which every aicn
+// that synced its view from us lately (/aicn/view/1.0.0, src/registry/view-sync/, which every aicn
 // node repeats about once per heartbeat interval) got that freshness in bulk, in one stream.
 //
 // The rule, per peer P and refresh from author X (interval I, announced or the Go default): P is skipped
@@ -15,13 +15,13 @@
 // - only the gossipsub router's forwarding is narrowed; local delivery, the mesh, IHAVE gossip and
 //   scoring are untouched (pubsub-go-rules.ts patches the same method the same way).
 import type { PeerId } from '@libp2p/interface'
-import { protocol } from '../proto/index.ts'
-import { decodeHeartbeat, type Heartbeat } from './heartbeat-codec.ts'
-import { isBroadcast } from '../proto/broadcast.ts'
-import { authorOf } from '../p2p/patches/pubsub-go-rules.ts'
-import { GO_DEFAULT_INTERVAL_MS, clampInterval } from '../registry/rhythm.ts'
+import { protocol } from '../../proto/index.ts'
+import { decodeHeartbeat, type Heartbeat } from '../heartbeat-codec.ts'
+import { isBroadcast } from '../../proto/broadcast.ts'
+import { authorOf } from '../../p2p/patches/pubsub-go-rules.ts'
+import { GO_DEFAULT_INTERVAL_MS, clampInterval } from '../../registry/rhythm.ts'
 
-/** Authors and peers remembered at most (the view's own bound, view-sync.ts MAX_SYNC_ENTRIES). */
+/** Authors and peers remembered at most (the view's own bound, src/registry/view-sync/view-sync.ts MAX_SYNC_ENTRIES). */
 const MAX_TRACKED = 10_000
 
 type Forward = (msgIdStr: string, rawMsg: { from?: Uint8Array, data?: Uint8Array, topic?: string }, propagationSource?: string, excludePeers?: Set<string>) => void
