@@ -4,7 +4,7 @@
 // nothing of ours; `compat` (the Go node's protocols) sits beside `protocols` and uses only the basics.
 // The rule is ESLint's own `no-restricted-imports` with one regex per folder, matched against the
 // relative import path: `../` (any number of them) followed by a forbidden folder name. It sees
-// `import`, `import type` and `export … from`. test/unit/layers.test.ts checks the same table against
+// `import`, `import type` and `export … from`. test/unit/core/layers.test.ts checks the same table against
 // the real import graph (dynamic imports included) and that no two folders import each other.
 //
 // Used by eslint.config.js as one more spread: `...layers`.

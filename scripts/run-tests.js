@@ -21,6 +21,15 @@ const GROUPS = {
 /** Everything, both groups: well under CI's 90 minutes, which also cover the install. */
 const RUN_LIMIT_MS = Number(process.env.AICN_TEST_RUN_LIMIT_MS ?? 60 * 60_000)
 
+/** Every *.test.js under `dir`, in subfolders too (readdirSync's `recursive` needs Node 20.1). */
+function testFiles (dir) {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) return testFiles(path)
+    return entry.name.endsWith('.test.js') ? [path] : []
+  })
+}
+
 const names = process.argv[2] !== undefined ? [process.argv[2]] : ['unit', 'integration']
 for (const name of names) {
   if (GROUPS[name] === undefined) {
@@ -30,7 +39,8 @@ for (const name of names) {
 }
 const groups = names.map((name) => {
   const dir = join('dist', 'test', name)
-  const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.test.js')).sort().map((f) => join(dir, f)) : []
+  // Unit tests sit in folders that mirror src/ (test/unit/p2p/, test/unit/jobs/, …); integration tests in one.
+  const files = existsSync(dir) ? testFiles(dir).sort() : []
   return { name, files, ...GROUPS[name] }
 }).filter((group) => group.files.length > 0)
 if (groups.length === 0) {

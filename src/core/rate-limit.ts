@@ -2,7 +2,7 @@
 // budgets (src/p2p/peer-budget.ts: a bucket of job starts per peer, strikes for going over a budget), the
 // topic's rate limits (src/p2p/topic-rate.ts: buckets per author and per forwarding peer, strikes for
 // flooding) and view-sync's requests (src/registry/view-sync.ts, through topic-rate.ts). Pure, with an
-// injectable clock; test/unit/rate-limit.test.ts.
+// injectable clock; test/unit/core/rate-limit.test.ts.
 
 /** A bucket's state: `tokens` as of time `at` (ms). */
 export interface Bucket { tokens: number, at: number }

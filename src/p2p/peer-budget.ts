@@ -5,7 +5,7 @@
 // short time and every job stream of the peer is reset, its connections are closed and its new streams
 // are refused for a while. Honest requesters stay far below every limit (docs/protocols.md, "Budgets").
 //
-// Pure bookkeeping with an injectable clock (test/unit/peer-budget.test.ts; the bucket and the strikes are
+// Pure bookkeeping with an injectable clock (test/unit/p2p/peer-budget.test.ts; the bucket and the strikes are
 // src/core/rate-limit.ts's, shared with the topic's rate limits); the protocols hold a
 // Lease per stream (src/protocols/job/job-protocol.ts, src/compat/chat-proxy/chat-proxy.ts) and the stream readers report what
 // they hold through it (src/p2p/stream-inbox.ts).

@@ -15,7 +15,7 @@
 // threshold, so gossipsub ignores everything it sends. Honest nodes publish at most a few heartbeats a
 // second (src/protocols/heartbeat/heartbeats.ts keeps 200 ms between its own) and never come near a strike.
 //
-// Pure bookkeeping with an injectable clock (test/unit/topic-rate.test.ts); gossipsub is hooked in
+// Pure bookkeeping with an injectable clock (test/unit/p2p/topic-rate.test.ts); gossipsub is hooked in
 // src/p2p/patches/topic-limit.ts. Every table here is bounded. The buckets and strikes themselves are
 // src/core/rate-limit.ts's, shared with the job budgets (src/p2p/peer-budget.ts).
 import { StrikeRule, TokenBuckets, type StrikeState } from '../core/rate-limit.ts'

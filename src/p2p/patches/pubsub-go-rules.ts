@@ -15,7 +15,7 @@
 // 4. floodsub 11.0.28 draws a random 8-byte seqno and writes it without leading zero bytes: one message in
 //    256 went out with a 7-byte seqno, which every js-gossipsub node rejects (it insists on 8 bytes).
 //
-// Tested against @libp2p/gossipsub 17.1.1 and @libp2p/floodsub 11.0.28 (test/unit/pubsub-go-rules.test.ts
+// Tested against @libp2p/gossipsub 17.1.1 and @libp2p/floodsub 11.0.28 (test/unit/p2p/pubsub-go-rules.test.ts
 // runs the patches on the libraries' own classes). The patches check the shape of what they replace and
 // refuse to start on a library that changed it.
 import { peerIdFromMultihash } from '@libp2p/peer-id'
