@@ -32,7 +32,7 @@ import { ModelTargets, pinnedLookup, portOf } from '../models/model-target.ts'
 import { HealthChecker, httpProbeReason } from '../registry/health.ts'
 import { directPeerLiveness } from '../registry/liveness/index.ts'
 import { applyHealth, watchRegisteredModels } from '../registry/health-sync.ts'
-import { heartbeats as heartbeatService } from '../protocols/heartbeat/index.ts'
+import { heartbeats as heartbeatService, registerRefreshForwardingMetrics } from '../protocols/heartbeat/index.ts'
 import { viewSync as viewSyncService } from '../registry/view-sync/index.ts'
 import { PeerTransport } from './peer-transport.ts'
 import { broadcastRpc, makeBroadcastHandlers } from '../compat/broadcast-rpc/index.ts'
@@ -185,6 +185,7 @@ export class AicnNode {
         }
       })
       const { rpc, jobs, chatProxy, broadcast, latency, rendezvous, heartbeats } = host.services
+      if (heartbeats.refreshForwarding !== undefined) registerRefreshForwardingMetrics(heartbeats.refreshForwarding, metrics)
       const hostInfo = new HostInfoCollector()
 
       // Models and jobs (the local registry is what the heartbeats announce).

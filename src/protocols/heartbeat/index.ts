@@ -9,7 +9,7 @@
 import { Heartbeats, type HeartbeatComponents, type HeartbeatInit } from './heartbeats.ts'
 
 export { Heartbeats, MAX_TOPIC_MESSAGE_BYTES, MIN_PUBLISH_GAP_MS, checkTopicMessage, type HeartbeatComponents, type HeartbeatInit, type TopicCheck } from './heartbeats.ts'
-export { RefreshForwarding } from './refresh-forwarding.ts'
+export { RefreshForwarding, registerRefreshForwardingMetrics } from './refresh-forwarding.ts'
 
 export function heartbeats (init: HeartbeatInit): (components: HeartbeatComponents) => Heartbeats {
   return (components) => new Heartbeats(components, init)

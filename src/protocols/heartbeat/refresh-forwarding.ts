@@ -15,6 +15,7 @@
 // - only the gossipsub router's forwarding is narrowed; local delivery, the mesh, IHAVE gossip and
 //   scoring are untouched (pubsub-go-rules.ts patches the same method the same way).
 import type { PeerId } from '@libp2p/interface'
+import { Counter, type Registry } from 'prom-client'
 import { protocol } from '../../proto/index.ts'
 import { decodeHeartbeat, type Heartbeat } from '../heartbeat-codec.ts'
 import { isBroadcast } from '../../proto/broadcast.ts'
@@ -23,6 +24,8 @@ import { GO_DEFAULT_INTERVAL_MS, clampInterval } from '../../registry/rhythm.ts'
 
 /** Authors and peers remembered at most (the view's own bound, src/registry/view-sync/view-sync.ts MAX_SYNC_ENTRIES). */
 const MAX_TRACKED = 10_000
+
+export interface RefreshForwardingStats { first: number, changed: number, leaving: number, refreshes: number, refreshesToAll: number, skipped: number }
 
 type Forward = (msgIdStr: string, rawMsg: { from?: Uint8Array, data?: Uint8Array, topic?: string }, propagationSource?: string, excludePeers?: Set<string>) => void
 
@@ -33,8 +36,10 @@ export class RefreshForwarding {
   private readonly said = new Map<string, string>()
   /** peer → when it last synced its view from us */
   private readonly syncedAt = new Map<string, number>()
-  /** refreshes forwarded to fewer peers, and sends saved (for tests and benchmarks) */
-  readonly stats = { refreshes: 0, skipped: 0 }
+  /** What passed through the forwarding, by kind (metrics aicn_heartbeat_forward_*; docs/metrics.md):
+   * heartbeats an author sent first (as far as this node knows), with a change, leaving, and refreshes;
+   * of the refreshes, those with no recently synced peer to leave out; and the sends left out. */
+  readonly stats: RefreshForwardingStats = { first: 0, changed: 0, leaving: 0, refreshes: 0, refreshesToAll: 0, skipped: 0 }
 
   constructor (topic: string, now: () => number = Date.now) {
     this.topic = topic
@@ -63,12 +68,15 @@ export class RefreshForwarding {
       if (this.said.size >= MAX_TRACKED) this.said.delete(this.said.keys().next().value!)
       this.said.set(author, said)
     }
-    if (said === undefined || said !== before) return undefined
+    if (said === undefined) { this.stats.leaving++; return undefined }
+    if (before === undefined) { this.stats.first++; return undefined }
+    if (said !== before) { this.stats.changed++; return undefined }
     this.stats.refreshes++
     const intervalMs = heartbeat.intervalMs !== undefined && heartbeat.intervalMs > 0 ? clampInterval(heartbeat.intervalMs) : GO_DEFAULT_INTERVAL_MS
     const since = this.now() - intervalMs
     const skipped = new Set<string>()
     for (const [peer, at] of this.syncedAt) if (at > since) skipped.add(peer)
+    if (skipped.size === 0) this.stats.refreshesToAll++
     return skipped
   }
 
@@ -104,4 +112,21 @@ function heartbeatOf (data: Uint8Array): Heartbeat | undefined {
 /** Everything a heartbeat says except when it was sent. */
 function contentKey (heartbeat: Heartbeat): string {
   return JSON.stringify([heartbeat.version, heartbeat.nodeType, heartbeat.intervalMs ?? 0, heartbeat.projects])
+}
+
+/** The forwarding's counts as Prometheus counters (docs/metrics.md), read from `forwarding.stats` at scrape time. */
+export function registerRefreshForwardingMetrics (forwarding: RefreshForwarding, registry: Registry): void {
+  const counters: Array<[string, string, keyof RefreshForwardingStats]> = [
+    ['aicn_heartbeat_forward_first_total', 'heartbeats forwarded to every peer because this node had not heard their author before (or forgot it)', 'first'],
+    ['aicn_heartbeat_forward_changed_total', 'heartbeats forwarded to every peer because they say something new (models, states, version, interval)', 'changed'],
+    ['aicn_heartbeat_forward_leaving_total', 'leaving heartbeats forwarded to every peer', 'leaving'],
+    ['aicn_heartbeat_forward_refreshes_total', 'heartbeats that say nothing new (refreshes)', 'refreshes'],
+    ['aicn_heartbeat_forward_refreshes_to_all_total', 'refreshes forwarded to every peer because no peer had synced its view from this node within the author\'s interval', 'refreshesToAll'],
+    ['aicn_heartbeat_forward_sends_skipped_total', 'refresh sends left out: peers that synced their view from this node lately (an upper bound: those outside the mesh count too)', 'skipped']
+  ]
+  for (const [name, help, key] of counters) {
+    if (registry.getSingleMetric(name) !== undefined) continue
+    let last = 0
+    new Counter({ name, help, registers: [registry], collect () { const now = forwarding.stats[key]; this.inc(Math.max(0, now - last)); last = now } })
+  }
 }

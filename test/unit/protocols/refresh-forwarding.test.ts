@@ -39,6 +39,9 @@ test('a first heartbeat, a change and a leaving heartbeat go to everyone; a refr
   now += 30_000
   assert.deepEqual([...policy.skip(raw(x, { intervalMs: 30_000, model: 'N' }))!], [])
   assert.equal(policy.stats.refreshes, 3)
+  // By kind (the aicn_heartbeat_forward_* metrics): "back after leaving" is a first heartbeat again; the
+  // last refresh had no recent syncer to leave out; sends are counted where the router is wrapped (below).
+  assert.deepEqual(policy.stats, { first: 2, changed: 1, leaving: 1, refreshes: 3, refreshesToAll: 1, skipped: 0 })
 })
 
 test('a Go author (no announced interval) is held to the Go default; other topics and garbage are not touched', async () => {
