@@ -28,7 +28,7 @@ import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { AGENT_VERSION } from '../../src/core/version.ts'
-import { call, closedLoop, cpuMs, loadAverage, log, onCleanup, pollListed, runBench, startBatch, summarize } from './network.ts'
+import { call, closedLoop, cpuMs, loadAverage, log, onCleanup, pollListed, runBench, scrapeMetrics, startBatch, summarize, sumSeries } from './network.ts'
 import { MESSAGES, REPLY, intArg, rssMb } from './lib.ts'
 import type { ChildCommand, ChildStart } from './swarm-child.ts'
 import { topFunctions } from './profile-top.ts'
@@ -107,6 +107,14 @@ class Child {
 const sum = (statuses: any[], key: string): number => statuses.reduce((s, c) => s + Number(c[key] ?? 0), 0)
 const q = (x: number): string => Number.isFinite(x) ? x.toFixed(0) : '–'
 
+const FORWARD_KINDS = ['first', 'changed', 'leaving', 'refreshes', 'refreshes_to_all', 'sends_skipped']
+
+/** The input node's aicn_heartbeat_forward_<kind>_total counters (src/protocols/heartbeat/refresh-forwarding.ts). */
+async function forwardingCounts (node: Parameters<typeof scrapeMetrics>[0]): Promise<Map<string, number>> {
+  const series = await scrapeMetrics(node)
+  return new Map(FORWARD_KINDS.map((k) => [k, sumSeries(series, `aicn_heartbeat_forward_${k}_total`)]))
+}
+
 async function main (): Promise<void> {
   const out: string[] = [`swarm: ${PEERS} simulated peers in ${PROCS} processes; answer joins ${ANSWER_JOINS}; load average before: ${await loadAverage()}`]
   const profileDir = args.profile === undefined ? undefined : resolve(args.profile)
@@ -183,6 +191,7 @@ async function main (): Promise<void> {
   // (2) Idle.
   await sleep(10_000)
   const before = await Promise.all(children.map(async (c) => await c.call({ type: 'status' })))
+  const forwardedBefore = await forwardingCounts(node)
   const inspector = restProfileDir === undefined ? undefined : inspectorUrl(node.output)
   if (restProfileDir !== undefined && inspector === undefined) log('--rest-profile: the input node printed no inspector URL')
   const stopProfile = inspector === undefined ? undefined : await startProfile(inspector, join(restProfileDir!, `rest-${PEERS}.cpuprofile`))
@@ -192,6 +201,7 @@ async function main (): Promise<void> {
   const idleMs = cpuMs(pid) - idle0
   const idleSecs = (performance.now() - i0) / 1000
   const after = await Promise.all(children.map(async (c) => await c.call({ type: 'status' })))
+  const forwardedAfter = await forwardingCounts(node)
   const idlePct = idleMs / idleSecs / 10
   if (stopProfile !== undefined) {
     await stopProfile()
@@ -204,6 +214,8 @@ async function main (): Promise<void> {
     // What the input node sent at rest: every message a simulated peer received came from it (the peers
     // are connected only to the input node), against the heartbeats the peers published meanwhile.
     `at rest the peers published ${sum(after, 'published') - sum(before, 'published')} heartbeats and received ${sum(after, 'received') - sum(before, 'received')} messages`)
+  // Why the input node still sent what it sent: its forwarding by kind over the same window.
+  out.push(`heartbeats the input node forwarded at rest, by kind (aicn_heartbeat_forward_*): ${FORWARD_KINDS.map((k) => `${k} ${(forwardedAfter.get(k) ?? 0) - (forwardedBefore.get(k) ?? 0)}`).join(', ')}`)
 
   // (3) Spread rounds.
   const p50s: number[] = []
