@@ -1,6 +1,6 @@
 // The API's listeners, opened before the node's modules load and libp2p starts (issue 18: the API used to
 // answer only after all of that, 12× the time a bare node:http server takes; docs/benchmarks.md "Start-up
-// and idle"). Until the node hands them its app (src/node/node.ts, `adopt`):
+// and idle"). Until the node hands them its app (src/node/http-api.ts, `adopt`):
 // - `GET /api/v0/id` is answered at once with what is known without libp2p: the peer id (the config's
 //   Identity.PeerID, which config validation checked against the key) and the versions; `addresses` and
 //   `protocols` are empty until libp2p listens. Only for requests the browser guard lets through and that

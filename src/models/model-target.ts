@@ -28,7 +28,7 @@ export const systemAddressSource: LocalAddressSource = {
   lookup: async (host) => (await dns.lookup(host, { all: true })).map((a) => a.address)
 }
 
-/** `host:port` of each socket this node listens on (HTTP API, libp2p TCP); see src/node/node.ts. */
+/** `host:port` of each socket this node listens on (HTTP API, libp2p TCP); see src/node/node.ts and src/node/http-api.ts. */
 export type OwnListeners = () => string[]
 
 // Interfaces that container runtimes create; containers get addresses inside their subnets.

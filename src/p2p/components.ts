@@ -45,7 +45,7 @@ export async function unhandleAll (registrar: ProtocolRegistrar, protocols: stri
 }
 
 /** The components of a service, taken from a libp2p node's public API: for code that builds a service
- * outside libp2p's `services` map (tests, benchmarks). src/node/node.ts lets libp2p build them instead. */
+ * outside libp2p's `services` map (tests, benchmarks). src/node/services.ts lets libp2p build them instead. */
 export function componentsOf (node: Pick<Libp2p, 'peerId' | 'handle' | 'unhandle' | 'dialProtocol' | 'hangUp'>): ProtocolComponents {
   return {
     peerId: node.peerId,

@@ -77,7 +77,7 @@ export function topicRateLimiter (config: Config, log?: Logger): TopicRateLimite
   })
 }
 
-/** Our own libp2p services (src/node/node.ts lists them), each built by libp2p from its factory. A
+/** Our own libp2p services (src/node/services.ts lists them), each built by libp2p from its factory. A
  * factory takes only the components it names (src/p2p/components.ts), hence `never` here. */
 export type ServiceFactories<S> = { [K in keyof S]: (components: never) => S[K] }
 

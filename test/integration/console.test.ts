@@ -148,6 +148,10 @@ describe('the web console in a real browser', { skip: missing }, () => {
     assert.equal(status.admin, true, 'a caller on this machine')
     assert.equal(status.connections, 2)
     assert.equal(status.keys_required, false)
+    // The node's start as a date (it read 1970 and an uptime of 57 years while a monotonic clock was passed).
+    const started = Date.parse(status.started)
+    assert.ok(started <= Date.now() && Date.now() - started < 3_600_000, `started ${status.started as string}`)
+    assert.ok(status.uptime_s >= 0 && status.uptime_s <= Math.ceil((Date.now() - started) / 1000), `uptime ${status.uptime_s as number} s`)
     const worker = (await w2.call('/api/v0/node/status')).body.data
     assert.equal(worker.role, 'worker')
     assert.deepEqual(worker.models.map((m: { model: string, available: boolean }) => [m.model, m.available]).sort(), [['console-chat', true], ['console-embed', true], [HOSTILE, true]].sort())

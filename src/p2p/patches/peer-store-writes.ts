@@ -5,7 +5,7 @@
 // ping of the connection monitor (every 30 s, src/p2p/idle-tuning.ts), each ping of our latency service
 // (src/p2p/latency/) and each job stream merges a protocol the record already lists. @libp2p/peer-store's
 // `#saveIfDifferent` (dist/src/store.js) then writes the record anyway, stamped with a new `updated` time:
-// the bytes on disk change by that timestamp alone, and LevelDB (src/node/node.ts) appends every one.
+// the bytes on disk change by that timestamp alone, and LevelDB (src/node/storage.ts) appends every one.
 //
 // This wrapper around the datastore skips a put of a peer record whose every field but `updated` equals
 // the stored one, as long as the stored `updated` is less than REFRESH_MS old. The peer store expires a
