@@ -26,6 +26,7 @@ import {
   chatJsonFromResponse, chatRequestFromJson, chatRequestToModelJson, chatResponseFromModelJson,
   imageJsonFromResponse, imageRequestFromJson, imageRequestToModelJson, imageResponseFromModelJson, makeBroadcastHandlers
 } from '../../../src/compat/broadcast-rpc/go-jobs.ts'
+import { waitFor } from '../../helpers/wait.ts'
 
 const TOPIC = 'DeepBrainChain'
 const T = protocol.MessageType
@@ -39,14 +40,6 @@ function hasCode (code: number, message?: RegExp) {
     assert.equal(err.code, code, err.message)
     if (message !== undefined) assert.match(err.message, message)
     return true
-  }
-}
-
-async function waitFor (check: () => boolean, ms: number, what: string): Promise<void> {
-  const until = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > until) assert.fail(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
   }
 }
 

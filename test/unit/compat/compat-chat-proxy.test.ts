@@ -14,6 +14,7 @@ import { write } from '../../../src/p2p/stream-write.ts'
 import { CHAT_PROXY_PROTOCOL, ChatProxy, goQueryEscape } from '../../../src/compat/chat-proxy/chat-proxy.ts'
 import { componentsOf } from '../../../src/p2p/components.ts'
 import { MemoryNetwork, type MemoryHost } from '../../helpers/memory-peers.ts'
+import { waitFor } from '../../helpers/wait.ts'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -55,14 +56,6 @@ const untilAborted = async (signal: AbortSignal): Promise<unknown> => await new 
   if (signal.aborted) resolve(signal.reason)
   else signal.addEventListener('abort', () => { resolve(signal.reason) }, { once: true })
 })
-
-async function waitFor (check: () => boolean, ms: number, what: string): Promise<void> {
-  const until = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > until) assert.fail(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
 
 function hasCode (code: number, message?: RegExp) {
   return (err: unknown): boolean => {
