@@ -90,12 +90,15 @@ function streamIdsTo (from: Node, to: Node): string[] {
   return from.host.getConnections(to.host.peerId).flatMap((c) => c.streams).filter((s) => s.protocol === JOB_PROTOCOL).map((s) => s.id)
 }
 
-/** Resolves once `value()` stopped changing (a producer held back by backpressure), and returns it. */
-async function settledValue (value: () => number): Promise<number> {
+/** Resolves once `value()` (a producer held back by backpressure) stayed the same across a few echo jobs
+ * from `from` to `to`, and returns it. Each echo crosses the same TCP connection, after every frame queued
+ * before it: a producer still let through would have moved on by the time the answer is back. */
+async function settledValue (value: () => number, from: Node, to: Node): Promise<number> {
   let last = -1
   let steady = 0
   while (steady < 5) {
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    const echoed = await from.jobs.run(to.host.peerId, { head: head('echo'), body: once(encoder.encode('barrier')) }, new AbortController().signal)
+    assert.equal((await collect(echoed.body)).toString(), 'barrier')
     const now = value()
     steady = now === last ? steady + 1 : 0
     last = now
@@ -360,7 +363,7 @@ describe('the job protocol', () => {
     const response = await a.jobs.run(w.host.peerId, { head: head('flood', { stream: true }), body: once(encoder.encode('{}')) }, never)
     const chunks = response.body[Symbol.asyncIterator]()
     await chunks.next()
-    const held = await settledValue(() => produced)
+    const held = await settledValue(() => produced, a, w)
     assert.ok(held < 48 * MiB, `the model produced ${held} bytes for a requester that read one chunk`)
     await chunks.return?.()
   })
@@ -384,7 +387,7 @@ describe('the job protocol', () => {
       }
     })()
     const running = a.jobs.run(w.host.peerId, { head: head('stalled'), body: upload }, never)
-    const held = await settledValue(() => produced)
+    const held = await settledValue(() => produced, a, w)
     assert.ok(held < 48 * MiB, `the requester sent ${held} bytes to a worker that read one chunk`)
     gate.resolve()
     assert.equal((await running).error?.code, ErrorCode.PARAM)
