@@ -26,11 +26,14 @@ import {
   chatJsonFromResponse, chatRequestFromJson, chatRequestToModelJson, chatResponseFromModelJson,
   imageJsonFromResponse, imageRequestFromJson, imageRequestToModelJson, imageResponseFromModelJson, makeBroadcastHandlers
 } from '../../../src/compat/broadcast-rpc/go-jobs.ts'
+import { waitFor } from '../../helpers/wait.ts'
 
 const TOPIC = 'DeepBrainChain'
 const T = protocol.MessageType
 const KiB = 1024
 const encoder = new TextEncoder()
+/** Where a mocked Date (node:test mock.timers) stands still in the deadline checks. */
+const NOW = Date.UTC(2026, 0, 1)
 const decoder = new TextDecoder()
 
 function hasCode (code: number, message?: RegExp) {
@@ -39,14 +42,6 @@ function hasCode (code: number, message?: RegExp) {
     assert.equal(err.code, code, err.message)
     if (message !== undefined) assert.match(err.message, message)
     return true
-  }
-}
-
-async function waitFor (check: () => boolean, ms: number, what: string): Promise<void> {
-  const until = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > until) assert.fail(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
   }
 }
 
@@ -187,25 +182,28 @@ describe('chat and image conversions', () => {
 
     beforeEach(() => { jobs.length = 0; answer = {} })
 
-    test('a chat runs as a CHAT job with the model JSON, within 3 minutes', async () => {
+    test('a chat runs as a CHAT job with the model JSON, within 3 minutes', async (t) => {
+      // A clock that stands still: the deadline (src/core/deadlines.ts) is checked exactly.
+      t.mock.timers.enable({ apis: ['Date'], now: NOW })
       answer = { json: modelChat }
       const res = await handlers.chat({ project: 'P', model: 'm', cid: 'c', messages: [{ role: 'user', content: encoder.encode('"Hello"') }] }, signal)
       assert.equal(res.id, 'chatcmpl-9')
       assert.equal(res.choices?.[0].message?.content, 'Hi there')
       const { head } = jobs[0].request
       assert.deepEqual([head.project, head.model, head.cid, head.kind, head.stream, head.contentType], ['P', 'm', 'c', 0, false, 'application/json'])
-      assert.ok(Math.abs(head.deadline - Date.now() - 180_000) < 5_000)
+      assert.equal(head.deadline, NOW + 180_000)
       assert.equal(jobs[0].body, '{"model":"m","messages":[{"role":"user","content":"Hello"}],"stream":false}')
       assert.equal((await handlers.aiProjects()).node_type, 4)
       assert.equal((await handlers.peerIdentity()).agent_version, 'v')
     })
 
-    test('an image runs as an IMAGE_GEN job within 5 minutes', async () => {
+    test('an image runs as an IMAGE_GEN job within 5 minutes', async (t) => {
+      t.mock.timers.enable({ apis: ['Date'], now: NOW })
       answer = { json: { created: 5, data: [{ url: 'u' }] } }
       const res = await handlers.image({ project: 'P', model: 'sd', prompt: 'p', number: 1 }, signal)
       assert.deepEqual(res, { created: 5, choices: [{ url: 'u', b64_json: '', revised_prompt: '' }] })
       assert.equal(jobs[0].request.head.kind, 1)
-      assert.ok(Math.abs(jobs[0].request.head.deadline - Date.now() - 300_000) < 5_000)
+      assert.equal(jobs[0].request.head.deadline, NOW + 300_000)
     })
 
     test('model failures come back as AicnErrors with the model\'s code', async () => {

@@ -21,6 +21,7 @@ import { PeerBudgets } from '../../../src/p2p/peer-budget.ts'
 import { CHAT_PROXY_PROTOCOL, ChatProxy } from '../../../src/compat/chat-proxy/index.ts'
 import { RPC_PROTOCOL, RpcService } from '../../../src/protocols/rpc/index.ts'
 import { componentsOf } from '../../../src/p2p/components.ts'
+import { waitFor } from '../../helpers/wait.ts'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -46,14 +47,6 @@ const echo: JobRunner = async (request) => {
   const chunks: Uint8Array[] = []
   for await (const chunk of request.body) chunks.push(chunk)
   return { status: 200, contentType: 'application/json', nodeId: '', cid: '', body: (async function * () { yield Buffer.concat(chunks) })() }
-}
-
-async function poll (check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
 }
 
 /** Resolves when the worker has closed its side (an answer ended) or the stream closed. */
@@ -124,10 +117,10 @@ describe('budgets of the job protocol and the chat-proxy server', () => {
     const reset = closed(stream)
     stream.send(encodeFrame(requestHeadFrame(head('m'))))
     stream.send(unfinishedFrame())
-    await poll(() => budgets.stats().heldBytes > 0, 5_000, 'the worker to hold the unfinished frame')
+    await waitFor(() => budgets.stats().heldBytes > 0, 5_000, 'the worker to hold the unfinished frame')
     const event = await reset
     assert.ok(event.error !== undefined, 'the worker reset the stream')
-    await poll(() => budgets.usage(rogue.peerId.toString()).streams === 0 && budgets.stats().heldBytes === 0, 5_000, 'the bytes and the stream to be given back')
+    await waitFor(() => budgets.usage(rogue.peerId.toString()).streams === 0 && budgets.stats().heldBytes === 0, 5_000, 'the bytes and the stream to be given back')
   })
 
   test('a body that stops making progress is reset after bodyIdleMs, not at the job deadline', async () => {
@@ -137,7 +130,7 @@ describe('budgets of the job protocol and the chat-proxy server', () => {
     stream.send(encodeBodyFrame(Buffer.from('{"partial":')))
     const event = await reset
     assert.ok(event.error !== undefined)
-    await poll(() => budgets.usage(rogue.peerId.toString()).streams === 0, 5_000, 'the stream to be given back')
+    await waitFor(() => budgets.usage(rogue.peerId.toString()).streams === 0, 5_000, 'the stream to be given back')
   })
 
   test('a flood of unfinished frames is cut at the peer budget, the peer is penalised, an honest peer is served throughout', async () => {
@@ -159,9 +152,9 @@ describe('budgets of the job protocol and the chat-proxy server', () => {
     }
     assert.equal(await honestJob(), '{"hi":1}')
     await Promise.all(ends)
-    await poll(() => penalised.includes(rogue.peerId.toString()), 5_000, 'the rogue to be penalised')
+    await waitFor(() => penalised.includes(rogue.peerId.toString()), 5_000, 'the rogue to be penalised')
     const rogueUsage = (): string => JSON.stringify(budgets.usage(rogue.peerId.toString()))
-    await poll(() => rogueUsage() === '{"streams":0,"heldBytes":0}', 5_000, 'every stream and byte of the rogue to be given back')
+    await waitFor(() => rogueUsage() === '{"streams":0,"heldBytes":0}', 5_000, 'every stream and byte of the rogue to be given back')
     assert.equal(await honestJob(), '{"hi":1}', 'the honest peer is unaffected')
     // While penalised, a new stream of the rogue is refused at once.
     try {
@@ -169,7 +162,7 @@ describe('budgets of the job protocol and the chat-proxy server', () => {
       const event = await closed(again)
       assert.ok(event.error !== undefined)
     } catch {}
-    await poll(() => !budgets.penalised(rogue.peerId.toString()), 5_000, 'the penalty to end')
+    await waitFor(() => !budgets.penalised(rogue.peerId.toString()), 5_000, 'the penalty to end')
   })
 
   test('chat-proxy: a body that never ends is reset by the progress deadline; a huge one is refused by size', async () => {
@@ -189,7 +182,7 @@ describe('budgets of the job protocol and the chat-proxy server', () => {
     slow.send(Buffer.from('POST /api/v0/chat/completion?cid=&model=m&project=Test HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"a":'))
     const slowEvent = await slowEnded
     assert.ok(slowEvent.error !== undefined, 'the stalled body was reset')
-    await poll(() => budgets.usage(rogue.peerId.toString()).streams === 0 && budgets.stats().heldBytes === 0, 5_000, 'the stream and bytes to be given back')
+    await waitFor(() => budgets.usage(rogue.peerId.toString()).streams === 0 && budgets.stats().heldBytes === 0, 5_000, 'the stream and bytes to be given back')
   })
 
   test('chat-proxy: a CRLF in the cid is refused with a 400, nothing reaches the model', async () => {

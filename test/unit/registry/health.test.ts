@@ -2,7 +2,6 @@ import { describe, it, afterEach, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { HealthChecker, httpProbe } from '../../../src/registry/health.ts'
 
 /** A model server stand-in that counts requests; `answer: false` accepts them but never replies. */
@@ -32,24 +31,45 @@ async function startServer (port = 0, answer = true): Promise<TestServer> {
   }
 }
 
-async function waitFor (what: string, condition: () => boolean, timeoutMs = 3_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`)
-    await sleep(10)
-  }
-}
-
 const cleanups: Array<() => unknown> = []
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
 })
 
-function checker (options: ConstructorParameters<typeof HealthChecker>[0]): { health: HealthChecker, changes: Array<[string, boolean]> } {
+interface Checker {
+  health: HealthChecker
+  changes: Array<[string, boolean]>
+  /** Resolves once onChange has been called `count` times in all. */
+  untilChanges: (count: number) => Promise<void>
+}
+
+function checker (options: ConstructorParameters<typeof HealthChecker>[0]): Checker {
   const changes: Array<[string, boolean]> = []
-  const health = new HealthChecker(options, (key, available) => { changes.push([key, available]) })
+  const waiting: Array<() => void> = []
+  const health = new HealthChecker(options, (key, available) => {
+    changes.push([key, available])
+    for (const wake of waiting.splice(0)) wake()
+  })
   cleanups.push(() => { health.stop() })
-  return { health, changes }
+  const untilChanges = async (count: number): Promise<void> => {
+    // The checker's timers are unref'd (src/registry/health.ts): something must keep the process up meanwhile.
+    const keepAlive = setInterval(() => {}, 1_000)
+    try {
+      while (changes.length < count) await new Promise<void>((resolve) => { waiting.push(resolve) })
+    } finally {
+      clearInterval(keepAlive)
+    }
+  }
+  return { health, changes, untilChanges }
+}
+
+/** httpProbe that counts its calls: a probe that starts shows up at once, before any request arrives. */
+function countingProbe (): { probe: typeof httpProbe, started: () => number } {
+  let started = 0
+  return {
+    probe: async (url, signal) => { started++; return await httpProbe(url, signal) },
+    started: () => started
+  }
 }
 
 describe('httpProbe', () => {
@@ -69,68 +89,81 @@ describe('httpProbe', () => {
   })
 })
 
+// Real timers in the first two: the probes and their timeout run as in production. The others mock
+// setTimeout and move the clock past every probe that could still be scheduled, so "no probe after
+// unwatch/stop" is checked on the whole schedule without waiting for it.
 describe('HealthChecker with a real server', () => {
-  it('sees a server that is up, notices it going down and coming back', async () => {
+  it('sees a server that is up, notices it going down and coming back', { timeout: 20_000 }, async () => {
     const first = await startServer()
     cleanups.push(first.close)
-    const { health, changes } = checker({ intervalMs: 50, timeoutMs: 500 })
+    const { health, changes, untilChanges } = checker({ intervalMs: 50, timeoutMs: 500 })
     health.watch('chat', first.url)
-    await waitFor('the first probe', () => first.hits() >= 1)
     assert.equal(await health.settle('chat', 2_000), true, 'the first probe found it up')
+    assert.ok(first.hits() >= 1)
     assert.equal(health.isAvailable('chat'), true)
     assert.deepEqual(changes, [], 'no change while the server stays up')
 
     await first.close()
-    await waitFor('the model to be marked down', () => changes.length >= 1)
+    await untilChanges(1)
     assert.equal(health.isAvailable('chat'), false)
     for (let i = 0; i < 3; i++) assert.equal(await health.settle('chat', 2_000), false, 'another failed probe')
     assert.deepEqual(changes, [['chat', false]], 'onChange fires once per flip')
 
     const second = await startServer(first.port)
     cleanups.push(second.close)
-    await waitFor('the model to be back', () => changes.length >= 2)
+    await untilChanges(2)
     assert.deepEqual(changes, [['chat', false], ['chat', true]])
     assert.equal(health.isAvailable('chat'), true)
   })
 
-  it('marks a server that never answers as down after the timeout', async () => {
+  it('marks a server that never answers as down after the timeout', { timeout: 20_000 }, async () => {
     const silent = await startServer(0, false)
     cleanups.push(silent.close)
-    const { health, changes } = checker({ intervalMs: 1_000, timeoutMs: 100 })
+    const { health, changes, untilChanges } = checker({ intervalMs: 1_000, timeoutMs: 100 })
     health.watch('slow', silent.url)
     assert.equal(health.isAvailable('slow'), true, 'optimistic until a probe says otherwise')
-    await waitFor('the timeout', () => changes.length === 1)
+    await untilChanges(1)
     assert.deepEqual(changes, [['slow', false]])
     assert.equal(health.isAvailable('slow'), false)
   })
 
-  it('stops probing a key after unwatch', async () => {
+  it('stops probing a key after unwatch', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] })
     const srv = await startServer()
     cleanups.push(srv.close)
-    const { health } = checker({ intervalMs: 30, timeoutMs: 500 })
+    const { probe, started } = countingProbe()
+    const { health } = checker({ intervalMs: 30, timeoutMs: 500, probe })
     health.watch('a', srv.url)
-    await waitFor('a few probes', () => srv.hits() >= 3)
+    assert.equal(await health.settle('a', 2_000), true)
+    for (let i = 0; i < 2; i++) {
+      t.mock.timers.tick(30)
+      assert.equal(await health.settle('a', 2_000), true, 'the next probe')
+    }
+    assert.equal(started(), 3)
     health.unwatch('a')
-    await sleep(30) // let a request already on the wire arrive
-    const seen = srv.hits()
-    await sleep(250)
-    assert.equal(srv.hits(), seen)
+    t.mock.timers.tick(100 * 30)
+    assert.equal(started(), 3, 'no probe after unwatch')
+    assert.equal(srv.hits(), 3, 'every probe that started was answered before unwatch')
     assert.equal(health.isAvailable('a'), true, 'an unwatched key is unknown again')
   })
 
-  it('stops all probing after stop, and ignores watch afterwards', async () => {
+  it('stops all probing after stop, and ignores watch afterwards', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] })
     const srv = await startServer()
     cleanups.push(srv.close)
-    const { health, changes } = checker({ intervalMs: 30, timeoutMs: 500 })
+    const { probe, started } = countingProbe()
+    const { health, changes } = checker({ intervalMs: 30, timeoutMs: 500, probe })
     health.watch('a', srv.url)
     health.watch('b', new URL(`http://127.0.0.1:${srv.port}/v1/images/generations`))
-    await waitFor('probes of both keys', () => srv.hits() >= 4)
+    assert.deepEqual([await health.settle('a', 2_000), await health.settle('b', 2_000)], [true, true])
+    t.mock.timers.tick(30)
+    assert.deepEqual([await health.settle('a', 2_000), await health.settle('b', 2_000)], [true, true])
+    assert.equal(started(), 4)
     health.stop()
-    await sleep(30)
-    const seen = srv.hits()
     health.watch('c', srv.url)
-    await sleep(250)
-    assert.equal(srv.hits(), seen)
+    t.mock.timers.tick(100 * 30)
+    assert.equal(started(), 4, 'no probe after stop, not even of a key watched afterwards')
+    assert.equal(srv.hits(), 4)
     assert.deepEqual(changes, [])
   })
 })

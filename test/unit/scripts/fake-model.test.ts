@@ -154,14 +154,23 @@ describe('fake model server: chat', () => {
     assert.equal(JSON.parse(events.at(-2)?.data ?? '').usage, undefined)
   })
 
-  it('survives a client that leaves in the middle of a stream', async () => {
-    const server = await start({ tokens: ['a', 'b', 'c', 'd', 'e'], tokenDelayMs: 30 })
+  it('survives a client that leaves in the middle of a stream', { timeout: 20_000 }, async () => {
+    let serverSawLeave!: () => void
+    const left = new Promise<void>((resolve) => { serverSawLeave = resolve })
+    // Every token after the first waits for the client to leave: the stream is cut in its middle.
+    const beforeToken = async (index: number, signal: AbortSignal): Promise<void> => {
+      if (index === 0) return
+      if (!signal.aborted) await new Promise((resolve) => { signal.addEventListener('abort', resolve, { once: true }) })
+      serverSawLeave()
+    }
+    const server = await start({ tokens: ['a', 'b', 'c', 'd', 'e'], beforeToken })
     const controller = new AbortController()
     const res = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ messages: [], stream: true }), signal: controller.signal })
     const reader = (res.body as ReadableStream<Uint8Array>).getReader()
     await reader.read()
     controller.abort()
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    await left
+    assert.equal(server.abortedStreams, 1)
     const { status } = await postJson(`${server.url}/v1/chat/completions`, { messages: [] })
     assert.equal(status, 200)
   })
