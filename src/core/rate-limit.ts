@@ -1,7 +1,7 @@
 // Token buckets and strikes: the two pieces every rate limit of the node is made of. Used by the job
 // budgets (src/p2p/peer-budget.ts: a bucket of job starts per peer, strikes for going over a budget), the
 // topic's rate limits (src/p2p/topic-rate.ts: buckets per author and per forwarding peer, strikes for
-// flooding) and view-sync's requests (src/registry/view-sync.ts, through topic-rate.ts). Pure, with an
+// flooding) and view-sync's requests (src/registry/view-sync/view-sync.ts, through topic-rate.ts). Pure, with an
 // injectable clock; test/unit/core/rate-limit.test.ts.
 
 /** A bucket's state: `tokens` as of time `at` (ms). */

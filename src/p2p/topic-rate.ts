@@ -29,7 +29,7 @@ export function messageCost (bytes: number): number {
   return Math.max(1, Math.ceil(bytes / TOKEN_BYTES))
 }
 
-// The buckets are src/core/rate-limit.ts's, exported from here too (src/registry/view-sync.ts uses them).
+// The buckets are src/core/rate-limit.ts's, exported from here too (src/registry/view-sync/view-sync.ts uses them).
 export { TokenBuckets }
 
 export interface TopicRateOptions {
