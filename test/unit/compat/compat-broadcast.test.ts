@@ -27,6 +27,7 @@ import {
   imageJsonFromResponse, imageRequestFromJson, imageRequestToModelJson, imageResponseFromModelJson, makeBroadcastHandlers
 } from '../../../src/compat/broadcast-rpc/go-jobs.ts'
 import { waitFor } from '../../helpers/wait.ts'
+import { hasCode } from '../../helpers/errors.ts'
 
 const TOPIC = 'DeepBrainChain'
 const T = protocol.MessageType
@@ -35,15 +36,6 @@ const encoder = new TextEncoder()
 /** Where a mocked Date (node:test mock.timers) stands still in the deadline checks. */
 const NOW = Date.UTC(2026, 0, 1)
 const decoder = new TextDecoder()
-
-function hasCode (code: number, message?: RegExp) {
-  return (err: unknown): boolean => {
-    assert.ok(err instanceof AicnError, `expected an AicnError, got ${String(err)}`)
-    assert.equal(err.code, code, err.message)
-    if (message !== undefined) assert.match(err.message, message)
-    return true
-  }
-}
 
 function deferred (): { promise: Promise<void>, resolve: () => void } {
   let resolve!: () => void

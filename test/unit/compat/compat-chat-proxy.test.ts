@@ -15,6 +15,7 @@ import { CHAT_PROXY_PROTOCOL, ChatProxy, goQueryEscape } from '../../../src/comp
 import { componentsOf } from '../../../src/p2p/components.ts'
 import { MemoryNetwork, type MemoryHost } from '../../helpers/memory-peers.ts'
 import { waitFor } from '../../helpers/wait.ts'
+import { hasCode } from '../../helpers/errors.ts'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -58,15 +59,6 @@ const untilAborted = async (signal: AbortSignal): Promise<unknown> => await new 
   if (signal.aborted) resolve(signal.reason)
   else signal.addEventListener('abort', () => { resolve(signal.reason) }, { once: true })
 })
-
-function hasCode (code: number, message?: RegExp) {
-  return (err: unknown): boolean => {
-    assert.ok(err instanceof AicnError, `expected an AicnError, got ${String(err)}`)
-    assert.equal(err.code, code, err.message)
-    if (message !== undefined) assert.match(err.message, message)
-    return true
-  }
-}
 
 /** The request a Go node writes (docs/protocols.md, `/chat-proxy/0.0.1`): Content-Length body, and no half-close afterwards. */
 function goRequest (path: string, query: string, body: string, contentType = 'application/json'): Buffer {

@@ -25,6 +25,7 @@ import { JOB_PROTOCOL, JOB_PROTOCOLS, JOB_PROTOCOL_1_0, JobProtocol } from '../.
 import { FrameReader, MAX_JOB_MS, encodeBodyFrame, encodeFrame, requestHeadFrame } from '../../../src/protocols/job/job-frames.ts'
 import { componentsOf } from '../../../src/p2p/components.ts'
 import { waitFor } from '../../helpers/wait.ts'
+import { hasCode } from '../../helpers/errors.ts'
 
 const MiB = 1024 * 1024
 const encoder = new TextEncoder()
@@ -104,15 +105,6 @@ async function settledValue (value: () => number, from: Node, to: Node): Promise
     last = now
   }
   return last
-}
-
-function hasCode (code: number, message?: RegExp) {
-  return (err: unknown): boolean => {
-    assert.ok(err instanceof AicnError, `expected an AicnError, got ${String(err)}`)
-    assert.equal(err.code, code, err.message)
-    if (message !== undefined) assert.match(err.message, message)
-    return true
-  }
 }
 
 describe('the job protocol', () => {
