@@ -16,7 +16,8 @@ import type { Logger } from '../core/logger.ts'
 import { StrikeRule, TokenBucketRule, type Bucket, type StrikeState } from '../core/rate-limit.ts'
 import type { InboundJob, RunningJobs } from '../core/running-jobs.ts'
 import type { Stream } from '@libp2p/interface'
-import { Gauge, type Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
+import { registerScrapedGauges } from '../core/scraped-metrics.ts'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -284,16 +285,11 @@ export function defaultBudgets (host: { hangUp: (peer: PeerId) => Promise<void> 
 /** Gauges of the budgets on the node's metrics (`/api/v0/debug/metrics/prometheus`): job streams and
  * bytes held for peers, and peers in the penalty box; read when scraped. */
 export function registerBudgetMetrics (budgets: PeerBudgets, registry: Registry): void {
-  const gauges: Array<[string, string, (stats: BudgetStats) => number]> = [
-    ['aicn_job_streams_inbound', 'job streams (job protocol and chat-proxy) other peers have open on this node', (s) => s.streams],
-    ['aicn_job_held_bytes', 'bytes held for other peers\' job streams (unfinished frames, unread frames, chat bodies)', (s) => s.heldBytes],
-    ['aicn_job_peers_penalised', 'peers whose job streams are refused for going over their budgets', (s) => s.penalised]
-  ]
-  for (const [name, help, read] of gauges) {
-    if (registry.getSingleMetric(name) !== undefined) continue
-    // Constructed for its side effect: it registers itself in `registry`.
-    new Gauge({ name, help, registers: [registry], collect () { this.set(read(budgets.stats())) } })
-  }
+  registerScrapedGauges(registry, [
+    ['aicn_job_streams_inbound', 'job streams (job protocol and chat-proxy) other peers have open on this node', () => budgets.stats().streams],
+    ['aicn_job_held_bytes', 'bytes held for other peers\' job streams (unfinished frames, unread frames, chat bodies)', () => budgets.stats().heldBytes],
+    ['aicn_job_peers_penalised', 'peers whose job streams are refused for going over their budgets', () => budgets.stats().penalised]
+  ])
 }
 
 /** Serves one inbound job stream (the job protocol, the Go node's chat-proxy) within its peer's budgets:

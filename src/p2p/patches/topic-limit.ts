@@ -11,7 +11,8 @@
 // handleReceivedMessage when its author's bucket refilled, so it is checked, delivered and forwarded
 // exactly like a message that just arrived.
 import type { PeerId } from '@libp2p/interface'
-import { Counter, Gauge, type Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
+import { registerScrapedCounters, registerScrapedGauges } from '../../core/scraped-metrics.ts'
 import { equals } from 'uint8arrays/equals'
 import type { TopicRateLimiter, TopicRateStats } from '../topic-rate.ts'
 
@@ -126,25 +127,17 @@ export function limitFloodsubRates<T> (service: T, limiter: TopicRateLimiter<Hel
 
 /** The limiter's counters on the node's metrics (`/metrics`), read when scraped. */
 export function registerTopicRateMetrics (limiter: TopicRateLimiter<HeldMessage>, registry: Registry): void {
-  const counters: Array<[string, string, keyof TopicRateStats]> = [
-    ['aicn_topic_passed_total', 'topic messages let through to gossipsub\'s checks (signature, seen-cache, topic validator); duplicates are not counted', 'passed'],
-    ['aicn_topic_throttled_author_total', 'topic messages held back because their author published over its rate (only its newest is let through later)', 'throttledAuthor'],
-    ['aicn_topic_throttled_peer_total', 'topic messages dropped because the peer they came from relayed over its rate', 'throttledPeer'],
-    ['aicn_topic_dropped_penalised_total', 'topic messages dropped unchecked because the peer they came from is penalised', 'droppedPenalised'],
-    ['aicn_topic_coalesced_total', 'held topic messages replaced by a newer one of the same author (or not held: the table was full)', 'coalesced'],
-    ['aicn_topic_released_total', 'held topic messages let through once their author\'s rate allowed', 'released']
-  ]
-  for (const [name, help, key] of counters) {
-    if (registry.getSingleMetric(name) !== undefined) continue
-    let last = 0
-    new Counter({ name, help, registers: [registry], collect () { const now = limiter.stats()[key]; this.inc(Math.max(0, now - last)); last = now } })
-  }
-  const gauges: Array<[string, string, keyof TopicRateStats]> = [
-    ['aicn_topic_held_messages', 'topic messages held back now (one per throttled author)', 'held'],
-    ['aicn_topic_peers_penalised', 'peers whose topic messages are dropped for going over their rate', 'penalised']
-  ]
-  for (const [name, help, key] of gauges) {
-    if (registry.getSingleMetric(name) !== undefined) continue
-    new Gauge({ name, help, registers: [registry], collect () { this.set(limiter.stats()[key]) } })
-  }
+  const stat = (key: keyof TopicRateStats) => () => limiter.stats()[key]
+  registerScrapedCounters(registry, [
+    ['aicn_topic_passed_total', 'topic messages let through to gossipsub\'s checks (signature, seen-cache, topic validator); duplicates are not counted', stat('passed')],
+    ['aicn_topic_throttled_author_total', 'topic messages held back because their author published over its rate (only its newest is let through later)', stat('throttledAuthor')],
+    ['aicn_topic_throttled_peer_total', 'topic messages dropped because the peer they came from relayed over its rate', stat('throttledPeer')],
+    ['aicn_topic_dropped_penalised_total', 'topic messages dropped unchecked because the peer they came from is penalised', stat('droppedPenalised')],
+    ['aicn_topic_coalesced_total', 'held topic messages replaced by a newer one of the same author (or not held: the table was full)', stat('coalesced')],
+    ['aicn_topic_released_total', 'held topic messages let through once their author\'s rate allowed', stat('released')]
+  ])
+  registerScrapedGauges(registry, [
+    ['aicn_topic_held_messages', 'topic messages held back now (one per throttled author)', stat('held')],
+    ['aicn_topic_peers_penalised', 'peers whose topic messages are dropped for going over their rate', stat('penalised')]
+  ])
 }

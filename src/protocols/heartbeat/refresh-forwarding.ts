@@ -15,7 +15,8 @@
 // - only the gossipsub router's forwarding is narrowed; local delivery, the mesh, IHAVE gossip and
 //   scoring are untouched (pubsub-go-rules.ts patches the same method the same way).
 import type { PeerId } from '@libp2p/interface'
-import { Counter, type Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
+import { registerScrapedCounters } from '../../core/scraped-metrics.ts'
 import { protocol } from '../../proto/index.ts'
 import { decodeHeartbeat, type Heartbeat } from '../heartbeat-codec.ts'
 import { isBroadcast } from '../../proto/broadcast.ts'
@@ -116,17 +117,13 @@ function contentKey (heartbeat: Heartbeat): string {
 
 /** The forwarding's counts as Prometheus counters (docs/metrics.md), read from `forwarding.stats` at scrape time. */
 export function registerRefreshForwardingMetrics (forwarding: RefreshForwarding, registry: Registry): void {
-  const counters: Array<[string, string, keyof RefreshForwardingStats]> = [
-    ['aicn_heartbeat_forward_first_total', 'heartbeats forwarded to every peer because this node had not heard their author before (or forgot it)', 'first'],
-    ['aicn_heartbeat_forward_changed_total', 'heartbeats forwarded to every peer because they say something new (models, states, version, interval)', 'changed'],
-    ['aicn_heartbeat_forward_leaving_total', 'leaving heartbeats forwarded to every peer', 'leaving'],
-    ['aicn_heartbeat_forward_refreshes_total', 'heartbeats that say nothing new (refreshes)', 'refreshes'],
-    ['aicn_heartbeat_forward_refreshes_to_all_total', 'refreshes forwarded to every peer because no peer had synced its view from this node within the author\'s interval', 'refreshesToAll'],
-    ['aicn_heartbeat_forward_sends_skipped_total', 'refresh sends left out: peers that synced their view from this node lately (an upper bound: those outside the mesh count too)', 'skipped']
-  ]
-  for (const [name, help, key] of counters) {
-    if (registry.getSingleMetric(name) !== undefined) continue
-    let last = 0
-    new Counter({ name, help, registers: [registry], collect () { const now = forwarding.stats[key]; this.inc(Math.max(0, now - last)); last = now } })
-  }
+  const stat = (key: keyof RefreshForwardingStats) => () => forwarding.stats[key]
+  registerScrapedCounters(registry, [
+    ['aicn_heartbeat_forward_first_total', 'heartbeats forwarded to every peer because this node had not heard their author before (or forgot it)', stat('first')],
+    ['aicn_heartbeat_forward_changed_total', 'heartbeats forwarded to every peer because they say something new (models, states, version, interval)', stat('changed')],
+    ['aicn_heartbeat_forward_leaving_total', 'leaving heartbeats forwarded to every peer', stat('leaving')],
+    ['aicn_heartbeat_forward_refreshes_total', 'heartbeats that say nothing new (refreshes)', stat('refreshes')],
+    ['aicn_heartbeat_forward_refreshes_to_all_total', 'refreshes forwarded to every peer because no peer had synced its view from this node within the author\'s interval', stat('refreshesToAll')],
+    ['aicn_heartbeat_forward_sends_skipped_total', 'refresh sends left out: peers that synced their view from this node lately (an upper bound: those outside the mesh count too)', stat('skipped')]
+  ])
 }

@@ -5,17 +5,18 @@
 import '../../../src/core/polyfill.ts'
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createHash, randomBytes, randomUUID } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import type { Stream } from '@libp2p/interface'
 import { AicnError, ErrorCode } from '../../../src/core/errors.ts'
 import { silentLogger } from '../../../src/core/logger.ts'
-import { JobKind, type JobHead, type JobRequest, type JobResponse, type JobRunner } from '../../../src/core/job-types.ts'
+import { JobKind, type JobRequest, type JobResponse, type JobRunner } from '../../../src/core/job-types.ts'
 import { write } from '../../../src/p2p/stream-write.ts'
 import { CHAT_PROXY_PROTOCOL, ChatProxy, goQueryEscape } from '../../../src/compat/chat-proxy/chat-proxy.ts'
 import { componentsOf } from '../../../src/p2p/components.ts'
 import { MemoryNetwork, type MemoryHost } from '../../helpers/memory-peers.ts'
 import { waitFor } from '../../helpers/wait.ts'
 import { hasCode } from '../../helpers/errors.ts'
+import { head, once, collect, deferred } from '../../helpers/jobs.ts'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -29,26 +30,6 @@ const network = new MemoryNetwork()
 
 async function createHost (): Promise<Host> {
   return (await network.peer()).host
-}
-
-function head (model: string, extra: Partial<JobHead> = {}): JobHead {
-  return { requestId: randomUUID(), project: 'Test', model, cid: '', kind: JobKind.CHAT, contentType: 'application/json', stream: false, deadline: Date.now() + 30_000, ...extra }
-}
-
-async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> {
-  yield bytes
-}
-
-async function collect (body: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const chunks: Uint8Array[] = []
-  for await (const chunk of body) chunks.push(chunk)
-  return Buffer.concat(chunks)
-}
-
-function deferred<T = void> (): { promise: Promise<T>, resolve: (value: T) => void } {
-  let resolve!: (value: T) => void
-  const promise = new Promise<T>((res) => { resolve = res })
-  return { promise, resolve }
 }
 
 function answer (body: AsyncIterable<Uint8Array>, extra: Partial<JobResponse> = {}): JobResponse {

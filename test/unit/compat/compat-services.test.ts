@@ -5,26 +5,20 @@
 import '../../../src/core/polyfill.ts'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
 import { TypedEventEmitter } from '@libp2p/interface'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { ErrorCode } from '../../../src/core/errors.ts'
 import { collect } from '../../../src/core/iterables.ts'
-import { JobKind, type JobHead, type JobRunner } from '../../../src/core/job-types.ts'
+import type { JobRunner } from '../../../src/core/job-types.ts'
 import { silentLogger } from '../../../src/core/logger.ts'
 import type { PubSub, PubSubEvents } from '../../../src/p2p/pubsub.ts'
 import { CHAT_PROXY_PROTOCOL, ChatProxy, chatProxy } from '../../../src/compat/chat-proxy/index.ts'
 import { BroadcastRpc, broadcastRpc, type BroadcastHandlers } from '../../../src/compat/broadcast-rpc/index.ts'
 import { memoryPeers, runnerHeldUntilAborted } from '../../helpers/memory-peers.ts'
+import { head, once } from '../../helpers/jobs.ts'
 
 const never = new AbortController().signal
-
-function head (model: string): JobHead {
-  return { requestId: randomUUID(), project: 'Test', model, cid: '', kind: JobKind.CHAT, contentType: 'application/json', stream: false, deadline: Date.now() + 30_000 }
-}
-
-async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> { yield bytes }
 
 test('chat proxy as a libp2p service: start registers /chat-proxy/0.0.1, a job goes there and back, stop removes it', async () => {
   const [a, w] = await memoryPeers(2)

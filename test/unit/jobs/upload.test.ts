@@ -4,6 +4,7 @@ import assert from 'node:assert/strict'
 import type { IncomingMessage } from 'node:http'
 import { Readable } from 'node:stream'
 import { openUpload } from '../../../src/jobs/upload.ts'
+import { collect } from '../../helpers/jobs.ts'
 
 const BOUNDARY = 'b0und'
 const TYPE = `multipart/form-data; boundary=${BOUNDARY}`
@@ -24,12 +25,6 @@ function request (body: Buffer, chunk = 1024, headers: Record<string, string> = 
     for (let i = 0; i < body.length; i += chunk) { pulled++; yield body.subarray(i, i + chunk) }
   }
   return Object.assign(Readable.from(pieces(), { objectMode: false }), { headers, pulled: () => pulled }) as any
-}
-
-async function collect (body: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  for await (const c of body) chunks.push(Buffer.from(c))
-  return Buffer.concat(chunks)
 }
 
 describe('openUpload', () => {

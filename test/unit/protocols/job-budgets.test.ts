@@ -4,7 +4,6 @@
 import '../../../src/core/polyfill.ts'
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
 import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
@@ -12,7 +11,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import type { Stream, StreamCloseEvent } from '@libp2p/interface'
 import { silentLogger } from '../../../src/core/logger.ts'
-import { JobKind, type JobHead, type JobRunner } from '../../../src/core/job-types.ts'
+import type { JobRunner } from '../../../src/core/job-types.ts'
 import type { Host } from '../../../src/p2p/host.ts'
 import { installYamuxWindowHysteresis } from '../../../src/p2p/patches/yamux-window.ts'
 import { JOB_PROTOCOL, JobProtocol } from '../../../src/protocols/job/index.ts'
@@ -22,6 +21,7 @@ import { CHAT_PROXY_PROTOCOL, ChatProxy } from '../../../src/compat/chat-proxy/i
 import { RPC_PROTOCOL, RpcService } from '../../../src/protocols/rpc/index.ts'
 import { componentsOf } from '../../../src/p2p/components.ts'
 import { waitFor } from '../../helpers/wait.ts'
+import { head } from '../../helpers/jobs.ts'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -36,10 +36,6 @@ async function createHost (): Promise<Host> {
     services: { identify: identify() },
     connectionManager: { inboundConnectionThreshold: 1000 }
   }) as unknown as Host
-}
-
-function head (model: string, extra: Partial<JobHead> = {}): JobHead {
-  return { requestId: randomUUID(), project: 'Test', model, cid: '', kind: JobKind.CHAT, contentType: 'application/json', stream: false, deadline: Date.now() + 30_000, ...extra }
 }
 
 /** Echoes the request body. */

@@ -5,7 +5,7 @@
 import '../../../src/core/polyfill.ts'
 import { after, afterEach, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createHash, randomBytes, randomUUID } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { setMaxListeners } from 'node:events'
 import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
@@ -26,6 +26,7 @@ import { FrameReader, MAX_JOB_MS, encodeBodyFrame, encodeFrame, requestHeadFrame
 import { componentsOf } from '../../../src/p2p/components.ts'
 import { waitFor } from '../../helpers/wait.ts'
 import { hasCode } from '../../helpers/errors.ts'
+import { head, once, collect, deferred } from '../../helpers/jobs.ts'
 
 const MiB = 1024 * 1024
 const encoder = new TextEncoder()
@@ -49,26 +50,6 @@ async function createNode (options: { serve?: JobRunner, maxRequestBytes?: numbe
     await jobs.start()
   }
   return { host, jobs }
-}
-
-function head (model: string, extra: Partial<JobHead> = {}): JobHead {
-  return { requestId: randomUUID(), project: 'Test', model, cid: '', kind: JobKind.CHAT, contentType: 'application/json', stream: false, deadline: Date.now() + 30_000, ...extra }
-}
-
-async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> {
-  yield bytes
-}
-
-async function collect (body: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const chunks: Uint8Array[] = []
-  for await (const chunk of body) chunks.push(chunk)
-  return Buffer.concat(chunks)
-}
-
-function deferred<T = void> (): { promise: Promise<T>, resolve: (value: T) => void } {
-  let resolve!: (value: T) => void
-  const promise = new Promise<T>((res) => { resolve = res })
-  return { promise, resolve }
 }
 
 function answer (body: AsyncIterable<Uint8Array>, extra: Partial<JobResponse> = {}): JobResponse {

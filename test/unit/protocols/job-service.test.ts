@@ -4,21 +4,15 @@
 import '../../../src/core/polyfill.ts'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
 import { ErrorCode } from '../../../src/core/errors.ts'
 import { collect } from '../../../src/core/iterables.ts'
-import { JobKind, type JobHead, type JobRunner } from '../../../src/core/job-types.ts'
+import type { JobRunner } from '../../../src/core/job-types.ts'
 import { silentLogger } from '../../../src/core/logger.ts'
 import { JOB_PROTOCOLS, JobProtocol, jobProtocol } from '../../../src/protocols/job/index.ts'
 import { memoryPeers, runnerHeldUntilAborted } from '../../helpers/memory-peers.ts'
+import { head, once } from '../../helpers/jobs.ts'
 
 const never = new AbortController().signal
-
-function head (model: string, extra: Partial<JobHead> = {}): JobHead {
-  return { requestId: randomUUID(), project: 'Test', model, cid: '', kind: JobKind.CHAT, contentType: 'application/json', stream: false, deadline: Date.now() + 30_000, ...extra }
-}
-
-async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> { yield bytes }
 
 /** Answers with the request body, upper-cased. */
 const shout: JobRunner = async (request) => {
